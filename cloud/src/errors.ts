@@ -1,0 +1,18 @@
+/** Stable error codes of the collector; `retryable` says whether trying again later can help. */
+export const CloudErrorCode = {
+  CONFIG_INVALID: 'FB_CLOUD_CONFIG_INVALID',
+  DATABASE: 'FB_CLOUD_DATABASE',
+} as const;
+export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
+
+export class CloudError extends Error {
+  override name = 'CloudError';
+  constructor(
+    readonly code: CloudErrorCode,
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,9 @@
+export type { Collector } from './app.js';
+export { createCollector } from './app.js';
+export type { CloudConfig } from './config.js';
+export { loadCloudConfig } from './config.js';
+export type { EmbeddedPg } from './db/embedded-postgres.js';
+export { startEmbeddedPostgres } from './db/embedded-postgres.js';
+export { migrate, migrations } from './db/migrations.js';
+export { checkBatch } from './ingest/ingest.js';
+export { ObservationStore } from './ingest/observation-store.js';

@@ -1,0 +1,180 @@
+import { join } from 'node:path';
+import { subjects } from '@fieldbeam/protocol';
+import type { Logger } from 'pino';
+import type { EdgeConfig, SensorConfig } from './config.js';
+import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
+import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
+import { startStatusHttp } from './http-server.js';
+import { createEdgeMetrics } from './metrics.js';
+import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import type { ObservationSink, RejectSink } from './readings.js';
+import { startEmbeddedBroker } from './sources/embedded-broker.js';
+import { startExternalSubscriber } from './sources/external-subscriber.js';
+import { createMqttIngest } from './sources/mqtt-ingest.js';
+import { SensorMap } from './sources/sensor-map.js';
+import { buildEdgeStatus, diskFreeBytes, RateMeter } from './status.js';
+import { version } from './version.js';
+
+export interface EdgeAgent {
+  readonly edge: string;
+  /** The port sensors connect to (embedded broker), or undefined in external mode. */
+  readonly mqttPort: number | undefined;
+  readonly httpPort: number;
+  readonly outbox: SqliteOutbox;
+  /** Replaces the sensor mappings without touching connections or the buffer (SIGHUP). */
+  reloadSensors(sensors: readonly SensorConfig[]): void;
+  status(): ReturnType<typeof buildEdgeStatus>;
+  /** Stops intake, flushes the buffer to disk, waits for in-flight publishes, closes connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the edge agent: buffer, uplink, forwarder, MQTT intake, status. Resources close in reverse order. */
+export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<EdgeAgent> {
+  const closers: (() => Promise<void>)[] = [];
+  const startedMs = Date.now();
+  const metrics = createEdgeMetrics();
+  try {
+    const outbox = new SqliteOutbox({
+      path: join(config.data_dir, `${config.edge}.buffer.sqlite`),
+      capacityBytes: config.buffer.capacity_bytes,
+      policy: config.buffer.policy,
+      commitWindowMs: config.buffer.commit_window_ms,
+      synchronous: config.buffer.synchronous,
+      keepRejects: config.buffer.keep_rejects,
+      onDrop: (n) => {
+        metrics.dropped.inc(n);
+        log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');
+      },
+    });
+    closers.push(() => outbox.close());
+    log.info({ bufferId: outbox.bufferId, depth: outbox.stats().depth }, 'buffer open');
+
+    const publisher = await createJetStreamPublisher({
+      servers: [...config.nats.servers],
+      name: `fieldbeam-edge-${config.edge}`,
+      ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
+      ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
+      ackTimeoutMs: config.nats.ack_timeout_ms,
+    });
+    closers.push(() => publisher.close());
+
+    const forwarder = startForwarder(
+      outbox,
+      publisher,
+      {
+        ...defaultForwarderOptions,
+        edge: config.edge,
+        maxInFlight: config.forward.max_in_flight,
+        maxBatchObservations: config.forward.max_batch_observations,
+      },
+      {
+        onSent: (batch) => metrics.forwarded.inc(batch.observations.length),
+        onError: (err, attempt, retryInMs) => {
+          metrics.uplinkErrors.inc();
+          log.warn({ err: (err as Error).message, attempt, retryInMs }, 'uplink publish failed; will resend');
+        },
+      },
+    );
+    closers.push(() => forwarder.close());
+
+    let sensorMap = new SensorMap(config.sensors);
+    const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
+    const rejects: RejectSink = { reject: (e) => outbox.recordReject(e) };
+    const ingest = createMqttIngest({
+      edge: config.edge,
+      sensors: () => sensorMap,
+      sink,
+      rejects,
+      metrics,
+      log,
+      maxPayloadBytes: config.mqtt.max_packet_bytes,
+    });
+    let mqttPort: number | undefined;
+    if (config.mqtt.mode === 'embedded') {
+      const broker = await startEmbeddedBroker(
+        { host: config.mqtt.host, port: config.mqtt.port },
+        ingest,
+        log,
+      );
+      mqttPort = broker.port;
+      closers.push(() => broker.close());
+    } else {
+      const sub = await startExternalSubscriber(
+        config.mqtt.url ?? '',
+        () => sensorMap.filters(),
+        ingest,
+        log,
+      );
+      closers.push(() => sub.close());
+    }
+
+    const inRate = new RateMeter();
+    const outRate = new RateMeter();
+    const rejectedTotal = async () => (await metrics.rejected.get()).values.reduce((s, v) => s + v.value, 0);
+    let rejectedCount = 0;
+    const status = () =>
+      buildEdgeStatus({
+        edge: config.edge,
+        version,
+        startedMs,
+        buffer: outbox.stats(),
+        inPerS: inRate.rate,
+        outPerS: outRate.rate,
+        rejected: rejectedCount,
+        diskFree: diskFreeBytes(config.data_dir),
+        uplinkConnected: publisher.connected,
+      });
+    const sample = async () => {
+      const s = outbox.stats();
+      inRate.sample(s.appended);
+      outRate.sample(s.acked);
+      rejectedCount = await rejectedTotal();
+      metrics.depth.set(s.depth);
+      metrics.bytes.set(s.bytes);
+      metrics.uplink.set(publisher.connected ? 1 : 0);
+    };
+    const heartbeat = setInterval(() => {
+      void sample().then(() => {
+        publisher.publishStatus(subjects.edgeStatus(config.edge), Buffer.from(JSON.stringify(status())));
+      });
+    }, config.status_interval_ms);
+    heartbeat.unref();
+    closers.push(async () => clearInterval(heartbeat));
+
+    const http = await startStatusHttp(config.http, metrics.registry, () => {
+      const s = status();
+      return { ok: true, ...s };
+    });
+    closers.push(() => http.close());
+
+    let closing: Promise<void> | undefined;
+    return {
+      edge: config.edge,
+      mqttPort,
+      httpPort: http.port,
+      outbox,
+      reloadSensors(sensors) {
+        sensorMap = new SensorMap(sensors);
+        log.info({ sensors: sensors.length }, 'sensor mappings reloaded');
+      },
+      status,
+      close() {
+        closing ??= unwind(closers, log);
+        return closing;
+      },
+    };
+  } catch (err) {
+    await unwind(closers, log);
+    throw err;
+  }
+}
+
+async function unwind(closers: (() => Promise<void>)[], log: Logger): Promise<void> {
+  for (const close of closers.reverse()) {
+    try {
+      await close();
+    } catch (err) {
+      log.error({ err }, 'error while closing');
+    }
+  }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { createEdgeAgent } from './agent.js';
+import { loadEdgeConfig } from './config.js';
+import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+
+const HELP = `fieldbeam-edge: the Fieldbeam edge agent
+
+Usage:
+  fieldbeam-edge run --config FILE        run the agent (SIGHUP reloads sensors, SIGTERM stops cleanly)
+  fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
+  fieldbeam-edge rejects --config FILE [--limit N]
+                                          print the most recent rejected inputs kept in the buffer file
+  fieldbeam-edge help                     this text
+
+Environment: LOG_LEVEL (default info). Config keys are documented in edge/README.md.
+`;
+
+async function run(configFile: string): Promise<number> {
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { svc: 'fieldbeam-edge' } });
+  let config = loadEdgeConfig(configFile);
+  const agent = await createEdgeAgent(config, log);
+  log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
+  process.on('SIGHUP', () => {
+    try {
+      config = loadEdgeConfig(configFile);
+      agent.reloadSensors(config.sensors);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; keeping the previous sensors');
+    }
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      // A second signal, or a stuck close, must not keep a service manager waiting forever.
+      setTimeout(() => process.exit(1), 15_000).unref();
+      void agent.close().then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  log.info('stopped');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean' } },
+    allowPositionals: true,
+    strict: false,
+  });
+  const needConfig = () => {
+    if (typeof values.config !== 'string') throw new Error(`${command} needs --config FILE`);
+    return values.config;
+  };
+  switch (command) {
+    case 'run':
+      return run(needConfig());
+    case 'check':
+      process.stdout.write(`${JSON.stringify(loadEdgeConfig(needConfig()), null, 2)}\n`);
+      return 0;
+    case 'rejects': {
+      const cfg = loadEdgeConfig(needConfig());
+      const outbox = new SqliteOutbox({
+        path: join(cfg.data_dir, `${cfg.edge}.buffer.sqlite`),
+        capacityBytes: cfg.buffer.capacity_bytes,
+        policy: cfg.buffer.policy,
+        commitWindowMs: 0,
+        synchronous: cfg.buffer.synchronous,
+        keepRejects: cfg.buffer.keep_rejects,
+      });
+      for (const r of outbox.listRejects(Number(values.limit ?? 20))) {
+        const { payload, ...rest } = r;
+        process.stdout.write(
+          `${JSON.stringify({ ...rest, at: new Date(r.at_ms).toISOString(), payload: payload.toString('utf8') })}\n`,
+        );
+      }
+      await outbox.close();
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`fieldbeam-edge: ${err.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { parseEdgeConfig } from './config.js';
+
+describe('parseEdgeConfig', () => {
+  it('applies defaults and freezes the result', () => {
+    const cfg = parseEdgeConfig({ edge: 'gw-1' });
+    expect(cfg.buffer.policy).toBe('block');
+    expect(cfg.mqtt.mode).toBe('embedded');
+    expect(Object.isFrozen(cfg.buffer)).toBe(true);
+  });
+
+  it('reports every problem at once with its path', () => {
+    let message = '';
+    try {
+      parseEdgeConfig({
+        edge: 'bad.id',
+        buffer: { policy: 'drop_newest' },
+        sensors: [
+          { topic: 'a/+station/t', decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' } },
+          { topic: 'x/#/y', decoder: { type: 'number', variable: 'v', unit: '1' } },
+        ],
+      });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/edge: edge id must be/);
+    expect(message).toMatch(/buffer\.policy:/);
+    expect(message).toMatch(/sensors\[1\]\.topic: .*last level/);
+    expect(message).toMatch(/sensors\[1\]\.station: set station/);
+    expect(message).not.toMatch(/sensors\[0\]/);
+  });
+
+  it('interpolates ${ENV} and names missing variables', () => {
+    const cfg = parseEdgeConfig({ edge: 'gw-1', nats: { pass: '${SECRET}' } }, { SECRET: 's3' });
+    expect(cfg.nats.pass).toBe('s3');
+    expect(() => parseEdgeConfig({ edge: 'gw-1', nats: { pass: '${NOPE}' } }, {})).toThrow(
+      /nats\.pass: environment variable NOPE is not set/,
+    );
+  });
+});

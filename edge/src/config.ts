@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { isSubjectToken } from '@fieldbeam/protocol';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DecoderSpec } from './decode/registry.js';
+import { EdgeError, EdgeErrorCode } from './errors.js';
+import { parseTopicPattern } from './sources/topic-pattern.js';
+
+const Port = z.number().int().min(0).max(65535);
+
+const SensorConfig = z
+  .object({
+    /** MQTT topic pattern with named captures, e.g. `sensors/+station/temperature`. */
+    topic: z
+      .string()
+      .min(1)
+      .superRefine((t, ctx) => {
+        try {
+          parseTopicPattern(t);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
+    decoder: DecoderSpec,
+    /** Fixed station id; otherwise the `station` capture of the topic. */
+    station: z.string().min(1).optional(),
+    /** Fixed sensor id; otherwise the `sensor` capture of the topic, if any. */
+    sensor: z.string().min(1).optional(),
+    lat: z.number().min(-90).max(90).optional(),
+    lon: z.number().min(-180).max(180).optional(),
+    alt: z.number().optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!s.station && !/[+#]station\b/.test(s.topic)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['station'],
+        message: 'set station, or capture it in the topic with +station',
+      });
+    }
+  });
+export type SensorConfig = z.infer<typeof SensorConfig>;
+
+export const EdgeConfigSchema = z
+  .object({
+    /** This agent's id: one NATS subject token. */
+    edge: z.string().refine(isSubjectToken, 'edge id must be 1-64 of A-Z a-z 0-9 _ -'),
+    /** Where the buffer file lives. */
+    data_dir: z.string().default('/var/lib/fieldbeam'),
+    nats: z
+      .object({
+        servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']),
+        user: z.string().optional(),
+        pass: z.string().optional(),
+        ack_timeout_ms: z.number().int().positive().default(5000),
+      })
+      .strict()
+      .default({ servers: ['nats://127.0.0.1:4222'], ack_timeout_ms: 5000 }),
+    mqtt: z
+      .object({
+        /** `embedded`: sensors connect to the agent's own broker; `external`: the agent subscribes to another broker. */
+        mode: z.enum(['embedded', 'external']).default('embedded'),
+        host: z.string().default('0.0.0.0'),
+        port: Port.default(1883),
+        /** For `external` mode. */
+        url: z.string().optional(),
+        max_packet_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1024),
+      })
+      .strict()
+      .default({ mode: 'embedded', host: '0.0.0.0', port: 1883, max_packet_bytes: 256 * 1024 }),
+    buffer: z
+      .object({
+        capacity_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1024 * 1024),
+        policy: z.enum(['block', 'drop_oldest']).default('block'),
+        commit_window_ms: z.number().min(0).max(1000).default(2),
+        synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+        keep_rejects: z.number().int().nonnegative().default(1000),
+      })
+      .strict()
+      .default({
+        capacity_bytes: 256 * 1024 * 1024,
+        policy: 'block',
+        commit_window_ms: 2,
+        synchronous: 'FULL',
+        keep_rejects: 1000,
+      }),
+    forward: z
+      .object({
+        max_in_flight: z.number().int().min(1).max(1024).default(8),
+        max_batch_observations: z.number().int().min(1).max(500).default(500),
+      })
+      .strict()
+      .default({ max_in_flight: 8, max_batch_observations: 500 }),
+    http: z
+      .object({ host: z.string().default('127.0.0.1'), port: Port.default(9464) })
+      .strict()
+      .default({ host: '127.0.0.1', port: 9464 }),
+    status_interval_ms: z.number().int().positive().default(10_000),
+    sensors: z.array(SensorConfig).default([]),
+  })
+  .strict();
+
+export type EdgeConfig = Readonly<z.infer<typeof EdgeConfigSchema>>;
+
+/** Replaces `${NAME}` in every string with the environment variable; a missing one is an error with its path. */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
+      return v ?? '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`, problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, problems)]),
+    );
+  }
+  return value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
+    '',
+  );
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Validates a parsed config document; every problem is reported at once, each with its path. */
+export function parseEdgeConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
+  const problems: string[] = [];
+  const interpolated = interpolate(doc ?? {}, env, '', problems);
+  const parsed = EdgeConfigSchema.safeParse(interpolated);
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) problems.push(`${formatPath(i.path) || '(root)'}: ${i.message}`);
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new EdgeError(
+      EdgeErrorCode.CONFIG_INVALID,
+      `invalid edge config:\n  ${problems.join('\n  ')}`,
+      false,
+    );
+  }
+  return deepFreeze(parsed.data);
+}
+
+export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new EdgeError(
+      EdgeErrorCode.CONFIG_INVALID,
+      `cannot read config ${file}: ${(err as Error).message}`,
+      false,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new EdgeError(
+      EdgeErrorCode.CONFIG_INVALID,
+      `${file} is not valid YAML: ${(err as Error).message}`,
+      false,
+    );
+  }
+  return parseEdgeConfig(doc, env);
+}

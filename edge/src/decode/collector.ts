@@ -1,0 +1,89 @@
+import type { Reading } from '../readings.js';
+import { classify } from './text.js';
+import type { DecodeOutcome, SkippedField } from './types.js';
+import { toCanonical } from './units.js';
+
+export interface ReadingOptions {
+  sensor?: string;
+  timeMs?: number;
+  quality?: readonly string[];
+}
+
+/** Limits of the wire Observation (protocol): a reading beyond them is skipped here, with the reason. */
+const MAX_NAME = 200;
+const MAX_TEXT = 4096;
+
+/**
+ * Gathers one message's readings: converts numbers to their canonical unit, flags a missing unit
+ * (`unit_unknown`), routes "no reading" markers to `skipped`, and applies the message's time.
+ */
+export class ReadingCollector {
+  readonly readings: Reading[] = [];
+  readonly skipped: SkippedField[] = [];
+
+  constructor(private readonly defaults: { timeMs?: number; quality?: readonly string[] } = {}) {}
+
+  /** A measured number in the unit the device sent (`''` when nobody knows it). */
+  number(field: string, variable: string, value: number, unit: string, opts: ReadingOptions = {}): void {
+    const c = toCanonical(value, unit);
+    this.push(field, { variable, value: c.value, unit: c.unit }, opts, c.unit === '' ? ['unit_unknown'] : []);
+  }
+
+  /** A state or label (`ON`, `Normal`, `true`): stored as text, with no value. */
+  text(field: string, variable: string, text: string, opts: ReadingOptions = {}): void {
+    if (text.length > MAX_TEXT) {
+      this.skip(field, `text longer than ${MAX_TEXT} characters`);
+      return;
+    }
+    this.push(field, { variable, value: null, text, unit: '' }, opts, []);
+  }
+
+  skip(field: string, reason: string): void {
+    this.skipped.push({ field, reason });
+  }
+
+  /** Any JSON value: numbers are measured, markers skipped, text kept, objects and arrays left out. */
+  value(field: string, variable: string, raw: unknown, unit: string, opts: ReadingOptions = {}): void {
+    const s = classify(raw);
+    if (s.kind === 'number') this.number(field, variable, s.value, unit, opts);
+    else if (s.kind === 'text') this.text(field, variable, s.text, opts);
+    else if (s.kind === 'none') this.skip(field, `no reading: ${JSON.stringify(s.raw)}`);
+  }
+
+  outcome(station?: string): DecodeOutcome {
+    const out: DecodeOutcome = { kind: 'readings', readings: this.readings, skipped: this.skipped };
+    if (station !== undefined && station !== '') out.station = station;
+    return out;
+  }
+
+  private push(field: string, r: Reading, opts: ReadingOptions, flags: string[]): void {
+    if (r.variable.length > MAX_NAME || (opts.sensor?.length ?? 0) > MAX_NAME) {
+      this.skip(field, `variable or sensor name longer than ${MAX_NAME} characters`);
+      return;
+    }
+    const timeMs = opts.timeMs ?? this.defaults.timeMs;
+    if (timeMs !== undefined) r.timeMs = timeMs;
+    if (opts.sensor !== undefined && opts.sensor !== '') r.sensor = opts.sensor;
+    const quality = [...new Set([...(this.defaults.quality ?? []), ...(opts.quality ?? []), ...flags])];
+    if (quality.length > 0) r.quality = quality;
+    this.readings.push(r);
+  }
+}
+
+/** A status outcome with the `online` / `offline` vocabulary every family maps to. */
+export function statusOutcome(state: string, station?: string): DecodeOutcome {
+  const out: DecodeOutcome = { kind: 'status', state };
+  if (station !== undefined && station !== '') out.station = station;
+  return out;
+}
+
+/**
+ * Availability payloads across firmwares (`online`, `Online`, `true`, `{"state":"online"}` parsed by
+ * the caller) as `online` / `offline`; anything else is kept lower-cased so an operator sees it.
+ */
+export function availability(word: string): string {
+  const w = word.trim().toLowerCase();
+  if (w === 'online' || w === 'true' || w === '1') return 'online';
+  if (w === 'offline' || w === 'false' || w === '0') return 'offline';
+  return w;
+}

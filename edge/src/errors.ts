@@ -1,0 +1,20 @@
+/** Stable error codes of the edge agent; `retryable` says whether trying again later can help. */
+export const EdgeErrorCode = {
+  CONFIG_INVALID: 'FB_EDGE_CONFIG_INVALID',
+  BUFFER_FULL: 'FB_EDGE_BUFFER_FULL',
+  BUFFER_CLOSED: 'FB_EDGE_BUFFER_CLOSED',
+  UPLINK: 'FB_EDGE_UPLINK',
+} as const;
+export type EdgeErrorCode = (typeof EdgeErrorCode)[keyof typeof EdgeErrorCode];
+
+export class EdgeError extends Error {
+  override name = 'EdgeError';
+  constructor(
+    readonly code: EdgeErrorCode,
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Observation } from '@fieldbeam/protocol';
+import { describe, expect, it } from 'vitest';
+import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
+import { backoffMs, startForwarder } from './forwarder.js';
+import type { Publisher } from './publisher.js';
+
+/** In-memory outbox with the same contract as the SQLite one, to test the forwarder's logic alone. */
+function memoryOutbox(n: number): Outbox & { rows: Map<number, Observation> } {
+  const rows = new Map<number, Observation>();
+  for (let i = 1; i <= n; i++) rows.set(i, { value: i } as unknown as Observation);
+  let taken = 0;
+  return {
+    rows,
+    bufferId: 'b1',
+    append: async () => {},
+    take(max) {
+      const seqs = [...rows.keys()].filter((s) => s > taken).sort((a, b) => a - b).slice(0, max);
+      if (seqs.length === 0) return undefined;
+      taken = seqs.at(-1) ?? taken;
+      return { first: seqs[0] ?? 0, last: taken, observations: seqs.map((s) => rows.get(s) as Observation) } satisfies OutboxBatch;
+    },
+    ack(first, last) {
+      for (let s = first; s <= last; s++) rows.delete(s);
+    },
+    releaseAll() {
+      taken = 0;
+    },
+    stats: () => ({ depth: rows.size, bytes: 0, capacityBytes: 1, oldestReceivedMs: null, dropped: 0, appended: 0, acked: 0 }),
+    close: async () => {},
+  };
+}
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('forwarder', () => {
+  it('deletes rows only after their ack and resends after failures', async () => {
+    const box = memoryOutbox(25);
+    const published: string[] = [];
+    let calls = 0;
+    const pub: Publisher = {
+      connected: true,
+      publishStatus() {},
+      async publish(_subject, _data, msgId) {
+        calls++;
+        if (calls % 3 === 0) throw new Error('timeout');
+        published.push(msgId);
+        return { duplicate: false };
+      },
+    };
+    const fwd = startForwarder(box, pub, {
+      edge: 'gw',
+      maxBatchObservations: 4,
+      maxBatchBytes: 1e6,
+      maxInFlight: 2,
+      idleMs: 1,
+      backoff: { initialMs: 1, maxMs: 2 },
+    });
+    await until(() => box.rows.size === 0);
+    await fwd.close();
+    expect(box.rows.size).toBe(0);
+    expect(fwd.failures).toBeGreaterThan(0);
+    // Every sequence number was covered by an acknowledged batch.
+    const covered = new Set<number>();
+    for (const id of published) {
+      const [first, last] = (id.split(':')[2] ?? '').split('-').map(Number);
+      for (let s = first ?? 0; s <= (last ?? -1); s++) covered.add(s);
+    }
+    for (let s = 1; s <= 25; s++) expect(covered.has(s)).toBe(true);
+  });
+
+  it('backs off with full jitter up to the cap', () => {
+    expect(backoffMs(0, 100, 1000, () => 1)).toBe(100);
+    expect(backoffMs(3, 100, 1000, () => 1)).toBe(800);
+    expect(backoffMs(10, 100, 1000, () => 1)).toBe(1000);
+    expect(backoffMs(10, 100, 1000, () => 0)).toBe(0);
+  });
+});

@@ -1,0 +1,142 @@
+import { batchLimits, batchMsgId, type ObservationBatch, subjects } from '@fieldbeam/protocol';
+import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
+import type { Publisher } from './publisher.js';
+
+export interface ForwarderOptions {
+  edge: string;
+  maxBatchObservations: number;
+  maxBatchBytes: number;
+  /** Batches awaiting their PubAck at once. */
+  maxInFlight: number;
+  /** Pause when the buffer is empty before looking again. */
+  idleMs: number;
+  backoff: { initialMs: number; maxMs: number };
+}
+
+export const defaultForwarderOptions = {
+  maxBatchObservations: batchLimits.maxObservations,
+  // Leave room for the batch envelope around the observations.
+  maxBatchBytes: batchLimits.maxBytes - 1024,
+  maxInFlight: 8,
+  idleMs: 5,
+  backoff: { initialMs: 200, maxMs: 30_000 },
+} as const;
+
+export interface ForwarderEvents {
+  onSent?: (batch: OutboxBatch, duplicate: boolean) => void;
+  onError?: (err: unknown, attempt: number, retryInMs: number) => void;
+}
+
+export interface Forwarder {
+  readonly sentObservations: number;
+  readonly failures: number;
+  /** Stops taking new batches, waits for those in flight, and returns. Idempotent. */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/** Full jitter: a random wait in [0, min(max, initial * 2^attempt)], so a fleet does not reconnect in step. */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(random() * cap);
+}
+
+/**
+ * Moves the outbox to the uplink: oldest rows first, in bounded batches, a bounded number in
+ * flight. Rows are deleted only after their PubAck. On any failure every unacked row is released
+ * and sent again after a backoff; JetStream drops repeats inside its duplicate window by message id,
+ * and the collector drops any that slip past by observation id.
+ */
+export function startForwarder(
+  outbox: Outbox,
+  publisher: Publisher,
+  opts: ForwarderOptions,
+  events: ForwarderEvents = {},
+): Forwarder {
+  const abort = new AbortController();
+  const subject = subjects.obs(opts.edge);
+  const encoder = new TextEncoder();
+  let sentObservations = 0;
+  let failures = 0;
+
+  async function send(batch: OutboxBatch): Promise<void> {
+    const body: ObservationBatch = {
+      v: 1,
+      edge: opts.edge,
+      seq: [batch.first, batch.last],
+      sent: new Date().toISOString(),
+      observations: batch.observations,
+    };
+    const msgId = batchMsgId(opts.edge, outbox.bufferId, batch.first, batch.last);
+    const ack = await publisher.publish(subject, encoder.encode(JSON.stringify(body)), msgId);
+    outbox.ack(batch.first, batch.last);
+    sentObservations += batch.observations.length;
+    events.onSent?.(batch, ack.duplicate);
+  }
+
+  async function run(): Promise<void> {
+    let attempt = 0;
+    const inFlight = new Set<Promise<void>>();
+    let failed: unknown;
+    while (!abort.signal.aborted) {
+      if (failed !== undefined) {
+        // Let every outstanding publish settle, then resend all that is unacked.
+        await Promise.allSettled([...inFlight]);
+        outbox.releaseAll();
+        failures++;
+        const wait = backoffMs(attempt, opts.backoff.initialMs, opts.backoff.maxMs);
+        events.onError?.(failed, attempt, wait);
+        attempt++;
+        failed = undefined;
+        await sleep(wait, abort.signal);
+        continue;
+      }
+      if (inFlight.size >= opts.maxInFlight) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      const batch = outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
+      if (!batch) {
+        if (inFlight.size > 0) await Promise.race(inFlight);
+        else await sleep(opts.idleMs, abort.signal);
+        continue;
+      }
+      const p: Promise<void> = send(batch).then(
+        () => {
+          attempt = 0;
+        },
+        (err: unknown) => {
+          failed ??= err;
+        },
+      );
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+    await Promise.allSettled([...inFlight]);
+  }
+
+  const done = run();
+  return {
+    get sentObservations() {
+      return sentObservations;
+    },
+    get failures() {
+      return failures;
+    },
+    async close() {
+      abort.abort();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,10 @@
+export type { EdgeAgent } from './agent.js';
+export { createEdgeAgent } from './agent.js';
+export type { EdgeConfig, SensorConfig } from './config.js';
+export { loadEdgeConfig, parseEdgeConfig } from './config.js';
+export { backoffMs, startForwarder } from './forward/forwarder.js';
+export type { FullPolicy, Outbox, OutboxBatch } from './outbox/outbox.js';
+export { SqliteOutbox } from './outbox/sqlite-outbox.js';
+export type { ObservationSink, Origin, Reading, RejectSink } from './readings.js';
+export { toObservation } from './readings.js';
+export { parseTopicPattern } from './sources/topic-pattern.js';

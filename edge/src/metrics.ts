@@ -1,0 +1,72 @@
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+
+/** The agent's Prometheus metrics, on a registry of its own (no process-global state). */
+export function createEdgeMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'fb_edge_process_' });
+  const m = {
+    registry,
+    received: new Counter({
+      name: 'fb_edge_messages_received_total',
+      help: 'Messages received from sources',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    readings: new Counter({
+      name: 'fb_edge_readings_total',
+      help: 'Readings committed to the buffer',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    rejected: new Counter({
+      name: 'fb_edge_rejected_total',
+      help: 'Inputs rejected (kept in the buffer file for inspection)',
+      labelNames: ['source', 'kind'],
+      registers: [registry],
+    }),
+    skipped: new Counter({
+      name: 'fb_edge_no_reading_total',
+      help: 'Fields that carried a "no reading" marker (nan, unknown, ...)',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    unmatched: new Counter({
+      name: 'fb_edge_unmatched_topic_total',
+      help: 'Messages on topics no sensor matches, by first topic level',
+      labelNames: ['prefix'],
+      registers: [registry],
+    }),
+    forwarded: new Counter({
+      name: 'fb_edge_forwarded_total',
+      help: 'Observations acknowledged by the uplink',
+      registers: [registry],
+    }),
+    uplinkErrors: new Counter({
+      name: 'fb_edge_uplink_errors_total',
+      help: 'Failed publish rounds (each followed by a backoff)',
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: 'fb_edge_buffer_dropped_total',
+      help: 'Observations dropped by the drop_oldest policy',
+      registers: [registry],
+    }),
+    depth: new Gauge({
+      name: 'fb_edge_buffer_depth',
+      help: 'Observations waiting in the buffer',
+      registers: [registry],
+    }),
+    bytes: new Gauge({
+      name: 'fb_edge_buffer_bytes',
+      help: 'Bytes used in the buffer',
+      registers: [registry],
+    }),
+    uplink: new Gauge({
+      name: 'fb_edge_uplink_connected',
+      help: '1 when the uplink is connected',
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;

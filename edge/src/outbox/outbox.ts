@@ -1,0 +1,39 @@
+import type { Observation } from '@fieldbeam/protocol';
+
+/** Rows handed to the forwarder: a contiguous run of buffer sequence numbers. */
+export interface OutboxBatch {
+  first: number;
+  last: number;
+  observations: Observation[];
+}
+
+export type FullPolicy = 'block' | 'drop_oldest';
+
+export interface OutboxStats {
+  depth: number;
+  bytes: number;
+  capacityBytes: number;
+  oldestReceivedMs: number | null;
+  dropped: number;
+  appended: number;
+  acked: number;
+}
+
+/**
+ * The edge's durable buffer. Readings are appended by sources and removed only once the uplink
+ * has acknowledged them, so a crash at any point loses nothing that was acknowledged to a sensor.
+ */
+export interface Outbox {
+  /** Random per buffer file: with the sequence range it makes batch message ids that never repeat. */
+  readonly bufferId: string;
+  /** Resolves once the observations are committed to disk; waits while full under `block`. */
+  append(observations: Observation[]): Promise<void>;
+  /** The oldest rows after those already taken and not yet acked or released. */
+  take(maxCount: number, maxBytes: number): OutboxBatch | undefined;
+  /** Deletes rows the uplink acknowledged. */
+  ack(first: number, last: number): void;
+  /** Makes every taken-but-unacked row available to `take` again (after an uplink failure). */
+  releaseAll(): void;
+  stats(): OutboxStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Observation } from '@fieldbeam/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toObservation } from '../readings.js';
+import { SqliteOutbox, type SqliteOutboxOptions } from './sqlite-outbox.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fb-outbox-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const obs = (i: number): Observation =>
+  toObservation({ source: 'mqtt', edge: 'gw', station: 's' }, { variable: 'v', value: i, unit: '1', timeMs: 1_700_000_000_000 + i }, 1);
+
+const open = (o: Partial<SqliteOutboxOptions> = {}) =>
+  new SqliteOutbox({
+    path: join(dir, 'buf.sqlite'),
+    capacityBytes: 1024 * 1024,
+    policy: 'block',
+    commitWindowMs: 1,
+    synchronous: 'FULL',
+    keepRejects: 10,
+    ...o,
+  });
+
+describe('SqliteOutbox', () => {
+  it('keeps rows across a reopen until they are acked, and never reuses a sequence number', async () => {
+    let box = open();
+    await box.append([obs(1), obs(2), obs(3)]);
+    const id = box.bufferId;
+    const b = box.take(2, 1e6);
+    expect(b?.first).toBe(1);
+    expect(b?.last).toBe(2);
+    expect(b?.observations.map((o) => o.value)).toEqual([1, 2]);
+    await box.close();
+
+    box = open();
+    expect(box.bufferId).toBe(id);
+    expect(box.stats().depth).toBe(3);
+    const all = box.take(10, 1e6);
+    expect(all?.observations.map((o) => o.value)).toEqual([1, 2, 3]);
+    box.ack(1, 3);
+    expect(box.stats()).toMatchObject({ depth: 0, bytes: 0 });
+    await box.append([obs(4)]);
+    // AUTOINCREMENT: after draining empty, the next row does not start over at 1.
+    expect(box.take(10, 1e6)?.first).toBe(4);
+    await box.close();
+  });
+
+  it('take continues after taken rows; releaseAll hands them out again', async () => {
+    const box = open();
+    await box.append([obs(1), obs(2), obs(3)]);
+    expect(box.take(1, 1e6)?.first).toBe(1);
+    expect(box.take(1, 1e6)?.first).toBe(2);
+    box.releaseAll();
+    expect(box.take(5, 1e6)?.observations).toHaveLength(3);
+    await box.close();
+  });
+
+  it('bounds a batch by bytes but always takes at least one row', async () => {
+    const box = open();
+    await box.append([obs(1), obs(2), obs(3)]);
+    const one = box.take(10, 10);
+    expect(one?.observations).toHaveLength(1);
+    await box.close();
+  });
+
+  it('drop_oldest drops exactly what it counts, never rows in flight', async () => {
+    const size = JSON.stringify(obs(1)).length + 32;
+    const box = open({ policy: 'drop_oldest', capacityBytes: size * 5 + 10 });
+    await box.append([1, 2, 3, 4, 5].map(obs));
+    box.take(1, 1e6); // row 1 is in flight
+    await box.append([obs(6), obs(7)]);
+    const s = box.stats();
+    expect(s.dropped).toBe(2);
+    expect(s.depth).toBe(5);
+    box.releaseAll();
+    expect(box.take(10, 1e6)?.observations.map((o) => o.value)).toEqual([1, 4, 5, 6, 7]);
+    await box.close();
+  });
+
+  it('block holds appends while full and admits them in order once acked', async () => {
+    const size = JSON.stringify(obs(1)).length + 32;
+    const box = open({ capacityBytes: size * 2 + 10 });
+    await box.append([obs(1), obs(2)]);
+    let admitted = false;
+    const waiting = box.append([obs(3)]).then(() => {
+      admitted = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(admitted).toBe(false);
+    const b = box.take(1, 1e6);
+    box.ack(b?.first ?? 0, b?.last ?? 0);
+    await waiting;
+    expect(admitted).toBe(true);
+    expect(box.stats().dropped).toBe(0);
+    await box.close();
+  });
+
+  it('keeps a bounded list of rejects for inspection', async () => {
+    const box = open({ keepRejects: 3 });
+    for (let i = 0; i < 5; i++) box.recordReject({ source: 'mqtt', topic: `t/${i}`, reason: 'bad', payload: Buffer.from('x') });
+    const rows = box.listRejects(10);
+    expect(rows.map((r) => r.topic)).toEqual(['t/4', 't/3', 't/2']);
+    await box.close();
+  });
+});

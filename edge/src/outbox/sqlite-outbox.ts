@@ -1,0 +1,291 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Observation } from '@fieldbeam/protocol';
+import Database from 'better-sqlite3';
+import { EdgeError, EdgeErrorCode } from '../errors.js';
+import type { FullPolicy, Outbox, OutboxBatch, OutboxStats } from './outbox.js';
+
+export interface SqliteOutboxOptions {
+  path: string;
+  capacityBytes: number;
+  policy: FullPolicy;
+  /** Appends arriving within this window share one transaction (and one fsync). */
+  commitWindowMs: number;
+  /** `FULL` survives power loss between commits; `NORMAL` only process crashes. */
+  synchronous: 'FULL' | 'NORMAL';
+  /** How many rejected inputs to keep for inspection. */
+  keepRejects: number;
+  /** Called with the number of rows dropped by `drop_oldest`. */
+  onDrop?: (count: number) => void;
+}
+
+/** Bytes a row costs beyond its JSON: the sequence number, the length column and page overhead. */
+const ROW_OVERHEAD = 32;
+
+interface Pending {
+  rows: { obs: string; bytes: number; receivedMs: number }[];
+  bytes: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class SqliteOutbox implements Outbox {
+  readonly bufferId: string;
+  private readonly db: Database.Database;
+  private bytes: number;
+  private depth: number;
+  private dropped: number;
+  private appended = 0;
+  private acked = 0;
+  /** Highest sequence handed out by `take` and not released: the next take starts after it. */
+  private takenUpTo = 0;
+  private queue: Pending[] = [];
+  /** Appends waiting for space under the `block` policy, oldest first. */
+  private blocked: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly stmt;
+
+  constructor(private readonly opts: SqliteOutboxOptions) {
+    mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous}`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- AUTOINCREMENT: a sequence number is never reused, even after the table drains empty,
+      -- so batch message ids never collide inside JetStream's duplicate window.
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        obs TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS rejects (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload BLOB
+      );
+    `);
+    const getMeta = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+    const setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    let bufferId = getMeta.get('buffer_id')?.value;
+    if (!bufferId) {
+      bufferId = randomBytes(6).toString('hex');
+      setMeta.run('buffer_id', bufferId);
+    }
+    this.bufferId = bufferId;
+    this.dropped = Number(getMeta.get('dropped')?.value ?? 0);
+    const totals = this.db
+      .prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM outbox')
+      .get() as {
+      n: number;
+      b: number;
+    };
+    this.depth = totals.n;
+    this.bytes = totals.b;
+    this.stmt = {
+      insert: this.db.prepare('INSERT INTO outbox (obs, bytes, received_ms) VALUES (?, ?, ?)'),
+      take: this.db.prepare<[number, number], { seq: number; obs: string; bytes: number }>(
+        'SELECT seq, obs, bytes FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      sumRange: this.db.prepare<[number, number], { n: number; b: number }>(
+        'SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM outbox WHERE seq BETWEEN ? AND ?',
+      ),
+      deleteRange: this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ?'),
+      oldestFree: this.db.prepare<[number, number], { seq: number; bytes: number }>(
+        'SELECT seq, bytes FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      oldest: this.db.prepare<[], { received_ms: number }>(
+        'SELECT received_ms FROM outbox ORDER BY seq LIMIT 1',
+      ),
+      setMeta,
+      insertReject: this.db.prepare(
+        'INSERT INTO rejects (at_ms, source, topic, reason, payload) VALUES (?, ?, ?, ?, ?)',
+      ),
+      trimRejects: this.db.prepare('DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?'),
+      listRejects: this.db.prepare(
+        'SELECT id, at_ms, source, topic, reason, payload FROM rejects ORDER BY id DESC LIMIT ?',
+      ),
+    };
+  }
+
+  append(observations: Observation[]): Promise<void> {
+    if (this.closed)
+      return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
+    if (observations.length === 0) return Promise.resolve();
+    const receivedMs = Date.now();
+    const rows = observations.map((o) => {
+      const obs = JSON.stringify(o);
+      return { obs, bytes: Buffer.byteLength(obs) + ROW_OVERHEAD, receivedMs };
+    });
+    const bytes = rows.reduce((s, r) => s + r.bytes, 0);
+    if (bytes > this.opts.capacityBytes) {
+      return Promise.reject(
+        new EdgeError(EdgeErrorCode.BUFFER_FULL, `${bytes} bytes exceed the whole buffer capacity`, false),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const p: Pending = { rows, bytes, resolve, reject };
+      if (this.blocked.length > 0) this.blocked.push(p);
+      else this.queue.push(p);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, this.opts.commitWindowMs);
+  }
+
+  /** Commits everything queued in one transaction, making room first according to the policy. */
+  private flush(): void {
+    const admitted: Pending[] = [];
+    let incoming = 0;
+    const candidates = [...this.blocked, ...this.queue];
+    this.blocked = [];
+    this.queue = [];
+    for (const p of candidates) {
+      const room = this.opts.capacityBytes - this.bytes - incoming;
+      if (this.blocked.length === 0 && (p.bytes <= room || this.opts.policy === 'drop_oldest')) {
+        admitted.push(p);
+        incoming += p.bytes;
+      } else {
+        // `block`: keep order; everything behind waits too, and its sensors wait for their acks.
+        this.blocked.push(p);
+      }
+    }
+    if (admitted.length === 0) return;
+    try {
+      const write = this.db.transaction(() => {
+        let dropped = 0;
+        const over = this.bytes + incoming - this.opts.capacityBytes;
+        if (over > 0) dropped = this.dropOldest(over);
+        for (const p of admitted) for (const r of p.rows) this.stmt.insert.run(r.obs, r.bytes, r.receivedMs);
+        if (dropped > 0) this.stmt.setMeta.run('dropped', String(this.dropped + dropped));
+        return dropped;
+      });
+      const dropped = write();
+      if (dropped > 0) {
+        this.dropped += dropped;
+        this.opts.onDrop?.(dropped);
+      }
+    } catch (err) {
+      for (const p of admitted) p.reject(err as Error);
+      return;
+    }
+    for (const p of admitted) {
+      this.depth += p.rows.length;
+      this.bytes += p.bytes;
+      this.appended += p.rows.length;
+      p.resolve();
+    }
+  }
+
+  /** Deletes the oldest rows not currently taken until `need` bytes are free; returns how many. Runs inside a transaction. */
+  private dropOldest(need: number): number {
+    let freed = 0;
+    let count = 0;
+    let after = this.takenUpTo;
+    while (freed < need) {
+      const rows = this.stmt.oldestFree.all(after, 512);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        if (freed >= need) break;
+        this.stmt.deleteRange.run(r.seq, r.seq);
+        freed += r.bytes;
+        count++;
+        after = r.seq;
+      }
+    }
+    this.bytes -= freed;
+    this.depth -= count;
+    return count;
+  }
+
+  take(maxCount: number, maxBytes: number): OutboxBatch | undefined {
+    if (this.closed) return undefined;
+    const rows = this.stmt.take.all(this.takenUpTo, maxCount);
+    if (rows.length === 0) return undefined;
+    const observations: Observation[] = [];
+    let size = 0;
+    let last = 0;
+    for (const r of rows) {
+      // The first row always goes, even alone, so one large reading can never wedge the buffer.
+      if (observations.length > 0 && size + r.obs.length + 1 > maxBytes) break;
+      observations.push(JSON.parse(r.obs) as Observation);
+      size += r.obs.length + 1;
+      last = r.seq;
+    }
+    const first = rows[0]?.seq ?? last;
+    this.takenUpTo = last;
+    return { first, last, observations };
+  }
+
+  ack(first: number, last: number): void {
+    if (this.closed) return;
+    const removed = this.db.transaction(() => {
+      const sum = this.stmt.sumRange.get(first, last) ?? { n: 0, b: 0 };
+      this.stmt.deleteRange.run(first, last);
+      return sum;
+    })();
+    this.depth -= removed.n;
+    this.bytes -= removed.b;
+    this.acked += removed.n;
+    if (this.blocked.length > 0) this.schedule();
+  }
+
+  releaseAll(): void {
+    this.takenUpTo = 0;
+  }
+
+  recordReject(entry: { source: string; topic: string; reason: string; payload: Uint8Array }): void {
+    if (this.closed) return;
+    this.stmt.insertReject.run(
+      Date.now(),
+      entry.source,
+      entry.topic,
+      entry.reason,
+      Buffer.from(entry.payload),
+    );
+    this.stmt.trimRejects.run(this.opts.keepRejects);
+  }
+
+  listRejects(
+    limit: number,
+  ): { id: number; at_ms: number; source: string; topic: string; reason: string; payload: Buffer }[] {
+    return this.stmt.listRejects.all(limit) as never;
+  }
+
+  stats(): OutboxStats {
+    return {
+      depth: this.depth,
+      bytes: this.bytes,
+      capacityBytes: this.opts.capacityBytes,
+      oldestReceivedMs: this.closed ? null : (this.stmt.oldest.get()?.received_ms ?? null),
+      dropped: this.dropped,
+      appended: this.appended,
+      acked: this.acked,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // Commit what is queued: its sensors are waiting for their acks.
+    this.flush();
+    this.closed = true;
+    const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer closed while waiting for space', true);
+    for (const p of this.blocked) p.reject(err);
+    this.blocked = [];
+    this.db.close();
+  }
+}

@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import type { EdgeMetrics } from '../metrics.js';
+import { type ObservationSink, type RejectSink, toObservation } from '../readings.js';
+import type { SensorMap } from './sensor-map.js';
+
+export interface MqttIngestDeps {
+  edge: string;
+  /** Read on every message so a SIGHUP reload takes effect without reconnecting anyone. */
+  sensors: () => SensorMap;
+  sink: ObservationSink;
+  rejects: RejectSink;
+  metrics: EdgeMetrics;
+  log: Logger;
+  /** Larger payloads are rejected before decoding. */
+  maxPayloadBytes: number;
+}
+
+/**
+ * One MQTT message in: decode, validate and commit. Resolves once the readings are durable (or the
+ * message was rejected and recorded), which is when a QoS 1 PUBACK may go out. Rejects only when
+ * the buffer cannot take the readings, so the sensor is not acknowledged and sends again.
+ */
+export function createMqttIngest(deps: MqttIngestDeps) {
+  const { metrics, log } = deps;
+  const reject = (topic: string, payload: Uint8Array, kind: string, reason: string) => {
+    metrics.rejected.inc({ source: 'mqtt', kind });
+    log.warn({ topic, reason }, 'mqtt message rejected');
+    deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
+  };
+
+  return async function ingest(topic: string, payload: Uint8Array): Promise<void> {
+    const receivedMs = Date.now();
+    metrics.received.inc({ source: 'mqtt' });
+    if (payload.length > deps.maxPayloadBytes) {
+      reject(
+        topic,
+        payload.subarray(0, 1024),
+        'oversized',
+        `payload of ${payload.length} bytes exceeds mqtt.max_packet_bytes (${deps.maxPayloadBytes})`,
+      );
+      return;
+    }
+    const match = deps.sensors().decode(topic, payload, receivedMs);
+    if (!match.matched) {
+      metrics.unmatched.inc({ prefix: topic.split('/')[0] ?? '' });
+      return;
+    }
+    const { outcome } = match;
+    switch (outcome.kind) {
+      case 'rejected':
+        reject(topic, payload, 'decode', outcome.reason);
+        return;
+      case 'status':
+      case 'ignored':
+        return;
+      case 'readings': {
+        if (outcome.skipped.length > 0) metrics.skipped.inc({ source: 'mqtt' }, outcome.skipped.length);
+        if (outcome.readings.length === 0) return;
+        const origin = { ...match.origin, source: 'mqtt', edge: deps.edge };
+        const observations = outcome.readings.map((r) => toObservation(origin, r, receivedMs));
+        await deps.sink.submit(observations);
+        metrics.readings.inc({ source: 'mqtt' }, observations.length);
+      }
+    }
+  };
+}
+export type MqttIngest = ReturnType<typeof createMqttIngest>;

@@ -1,0 +1,58 @@
+import { statfsSync } from 'node:fs';
+import type { EdgeStatus } from '@fieldbeam/protocol';
+import type { OutboxStats } from './outbox/outbox.js';
+
+/** Per-second rate of a monotonically growing count, over the time between two samples. */
+export class RateMeter {
+  private last: { at: number; count: number } | undefined;
+  rate = 0;
+  sample(count: number, at = Date.now()): number {
+    if (this.last && at > this.last.at) this.rate = ((count - this.last.count) * 1000) / (at - this.last.at);
+    this.last = { at, count };
+    return this.rate;
+  }
+}
+
+export function diskFreeBytes(path: string): number | null {
+  try {
+    const s = statfsSync(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+export function buildEdgeStatus(input: {
+  edge: string;
+  version: string;
+  startedMs: number;
+  buffer: OutboxStats;
+  inPerS: number;
+  outPerS: number;
+  rejected: number;
+  diskFree: number | null;
+  uplinkConnected: boolean;
+}): EdgeStatus {
+  const now = Date.now();
+  return {
+    v: 1,
+    edge: input.edge,
+    time: new Date(now).toISOString(),
+    version: input.version,
+    uptimeS: Math.round((now - input.startedMs) / 1000),
+    buffer: {
+      depth: input.buffer.depth,
+      bytes: input.buffer.bytes,
+      capacityBytes: input.buffer.capacityBytes,
+      oldestUnsentAgeS:
+        input.buffer.oldestReceivedMs === null ? null : (now - input.buffer.oldestReceivedMs) / 1000,
+      dropped: input.buffer.dropped,
+    },
+    rates: { inPerS: input.inPerS, outPerS: input.outPerS },
+    rejected: input.rejected,
+    diskFreeBytes: input.diskFree,
+    // The agent cannot see NTP state portably yet; readings without sensor time are flagged instead.
+    clock: 'unknown',
+    uplink: input.uplinkConnected ? 'connected' : 'disconnected',
+  };
+}

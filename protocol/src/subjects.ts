@@ -1,0 +1,40 @@
+/** NATS subjects. One token per id, so ids must not contain `.`, `*`, `>` or whitespace. */
+
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** True when `id` can be one subject token (edge ids, dataset names). */
+export function isSubjectToken(id: string): boolean {
+  return TOKEN.test(id);
+}
+
+function token(kind: string, id: string): string {
+  if (!isSubjectToken(id)) {
+    throw new Error(`${kind} "${id}" is not a valid subject token: use 1-64 of A-Z a-z 0-9 _ -`);
+  }
+  return id;
+}
+
+export const subjects = {
+  /** Observation batches from one edge. */
+  obs: (edge: string) => `fb.obs.${token('edge id', edge)}`,
+  obsAll: 'fb.obs.>',
+  /** Edge heartbeats, last value kept per subject. */
+  edgeStatus: (edge: string) => `fb.edge.${token('edge id', edge)}.status`,
+  edgeStatusAll: 'fb.edge.*.status',
+  /** New data committed by ingest. */
+  dataAvailable: 'fb.events.data',
+  /** A dataset window was (re)built. */
+  dataset: (name: string) => `fb.dataset.${token('dataset name', name)}`,
+  datasetAll: 'fb.dataset.>',
+} as const;
+
+/** The edge id in an observation subject, or undefined when the subject is not one. */
+export function edgeOfObsSubject(subject: string): string | undefined {
+  const m = /^fb\.obs\.([^.]+)$/.exec(subject);
+  return m?.[1];
+}
+
+/** The `Nats-Msg-Id` of a batch: unique per buffer file and sequence range, so JetStream dedup never eats new data. */
+export function batchMsgId(edge: string, bufferId: string, first: number, last: number): string {
+  return `${edge}:${bufferId}:${first}-${last}`;
+}

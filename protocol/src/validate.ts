@@ -1,0 +1,26 @@
+import type { z } from 'zod';
+
+/** Outcome of checking a message against its schema; `reason` is one line a person can act on. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Parse JSON bytes and validate them, never throwing: consumers must not stop on bad input. */
+export function decodeMessage<S extends z.ZodType>(
+  schema: S,
+  bytes: Uint8Array | string,
+): Checked<z.infer<S>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(
+      typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes),
+    );
+  } catch (err) {
+    return { ok: false, reason: `not valid UTF-8 JSON: ${(err as Error).message}` };
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issues = parsed.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const more = parsed.error.issues.length > 5 ? ` (+${parsed.error.issues.length - 5} more)` : '';
+  return { ok: false, reason: `schema: ${issues.join('; ')}${more}` };
+}

@@ -1,0 +1,11 @@
+export type { Mosquitto } from './mosquitto.js';
+export { startMosquitto } from './mosquitto.js';
+export type { NatsServer } from './nats-server.js';
+export { startNatsServer } from './nats-server.js';
+export { freePort } from './ports.js';
+export type { TestPostgres } from './postgres.js';
+export { startPostgres } from './postgres.js';
+export type { Spawned } from './process.js';
+export { spawnProcess, waitFor, waitForPort } from './process.js';
+export type { TempDir } from './temp-dir.js';
+export { tempDir } from './temp-dir.js';

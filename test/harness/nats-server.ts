@@ -1,0 +1,66 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { type Spawned, spawnProcess, waitForPort } from './process.js';
+import { type TempDir, tempDir } from './temp-dir.js';
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** Stops the server (SIGTERM) and keeps its store. */
+  stop(): Promise<void>;
+  /** SIGKILL, keeping the store (crash). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port with the same store. */
+  restart(): Promise<void>;
+  /** Stops it and removes its folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * nats-server (Debian package) with JetStream, on a free loopback port, its store in a temp folder.
+ * `extraConfig` is appended to the generated config (accounts, authorization, ...).
+ */
+export async function startNatsServer(
+  opts: { extraConfig?: string; binary?: string } = {},
+): Promise<NatsServer> {
+  const dir: TempDir = tempDir('fieldbeam-nats-');
+  const port = await freePort();
+  const storeDir = join(dir.path, 'jetstream');
+  const conf = join(dir.path, 'nats.conf');
+  writeFileSync(
+    conf,
+    `listen: 127.0.0.1:${port}
+jetstream { store_dir: "${storeDir}", max_memory_store: 256MB, max_file_store: 4GB }
+${opts.extraConfig ?? ''}
+`,
+  );
+  const bin = opts.binary ?? process.env.NATS_SERVER_BIN ?? 'nats-server';
+  let proc: Spawned | undefined;
+  const start = async () => {
+    proc = spawnProcess(bin, ['-c', conf]);
+    try {
+      await waitForPort(port);
+    } catch (err) {
+      await proc.kill();
+      throw new Error(`nats-server did not start: ${(err as Error).message}\n${proc.output()}`);
+    }
+  };
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop: async () => proc?.stop(),
+    kill: async () => proc?.kill(),
+    restart: async () => {
+      await proc?.stop();
+      await start();
+    },
+    close: async () => {
+      await proc?.stop();
+      dir.remove();
+    },
+  };
+}
