@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { ObservationBatch } from './messages.js';
-import { observationId } from './observation-id.js';
 import type { Observation } from './observation.js';
+import { observationId } from './observation-id.js';
 import { batchMsgId, edgeOfObsSubject, subjects } from './subjects.js';
 import { decodeMessage } from './validate.js';
 
 const obs = (edge: string): Observation => {
-  const key = { source: 'mqtt', station: 's1', variable: 'air_temperature', time: '2026-11-30T12:00:00.000Z', value: 20 };
+  const key = {
+    source: 'mqtt',
+    station: 's1',
+    variable: 'air_temperature',
+    time: '2026-11-30T12:00:00.000Z',
+    value: 20,
+  };
   return { id: observationId(key), edge, unit: 'degC', received: '2026-11-30T12:00:00.010Z', ...key };
 };
 const batch = (edge: string, observations: Observation[]) => ({

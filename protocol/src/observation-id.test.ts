@@ -9,7 +9,8 @@ describe('observationId', () => {
   });
 
   it('is the SHA-256 of the documented canonical form', () => {
-    const canonical = '["fb-obs-1","mqtt","greenhouse",null,"air_temperature","2026-11-30T12:00:00.000Z",21.5,null]';
+    const canonical =
+      '["fb-obs-1","mqtt","greenhouse",null,"air_temperature","2026-11-30T12:00:00.000Z",21.5,null]';
     expect(
       observationId({
         source: 'mqtt',
@@ -49,6 +50,8 @@ describe('observationId', () => {
   });
 
   it('cannot be confused by separators inside fields', () => {
-    expect(observationId({ ...base, station: 'a","b' })).not.toBe(observationId({ ...base, station: 'a', sensor: 'b' }));
+    expect(observationId({ ...base, station: 'a","b' })).not.toBe(
+      observationId({ ...base, station: 'a', sensor: 'b' }),
+    );
   });
 });

@@ -8,13 +8,17 @@ export function decodeMessage<S extends z.ZodType>(
   schema: S,
   bytes: Uint8Array | string,
 ): Checked<z.infer<S>> {
+  let text: string;
+  try {
+    text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { ok: false, reason: 'not valid UTF-8' };
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(
-      typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes),
-    );
+    raw = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: `not valid UTF-8 JSON: ${(err as Error).message}` };
+    return { ok: false, reason: `not valid JSON: ${(err as Error).message}` };
   }
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { ok: true, value: parsed.data };

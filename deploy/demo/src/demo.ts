@@ -2,7 +2,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Spawned, freePort, spawnProcess, startNatsServer, waitFor, waitForPort } from '@fieldbeam/test/harness';
+import {
+  freePort,
+  type Spawned,
+  spawnProcess,
+  startNatsServer,
+  waitFor,
+  waitForPort,
+} from '@fieldbeam/test/harness';
 import mqtt from 'mqtt';
 
 const HELP = `pnpm demo [-- --duration SECONDS] [--rate N] [--mqtt-port P]
@@ -77,11 +84,13 @@ async function main(): Promise<void> {
     },
   });
   stack.push(() => cloud.stop(20_000));
-  await waitFor('collector /healthz', async () => ((await getJson(`http://127.0.0.1:${cloudHttp}/healthz`))?.ok ? true : undefined), 60_000).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}\ncollector output:\n${cloud.output()}`);
-    },
-  );
+  await waitFor(
+    'collector /healthz',
+    async () => ((await getJson(`http://127.0.0.1:${cloudHttp}/healthz`))?.ok ? true : undefined),
+    60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\ncollector output:\n${cloud.output()}`);
+  });
 
   const edgeConfig = join(dataDir, 'edge.yaml');
   writeFileSync(
@@ -110,9 +119,13 @@ sensors:
 `,
   );
   say('starting edge agent (embedded MQTT broker) ...');
-  const edge = spawnProcess(process.execPath, [join(root, 'edge/dist/cli.js'), 'run', '--config', edgeConfig], {
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  });
+  const edge = spawnProcess(
+    process.execPath,
+    [join(root, 'edge/dist/cli.js'), 'run', '--config', edgeConfig],
+    {
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+    },
+  );
   stack.push(() => edge.stop(15_000));
   await waitForPort(mqttPort, 30_000).catch((err: Error) => {
     throw new Error(`${err.message}\nedge output:\n${edge.output()}`);
@@ -126,9 +139,13 @@ sensors:
     for (let i = 0; i < rate / 10; i++) {
       const station = stations[sent % stations.length] as string;
       const t = 12 + 8 * Math.sin(Date.now() / 60_000 + sent) + Math.random();
-      if (sent % 2 === 0) void sim.publishAsync(`demo/${station}/temperature`, t.toFixed(2), { qos: 1 }).catch(() => {});
+      if (sent % 2 === 0)
+        void sim.publishAsync(`demo/${station}/temperature`, t.toFixed(2), { qos: 1 }).catch(() => {});
       else {
-        const env = { humidity: +(50 + 20 * Math.random()).toFixed(1), pressure: +(1000 + 20 * Math.random()).toFixed(1) };
+        const env = {
+          humidity: +(50 + 20 * Math.random()).toFixed(1),
+          pressure: +(1000 + 20 * Math.random()).toFixed(1),
+        };
         void sim.publishAsync(`demo/${station}/env`, JSON.stringify(env), { qos: 1 }).catch(() => {});
       }
       sent++;
@@ -136,8 +153,12 @@ sensors:
   }, 100);
   stack.push(async () => clearInterval(tick));
 
-  say(`\nFieldbeam demo running. MQTT: mqtt://127.0.0.1:${mqttPort}  collector: http://127.0.0.1:${cloudHttp}/healthz  edge: http://127.0.0.1:${edgeHttp}/metrics`);
-  say(`Try: mosquitto_pub -p ${mqttPort} -q 1 -t demo/kitchen/temperature -m 21.5    (Ctrl-C stops the demo)\n`);
+  say(
+    `\nFieldbeam demo running. MQTT: mqtt://127.0.0.1:${mqttPort}  collector: http://127.0.0.1:${cloudHttp}/healthz  edge: http://127.0.0.1:${edgeHttp}/metrics`,
+  );
+  say(
+    `Try: mosquitto_pub -p ${mqttPort} -q 1 -t demo/kitchen/temperature -m 21.5    (Ctrl-C stops the demo)\n`,
+  );
   const status = setInterval(async () => {
     const [e, c] = await Promise.all([
       getJson(`http://127.0.0.1:${edgeHttp}/healthz`),

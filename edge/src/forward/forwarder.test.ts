@@ -14,10 +14,17 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, Observation> } {
     bufferId: 'b1',
     append: async () => {},
     take(max) {
-      const seqs = [...rows.keys()].filter((s) => s > taken).sort((a, b) => a - b).slice(0, max);
+      const seqs = [...rows.keys()]
+        .filter((s) => s > taken)
+        .sort((a, b) => a - b)
+        .slice(0, max);
       if (seqs.length === 0) return undefined;
       taken = seqs.at(-1) ?? taken;
-      return { first: seqs[0] ?? 0, last: taken, observations: seqs.map((s) => rows.get(s) as Observation) } satisfies OutboxBatch;
+      return {
+        first: seqs[0] ?? 0,
+        last: taken,
+        observations: seqs.map((s) => rows.get(s) as Observation),
+      } satisfies OutboxBatch;
     },
     ack(first, last) {
       for (let s = first; s <= last; s++) rows.delete(s);
@@ -25,7 +32,15 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, Observation> } {
     releaseAll() {
       taken = 0;
     },
-    stats: () => ({ depth: rows.size, bytes: 0, capacityBytes: 1, oldestReceivedMs: null, dropped: 0, appended: 0, acked: 0 }),
+    stats: () => ({
+      depth: rows.size,
+      bytes: 0,
+      capacityBytes: 1,
+      oldestReceivedMs: null,
+      dropped: 0,
+      appended: 0,
+      acked: 0,
+    }),
     close: async () => {},
   };
 }

@@ -13,7 +13,11 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const obs = (i: number): Observation =>
-  toObservation({ source: 'mqtt', edge: 'gw', station: 's' }, { variable: 'v', value: i, unit: '1', timeMs: 1_700_000_000_000 + i }, 1);
+  toObservation(
+    { source: 'mqtt', edge: 'gw', station: 's' },
+    { variable: 'v', value: i, unit: '1', timeMs: 1_700_000_000_000 + i },
+    1,
+  );
 
 const open = (o: Partial<SqliteOutboxOptions> = {}) =>
   new SqliteOutbox({
@@ -102,7 +106,8 @@ describe('SqliteOutbox', () => {
 
   it('keeps a bounded list of rejects for inspection', async () => {
     const box = open({ keepRejects: 3 });
-    for (let i = 0; i < 5; i++) box.recordReject({ source: 'mqtt', topic: `t/${i}`, reason: 'bad', payload: Buffer.from('x') });
+    for (let i = 0; i < 5; i++)
+      box.recordReject({ source: 'mqtt', topic: `t/${i}`, reason: 'bad', payload: Buffer.from('x') });
     const rows = box.listRejects(10);
     expect(rows.map((r) => r.topic)).toEqual(['t/4', 't/3', 't/2']);
     await box.close();
