@@ -7,3 +7,4 @@ export { startEmbeddedPostgres } from './db/embedded-postgres.js';
 export { migrate, migrations } from './db/migrations.js';
 export { checkBatch } from './ingest/ingest.js';
 export { ObservationStore } from './ingest/observation-store.js';
+export { ensureStreams } from './nats/streams.js';

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import type { ObservationSink, RejectSink } from './readings.js';
 import { startEmbeddedBroker } from './sources/embedded-broker.js';
 import { startExternalSubscriber } from './sources/external-subscriber.js';
+import { MqttAccess } from './sources/mqtt-auth.js';
 import { createMqttIngest } from './sources/mqtt-ingest.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { buildEdgeStatus, diskFreeBytes, RateMeter } from './status.js';
@@ -34,9 +36,24 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
   const startedMs = Date.now();
   const metrics = createEdgeMetrics();
   try {
+    mkdirSync(config.data_dir, { recursive: true });
+    const capacityBytes = effectiveCapacity(config.buffer.capacity_bytes, diskFreeBytes(config.data_dir));
+    if (capacityBytes < config.buffer.capacity_bytes) {
+      log.warn(
+        { configured: config.buffer.capacity_bytes, capacityBytes },
+        'buffer capacity lowered to what the disk has free (less a reserve)',
+      );
+    }
     const outbox = new SqliteOutbox({
       path: join(config.data_dir, `${config.edge}.buffer.sqlite`),
-      capacityBytes: config.buffer.capacity_bytes,
+      capacityBytes,
+      onCorruptFile: (movedTo, err) => {
+        metrics.bufferRecovered.inc();
+        log.error(
+          { movedTo, err: err.message },
+          'BUFFER FILE UNREADABLE: moved aside and started a fresh buffer; readings in the old file were not sent',
+        );
+      },
       policy: config.buffer.policy,
       commitWindowMs: config.buffer.commit_window_ms,
       synchronous: config.buffer.synchronous,
@@ -91,10 +108,19 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     });
     let mqttPort: number | undefined;
     if (config.mqtt.mode === 'embedded') {
+      const access = new MqttAccess(config.mqtt.users);
+      const host = config.mqtt.host ?? (access.enabled ? '0.0.0.0' : '127.0.0.1');
+      if (!access.enabled) {
+        log.warn(
+          { host },
+          config.mqtt.host
+            ? 'no MQTT users configured: anyone who reaches this address may publish'
+            : 'no MQTT users configured: the embedded broker listens on loopback only (add mqtt.users to open it)',
+        );
+      }
       const broker = await startEmbeddedBroker(
-        { host: config.mqtt.host, port: config.mqtt.port },
-        ingest,
-        log,
+        { host, port: config.mqtt.port },
+        { ingest, access, metrics, log },
       );
       mqttPort = broker.port;
       closers.push(() => broker.close());
@@ -167,6 +193,15 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     await unwind(closers, log);
     throw err;
   }
+}
+
+/** Disk kept free for the OS and SQLite's WAL beyond the buffer bound. */
+const DISK_RESERVE = 64 * 1024 * 1024;
+
+/** The configured capacity, but never more than the disk can hold beside what is already there. */
+export function effectiveCapacity(configured: number, diskFree: number | null): number {
+  if (diskFree === null) return configured;
+  return Math.max(16 * 1024 * 1024, Math.min(configured, diskFree - DISK_RESERVE));
 }
 
 async function unwind(closers: (() => Promise<void>)[], log: Logger): Promise<void> {

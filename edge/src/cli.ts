@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EdgeStatus } from '@fieldbeam/protocol';
 import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { loadEdgeConfig } from './config.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import { formatStatus } from './status.js';
 
 const HELP = `fieldbeam-edge: the Fieldbeam edge agent
 
 Usage:
   fieldbeam-edge run --config FILE        run the agent (SIGHUP reloads sensors, SIGTERM stops cleanly)
   fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
+  fieldbeam-edge status --config FILE     ask the running agent (its /healthz) and print its state
   fieldbeam-edge rejects --config FILE [--limit N]
                                           print the most recent rejected inputs kept in the buffer file
   fieldbeam-edge help                     this text
@@ -63,6 +66,19 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       process.stdout.write(`${JSON.stringify(loadEdgeConfig(needConfig()), null, 2)}\n`);
       return 0;
+    case 'status': {
+      const cfg = loadEdgeConfig(needConfig());
+      const url = `http://${cfg.http.host === '0.0.0.0' ? '127.0.0.1' : cfg.http.host}:${cfg.http.port}/healthz`;
+      let s: EdgeStatus;
+      try {
+        s = (await (await fetch(url, { signal: AbortSignal.timeout(3000) })).json()) as EdgeStatus;
+      } catch (err) {
+        process.stderr.write(`no agent answers at ${url}: ${(err as Error).message}\n`);
+        return 1;
+      }
+      process.stdout.write(formatStatus(s));
+      return 0;
+    }
     case 'rejects': {
       const cfg = loadEdgeConfig(needConfig());
       const outbox = new SqliteOutbox({

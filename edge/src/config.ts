@@ -8,6 +8,18 @@ import { parseTopicPattern } from './sources/topic-pattern.js';
 
 const Port = z.number().int().min(0).max(65535);
 
+const MqttUser = z
+  .object({
+    username: z.string().min(1),
+    password: z.string().min(8, 'use at least 8 characters'),
+    /** Topic filters (MQTT wildcards) this user may publish to; default: everything. */
+    publish: z.array(z.string().min(1)).default(['#']),
+    /** Topic filters this user may subscribe to; default: nothing. */
+    subscribe: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+export type MqttUser = z.infer<typeof MqttUser>;
+
 const SensorConfig = z
   .object({
     /** MQTT topic pattern with named captures, e.g. `sensors/+station/temperature`. */
@@ -61,8 +73,11 @@ export const EdgeConfigSchema = z
       .object({
         /** `embedded`: sensors connect to the agent's own broker; `external`: the agent subscribes to another broker. */
         mode: z.enum(['embedded', 'external']).default('embedded'),
-        host: z.string().default('0.0.0.0'),
+        /** Default: all interfaces when users are configured, loopback only when not (as mosquitto 2). */
+        host: z.string().optional(),
         port: Port.default(1883),
+        /** Embedded broker accounts; with none, anyone who can reach the port may publish. */
+        users: z.array(MqttUser).default([]),
         /** For `external` mode. */
         url: z.string().optional(),
         max_packet_bytes: z
@@ -72,7 +87,7 @@ export const EdgeConfigSchema = z
           .default(256 * 1024),
       })
       .strict()
-      .default({ mode: 'embedded', host: '0.0.0.0', port: 1883, max_packet_bytes: 256 * 1024 }),
+      .default({ mode: 'embedded', port: 1883, users: [], max_packet_bytes: 256 * 1024 }),
     buffer: z
       .object({
         capacity_bytes: z
@@ -87,7 +102,7 @@ export const EdgeConfigSchema = z
       })
       .strict()
       .default({
-        capacity_bytes: 256 * 1024 * 1024,
+        capacity_bytes: 512 * 1024 * 1024,
         policy: 'block',
         commit_window_ms: 2,
         synchronous: 'FULL',

@@ -36,6 +36,12 @@ export function createEdgeMetrics() {
       labelNames: ['prefix'],
       registers: [registry],
     }),
+    mqttDenied: new Counter({
+      name: 'fb_edge_mqtt_denied_total',
+      help: 'MQTT logins, publishes and subscriptions refused',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     forwarded: new Counter({
       name: 'fb_edge_forwarded_total',
       help: 'Observations acknowledged by the uplink',
@@ -49,6 +55,11 @@ export function createEdgeMetrics() {
     dropped: new Counter({
       name: 'fb_edge_buffer_dropped_total',
       help: 'Observations dropped by the drop_oldest policy',
+      registers: [registry],
+    }),
+    bufferRecovered: new Counter({
+      name: 'fb_edge_buffer_file_recovered_total',
+      help: 'Unreadable buffer files moved aside at start',
       registers: [registry],
     }),
     depth: new Gauge({

@@ -56,3 +56,22 @@ export function buildEdgeStatus(input: {
     uplink: input.uplinkConnected ? 'connected' : 'disconnected',
   };
 }
+
+const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+
+/** The status as a person reads it (`fieldbeam-edge status`). */
+export function formatStatus(s: EdgeStatus): string {
+  const age = s.buffer.oldestUnsentAgeS;
+  return [
+    `edge        ${s.edge} (version ${s.version}, up ${s.uptimeS} s)`,
+    `uplink      ${s.uplink}`,
+    `buffer      ${s.buffer.depth} readings, ${mib(s.buffer.bytes)} of ${mib(s.buffer.capacityBytes)}` +
+      (age === null ? '' : `, oldest unsent ${age.toFixed(1)} s`),
+    `dropped     ${s.buffer.dropped} (drop_oldest)`,
+    `rates       in ${s.rates.inPerS.toFixed(1)}/s, out ${s.rates.outPerS.toFixed(1)}/s`,
+    `rejected    ${s.rejected} inputs (fieldbeam-edge rejects)`,
+    `disk free   ${s.diskFreeBytes === null ? 'unknown' : mib(s.diskFreeBytes)}`,
+    `clock       ${s.clock}`,
+    '',
+  ].join('\n');
+}

@@ -1,5 +1,7 @@
 export type { Mosquitto } from './mosquitto.js';
 export { startMosquitto } from './mosquitto.js';
+export type { LoadResult, MqttLoad } from './mqtt-load.js';
+export { startMqttLoad } from './mqtt-load.js';
 export type { NatsServer } from './nats-server.js';
 export { startNatsServer } from './nats-server.js';
 export { freePort } from './ports.js';
@@ -7,5 +9,9 @@ export type { TestPostgres } from './postgres.js';
 export { startPostgres } from './postgres.js';
 export type { Spawned } from './process.js';
 export { spawnProcess, waitFor, waitForPort } from './process.js';
+export type { StreamContents } from './stream-reader.js';
+export { readObsStream } from './stream-reader.js';
+export type { ProxyMode, TcpProxy } from './tcp-proxy.js';
+export { startTcpProxy } from './tcp-proxy.js';
 export type { TempDir } from './temp-dir.js';
 export { tempDir } from './temp-dir.js';

@@ -54,9 +54,10 @@ export function backoffMs(attempt: number, initialMs: number, maxMs: number, ran
 
 /**
  * Moves the outbox to the uplink: oldest rows first, in bounded batches, a bounded number in
- * flight. Rows are deleted only after their PubAck. On any failure every unacked row is released
- * and sent again after a backoff; JetStream drops repeats inside its duplicate window by message id,
- * and the collector drops any that slip past by observation id.
+ * flight. Rows are deleted only after their PubAck. After a failure the unacknowledged batches are
+ * sent again, unchanged, after a backoff with jitter. Only what is in flight is held in memory; the
+ * backlog stays on disk. A batch repeated after a restart of the agent gets new boundaries, and
+ * the collector drops its repeats by observation id.
  */
 export function startForwarder(
   outbox: Outbox,
@@ -70,7 +71,13 @@ export function startForwarder(
   let sentObservations = 0;
   let failures = 0;
 
+  /** Batches published and not yet acknowledged, by first sequence number. */
+  const unacked = new Map<number, OutboxBatch>();
+  /** Batches to publish again, oldest first, before anything new. */
+  let resend: OutboxBatch[] = [];
+
   async function send(batch: OutboxBatch): Promise<void> {
+    unacked.set(batch.first, batch);
     const body: ObservationBatch = {
       v: 1,
       edge: opts.edge,
@@ -81,6 +88,7 @@ export function startForwarder(
     const msgId = batchMsgId(opts.edge, outbox.bufferId, batch.first, batch.last);
     const ack = await publisher.publish(subject, encoder.encode(JSON.stringify(body)), msgId);
     outbox.ack(batch.first, batch.last);
+    unacked.delete(batch.first);
     sentObservations += batch.observations.length;
     events.onSent?.(batch, ack.duplicate);
   }
@@ -91,9 +99,11 @@ export function startForwarder(
     let failed: unknown;
     while (!abort.signal.aborted) {
       if (failed !== undefined) {
-        // Let every outstanding publish settle, then resend all that is unacked.
+        // Let every outstanding publish settle, then publish the unacknowledged batches again with
+        // the same boundaries, hence the same message ids: if the server did store one and only its
+        // ack was lost, JetStream drops the repeat instead of storing it twice.
         await Promise.allSettled([...inFlight]);
-        outbox.releaseAll();
+        resend = [...unacked.values()].sort((a, b) => a.first - b.first);
         failures++;
         const wait = backoffMs(attempt, opts.backoff.initialMs, opts.backoff.maxMs);
         events.onError?.(failed, attempt, wait);
@@ -106,7 +116,7 @@ export function startForwarder(
         await Promise.race(inFlight);
         continue;
       }
-      const batch = outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
+      const batch = resend.shift() ?? outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
       if (!batch) {
         if (inFlight.size > 0) await Promise.race(inFlight);
         else await sleep(opts.idleMs, abort.signal);

@@ -28,12 +28,13 @@ export interface Outbox {
   readonly bufferId: string;
   /** Resolves once the observations are committed to disk; waits while full under `block`. */
   append(observations: Observation[]): Promise<void>;
-  /** The oldest rows after those already taken and not yet acked or released. */
+  /**
+   * The oldest rows after those already taken. Taken rows stay in the buffer (and are spared by
+   * `drop_oldest`) until acked; the taker keeps them to send again if the uplink fails.
+   */
   take(maxCount: number, maxBytes: number): OutboxBatch | undefined;
   /** Deletes rows the uplink acknowledged. */
   ack(first: number, last: number): void;
-  /** Makes every taken-but-unacked row available to `take` again (after an uplink failure). */
-  releaseAll(): void;
   stats(): OutboxStats;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Observation } from '@fieldbeam/protocol';
@@ -54,12 +54,13 @@ describe('SqliteOutbox', () => {
     await box.close();
   });
 
-  it('take continues after taken rows; releaseAll hands them out again', async () => {
-    const box = open();
+  it('take continues after taken rows; after a reopen it starts again from the oldest unacked', async () => {
+    let box = open();
     await box.append([obs(1), obs(2), obs(3)]);
     expect(box.take(1, 1e6)?.first).toBe(1);
     expect(box.take(1, 1e6)?.first).toBe(2);
-    box.releaseAll();
+    await box.close();
+    box = open();
     expect(box.take(5, 1e6)?.observations).toHaveLength(3);
     await box.close();
   });
@@ -81,9 +82,12 @@ describe('SqliteOutbox', () => {
     const s = box.stats();
     expect(s.dropped).toBe(2);
     expect(s.depth).toBe(5);
-    box.releaseAll();
-    expect(box.take(10, 1e6)?.observations.map((o) => o.value)).toEqual([1, 4, 5, 6, 7]);
+    expect(box.take(10, 1e6)?.observations.map((o) => o.value)).toEqual([4, 5, 6, 7]);
     await box.close();
+    const reopened = open({ policy: 'drop_oldest', capacityBytes: size * 5 + 10 });
+    expect(reopened.take(10, 1e6)?.observations.map((o) => o.value)).toEqual([1, 4, 5, 6, 7]);
+    expect(reopened.stats().dropped).toBe(2);
+    await reopened.close();
   });
 
   it('block holds appends while full and admits them in order once acked', async () => {
@@ -110,6 +114,33 @@ describe('SqliteOutbox', () => {
       box.recordReject({ source: 'mqtt', topic: `t/${i}`, reason: 'bad', payload: Buffer.from('x') });
     const rows = box.listRejects(10);
     expect(rows.map((r) => r.topic)).toEqual(['t/4', 't/3', 't/2']);
+    await box.close();
+  });
+});
+
+describe('SqliteOutbox on a damaged file', () => {
+  it('moves a file that is not a database aside and starts fresh', async () => {
+    const path = join(dir, 'buf.sqlite');
+    writeFileSync(path, 'this is not an SQLite database, just bytes on a bad SD card'.repeat(100));
+    const moved: string[] = [];
+    const box = open({ onCorruptFile: (to) => moved.push(to) });
+    expect(moved).toHaveLength(1);
+    expect(existsSync(moved[0] as string)).toBe(true);
+    await box.append([obs(1)]);
+    expect(box.stats().depth).toBe(1);
+    await box.close();
+  });
+
+  it('detects a truncated file', async () => {
+    let box = open();
+    await box.append(Array.from({ length: 2000 }, (_, i) => obs(i)));
+    await box.close();
+    const path = join(dir, 'buf.sqlite');
+    truncateSync(path, Math.floor(statSync(path).size / 2));
+    const moved: string[] = [];
+    box = open({ onCorruptFile: (to) => moved.push(to) });
+    expect(moved).toHaveLength(1);
+    expect(box.stats().depth).toBe(0);
     await box.close();
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Observation } from '@fieldbeam/protocol';
 import Database from 'better-sqlite3';
@@ -18,6 +18,70 @@ export interface SqliteOutboxOptions {
   keepRejects: number;
   /** Called with the number of rows dropped by `drop_oldest`. */
   onDrop?: (count: number) => void;
+  /** Called when the file at start was unreadable and was moved aside to `movedTo`. */
+  onCorruptFile?: (movedTo: string, err: Error) => void;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  -- AUTOINCREMENT: a sequence number is never reused, even after the table drains empty,
+  -- so batch message ids never collide inside JetStream's duplicate window.
+  CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    obs TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL
+  );
+  -- Inputs the agent could not use, kept (bounded) for an operator to inspect.
+  CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload BLOB
+  );
+`;
+
+function tryOpen(path: string, synchronous: string): Database.Database {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    db.exec(SCHEMA);
+    // Touch every table so a damaged file fails here, at start, and not on the first write.
+    db.prepare('SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox').get();
+    db.prepare('SELECT COUNT(*) FROM rejects').get();
+    const check = db.pragma('quick_check(1)', { simple: true });
+    if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * Opens the buffer file. A file that cannot be read (corrupted, truncated, not a database) is moved
+ * aside, never deleted, and a fresh one is started: the agent must always come back up, and what
+ * can be salvaged stays on disk for a person.
+ */
+function openDatabase(
+  path: string,
+  synchronous: string,
+  onCorrupt?: (movedTo: string, err: Error) => void,
+): Database.Database {
+  try {
+    return tryOpen(path, synchronous);
+  } catch (err) {
+    if (!existsSync(path)) throw err;
+    const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    for (const suffix of ['', '-wal', '-shm']) {
+      if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix);
+    }
+    onCorrupt?.(movedTo, err as Error);
+    return tryOpen(path, synchronous);
+  }
 }
 
 /** Bytes a row costs beyond its JSON: the sequence number, the length column and page overhead. */
@@ -38,7 +102,7 @@ export class SqliteOutbox implements Outbox {
   private dropped: number;
   private appended = 0;
   private acked = 0;
-  /** Highest sequence handed out by `take` and not released: the next take starts after it. */
+  /** Highest sequence handed out by `take`: the next take starts after it. Starts over on reopen. */
   private takenUpTo = 0;
   private queue: Pending[] = [];
   /** Appends waiting for space under the `block` policy, oldest first. */
@@ -49,28 +113,7 @@ export class SqliteOutbox implements Outbox {
 
   constructor(private readonly opts: SqliteOutboxOptions) {
     mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous}`);
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      -- AUTOINCREMENT: a sequence number is never reused, even after the table drains empty,
-      -- so batch message ids never collide inside JetStream's duplicate window.
-      CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        obs TEXT NOT NULL,
-        bytes INTEGER NOT NULL,
-        received_ms INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS rejects (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at_ms INTEGER NOT NULL,
-        source TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        payload BLOB
-      );
-    `);
+    this.db = openDatabase(opts.path, opts.synchronous, opts.onCorruptFile);
     const getMeta = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
     const setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     let bufferId = getMeta.get('buffer_id')?.value;
@@ -240,10 +283,6 @@ export class SqliteOutbox implements Outbox {
     this.bytes -= removed.b;
     this.acked += removed.n;
     if (this.blocked.length > 0) this.schedule();
-  }
-
-  releaseAll(): void {
-    this.takenUpTo = 0;
   }
 
   recordReject(entry: { source: string; topic: string; reason: string; payload: Uint8Array }): void {

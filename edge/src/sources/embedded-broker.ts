@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
+import type { EdgeMetrics } from '../metrics.js';
+import type { MqttAccess } from './mqtt-auth.js';
 import type { MqttIngest } from './mqtt-ingest.js';
 
 export interface EmbeddedBrokerOptions {
@@ -20,13 +22,36 @@ export interface EmbeddedBroker {
  */
 export async function startEmbeddedBroker(
   opts: EmbeddedBrokerOptions,
-  ingest: MqttIngest,
-  log: Logger,
+  deps: { ingest: MqttIngest; access: MqttAccess; metrics: EdgeMetrics; log: Logger },
 ): Promise<EmbeddedBroker> {
+  const { ingest, access, metrics, log } = deps;
   const broker = await Aedes.createBroker({ drainTimeout: 30_000 });
+  /** The authenticated user of each connection. */
+  const users = new WeakMap<object, string>();
+  broker.authenticate = (client, username, password, callback) => {
+    const ok = access.authenticate(username, password);
+    if (ok && username !== undefined) users.set(client, username);
+    if (!ok) {
+      metrics.mqttDenied.inc({ kind: 'connect' });
+      log.warn({ client: client.id, username }, 'mqtt login refused: unknown user or wrong password');
+    }
+    callback(null, ok);
+  };
+  broker.authorizeSubscribe = (client, sub, callback) => {
+    if (access.canSubscribe(users.get(client), sub.topic)) return callback(null, sub);
+    metrics.mqttDenied.inc({ kind: 'subscribe' });
+    log.warn({ client: client.id, topic: sub.topic }, 'mqtt subscribe refused by ACL');
+    callback(new Error(`not allowed to subscribe to ${sub.topic}`), null);
+  };
   broker.authorizePublish = (client, packet, callback) => {
     if (!client) return callback(null);
     if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS/ topics are reserved'));
+    if (!access.canPublish(users.get(client), packet.topic)) {
+      // MQTT 3.1.1 has no negative PUBACK: the connection is closed, the sensor is not acknowledged.
+      metrics.mqttDenied.inc({ kind: 'publish' });
+      log.warn({ client: client.id, topic: packet.topic }, 'mqtt publish refused by ACL');
+      return callback(new Error(`not allowed to publish to ${packet.topic}`));
+    }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest(packet.topic, payload).then(
       () => callback(null),
