@@ -66,12 +66,17 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     closers.push(() => outbox.close());
     log.info({ bufferId: outbox.bufferId, depth: outbox.stats().depth }, 'buffer open');
 
-    const publisher = await createJetStreamPublisher({
+    const publisher = createJetStreamPublisher({
       servers: [...config.nats.servers],
       name: `fieldbeam-edge-${config.edge}`,
       ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
       ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
       ackTimeoutMs: config.nats.ack_timeout_ms,
+      onState: (state, detail) => {
+        metrics.uplink.set(state === 'connected' ? 1 : 0);
+        if (state === 'connected') log.info('uplink connected');
+        else log.warn({ detail }, 'uplink not connected; buffering');
+      },
     });
     closers.push(() => publisher.close());
 
@@ -201,7 +206,8 @@ const DISK_RESERVE = 64 * 1024 * 1024;
 /** The configured capacity, but never more than the disk can hold beside what is already there. */
 export function effectiveCapacity(configured: number, diskFree: number | null): number {
   if (diskFree === null) return configured;
-  return Math.max(16 * 1024 * 1024, Math.min(configured, diskFree - DISK_RESERVE));
+  // A nearly full disk still gets a small buffer: losing the agent would lose more.
+  return Math.min(configured, Math.max(16 * 1024 * 1024, diskFree - DISK_RESERVE));
 }
 
 async function unwind(closers: (() => Promise<void>)[], log: Logger): Promise<void> {

@@ -4,14 +4,18 @@ import { parseArgs } from 'node:util';
 import type { EdgeStatus } from '@fieldbeam/protocol';
 import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
+import { runDecodeCommand } from './cli/decode-command.js';
 import { loadEdgeConfig } from './config.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus } from './status.js';
 
 const HELP = `fieldbeam-edge: the Fieldbeam edge agent
 
 Usage:
   fieldbeam-edge run --config FILE        run the agent (SIGHUP reloads sensors, SIGTERM stops cleanly)
+  fieldbeam-edge decode --format FAMILY | --config FILE
+                                        decode JSON lines of MQTT messages from stdin (see decode --help)
   fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
   fieldbeam-edge status --config FILE     ask the running agent (its /healthz) and print its state
   fieldbeam-edge rejects --config FILE [--limit N]
@@ -48,8 +52,18 @@ async function run(configFile: string): Promise<number> {
   return 0;
 }
 
+/** `decode`: the decoders offline, either by family conventions or through a config's sensors. */
+async function decodeCommand(args: string[]): Promise<number> {
+  const i = args.findIndex((a) => a === '--config' || a === '-c');
+  const file = i >= 0 ? args[i + 1] : args.find((a) => a.startsWith('--config='))?.slice('--config='.length);
+  if (!file) return runDecodeCommand(args, process.stdin, process.stdout);
+  const map = new SensorMap(loadEdgeConfig(file).sensors);
+  return runDecodeCommand(args, process.stdin, process.stdout, { sensors: (topic) => map.route(topic) });
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'decode') return decodeCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean' } },

@@ -44,7 +44,9 @@ const SensorConfig = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if (!s.station && !/[+#]station\b/.test(s.topic)) {
+    // Firmware decoders name the device themselves; plain number and JSON payloads cannot.
+    const namesItself = s.decoder.type !== 'number' && s.decoder.type !== 'json';
+    if (!s.station && !namesItself && !/[+#]station\b/.test(s.topic)) {
       ctx.addIssue({
         code: 'custom',
         path: ['station'],

@@ -1,3 +1,5 @@
+export type { EdgeProcess } from './edge-process.js';
+export { cloudCli, edgeCli, startEdgeProcess } from './edge-process.js';
 export type { Mosquitto } from './mosquitto.js';
 export { startMosquitto } from './mosquitto.js';
 export type { LoadResult, MqttLoad } from './mqtt-load.js';

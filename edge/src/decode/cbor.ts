@@ -11,11 +11,14 @@ const MAX_DEPTH = 16;
 
 class CborError extends Error {}
 
-export function decodeCbor(bytes: Uint8Array): { ok: true; value: CborValue } | { ok: false; reason: string } {
+export function decodeCbor(
+  bytes: Uint8Array,
+): { ok: true; value: CborValue } | { ok: false; reason: string } {
   try {
     const r = new Reader(bytes);
     const value = r.item(0);
-    if (r.pos !== bytes.length) return { ok: false, reason: `CBOR: ${bytes.length - r.pos} bytes after the first item` };
+    if (r.pos !== bytes.length)
+      return { ok: false, reason: `CBOR: ${bytes.length - r.pos} bytes after the first item` };
     return { ok: true, value };
   } catch (err) {
     if (err instanceof CborError) return { ok: false, reason: `CBOR: ${err.message}` };

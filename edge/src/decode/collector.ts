@@ -12,6 +12,9 @@ export interface ReadingOptions {
 /** Limits of the wire Observation (protocol): a reading beyond them is skipped here, with the reason. */
 const MAX_NAME = 200;
 const MAX_TEXT = 4096;
+const MAX_UNIT = 64;
+/** Times outside years 1970..9999 cannot be written as the wire's ISO form. */
+const MAX_TIME_MS = 253_402_300_799_999;
 
 /**
  * Gathers one message's readings: converts numbers to their canonical unit, flags a missing unit
@@ -26,6 +29,14 @@ export class ReadingCollector {
   /** A measured number in the unit the device sent (`''` when nobody knows it). */
   number(field: string, variable: string, value: number, unit: string, opts: ReadingOptions = {}): void {
     const c = toCanonical(value, unit);
+    if (!Number.isFinite(c.value)) {
+      this.skip(field, `value ${value} ${unit} is out of range`);
+      return;
+    }
+    if (c.unit.length > MAX_UNIT) {
+      this.skip(field, `unit longer than ${MAX_UNIT} characters`);
+      return;
+    }
     this.push(field, { variable, value: c.value, unit: c.unit }, opts, c.unit === '' ? ['unit_unknown'] : []);
   }
 
@@ -47,7 +58,7 @@ export class ReadingCollector {
     const s = classify(raw);
     if (s.kind === 'number') this.number(field, variable, s.value, unit, opts);
     else if (s.kind === 'text') this.text(field, variable, s.text, opts);
-    else if (s.kind === 'none') this.skip(field, `no reading: ${JSON.stringify(s.raw)}`);
+    else if (s.kind === 'none') this.skip(field, `no reading: ${s.shown}`);
   }
 
   outcome(station?: string): DecodeOutcome {
@@ -62,7 +73,9 @@ export class ReadingCollector {
       return;
     }
     const timeMs = opts.timeMs ?? this.defaults.timeMs;
-    if (timeMs !== undefined) r.timeMs = timeMs;
+    const timeOk = timeMs === undefined || (Number.isInteger(timeMs) && timeMs >= 0 && timeMs <= MAX_TIME_MS);
+    if (timeMs !== undefined && timeOk) r.timeMs = timeMs;
+    if (!timeOk) flags.push('time_invalid');
     if (opts.sensor !== undefined && opts.sensor !== '') r.sensor = opts.sensor;
     const quality = [...new Set([...(this.defaults.quality ?? []), ...(opts.quality ?? []), ...flags])];
     if (quality.length > 0) r.quality = quality;

@@ -59,7 +59,10 @@ export function jsonFieldsDecoder(opts: JsonFieldsOptions = {}): Decoder {
       }
       const value = toNumber(raw);
       if (value === undefined) {
-        return { kind: 'rejected', reason: `field "${field}" must be a number, got ${JSON.stringify(raw)?.slice(0, 40)}` };
+        return {
+          kind: 'rejected',
+          reason: `field "${field}" must be a number, got ${JSON.stringify(raw)?.slice(0, 40)}`,
+        };
       }
       out.number(field, spec.variable, value, spec.unit);
     }

@@ -43,7 +43,8 @@ export function* leaves(doc: unknown, maxDepth: number, prefix = ''): Generator<
   }
   if (isObject(doc)) {
     if (maxDepth <= 0) return;
-    for (const [k, v] of Object.entries(doc)) yield* leaves(v, maxDepth - 1, prefix === '' ? k : `${prefix}.${k}`);
+    for (const [k, v] of Object.entries(doc))
+      yield* leaves(v, maxDepth - 1, prefix === '' ? k : `${prefix}.${k}`);
     return;
   }
   yield [prefix, doc];

@@ -28,8 +28,8 @@ export function toNumber(v: unknown): number | undefined {
 export type Scalar =
   | { kind: 'number'; value: number }
   | { kind: 'text'; text: string }
-  /** A "no reading" marker: JSON null, `nan`, `unknown`, `""`, ... */
-  | { kind: 'none'; raw: string }
+  /** A "no reading" marker: JSON null, `nan`, `unknown`, `""`, ...; `shown` is it as JSON, for reasons. */
+  | { kind: 'none'; shown: string }
   /** An object or array: not a single reading. */
   | { kind: 'other' };
 
@@ -38,13 +38,13 @@ export type Scalar =
  * booleans become text, because a state is not a quantity.
  */
 export function classify(raw: unknown): Scalar {
-  if (raw === null || raw === undefined) return { kind: 'none', raw: 'null' };
+  if (raw === null || raw === undefined) return { kind: 'none', shown: 'null' };
   if (typeof raw === 'number') {
-    return Number.isFinite(raw) ? { kind: 'number', value: raw } : { kind: 'none', raw: String(raw) };
+    return Number.isFinite(raw) ? { kind: 'number', value: raw } : { kind: 'none', shown: String(raw) };
   }
   if (typeof raw === 'boolean') return { kind: 'text', text: String(raw) };
   if (typeof raw === 'string') {
-    if (isNoReading(raw)) return { kind: 'none', raw };
+    if (isNoReading(raw)) return { kind: 'none', shown: JSON.stringify(raw) };
     const n = toNumber(raw);
     return n === undefined ? { kind: 'text', text: raw } : { kind: 'number', value: n };
   }
@@ -78,4 +78,12 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 export function preview(text: string, max = 40): string {
   const one = JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
   return one;
+}
+
+/**
+ * `table[key]` for the table's own keys only: a payload key such as `constructor` or `__proto__`
+ * must never reach `Object.prototype`.
+ */
+export function own<T>(table: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return table !== undefined && Object.hasOwn(table, key) ? table[key] : undefined;
 }

@@ -48,7 +48,8 @@ function wallClock(fields: (string | undefined)[]): number | undefined {
   const t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
   const back = new Date(t);
   // Date.UTC rolls 2024-02-31 over to March; a real clock never sends that, so it is invalid.
-  if (Number.isNaN(t) || back.getUTCDate() !== Number(d) || back.getUTCHours() !== Number(h)) return undefined;
+  if (Number.isNaN(t) || back.getUTCDate() !== Number(d) || back.getUTCHours() !== Number(h))
+    return undefined;
   if (Number(mi) > 59 || Number(s) > 60) return undefined;
   return t;
 }
@@ -79,12 +80,16 @@ export function parseTime(raw: unknown): ParsedTime {
     const tz = iso[8];
     if (tz === undefined) return { kind: 'local', wallMs: wall };
     const off = offsetMs(tz);
-    return off === undefined ? { kind: 'invalid', reason: `bad UTC offset "${tz}"` } : { kind: 'utc', ms: wall - off };
+    return off === undefined
+      ? { kind: 'invalid', reason: `bad UTC offset "${tz}"` }
+      : { kind: 'utc', ms: wall - off };
   }
   const dotted = DOTTED.exec(text);
   if (dotted) {
     const wall = wallClock(dotted.slice(1, 7));
-    return wall === undefined ? { kind: 'invalid', reason: `"${text}" is not a valid date` } : { kind: 'local', wallMs: wall };
+    return wall === undefined
+      ? { kind: 'invalid', reason: `"${text}" is not a valid date` }
+      : { kind: 'local', wallMs: wall };
   }
   return { kind: 'invalid', reason: `unrecognised time "${text.slice(0, 40)}"` };
 }
@@ -135,12 +140,15 @@ function zoneOffsetMs(utcMs: number, timeZone: string): number {
 }
 
 /**
- * A wall-clock time in `timeZone` as epoch ms UTC. Two passes settle the offset next to a DST
- * change; a wall time that occurs twice resolves to its first occurrence.
+ * A wall-clock time in `timeZone` as epoch ms UTC. The zone's offsets a day before and after are
+ * the only candidates (no zone changes twice within a day); a wall time that occurs twice (autumn
+ * DST) resolves to its first occurrence, one skipped in spring moves forward by the gap.
  */
 export function wallToUtc(wallMs: number, timeZone: string): number {
-  const first = wallMs - zoneOffsetMs(wallMs, timeZone);
-  return wallMs - zoneOffsetMs(first, timeZone);
+  const before = zoneOffsetMs(wallMs - 86_400_000, timeZone);
+  const after = zoneOffsetMs(wallMs + 86_400_000, timeZone);
+  const valid = [wallMs - before, wallMs - after].filter((t) => zoneOffsetMs(t, timeZone) === wallMs - t);
+  return valid.length > 0 ? Math.min(...valid) : wallMs - before;
 }
 
 /** Applies the time policy above to a parsed time. */

@@ -17,8 +17,9 @@ export interface SkippedField {
 
 /**
  * What one message decodes to. `station` is the device the topic or payload names by the family's
- * own convention (zigbee2mqtt friendly name, Tasmota topic, Shelly `src`, ESPHome node); a station
- * captured by the configured topic pattern takes precedence over it.
+ * own convention (zigbee2mqtt friendly name, Tasmota topic, Shelly `src`, ESPHome node). A station
+ * fixed in config wins over it; it wins over a topic-pattern capture, because the decoder knows
+ * the firmware's layout (a `zigbee2mqtt/#station` capture of `z1/power` is device `z1`).
  */
 export type DecodeOutcome =
   /** Zero or more readings; `skipped` lists the "no reading" markers seen. */

@@ -1,3 +1,5 @@
+import { own } from './text.js';
+
 /**
  * The one table from the units devices send to the canonical unit of each quantity (CF/UDUNITS symbols).
  *
@@ -42,8 +44,8 @@ const RULES: Readonly<Record<string, Rule>> = {
   kPa: shift('hPa', 1),
   bar: shift('hPa', 3),
   mmHg: { to: 'hPa', scale: 1.33322387415, digits: 2 },
-  inHg: { to: 'hPa', scale: 33.8638866667, digits: 1 },
-  psi: { to: 'hPa', scale: 68.9475729318, digits: 1 },
+  inHg: { to: 'hPa', scale: 33.8638866667, digits: 0 },
+  psi: { to: 'hPa', scale: 68.9475729318, digits: 0 },
   // ratios
   '%': same('%'),
   '%RH': same('%'),
@@ -91,6 +93,8 @@ const RULES: Readonly<Record<string, Rule>> = {
   'ug/m3': same('ug m-3'),
   'mg/m3': shift('ug m-3', 3),
   'mg m-3': shift('ug m-3', 3),
+  // memory (Tasmota Heap)
+  kB: same('kB'),
   // light, radio, time, place
   lx: same('lx'),
   lux: same('lx'),
@@ -113,12 +117,7 @@ const RULES: Readonly<Record<string, Rule>> = {
 
 /** Spelling variants that mean the same symbol: micro signs, superscripts, `Ohm`, `kOhm`. */
 function normalise(unit: string): string {
-  const u = unit
-    .trim()
-    .replace(/[µμ]/g, 'u')
-    .replace(/³/g, '3')
-    .replace(/²/g, '2')
-    .replace(/\^/g, '');
+  const u = unit.trim().replace(/[µμ]/g, 'u').replace(/³/g, '3').replace(/²/g, '2').replace(/\^/g, '');
   if (/^k?ohm$/i.test(u)) return u.toLowerCase();
   return u;
 }
@@ -151,12 +150,12 @@ export interface Canonical {
 
 /** The canonical unit a source unit converts to, or undefined when the unit is not in the table. */
 export function canonicalUnit(unit: string): string | undefined {
-  return RULES[normalise(unit)]?.to;
+  return own(RULES, normalise(unit))?.to;
 }
 
 /** Converts one value from the unit a device sent to its canonical unit. Unknown units pass through. */
 export function toCanonical(value: number, unit: string): Canonical {
-  const rule = RULES[normalise(unit)];
+  const rule = own(RULES, normalise(unit));
   if (rule === undefined) return { value, unit: unit.trim(), known: false };
   if ('pow10' in rule) return { value: shiftDecimal(value, rule.pow10), unit: rule.to, known: true };
   if ('scale' in rule) {

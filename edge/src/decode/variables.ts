@@ -1,3 +1,5 @@
+import { own } from './text.js';
+
 /**
  * The one table from field names to CF standard names. A field with no CF name gets a namespaced
  * variable `<family>:<key>` (e.g. `zigbee2mqtt:linkquality`), so two firmwares never share a series
@@ -62,7 +64,7 @@ export function foldFieldName(key: string): string {
 
 /** The CF standard name for a field, if it has one. */
 export function cfNameFor(key: string): string | undefined {
-  return BY_FIELD[foldFieldName(key)];
+  return own(BY_FIELD, foldFieldName(key));
 }
 
 /** The variable for a field of a family's payload: its CF name, else `<family>:<key>`. */

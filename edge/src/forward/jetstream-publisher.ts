@@ -1,5 +1,6 @@
-import { jetstream } from '@nats-io/jetstream';
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { Publisher } from './publisher.js';
 
 export interface JetStreamPublisherOptions {
@@ -9,54 +10,94 @@ export interface JetStreamPublisherOptions {
   pass?: string;
   /** How long to wait for a PubAck before treating the publish as failed and retrying. */
   ackTimeoutMs: number;
+  onState?: (state: 'connected' | 'disconnected', detail?: string) => void;
 }
 
 export interface JetStreamPublisher extends Publisher {
-  readonly connection: NatsConnection;
   close(): Promise<void>;
 }
 
 /**
- * Connects to NATS and publishes to JetStream. The connection reconnects forever and the agent
- * starts even while the uplink is down (`waitOnFirstConnect`): an edge must never need its uplink to boot.
+ * Publishes to JetStream over a NATS connection that is made in the background and kept forever.
+ * The agent never waits for its uplink to start: until the first connection succeeds, publishes fail
+ * fast and the forwarder backs off, while readings keep going into the buffer.
  */
-export async function createJetStreamPublisher(opts: JetStreamPublisherOptions): Promise<JetStreamPublisher> {
-  const nc = await connect({
-    servers: opts.servers,
-    name: opts.name,
-    ...(opts.user !== undefined ? { user: opts.user, pass: opts.pass ?? '' } : {}),
-    waitOnFirstConnect: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 1000,
-    reconnectJitter: 500,
-    pingInterval: 10_000,
-    maxPingOut: 3,
-  });
-  const js = jetstream(nc, { timeout: opts.ackTimeoutMs });
-  let connected = true;
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') connected = false;
-      else if (s.type === 'reconnect') connected = true;
+export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetStreamPublisher {
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let connected = false;
+  let closed = false;
+  let wake: (() => void) | undefined;
+
+  const watch = async (conn: NatsConnection) => {
+    for await (const s of conn.status()) {
+      if (s.type === 'disconnect') {
+        connected = false;
+        opts.onState?.('disconnected');
+      } else if (s.type === 'reconnect') {
+        connected = true;
+        opts.onState?.('connected');
+      }
+    }
+  };
+
+  // The client reconnects on its own once connected; the first connection is retried here so that
+  // it can be cancelled by close().
+  const connecting = (async () => {
+    for (let attempt = 0; !closed; attempt++) {
+      try {
+        const conn = await connect({
+          servers: opts.servers,
+          name: opts.name,
+          ...(opts.user !== undefined ? { user: opts.user, pass: opts.pass ?? '' } : {}),
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          reconnectJitter: 500,
+          timeout: 5000,
+          pingInterval: 10_000,
+          maxPingOut: 3,
+        });
+        if (closed) {
+          await conn.close();
+          return;
+        }
+        nc = conn;
+        js = jetstream(conn, { timeout: opts.ackTimeoutMs });
+        connected = true;
+        opts.onState?.('connected');
+        void watch(conn);
+        return;
+      } catch (err) {
+        opts.onState?.('disconnected', (err as Error).message);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
     }
   })();
-  let closed = false;
+
   return {
-    connection: nc,
     get connected() {
-      return connected && !nc.isClosed();
+      return connected && !!nc && !nc.isClosed();
     },
     async publish(subject, data, msgId) {
+      if (!js) throw new EdgeError(EdgeErrorCode.UPLINK, 'not connected to NATS yet', true);
       const ack = await js.publish(subject, data, { msgID: msgId, timeout: opts.ackTimeoutMs });
       return { duplicate: ack.duplicate };
     },
     publishStatus(subject, data) {
-      if (!nc.isClosed()) nc.publish(subject, data);
+      if (nc && !nc.isClosed() && connected) nc.publish(subject, data);
     },
     async close() {
       if (closed) return;
       closed = true;
-      await nc.drain().catch(() => nc.close());
+      wake?.();
+      await connecting;
+      if (nc) await nc.drain().catch(() => nc?.close());
     },
   };
 }

@@ -104,6 +104,8 @@ export class SqliteOutbox implements Outbox {
   private acked = 0;
   /** Highest sequence handed out by `take`: the next take starts after it. Starts over on reopen. */
   private takenUpTo = 0;
+  /** Bytes of rows taken and not yet acked; bounded so `drop_oldest` always has room to work with. */
+  private takenBytes = 0;
   private queue: Pending[] = [];
   /** Appends waiting for space under the `block` policy, oldest first. */
   private blocked: Pending[] = [];
@@ -255,18 +257,26 @@ export class SqliteOutbox implements Outbox {
 
   take(maxCount: number, maxBytes: number): OutboxBatch | undefined {
     if (this.closed) return undefined;
+    // At most half the capacity may be in flight: rows in flight are spared by `drop_oldest`, so the
+    // other half is always there for it to drop, and the buffer stays within its bound.
+    const budget = this.opts.capacityBytes / 2 - this.takenBytes;
+    if (budget <= 0) return undefined;
     const rows = this.stmt.take.all(this.takenUpTo, maxCount);
     if (rows.length === 0) return undefined;
     const observations: Observation[] = [];
     let size = 0;
     let last = 0;
+    let takenBytes = 0;
     for (const r of rows) {
       // The first row always goes, even alone, so one large reading can never wedge the buffer.
-      if (observations.length > 0 && size + r.obs.length + 1 > maxBytes) break;
+      if (observations.length > 0 && (size + r.obs.length + 1 > maxBytes || takenBytes + r.bytes > budget))
+        break;
       observations.push(JSON.parse(r.obs) as Observation);
       size += r.obs.length + 1;
+      takenBytes += r.bytes;
       last = r.seq;
     }
+    this.takenBytes += takenBytes;
     const first = rows[0]?.seq ?? last;
     this.takenUpTo = last;
     return { first, last, observations };
@@ -281,6 +291,7 @@ export class SqliteOutbox implements Outbox {
     })();
     this.depth -= removed.n;
     this.bytes -= removed.b;
+    this.takenBytes = Math.max(0, this.takenBytes - removed.b);
     this.acked += removed.n;
     if (this.blocked.length > 0) this.schedule();
   }

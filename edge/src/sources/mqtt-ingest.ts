@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics.js';
-import { type ObservationSink, type RejectSink, toObservation } from '../readings.js';
+import { type ObservationSink, type Origin, type RejectSink, toObservation } from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
 
 export interface MqttIngestDeps {
@@ -56,7 +56,11 @@ export function createMqttIngest(deps: MqttIngestDeps) {
       case 'readings': {
         if (outcome.skipped.length > 0) metrics.skipped.inc({ source: 'mqtt' }, outcome.skipped.length);
         if (outcome.readings.length === 0) return;
-        const origin = { ...match.origin, source: 'mqtt', edge: deps.edge };
+        const origin = {
+          ...(match.origin as Omit<Origin, 'edge' | 'source'>),
+          source: 'mqtt',
+          edge: deps.edge,
+        };
         const observations = outcome.readings.map((r) => toObservation(origin, r, receivedMs));
         await deps.sink.submit(observations);
         metrics.readings.inc({ source: 'mqtt' }, observations.length);

@@ -10,11 +10,20 @@ interface CompiledSensor {
   decoder: Decoder;
 }
 
+/** Which decoder a topic goes to, with the captures of the pattern and the ids the config fixes. */
+export interface SensorRoute {
+  decoder: Decoder;
+  captures: Readonly<Record<string, string>>;
+  station?: string;
+  sensor?: string;
+  config: SensorConfig;
+}
+
 export type SensorMatch =
   | { matched: false }
-  | { matched: true; origin: Omit<Origin, 'edge' | 'source'>; outcome: DecodeOutcome };
+  | { matched: true; origin?: Omit<Origin, 'edge' | 'source'>; outcome: DecodeOutcome };
 
-/** Topic -> sensor -> decoded readings. First matching sensor in config order wins. Pure. */
+/** Topic -> sensor -> decoded readings. The first matching sensor in config order wins. Pure. */
 export class SensorMap {
   private readonly sensors: CompiledSensor[];
 
@@ -31,27 +40,54 @@ export class SensorMap {
     return [...new Set(this.sensors.map((s) => s.pattern.filter))];
   }
 
-  decode(topic: string, payload: Uint8Array, receivedMs: number): SensorMatch {
+  route(topic: string): SensorRoute | undefined {
     for (const s of this.sensors) {
       const captures = s.pattern.match(topic);
       if (!captures) continue;
-      const station = s.config.station ?? captures.station;
-      if (!station) continue;
-      const origin: Omit<Origin, 'edge' | 'source'> = { station };
+      const route: SensorRoute = { decoder: s.decoder, captures, config: s.config };
+      if (s.config.station) route.station = s.config.station;
       const sensor = s.config.sensor ?? captures.sensor;
-      if (sensor) origin.sensor = sensor;
-      if (s.config.lat !== undefined) origin.lat = s.config.lat;
-      if (s.config.lon !== undefined) origin.lon = s.config.lon;
-      if (s.config.alt !== undefined) origin.alt = s.config.alt;
-      let outcome: DecodeOutcome;
-      try {
-        outcome = s.decoder({ topic, payload, captures, receivedMs });
-      } catch (err) {
-        // Decoders must not throw; if one does, the input is rejected rather than the agent stopped.
-        outcome = { kind: 'rejected', reason: `decoder failed: ${(err as Error).message}` };
-      }
-      return { matched: true, origin, outcome };
+      if (sensor) route.sensor = sensor;
+      return route;
     }
-    return { matched: false };
+    return undefined;
+  }
+
+  /**
+   * Decodes a message. The station is, in order: fixed in the config, named by the payload's own
+   * convention (zigbee2mqtt friendly name, Shelly `src`, Tasmota topic), or captured as `+station`.
+   * Readings without any station are rejected: an observation must say where it was taken.
+   */
+  decode(topic: string, payload: Uint8Array, receivedMs: number): SensorMatch {
+    const route = this.route(topic);
+    if (!route) return { matched: false };
+    let outcome: DecodeOutcome;
+    try {
+      outcome = route.decoder({ topic, payload, captures: route.captures, receivedMs });
+    } catch (err) {
+      // Decoders must not throw; if one does, the input is rejected rather than the agent stopped.
+      return {
+        matched: true,
+        outcome: { kind: 'rejected', reason: `decoder failed: ${(err as Error).message}` },
+      };
+    }
+    if (outcome.kind !== 'readings') return { matched: true, outcome };
+    const station = route.station ?? outcome.station ?? route.captures.station;
+    if (!station) {
+      return {
+        matched: true,
+        outcome: {
+          kind: 'rejected',
+          reason: 'no station: set sensors[].station or capture +station in the topic',
+        },
+      };
+    }
+    const origin: Omit<Origin, 'edge' | 'source'> = { station };
+    if (route.sensor) origin.sensor = route.sensor;
+    const { lat, lon, alt } = route.config;
+    if (lat !== undefined) origin.lat = lat;
+    if (lon !== undefined) origin.lon = lon;
+    if (alt !== undefined) origin.alt = alt;
+    return { matched: true, origin, outcome };
   }
 }
