@@ -112,6 +112,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       maxPayloadBytes: config.mqtt.max_packet_bytes,
     });
     let mqttPort: number | undefined;
+    let onReload = () => {};
     if (config.mqtt.mode === 'embedded') {
       const access = new MqttAccess(config.mqtt.users);
       const host = config.mqtt.host ?? (access.enabled ? '0.0.0.0' : '127.0.0.1');
@@ -132,11 +133,13 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     } else {
       const sub = await startExternalSubscriber(
         config.mqtt.url ?? '',
+        `fieldbeam-edge-${config.edge}`,
         () => sensorMap.filters(),
         ingest,
         log,
       );
       closers.push(() => sub.close());
+      onReload = () => sub.refresh();
     }
 
     const inRate = new RateMeter();
@@ -186,6 +189,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       outbox,
       reloadSensors(sensors) {
         sensorMap = new SensorMap(sensors);
+        onReload();
         log.info({ sensors: sensors.length }, 'sensor mappings reloaded');
       },
       status,

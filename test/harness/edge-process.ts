@@ -47,7 +47,8 @@ export async function startEdgeProcess(dir: string, config: Record<string, unkno
       env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
     });
     try {
-      await Promise.all([waitForPort(mqttPort, 30_000), waitForPort(httpPort, 30_000)]);
+      const external = (config.mqtt as { mode?: string } | undefined)?.mode === 'external';
+      await Promise.all([external ? undefined : waitForPort(mqttPort, 30_000), waitForPort(httpPort, 30_000)]);
     } catch (err) {
       await proc.kill();
       throw new Error(`edge agent did not start: ${(err as Error).message}\n${proc.output()}`);

@@ -2,41 +2,58 @@ import mqtt from 'mqtt';
 import type { Logger } from 'pino';
 import type { MqttIngest } from './mqtt-ingest.js';
 
+export interface ExternalSubscriber {
+  /** Subscribes to the current filters and drops those no longer configured (after a reload). */
+  refresh(): void;
+  close(): Promise<void>;
+}
+
 /**
- * Subscribes to an external broker (e.g. mosquitto) with a persistent session. mqtt.js acknowledges a
- * QoS 1 message when `handleMessage` calls back, so the ack is held until the readings are committed;
- * mqtt.js handles one message at a time, which is the price of that guarantee.
+ * Subscribes to an external broker (e.g. mosquitto) with a persistent session (`clean: false`, QoS 1),
+ * so the broker queues readings while the agent restarts. mqtt.js acknowledges a QoS 1 message when
+ * `handleMessage` calls back, so the ack is held until the readings are committed; mqtt.js handles
+ * one message at a time, which is the price of that guarantee. While the buffer is full under
+ * `block`, that one message waits, and the broker holds the rest.
  */
 export async function startExternalSubscriber(
   url: string,
+  /** Stable across restarts, so the broker keeps this agent's session and queues for it while it is down. */
+  clientId: string,
   filters: () => string[],
   ingest: MqttIngest,
   log: Logger,
-): Promise<{ close(): Promise<void> }> {
+): Promise<ExternalSubscriber> {
   if (!url) throw new Error('mqtt.url is required when mqtt.mode is external');
-  const client = mqtt.connect(url, {
-    clean: false,
-    clientId: `fieldbeam-${process.pid}`,
-    reconnectPeriod: 1000,
-  });
+  const client = mqtt.connect(url, { clean: false, clientId, reconnectPeriod: 1000, protocolVersion: 4 });
+  let subscribed = new Set<string>();
   client.handleMessage = (packet, callback) => {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest(packet.topic, payload).then(
       () => callback(),
       (err: Error) => {
-        log.warn(
-          { err: err.message },
-          'buffer refused reading from external broker; reconnecting to get it again',
-        );
-        client.end(true, {}, () => client.reconnect());
+        // Not acknowledged: drop the connection so the broker delivers it again after reconnecting.
+        log.warn({ err: err.message }, 'buffer refused a reading from the external broker; reconnecting');
+        client.stream.destroy();
       },
     );
   };
+  const refresh = () => {
+    const next = new Set(filters());
+    const gone = [...subscribed].filter((f) => !next.has(f));
+    if (gone.length > 0) client.unsubscribe(gone);
+    if (next.size > 0) client.subscribe([...next], { qos: 1 });
+    subscribed = next;
+  };
   client.on('connect', () => {
-    const f = filters();
-    if (f.length > 0) client.subscribe(f, { qos: 1 });
-    log.info({ url, filters: f }, 'subscribed to external MQTT broker');
+    refresh();
+    log.info({ url, filters: [...subscribed] }, 'subscribed to external MQTT broker');
   });
+  client.on('offline', () => log.warn({ url }, 'external MQTT broker unreachable; retrying'));
   client.on('error', (err) => log.warn({ err: err.message }, 'external MQTT broker error'));
-  return { close: () => client.endAsync() };
+  return {
+    refresh: () => {
+      if (client.connected) refresh();
+    },
+    close: () => client.endAsync(),
+  };
 }
