@@ -48,7 +48,10 @@ export async function startEdgeProcess(dir: string, config: Record<string, unkno
     });
     try {
       const external = (config.mqtt as { mode?: string } | undefined)?.mode === 'external';
-      await Promise.all([external ? undefined : waitForPort(mqttPort, 30_000), waitForPort(httpPort, 30_000)]);
+      await Promise.all([
+        external ? undefined : waitForPort(mqttPort, 30_000),
+        waitForPort(httpPort, 30_000),
+      ]);
     } catch (err) {
       await proc.kill();
       throw new Error(`edge agent did not start: ${(err as Error).message}\n${proc.output()}`);
