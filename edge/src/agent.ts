@@ -6,6 +6,7 @@ import type { EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { startStatusHttp } from './http-server.js';
+import { createIssSource, type IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import type { ObservationSink, RejectSink } from './readings.js';
@@ -142,6 +143,22 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       onReload = () => sub.refresh();
     }
 
+    let iss: IssSource | undefined;
+    if (config.iss.enabled) {
+      const source = createIssSource({
+        serverUrl: config.iss.server_url,
+        adapterSet: config.iss.adapter_set,
+        ...(config.iss.items.length > 0 ? { items: config.iss.items } : {}),
+        edge: config.edge,
+        sink,
+        rejects,
+        log: log.child({ source: 'isslive' }),
+      });
+      iss = source;
+      closers.push(() => source.close());
+      log.info({ url: config.iss.server_url }, 'ISS telemetry source started');
+    }
+
     const inRate = new RateMeter();
     const outRate = new RateMeter();
     const rejectedTotal = async () => (await metrics.rejected.get()).values.reduce((s, v) => s + v.value, 0);
@@ -177,7 +194,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
 
     const http = await startStatusHttp(config.http, metrics.registry, () => {
       const s = status();
-      return { ok: true, ...s };
+      return { ok: true, ...s, ...(iss ? { iss: iss.status() } : {}) };
     });
     closers.push(() => http.close());
 

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { runDecodeCommand } from './cli/decode-command.js';
 import { loadEdgeConfig } from './config.js';
+import { runIssReplayCommand } from './iss/index.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus } from './status.js';
@@ -16,6 +17,8 @@ Usage:
   fieldbeam-edge run --config FILE        run the agent (SIGHUP reloads sensors, SIGTERM stops cleanly)
   fieldbeam-edge decode --format FAMILY | --config FILE
                                         decode JSON lines of MQTT messages from stdin (see decode --help)
+  fieldbeam-edge iss-replay [--port N] [--file replay.jsonl] ...
+                                        a local Lightstreamer (TLCP) server replaying ISSLIVE (see iss-replay --help)
   fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
   fieldbeam-edge status --config FILE     ask the running agent (its /healthz) and print its state
   fieldbeam-edge rejects --config FILE [--limit N]
@@ -64,6 +67,7 @@ async function decodeCommand(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'decode') return decodeCommand(rest);
+  if (command === 'iss-replay') return runIssReplayCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean' } },

@@ -117,6 +117,22 @@ export const EdgeConfigSchema = z
       })
       .strict()
       .default({ max_in_flight: 8, max_batch_observations: 500 }),
+    iss: z
+      .object({
+        /** Take the International Space Station's live telemetry (Lightstreamer, adapter set ISSLIVE). */
+        enabled: z.boolean().default(false),
+        server_url: z.string().url().default('https://push.lightstreamer.com'),
+        adapter_set: z.string().min(1).default('ISSLIVE'),
+        /** Item ids; empty means the curated default set (70 items across the station's systems). */
+        items: z.array(z.string().regex(/^[A-Za-z0-9_]+$/, 'item ids are letters, digits and _')).default([]),
+      })
+      .strict()
+      .default({
+        enabled: false,
+        server_url: 'https://push.lightstreamer.com',
+        adapter_set: 'ISSLIVE',
+        items: [],
+      }),
     http: z
       .object({ host: z.string().default('127.0.0.1'), port: Port.default(9464) })
       .strict()

@@ -1,8 +1,17 @@
 export type { EdgeAgent } from './agent.js';
 export { createEdgeAgent } from './agent.js';
+export { runDecodeCommand } from './cli/decode-command.js';
 export type { EdgeConfig, SensorConfig } from './config.js';
 export { loadEdgeConfig, parseEdgeConfig } from './config.js';
 export { backoffMs, startForwarder } from './forward/forwarder.js';
+export type { IssSource, IssSourceStatus, TlcpReplayServer } from './iss/index.js';
+export {
+  createIssSource,
+  createTlcpReplayServer,
+  DEFAULT_ISS_ITEMS,
+  formatIssTimestamp,
+  parseIssTimestamp,
+} from './iss/index.js';
 export type { FullPolicy, Outbox, OutboxBatch } from './outbox/outbox.js';
 export { SqliteOutbox } from './outbox/sqlite-outbox.js';
 export type { ObservationSink, Origin, Reading, RejectSink } from './readings.js';

@@ -21,6 +21,9 @@ an edge agent with its embedded MQTT broker, and a simulator publishing sensor r
   --duration S    stop by itself after S seconds (default: run until Ctrl-C)
   --rate N        simulated readings per second (default 50)
   --mqtt-port P   port of the edge's MQTT broker (default 1883, or a free port if taken)
+  --live-iss      take ISS telemetry from the public server (push.lightstreamer.com) instead of
+                  the local replay server (needs internet)
+  --no-iss        no ISS telemetry
 Data (buffer, Postgres, logs) stays in .data/demo.
 `;
 
@@ -52,6 +55,8 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       rate: { type: 'string', default: '50' },
       'mqtt-port': { type: 'string' },
+      'live-iss': { type: 'boolean' },
+      'no-iss': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -92,6 +97,24 @@ async function main(): Promise<void> {
     throw new Error(`${err.message}\ncollector output:\n${cloud.output()}`);
   });
 
+  let issUrl: string | undefined;
+  if (values['live-iss']) issUrl = 'https://push.lightstreamer.com';
+  else if (!values['no-iss']) {
+    const issPort = await freePort();
+    say('starting the ISS telemetry replay server (Lightstreamer TLCP) ...');
+    const replay = spawnProcess(process.execPath, [
+      join(root, 'edge/dist/cli.js'),
+      'iss-replay',
+      '--port',
+      String(issPort),
+      '--speed',
+      '1',
+    ]);
+    stack.push(() => replay.stop());
+    await waitForPort(issPort, 15_000);
+    issUrl = `http://127.0.0.1:${issPort}`;
+  }
+
   const edgeConfig = join(dataDir, 'edge.yaml');
   writeFileSync(
     edgeConfig,
@@ -107,6 +130,9 @@ http:
   host: 127.0.0.1
   port: ${edgeHttp}
 status_interval_ms: 2000
+iss:
+  enabled: ${issUrl ? 'true' : 'false'}
+  server_url: ${issUrl ?? 'https://push.lightstreamer.com'}
 sensors:
   - topic: demo/+station/temperature
     decoder: { type: number, variable: air_temperature, unit: degC }
@@ -165,10 +191,14 @@ sensors:
       getJson(`http://127.0.0.1:${cloudHttp}/api/stats`),
     ]);
     const buffer = e?.buffer as { depth?: number } | undefined;
+    const iss = e?.iss as { connection?: string; signal?: string; committed?: number } | undefined;
     const rates = e?.rates as { inPerS?: number; outPerS?: number } | undefined;
     say(
       `${new Date().toISOString().slice(11, 19)}  in ${(rates?.inPerS ?? 0).toFixed(0)}/s  out ${(rates?.outPerS ?? 0).toFixed(0)}/s  ` +
-        `buffer ${buffer?.depth ?? '?'}  uplink ${e?.uplink ?? '?'}  rows in Postgres ${c?.observations ?? '?'}  (simulator sent ${sent})`,
+        `buffer ${buffer?.depth ?? '?'}  uplink ${e?.uplink ?? '?'}  rows in Postgres ${c?.observations ?? '?'}  (simulator sent ${sent}` +
+        (iss
+          ? `, ISS ${iss.connection ?? '?'} signal ${iss.signal ?? '?'} readings ${iss.committed ?? 0})`
+          : ')'),
     );
   }, 3000);
   stack.push(async () => clearInterval(status));

@@ -17,6 +17,31 @@ export const hasSignal = (fields: IssFieldValues) => fields['Status.Class'] === 
 const flag = (name: string, value: string | null) =>
   value === null || value === '' ? [] : [`${name}:${value}`.slice(0, MAX_FLAG)];
 
+/** Longest `Value` accepted; ISSLIVE values are short numbers or enumeration words. */
+export const MAX_ISS_VALUE = 1024;
+
+/**
+ * Why an update cannot become a reading, or undefined when it can. Such updates are quarantined:
+ * an unreadable TimeStamp would force receipt time, and with it a new id on every snapshot.
+ */
+export function checkIssUpdate(
+  item: string,
+  fields: IssFieldValues,
+  catalogue: ReadonlyMap<string, unknown>,
+  nowMs: number,
+): string | undefined {
+  if (!catalogue.has(item)) return `unknown ISSLIVE item "${item.slice(0, 64)}" (not in the catalogue)`;
+  const ts = fields.TimeStamp;
+  if (ts !== null && ts.trim() !== '' && parseIssTimestamp(ts, nowMs) === undefined) {
+    return `unreadable TimeStamp "${ts.slice(0, 40)}" (expected hours since the start of the year)`;
+  }
+  const value = fields.Value;
+  if (value !== null && value.length > MAX_ISS_VALUE) {
+    return `Value of ${value.length} characters exceeds ${MAX_ISS_VALUE}`;
+  }
+  return undefined;
+}
+
 /**
  * Turns one ISSLIVE item update into a reading, or `undefined` when `Value` is null or empty
  * (nothing was measured).

@@ -1,9 +1,9 @@
 import type { Observation } from '@fieldbeam/protocol';
 import { type ItemUpdate, LightstreamerClient, Subscription } from 'lightstreamer-client-node';
-import { type ObservationSink, type Origin, toObservation } from '../readings.js';
+import { type ObservationSink, type Origin, type RejectSink, toObservation } from '../readings.js';
 import { DEFAULT_ISS_ITEMS } from './default-items.js';
 import { type IssLog, silentLog } from './iss-log.js';
-import { hasSignal, toIssReading } from './iss-reading.js';
+import { checkIssUpdate, hasSignal, toIssReading } from './iss-reading.js';
 import { parseIssTimestamp } from './iss-timestamp.js';
 import { issUnit } from './iss-units.js';
 import { loadIssCatalogue } from './isslive-catalogue.js';
@@ -47,6 +47,8 @@ export interface IssSourceStatus {
   duplicates: number;
   /** Updates without a Value. */
   empty: number;
+  /** Updates quarantined as unusable (unknown item, unreadable TimeStamp, oversize value). */
+  rejected: number;
   /** `submit` calls the sink refused (buffer full). */
   refusals: number;
   /** Readings given up: replaced by a newer one of the same item while the sink refused, or left at close. */
@@ -88,6 +90,8 @@ export interface IssSourceOptions {
   /** Id of this edge agent. */
   edge: string;
   sink: ObservationSink;
+  /** Where unusable updates are kept for inspection (the agent's reject table). */
+  rejects?: RejectSink;
   log?: IssLog;
   /** Called whenever connection, subscription, signal or an error changes (not on every update). */
   onStatus?: (status: IssSourceStatus) => void;
@@ -143,6 +147,7 @@ export function createIssSource(opts: IssSourceOptions): IssSource {
     suppressed: 0,
     duplicates: 0,
     empty: 0,
+    rejected: 0,
     resets: 0,
     lastError: null as string | null,
   };
@@ -229,6 +234,18 @@ export function createIssSource(opts: IssSourceOptions): IssSource {
     }
     if (state.signal === 'lost') {
       state.suppressed++;
+      return;
+    }
+    const problem = checkIssUpdate(item, fields, catalogue.byId, receivedMs);
+    if (problem !== undefined) {
+      state.rejected++;
+      log.warn({ item, reason: problem }, 'ISSLIVE update quarantined');
+      opts.rejects?.reject({
+        source: 'isslive',
+        topic: item,
+        reason: problem,
+        payload: Buffer.from(JSON.stringify(fields).slice(0, 8192)),
+      });
       return;
     }
     const reading = toIssReading(item, fields, { unit: units.get(item) ?? '1', nowMs: receivedMs });
