@@ -5,6 +5,13 @@ export { loadCloudConfig } from './config.js';
 export type { EmbeddedPg } from './db/embedded-postgres.js';
 export { startEmbeddedPostgres } from './db/embedded-postgres.js';
 export { migrate, migrations } from './db/migrations.js';
+export {
+  addEdge,
+  collectorSeed,
+  edgePermissions,
+  listEdges,
+  renderAuthorization,
+} from './identity/edge-identity.js';
 export { checkBatch } from './ingest/ingest.js';
 export { ObservationStore } from './ingest/observation-store.js';
 export { ensureStreams } from './nats/streams.js';

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
@@ -72,6 +72,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       name: `fieldbeam-edge-${config.edge}`,
       ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
       ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
+      ...nkeySeed(config),
       ackTimeoutMs: config.nats.ack_timeout_ms,
       onState: (state, detail) => {
         metrics.uplink.set(state === 'connected' ? 1 : 0);
@@ -219,6 +220,13 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     await unwind(closers, log);
     throw err;
   }
+}
+
+function nkeySeed(config: EdgeConfig): { nkeySeed?: string } {
+  if (config.nats.nkey_seed) return { nkeySeed: config.nats.nkey_seed };
+  if (config.nats.nkey_seed_file)
+    return { nkeySeed: readFileSync(config.nats.nkey_seed_file, 'utf8').trim() };
+  return {};
 }
 
 /** Disk kept free for the OS and SQLite's WAL beyond the buffer bound. */

@@ -67,6 +67,13 @@ export const EdgeConfigSchema = z
         servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']),
         user: z.string().optional(),
         pass: z.string().optional(),
+        /** This edge's NATS nkey seed (`SU...`), as issued by `fieldbeam-cloud edge add`; use `${ENV}`. */
+        nkey_seed: z
+          .string()
+          .regex(/^SU[A-Z2-7]{56}$/, 'expected an nkey user seed (SU...)')
+          .optional(),
+        /** Or a file holding it (mode 0600). */
+        nkey_seed_file: z.string().optional(),
         ack_timeout_ms: z.number().int().positive().default(5000),
       })
       .strict()

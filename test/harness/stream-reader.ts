@@ -1,6 +1,6 @@
 import { decodeMessage, type Observation, ObservationBatch, streams } from '@fieldbeam/protocol';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { type ConnectionOptions, connect } from '@nats-io/transport-node';
 
 export interface StreamContents {
   messages: number;
@@ -10,8 +10,11 @@ export interface StreamContents {
 }
 
 /** Reads every batch in the OBS stream (an ordered consumer, nothing acked or changed). */
-export async function readObsStream(url: string): Promise<StreamContents> {
-  const nc = await connect({ servers: url });
+export async function readObsStream(
+  url: string,
+  auth: Partial<ConnectionOptions> = {},
+): Promise<StreamContents> {
+  const nc = await connect({ servers: url, ...auth });
   try {
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(streams.OBS.name);

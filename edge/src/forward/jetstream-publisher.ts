@@ -1,5 +1,5 @@
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { Publisher } from './publisher.js';
 
@@ -8,6 +8,8 @@ export interface JetStreamPublisherOptions {
   name: string;
   user?: string;
   pass?: string;
+  /** nkey user seed; takes precedence over user/pass. */
+  nkeySeed?: string;
   /** How long to wait for a PubAck before treating the publish as failed and retrying. */
   ackTimeoutMs: number;
   onState?: (state: 'connected' | 'disconnected', detail?: string) => void;
@@ -49,7 +51,11 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
         const conn = await connect({
           servers: opts.servers,
           name: opts.name,
-          ...(opts.user !== undefined ? { user: opts.user, pass: opts.pass ?? '' } : {}),
+          ...(opts.nkeySeed !== undefined
+            ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) }
+            : opts.user !== undefined
+              ? { user: opts.user, pass: opts.pass ?? '' }
+              : {}),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1000,
           reconnectJitter: 500,

@@ -1,0 +1,40 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fromSeed } from '@nats-io/nkeys';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addEdge, edgePermissions, listEdges } from './edge-identity.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fb-id-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('edge identity', () => {
+  it('issues a key pair whose public half lands in the server authorization with edge-only permissions', () => {
+    const a = addEdge(dir, 'gw-1');
+    expect(fromSeed(new TextEncoder().encode(a.seed)).getPublicKey()).toBe(a.publicKey);
+    const conf = readFileSync(a.files.authorization, 'utf8');
+    expect(conf).toContain(a.publicKey);
+    expect(conf).toContain('"fb.obs.gw-1"');
+    expect(conf).toContain('"fb.edge.gw-1.>"');
+    expect(conf).not.toContain(a.seed);
+    expect(statSync(a.files.collectorSeed).mode & 0o777).toBe(0o600);
+    expect(edgePermissions('gw-1').publish.allow).toEqual(['fb.obs.gw-1', 'fb.edge.gw-1.>']);
+  });
+
+  it('refuses a second registration unless rotating, and keeps one record per edge', () => {
+    const first = addEdge(dir, 'gw-1');
+    expect(() => addEdge(dir, 'gw-1')).toThrow(/already registered/);
+    const rotated = addEdge(dir, 'gw-1', { rotate: true });
+    expect(rotated.publicKey).not.toBe(first.publicKey);
+    addEdge(dir, 'gw-0');
+    expect(listEdges(dir).map((e) => e.id)).toEqual(['gw-0', 'gw-1']);
+    expect(readFileSync(rotated.files.authorization, 'utf8')).not.toContain(first.publicKey);
+  });
+
+  it('rejects ids that are not one subject token', () => {
+    expect(() => addEdge(dir, 'gw.1')).toThrow(/must be 1-64/);
+  });
+});
