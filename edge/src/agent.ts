@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
+import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
@@ -101,6 +102,21 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     );
     closers.push(() => forwarder.close());
 
+    const clock = await startClockMonitor(
+      config.clock.sync_check as ClockCheck,
+      config.clock.check_interval_ms,
+      (state, previous) => {
+        log.info({ state, previous }, 'wall clock state changed');
+        if (state === 'synced' && previous === 'unsynced') {
+          const n = outbox.restampUnsynced();
+          if (n > 0) log.info({ restamped: n }, 'readings taken before the clock synced were re-stamped');
+        }
+      },
+    );
+    closers.push(async () => clock.close());
+    if (clock.state === 'unsynced')
+      log.warn('wall clock not synchronised: readings are flagged clock_unsynced');
+
     let sensorMap = new SensorMap(config.sensors);
     const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
     const rejects: RejectSink = { reject: (e) => outbox.recordReject(e) };
@@ -112,6 +128,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       metrics,
       log,
       maxPayloadBytes: config.mqtt.max_packet_bytes,
+      clockUnsynced: () => clock.state === 'unsynced',
     });
     let mqttPort: number | undefined;
     let onReload = () => {};
@@ -175,6 +192,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         rejected: rejectedCount,
         diskFree: diskFreeBytes(config.data_dir),
         uplinkConnected: publisher.connected,
+        clock: clock.state,
       });
     const sample = async () => {
       const s = outbox.stats();

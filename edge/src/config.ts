@@ -145,6 +145,17 @@ export const EdgeConfigSchema = z
       .strict()
       .default({ host: '127.0.0.1', port: 9464 }),
     status_interval_ms: z.number().int().positive().default(10_000),
+    clock: z
+      .object({
+        /** `auto` (systemd-timesyncd / timedatectl), `none` (trust it), or `file:<path>` (synced while it exists). */
+        sync_check: z
+          .string()
+          .regex(/^(auto|none|file:.+)$/, 'use auto, none or file:<path>')
+          .default('auto'),
+        check_interval_ms: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .default({ sync_check: 'auto', check_interval_ms: 10_000 }),
     sensors: z.array(SensorConfig).default([]),
   })
   .strict();

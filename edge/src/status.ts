@@ -32,6 +32,7 @@ export function buildEdgeStatus(input: {
   rejected: number;
   diskFree: number | null;
   uplinkConnected: boolean;
+  clock: EdgeStatus['clock'];
 }): EdgeStatus {
   const now = Date.now();
   return {
@@ -51,8 +52,7 @@ export function buildEdgeStatus(input: {
     rates: { inPerS: input.inPerS, outPerS: input.outPerS },
     rejected: input.rejected,
     diskFreeBytes: input.diskFree,
-    // The agent cannot see NTP state portably yet; readings without sensor time are flagged instead.
-    clock: 'unknown',
+    clock: input.clock,
     uplink: input.uplinkConnected ? 'connected' : 'disconnected',
   };
 }

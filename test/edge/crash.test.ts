@@ -57,7 +57,9 @@ describe('edge agent crash', () => {
         'the load to finish',
         () => (load.sent >= total && load.ackedCount >= total ? true : undefined),
         120_000,
-      );
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}: sent ${load.sent}, acked ${load.ackedCount} of ${total}`);
+      });
       const result = await load.stop();
       await waitFor(
         'the buffer to drain',

@@ -39,6 +39,16 @@ export async function startMqttLoad(opts: {
     ...(opts.username ? { username: opts.username, password: opts.password ?? '' } : {}),
   });
   client.on('error', () => {});
+  // mqtt.js resends unacknowledged messages after a reconnect and emits 'connect' only when done;
+  // publishing new ones before that can reuse a message id still held by a resend, which mqtt.js
+  // then silently skips. A real sensor waits for its session too.
+  let ready = true;
+  client.on('close', () => {
+    ready = false;
+  });
+  client.on('connect', () => {
+    ready = true;
+  });
   const acked = new Set<number>();
   const maxInFlight = opts.maxInFlight ?? 2000;
   let sent = 0;
@@ -47,7 +57,7 @@ export async function startMqttLoad(opts: {
   const pending = new Set<Promise<void>>();
   const perTick = Math.max(1, Math.round(opts.rate / 100));
   const timer = setInterval(() => {
-    for (let i = 0; i < perTick && sent < opts.maxMessages && inFlight < maxInFlight; i++) {
+    for (let i = 0; ready && i < perTick && sent < opts.maxMessages && inFlight < maxInFlight; i++) {
       const seq = sent++;
       inFlight++;
       const p = client

@@ -116,7 +116,11 @@ export function startForwarder(
         await Promise.race(inFlight);
         continue;
       }
-      const batch = resend.shift() ?? outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
+      // While the uplink is down, new rows stay in the buffer (where `drop_oldest` and clock
+      // re-stamping can still reach them) instead of being held here for a retry.
+      const batch =
+        resend.shift() ??
+        (publisher.connected ? outbox.take(opts.maxBatchObservations, opts.maxBatchBytes) : undefined);
       if (!batch) {
         if (inFlight.size > 0) await Promise.race(inFlight);
         else await sleep(opts.idleMs, abort.signal);

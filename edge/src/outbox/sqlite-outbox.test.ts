@@ -150,3 +150,33 @@ describe('SqliteOutbox on a damaged file', () => {
     await box.close();
   });
 });
+
+describe('SqliteOutbox clock re-stamping', () => {
+  it('moves receipt-time readings taken before the clock synced, with new ids, and leaves sensor times alone', async () => {
+    const box = open();
+    // The wall clock believed it was 1970 when these arrived.
+    const wrong = 5_000;
+    const unsynced = toObservation(
+      { source: 'mqtt', edge: 'gw', station: 's' },
+      { variable: 'v', value: 1, unit: '1', quality: ['clock_unsynced'] },
+      wrong,
+    );
+    const sensorTimed = toObservation(
+      { source: 'mqtt', edge: 'gw', station: 's' },
+      { variable: 'v', value: 2, unit: '1', timeMs: 1_700_000_000_000 },
+      wrong,
+    );
+    await box.append([unsynced, sensorTimed]);
+    const syncedNow = Date.now();
+    expect(box.restampUnsynced(syncedNow)).toBe(1);
+    const batch = box.take(10, 1e6);
+    const [a, b] = batch?.observations ?? [];
+    // Stamped from the monotonic clock: within moments of the true time, not 1970.
+    expect(Math.abs(Date.parse(a?.time ?? '') - syncedNow)).toBeLessThan(5_000);
+    expect(a?.quality).toEqual(['clock_restamped', 'edge_time']);
+    expect(a?.id).not.toBe(unsynced.id);
+    expect(b).toEqual(sensorTimed);
+    expect(box.restampUnsynced()).toBe(0);
+    await box.close();
+  });
+});

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Observation } from '@fieldbeam/protocol';
+import { type Observation, observationId } from '@fieldbeam/protocol';
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { FullPolicy, Outbox, OutboxBatch, OutboxStats } from './outbox.js';
@@ -22,6 +22,41 @@ export interface SqliteOutboxOptions {
   onCorruptFile?: (movedTo: string, err: Error) => void;
 }
 
+export const CLOCK_UNSYNCED = 'clock_unsynced';
+export const CLOCK_RESTAMPED = 'clock_restamped';
+
+/** CLOCK_MONOTONIC in ms: libuv's hrtime is the system's monotonic clock, shared by every process of a boot. */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+const BOOT_ID = readBootId();
+
+/** The observation with receipt-based times moved to `receivedMs`, its flags updated and its id recomputed. */
+function restamp(o: Observation, receivedMs: number): Observation {
+  const received = new Date(receivedMs).toISOString();
+  const edgeTime = o.quality?.includes('edge_time') ?? false;
+  const time = edgeTime ? received : o.time;
+  const quality = (o.quality ?? []).map((q) => (q === CLOCK_UNSYNCED ? CLOCK_RESTAMPED : q));
+  const id = observationId({
+    source: o.source,
+    station: o.station,
+    sensor: o.sensor,
+    variable: o.variable,
+    time,
+    value: o.value,
+    text: o.text,
+  });
+  return { ...o, id, time, received, quality };
+}
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   -- AUTOINCREMENT: a sequence number is never reused, even after the table drains empty,
@@ -30,7 +65,11 @@ const SCHEMA = `
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     obs TEXT NOT NULL,
     bytes INTEGER NOT NULL,
-    received_ms INTEGER NOT NULL
+    received_ms INTEGER NOT NULL,
+    -- Monotonic clock (ms since boot) at receipt, for readings stamped while the wall clock was
+    -- not yet synchronised (NULL otherwise): they are re-stamped once it is.
+    mono_ms INTEGER,
+    boot_id TEXT
   );
   -- Inputs the agent could not use, kept (bounded) for an operator to inspect.
   CREATE TABLE IF NOT EXISTS rejects (
@@ -88,7 +127,7 @@ function openDatabase(
 const ROW_OVERHEAD = 32;
 
 interface Pending {
-  rows: { obs: string; bytes: number; receivedMs: number }[];
+  rows: { obs: string; bytes: number; receivedMs: number; monoMs: number | null }[];
   bytes: number;
   resolve: () => void;
   reject: (err: Error) => void;
@@ -134,7 +173,16 @@ export class SqliteOutbox implements Outbox {
     this.depth = totals.n;
     this.bytes = totals.b;
     this.stmt = {
-      insert: this.db.prepare('INSERT INTO outbox (obs, bytes, received_ms) VALUES (?, ?, ?)'),
+      insert: this.db.prepare(
+        'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id) VALUES (?, ?, ?, ?, ?)',
+      ),
+      unsynced: this.db.prepare<
+        [string, number],
+        { seq: number; obs: string; mono_ms: number; bytes: number }
+      >(
+        'SELECT seq, obs, mono_ms, bytes FROM outbox WHERE mono_ms IS NOT NULL AND boot_id = ? AND seq > ? ORDER BY seq',
+      ),
+      restamp: this.db.prepare('UPDATE outbox SET obs = ?, bytes = ?, mono_ms = NULL WHERE seq = ?'),
       take: this.db.prepare<[number, number], { seq: number; obs: string; bytes: number }>(
         'SELECT seq, obs, bytes FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
@@ -164,9 +212,11 @@ export class SqliteOutbox implements Outbox {
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
     if (observations.length === 0) return Promise.resolve();
     const receivedMs = Date.now();
+    const mono = monotonicMs();
     const rows = observations.map((o) => {
       const obs = JSON.stringify(o);
-      return { obs, bytes: Buffer.byteLength(obs) + ROW_OVERHEAD, receivedMs };
+      const monoMs = o.quality?.includes(CLOCK_UNSYNCED) ? mono : null;
+      return { obs, bytes: Buffer.byteLength(obs) + ROW_OVERHEAD, receivedMs, monoMs };
     });
     const bytes = rows.reduce((s, r) => s + r.bytes, 0);
     if (bytes > this.opts.capacityBytes) {
@@ -213,7 +263,9 @@ export class SqliteOutbox implements Outbox {
         let dropped = 0;
         const over = this.bytes + incoming - this.opts.capacityBytes;
         if (over > 0) dropped = this.dropOldest(over);
-        for (const p of admitted) for (const r of p.rows) this.stmt.insert.run(r.obs, r.bytes, r.receivedMs);
+        for (const p of admitted)
+          for (const r of p.rows)
+            this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
         if (dropped > 0) this.stmt.setMeta.run('dropped', String(this.dropped + dropped));
         return dropped;
       });
@@ -294,6 +346,31 @@ export class SqliteOutbox implements Outbox {
     this.takenBytes = Math.max(0, this.takenBytes - removed.b);
     this.acked += removed.n;
     if (this.blocked.length > 0) this.schedule();
+  }
+
+  /**
+   * Once the wall clock is synchronised: readings stamped with the receipt time while it was not, and
+   * still waiting here, get their time from the monotonic clock plus the now-known offset, and with
+   * it a new id. Readings from an earlier boot cannot be placed (the monotonic clock restarted) and
+   * keep their flag. Returns how many were re-stamped.
+   */
+  restampUnsynced(nowMs = Date.now()): number {
+    if (this.closed) return 0;
+    const offset = nowMs - monotonicMs();
+    const rows = this.stmt.unsynced.all(BOOT_ID, this.takenUpTo);
+    if (rows.length === 0) return 0;
+    let delta = 0;
+    this.db.transaction(() => {
+      for (const r of rows) {
+        const obs = restamp(JSON.parse(r.obs) as Observation, r.mono_ms + offset);
+        const text = JSON.stringify(obs);
+        const bytes = Buffer.byteLength(text) + ROW_OVERHEAD;
+        delta += bytes - r.bytes;
+        this.stmt.restamp.run(text, bytes, r.seq);
+      }
+    })();
+    this.bytes += delta;
+    return rows.length;
   }
 
   recordReject(entry: { source: string; topic: string; reason: string; payload: Uint8Array }): void {

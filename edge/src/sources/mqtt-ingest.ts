@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics.js';
+import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
 import { type ObservationSink, type Origin, type RejectSink, toObservation } from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
 
@@ -13,6 +14,8 @@ export interface MqttIngestDeps {
   log: Logger;
   /** Larger payloads are rejected before decoding. */
   maxPayloadBytes: number;
+  /** True while the wall clock is not synchronised: receipt-time readings are flagged for re-stamping. */
+  clockUnsynced: () => boolean;
 }
 
 /**
@@ -61,7 +64,16 @@ export function createMqttIngest(deps: MqttIngestDeps) {
           source: 'mqtt',
           edge: deps.edge,
         };
-        const observations = outcome.readings.map((r) => toObservation(origin, r, receivedMs));
+        const unsynced = deps.clockUnsynced();
+        const observations = outcome.readings.map((r) =>
+          toObservation(
+            origin,
+            unsynced && r.timeMs === undefined
+              ? { ...r, quality: [...(r.quality ?? []), CLOCK_UNSYNCED] }
+              : r,
+            receivedMs,
+          ),
+        );
         await deps.sink.submit(observations);
         metrics.readings.inc({ source: 'mqtt' }, observations.length);
       }
