@@ -132,6 +132,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     });
     let mqttPort: number | undefined;
     let onReload = () => {};
+    let mqttState = () => ({ mode: 'embedded' as string, ready: true });
     if (config.mqtt.mode === 'embedded') {
       const access = new MqttAccess(config.mqtt.users);
       const host = config.mqtt.host ?? (access.enabled ? '0.0.0.0' : '127.0.0.1');
@@ -159,6 +160,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       );
       closers.push(() => sub.close());
       onReload = () => sub.refresh();
+      mqttState = () => ({ mode: 'external', ready: sub.subscribed });
     }
 
     let iss: IssSource | undefined;
@@ -213,7 +215,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
 
     const http = await startStatusHttp(config.http, metrics.registry, () => {
       const s = status();
-      return { ok: true, ...s, ...(iss ? { iss: iss.status() } : {}) };
+      return { ok: true, ...s, mqtt: mqttState(), ...(iss ? { iss: iss.status() } : {}) };
     });
     closers.push(() => http.close());
 

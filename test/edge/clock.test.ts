@@ -1,10 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureStreams } from '@fieldbeam/cloud';
 import { createEdgeAgent, parseEdgeConfig } from '@fieldbeam/edge';
-import { observationId, streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { observationId } from '@fieldbeam/protocol';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,10 +22,7 @@ let proxy: TcpProxy;
 let dir: TempDir;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   proxy = await startTcpProxy(nats.port);
   dir = tempDir();
 });

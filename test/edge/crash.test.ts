@@ -1,7 +1,3 @@
-import { ensureStreams } from '@fieldbeam/cloud';
-import { streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type NatsServer,
@@ -19,10 +15,7 @@ let nats: NatsServer;
 let dir: TempDir;
 
 beforeEach(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   dir = tempDir();
 });
 afterEach(async () => {

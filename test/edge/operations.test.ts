@@ -1,9 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureStreams } from '@fieldbeam/cloud';
-import { streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -21,10 +17,7 @@ let nats: NatsServer;
 let dir: TempDir;
 
 beforeEach(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   dir = tempDir();
 });
 afterEach(async () => {
@@ -109,7 +102,13 @@ describe('operating the edge agent', () => {
       sensors: [temperature],
     });
     const sensor = await mqtt.connectAsync(mosquitto.url, { clientId: 'sensor-1' });
+    const subscribed = async () => {
+      const s = (await edge.status()) as unknown as { mqtt: { ready: boolean } };
+      return s.mqtt.ready ? true : undefined;
+    };
     try {
+      // Until the agent has subscribed once, the broker has no session to queue for.
+      await waitFor('the agent to subscribe', subscribed);
       for (let i = 0; i < 100; i++) await sensor.publishAsync('a/field/t', String(i), { qos: 1 });
       await waitFor('first readings', async () =>
         (await readObsStream(nats.url)).observations.length === 100 ? true : undefined,

@@ -1,8 +1,4 @@
-import { ensureStreams } from '@fieldbeam/cloud';
 import { createEdgeAgent, parseEdgeConfig } from '@fieldbeam/edge';
-import { streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -28,10 +24,7 @@ let proxy: TcpProxy;
 let dir: TempDir;
 
 beforeEach(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   proxy = await startTcpProxy(nats.port);
   dir = tempDir();
 });

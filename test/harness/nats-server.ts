@@ -1,5 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureStreams } from '@fieldbeam/cloud';
+import { streams } from '@fieldbeam/protocol';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { freePort } from './ports.js';
 import { type Spawned, spawnProcess, waitForPort } from './process.js';
 import { type TempDir, tempDir } from './temp-dir.js';
@@ -20,10 +24,11 @@ export interface NatsServer {
 
 /**
  * nats-server (Debian package) with JetStream, on a free loopback port, its store in a temp folder.
- * `extraConfig` is appended to the generated config (accounts, authorization, ...).
+ * `extraConfig` is appended to the generated config (accounts, authorization, ...); `streams`
+ * creates Fieldbeam's streams as the collector would.
  */
 export async function startNatsServer(
-  opts: { extraConfig?: string; binary?: string } = {},
+  opts: { extraConfig?: string; binary?: string; streams?: boolean } = {},
 ): Promise<NatsServer> {
   const dir: TempDir = tempDir('fieldbeam-nats-');
   const port = await freePort();
@@ -48,8 +53,18 @@ ${opts.extraConfig ?? ''}
     }
   };
   await start();
+  const url = `nats://127.0.0.1:${port}`;
+  if (opts.streams) {
+    // What the collector does at start; tests of the edge alone need the streams too.
+    const nc = await connect({ servers: url });
+    try {
+      await ensureStreams(await jetstreamManager(nc), Object.values(streams));
+    } finally {
+      await nc.close();
+    }
+  }
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url,
     port,
     storeDir,
     stop: async () => proc?.stop(),

@@ -1,13 +1,9 @@
-import { ensureStreams } from '@fieldbeam/cloud';
 import {
   createEdgeAgent,
   createTlcpReplayServer,
   formatIssTimestamp,
   parseEdgeConfig,
 } from '@fieldbeam/edge';
-import { streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -24,10 +20,7 @@ let nats: NatsServer;
 let dir: TempDir;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   dir = tempDir();
 });
 afterAll(async () => {

@@ -1,8 +1,4 @@
-import { ensureStreams } from '@fieldbeam/cloud';
 import { createEdgeAgent, type EdgeAgent, parseEdgeConfig } from '@fieldbeam/edge';
-import { streams } from '@fieldbeam/protocol';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,10 +16,7 @@ async function metric(name: string, label: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  await nc.close();
+  nats = await startNatsServer({ streams: true });
   dir = tempDir();
   agent = await createEdgeAgent(
     parseEdgeConfig({

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { MqttIngest } from './mqtt-ingest.js';
 
 export interface ExternalSubscriber {
+  /** Connected and subscribed to the configured filters. */
+  readonly subscribed: boolean;
   /** Subscribes to the current filters and drops those no longer configured (after a reload). */
   refresh(): void;
   close(): Promise<void>;
@@ -26,6 +28,7 @@ export async function startExternalSubscriber(
   if (!url) throw new Error('mqtt.url is required when mqtt.mode is external');
   const client = mqtt.connect(url, { clean: false, clientId, reconnectPeriod: 1000, protocolVersion: 4 });
   let subscribed = new Set<string>();
+  let ready = false;
   client.handleMessage = (packet, callback) => {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest(packet.topic, payload).then(
@@ -41,16 +44,27 @@ export async function startExternalSubscriber(
     const next = new Set(filters());
     const gone = [...subscribed].filter((f) => !next.has(f));
     if (gone.length > 0) client.unsubscribe(gone);
-    if (next.size > 0) client.subscribe([...next], { qos: 1 });
     subscribed = next;
+    if (next.size > 0) {
+      client.subscribe([...next], { qos: 1 }, (err) => {
+        if (err) log.warn({ err: err.message }, 'external MQTT subscribe failed');
+        else ready = true;
+      });
+    }
   };
   client.on('connect', () => {
     refresh();
     log.info({ url, filters: [...subscribed] }, 'subscribed to external MQTT broker');
   });
+  client.on('close', () => {
+    ready = false;
+  });
   client.on('offline', () => log.warn({ url }, 'external MQTT broker unreachable; retrying'));
   client.on('error', (err) => log.warn({ err: err.message }, 'external MQTT broker error'));
   return {
+    get subscribed() {
+      return ready && client.connected;
+    },
     refresh: () => {
       if (client.connected) refresh();
     },
