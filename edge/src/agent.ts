@@ -93,7 +93,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         maxBatchObservations: config.forward.max_batch_observations,
       },
       {
-        onSent: (batch) => metrics.forwarded.inc(batch.observations.length),
+        onSent: (batch) => metrics.forwarded.inc(batch.rows.length),
         onError: (err, attempt, retryInMs) => {
           metrics.uplinkErrors.inc();
           log.warn({ err: (err as Error).message, attempt, retryInMs }, 'uplink publish failed; will resend');

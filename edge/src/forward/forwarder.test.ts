@@ -1,13 +1,12 @@
-import type { Observation } from '@fieldbeam/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
 import { backoffMs, startForwarder } from './forwarder.js';
 import type { Publisher } from './publisher.js';
 
 /** In-memory outbox with the same contract as the SQLite one, to test the forwarder's logic alone. */
-function memoryOutbox(n: number): Outbox & { rows: Map<number, Observation> } {
-  const rows = new Map<number, Observation>();
-  for (let i = 1; i <= n; i++) rows.set(i, { value: i } as unknown as Observation);
+function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
+  const rows = new Map<number, string>();
+  for (let i = 1; i <= n; i++) rows.set(i, JSON.stringify({ value: i }));
   let taken = 0;
   return {
     rows,
@@ -23,7 +22,7 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, Observation> } {
       return {
         first: seqs[0] ?? 0,
         last: taken,
-        observations: seqs.map((s) => rows.get(s) as Observation),
+        rows: seqs.map((s) => rows.get(s) as string),
       } satisfies OutboxBatch;
     },
     ack(first, last) {
@@ -95,5 +94,25 @@ describe('forwarder', () => {
     expect(backoffMs(3, 100, 1000, () => 1)).toBe(800);
     expect(backoffMs(10, 100, 1000, () => 1)).toBe(1000);
     expect(backoffMs(10, 100, 1000, () => 0)).toBe(0);
+  });
+});
+
+describe('batchMessage', () => {
+  it('splices stored observation texts into a valid ObservationBatch', async () => {
+    const { ObservationBatch, decodeMessage } = await import('@fieldbeam/protocol');
+    const { toObservation } = await import('../readings.js');
+    const rows = [1, 2].map((v) =>
+      JSON.stringify(
+        toObservation(
+          { source: 'mqtt', edge: 'gw', station: 's' },
+          { variable: 'v', value: v, unit: '1', timeMs: 1e12 },
+          1e12,
+        ),
+      ),
+    );
+    const { batchMessage } = await import('./forwarder.js');
+    const checked = decodeMessage(ObservationBatch, batchMessage('gw', { first: 7, last: 8, rows }, 1e12));
+    expect(checked.ok && checked.value.seq).toEqual([7, 8]);
+    expect(checked.ok && checked.value.observations.map((o) => o.value)).toEqual([1, 2]);
   });
 });

@@ -4,7 +4,16 @@ import type { Observation } from '@fieldbeam/protocol';
 export interface OutboxBatch {
   first: number;
   last: number;
-  observations: Observation[];
+  /**
+   * The observations as the JSON texts they were stored as, oldest first. The forwarder splices them
+   * into the batch message as they are: no parse and re-serialise per reading on the way out.
+   */
+  rows: string[];
+}
+
+/** The observations of a batch, parsed (for tools and tests; the forwarder does not need it). */
+export function batchObservations(batch: OutboxBatch | undefined): Observation[] {
+  return batch ? batch.rows.map((r) => JSON.parse(r) as Observation) : [];
 }
 
 export type FullPolicy = 'block' | 'drop_oldest';

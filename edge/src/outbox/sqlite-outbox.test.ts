@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Observation } from '@fieldbeam/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toObservation } from '../readings.js';
+import { batchObservations } from './outbox.js';
 import { SqliteOutbox, type SqliteOutboxOptions } from './sqlite-outbox.js';
 
 let dir: string;
@@ -38,14 +39,14 @@ describe('SqliteOutbox', () => {
     const b = box.take(2, 1e6);
     expect(b?.first).toBe(1);
     expect(b?.last).toBe(2);
-    expect(b?.observations.map((o) => o.value)).toEqual([1, 2]);
+    expect(batchObservations(b).map((o) => o.value)).toEqual([1, 2]);
     await box.close();
 
     box = open();
     expect(box.bufferId).toBe(id);
     expect(box.stats().depth).toBe(3);
     const all = box.take(10, 1e6);
-    expect(all?.observations.map((o) => o.value)).toEqual([1, 2, 3]);
+    expect(batchObservations(all).map((o) => o.value)).toEqual([1, 2, 3]);
     box.ack(1, 3);
     expect(box.stats()).toMatchObject({ depth: 0, bytes: 0 });
     await box.append([obs(4)]);
@@ -61,7 +62,7 @@ describe('SqliteOutbox', () => {
     expect(box.take(1, 1e6)?.first).toBe(2);
     await box.close();
     box = open();
-    expect(box.take(5, 1e6)?.observations).toHaveLength(3);
+    expect(batchObservations(box.take(5, 1e6))).toHaveLength(3);
     await box.close();
   });
 
@@ -69,7 +70,7 @@ describe('SqliteOutbox', () => {
     const box = open();
     await box.append([obs(1), obs(2), obs(3)]);
     const one = box.take(10, 10);
-    expect(one?.observations).toHaveLength(1);
+    expect(batchObservations(one)).toHaveLength(1);
     await box.close();
   });
 
@@ -83,12 +84,12 @@ describe('SqliteOutbox', () => {
     expect(s.dropped).toBe(2);
     expect(s.depth).toBe(5);
     // At most about half the capacity is handed out at once (row 1 is out, room for one more).
-    expect(box.take(10, 1e6)?.observations.map((o) => o.value)).toEqual([4]);
+    expect(batchObservations(box.take(10, 1e6)).map((o) => o.value)).toEqual([4]);
     await box.close();
     const reopened = open({ policy: 'drop_oldest', capacityBytes: size * 5 + 10 });
     const values: unknown[] = [];
     for (let b = reopened.take(10, 1e6); b; b = reopened.take(10, 1e6)) {
-      values.push(...b.observations.map((o) => o.value));
+      values.push(...batchObservations(b).map((o) => o.value));
       reopened.ack(b.first, b.last);
     }
     expect(values).toEqual([1, 4, 5, 6, 7]);
@@ -170,7 +171,7 @@ describe('SqliteOutbox clock re-stamping', () => {
     const syncedNow = Date.now();
     expect(box.restampUnsynced(syncedNow)).toBe(1);
     const batch = box.take(10, 1e6);
-    const [a, b] = batch?.observations ?? [];
+    const [a, b] = batchObservations(batch);
     // Stamped from the monotonic clock: within moments of the true time, not 1970.
     expect(Math.abs(Date.parse(a?.time ?? '') - syncedNow)).toBeLessThan(5_000);
     expect(a?.quality).toEqual(['clock_restamped', 'edge_time']);

@@ -315,15 +315,14 @@ export class SqliteOutbox implements Outbox {
     if (budget <= 0) return undefined;
     const rows = this.stmt.take.all(this.takenUpTo, maxCount);
     if (rows.length === 0) return undefined;
-    const observations: Observation[] = [];
+    const texts: string[] = [];
     let size = 0;
     let last = 0;
     let takenBytes = 0;
     for (const r of rows) {
       // The first row always goes, even alone, so one large reading can never wedge the buffer.
-      if (observations.length > 0 && (size + r.obs.length + 1 > maxBytes || takenBytes + r.bytes > budget))
-        break;
-      observations.push(JSON.parse(r.obs) as Observation);
+      if (texts.length > 0 && (size + r.obs.length + 1 > maxBytes || takenBytes + r.bytes > budget)) break;
+      texts.push(r.obs);
       size += r.obs.length + 1;
       takenBytes += r.bytes;
       last = r.seq;
@@ -331,7 +330,7 @@ export class SqliteOutbox implements Outbox {
     this.takenBytes += takenBytes;
     const first = rows[0]?.seq ?? last;
     this.takenUpTo = last;
-    return { first, last, observations };
+    return { first, last, rows: texts };
   }
 
   ack(first: number, last: number): void {
