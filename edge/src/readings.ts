@@ -54,7 +54,7 @@ export function toObservation(origin: Origin, reading: Reading, receivedMs: numb
     value: reading.value,
     unit: reading.unit,
     time,
-    received: iso(receivedMs),
+    received: timeMs === receivedMs ? time : iso(receivedMs),
   };
   if (sensor !== undefined) obs.sensor = sensor;
   if (reading.text !== undefined) obs.text = reading.text;

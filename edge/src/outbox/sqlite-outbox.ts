@@ -145,6 +145,8 @@ export class SqliteOutbox implements Outbox {
   private takenUpTo = 0;
   /** Bytes of rows taken and not yet acked; bounded so `drop_oldest` always has room to work with. */
   private takenBytes = 0;
+  /** Rows and bytes of each taken batch by its first sequence number, so an ack needs no query. */
+  private readonly taken = new Map<number, { last: number; n: number; bytes: number }>();
   private queue: Pending[] = [];
   /** Appends waiting for space under the `block` policy, oldest first. */
   private blocked: Pending[] = [];
@@ -329,17 +331,27 @@ export class SqliteOutbox implements Outbox {
     }
     this.takenBytes += takenBytes;
     const first = rows[0]?.seq ?? last;
+    this.taken.set(first, { last, n: texts.length, bytes: takenBytes });
     this.takenUpTo = last;
     return { first, last, rows: texts };
   }
 
   ack(first: number, last: number): void {
     if (this.closed) return;
-    const removed = this.db.transaction(() => {
-      const sum = this.stmt.sumRange.get(first, last) ?? { n: 0, b: 0 };
+    const known = this.taken.get(first);
+    let removed: { n: number; b: number };
+    if (known && known.last === last) {
+      // Taken rows are never dropped or rewritten, so what was taken is exactly what goes.
+      this.taken.delete(first);
       this.stmt.deleteRange.run(first, last);
-      return sum;
-    })();
+      removed = { n: known.n, b: known.bytes };
+    } else {
+      removed = this.db.transaction(() => {
+        const sum = this.stmt.sumRange.get(first, last) ?? { n: 0, b: 0 };
+        this.stmt.deleteRange.run(first, last);
+        return sum;
+      })();
+    }
     this.depth -= removed.n;
     this.bytes -= removed.b;
     this.takenBytes = Math.max(0, this.takenBytes - removed.b);
