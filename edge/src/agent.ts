@@ -7,12 +7,11 @@ import type { EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { startStatusHttp } from './http-server.js';
-import { createIssSource, type IssSource } from './iss/index.js';
+import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import type { ObservationSink, RejectSink } from './readings.js';
 import { startEmbeddedBroker } from './sources/embedded-broker.js';
-import { startExternalSubscriber } from './sources/external-subscriber.js';
 import { MqttAccess } from './sources/mqtt-auth.js';
 import { createMqttIngest } from './sources/mqtt-ingest.js';
 import { SensorMap } from './sources/sensor-map.js';
@@ -151,6 +150,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       mqttPort = broker.port;
       closers.push(() => broker.close());
     } else {
+      const { startExternalSubscriber } = await import('./sources/external-subscriber.js');
       const sub = await startExternalSubscriber(
         config.mqtt.url ?? '',
         `fieldbeam-edge-${config.edge}`,
@@ -165,6 +165,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
 
     let iss: IssSource | undefined;
     if (config.iss.enabled) {
+      // Loaded only when used: the Lightstreamer client alone adds ~20 MB to the agent's memory.
+      const { createIssSource } = await import('./iss/index.js');
       const source = createIssSource({
         serverUrl: config.iss.server_url,
         adapterSet: config.iss.adapter_set,

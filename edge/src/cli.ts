@@ -6,7 +6,6 @@ import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { runDecodeCommand } from './cli/decode-command.js';
 import { loadEdgeConfig } from './config.js';
-import { runIssReplayCommand } from './iss/index.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus } from './status.js';
@@ -67,7 +66,7 @@ async function decodeCommand(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'decode') return decodeCommand(rest);
-  if (command === 'iss-replay') return runIssReplayCommand(rest);
+  if (command === 'iss-replay') return (await import('./iss/index.js')).runIssReplayCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean' } },

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** The fields that make a reading what it is. Units, edge, receipt time and position are left out on purpose. */
 export interface ObservationKey {
@@ -32,5 +32,5 @@ export function observationId(key: ObservationKey): string {
     value,
     key.text ?? null,
   ]);
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return hash('sha256', canonical, 'hex');
 }

@@ -12,6 +12,7 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
     rows,
     bufferId: 'b1',
     append: async () => {},
+    whenAppended: () => new Promise(() => {}),
     take(max) {
       const seqs = [...rows.keys()]
         .filter((s) => s > taken)

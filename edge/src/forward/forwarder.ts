@@ -8,7 +8,7 @@ export interface ForwarderOptions {
   maxBatchBytes: number;
   /** Batches awaiting their PubAck at once. */
   maxInFlight: number;
-  /** Pause when the buffer is empty before looking again. */
+  /** Longest pause before looking at the buffer again when nothing wakes the forwarder. */
   idleMs: number;
   backoff: { initialMs: number; maxMs: number };
 }
@@ -18,7 +18,7 @@ export const defaultForwarderOptions = {
   // Leave room for the batch envelope around the observations.
   maxBatchBytes: batchLimits.maxBytes - 1024,
   maxInFlight: 8,
-  idleMs: 5,
+  idleMs: 250,
   backoff: { initialMs: 200, maxMs: 30_000 },
 } as const;
 
@@ -129,8 +129,10 @@ export function startForwarder(
         resend.shift() ??
         (publisher.connected ? outbox.take(opts.maxBatchObservations, opts.maxBatchBytes) : undefined);
       if (!batch) {
-        if (inFlight.size > 0) await Promise.race(inFlight);
-        else await sleep(opts.idleMs, abort.signal);
+        // Wake on the next commit (or a publish settling); `idleMs` bounds the wait while the
+        // uplink is down and nothing is taken.
+        const wake = publisher.connected ? [outbox.whenAppended()] : [];
+        await Promise.race([...wake, sleep(opts.idleMs, abort.signal), ...inFlight]);
         continue;
       }
       const p: Promise<void> = send(batch).then(

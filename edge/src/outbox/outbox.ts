@@ -42,6 +42,8 @@ export interface Outbox {
    * `drop_oldest`) until acked; the taker keeps them to send again if the uplink fails.
    */
   take(maxCount: number, maxBytes: number): OutboxBatch | undefined;
+  /** Resolves when the next append has been committed. */
+  whenAppended(): Promise<void>;
   /** Deletes rows the uplink acknowledged. */
   ack(first: number, last: number): void;
   stats(): OutboxStats;

@@ -150,7 +150,12 @@ export class SqliteOutbox implements Outbox {
   private queue: Pending[] = [];
   /** Appends waiting for space under the `block` policy, oldest first. */
   private blocked: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private lastCommitMs = 0;
+  /** Acked ranges not yet deleted: deletes ride along with the next commit (see `ack`). */
+  private pendingDeletes: [number, number][] = [];
+  private deleteTimer: NodeJS.Timeout | undefined;
+  private nextAppend: { promise: Promise<void>; resolve: () => void } | undefined;
   private closed = false;
   private readonly stmt;
 
@@ -234,12 +239,51 @@ export class SqliteOutbox implements Outbox {
     });
   }
 
+  /**
+   * Group commit: the first append after a quiet spell commits at once (on the next turn of the event
+   * loop, so a whole socket read of messages shares it); under load, commits are spaced by the window.
+   */
   private schedule(): void {
-    if (this.timer || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.flush();
-    }, this.opts.commitWindowMs);
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      if (!this.closed) this.flush();
+    };
+    const wait = this.lastCommitMs + this.opts.commitWindowMs - Date.now();
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
+  }
+
+  /** Resolves when the next append is committed: lets the forwarder wait instead of polling. */
+  whenAppended(): Promise<void> {
+    if (!this.nextAppend) {
+      let resolve = () => {};
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.nextAppend = { promise, resolve };
+    }
+    return this.nextAppend.promise;
+  }
+
+  private applyDeletes(): void {
+    for (const [first, last] of this.pendingDeletes) this.stmt.deleteRange.run(first, last);
+    this.pendingDeletes = [];
+  }
+
+  /** Deletes acked ranges on their own when no append came to carry them. */
+  private flushDeletes(): void {
+    this.deleteTimer = undefined;
+    if (this.closed || this.pendingDeletes.length === 0) return;
+    // Losing a delete to a power cut only means sending those readings again (and the collector
+    // drops repeats by id), so this commit need not wait for the disk.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db.transaction(() => this.applyDeletes())();
+    } finally {
+      this.db.pragma(`synchronous = ${this.opts.synchronous}`);
+    }
   }
 
   /** Commits everything queued in one transaction, making room first according to the policy. */
@@ -262,6 +306,7 @@ export class SqliteOutbox implements Outbox {
     if (admitted.length === 0) return;
     try {
       const write = this.db.transaction(() => {
+        this.applyDeletes();
         let dropped = 0;
         const over = this.bytes + incoming - this.opts.capacityBytes;
         if (over > 0) dropped = this.dropOldest(over);
@@ -280,12 +325,16 @@ export class SqliteOutbox implements Outbox {
       for (const p of admitted) p.reject(err as Error);
       return;
     }
+    this.lastCommitMs = Date.now();
     for (const p of admitted) {
       this.depth += p.rows.length;
       this.bytes += p.bytes;
       this.appended += p.rows.length;
       p.resolve();
     }
+    const waiting = this.nextAppend;
+    this.nextAppend = undefined;
+    waiting?.resolve();
   }
 
   /** Deletes the oldest rows not currently taken until `need` bytes are free; returns how many. Runs inside a transaction. */
@@ -341,9 +390,12 @@ export class SqliteOutbox implements Outbox {
     const known = this.taken.get(first);
     let removed: { n: number; b: number };
     if (known && known.last === last) {
-      // Taken rows are never dropped or rewritten, so what was taken is exactly what goes.
+      // Taken rows are never dropped or rewritten, so what was taken is exactly what goes. The
+      // delete itself waits for the next commit (or 50 ms): a commit of its own per batch would
+      // cost an fsync each, the largest cost of draining a backlog.
       this.taken.delete(first);
-      this.stmt.deleteRange.run(first, last);
+      this.pendingDeletes.push([first, last]);
+      this.deleteTimer ??= setTimeout(() => this.flushDeletes(), 50);
       removed = { n: known.n, b: known.bytes };
     } else {
       removed = this.db.transaction(() => {
@@ -416,10 +468,10 @@ export class SqliteOutbox implements Outbox {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    // Commit what is queued: its sensors are waiting for their acks.
+    // Commit what is queued (its sensors are waiting for their acks) and the pending deletes.
     this.flush();
+    if (this.deleteTimer) clearTimeout(this.deleteTimer);
+    this.flushDeletes();
     this.closed = true;
     const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer closed while waiting for space', true);
     for (const p of this.blocked) p.reject(err);
