@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Fieldbeam needs on a Debian machine with Node >= 20.19 and npm, then builds it.
 # Idempotent: what is already there is left alone. Run it again after pulling changes.
-#   - Debian packages: nats-server, mosquitto, mosquitto-clients
+#   - Debian packages: nats-server, mosquitto, mosquitto-clients, iproute2 and nftables (the fault suite's
+#     network namespaces and blackholes)
 #   - pnpm 10 (through npm), the workspace dependencies (lock file), the TypeScript build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ missing=()
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""

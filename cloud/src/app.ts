@@ -1,25 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { streams } from '@fieldbeam/protocol';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { ogcApiRoutes } from './api/ogc-api.js';
 import type { CloudConfig } from './config.js';
+import { type Builder, startBuilder } from './datasets/builder.js';
+import { startCoordinator } from './datasets/coordinator.js';
+import { loadDatasets } from './datasets/dataset-config.js';
+import { WindowStore } from './datasets/window-store.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
+import { type ExporterName, startExporters } from './export/exporters.js';
 import { sendJson, startHttpApi } from './http-api.js';
 import { startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
+import type { DurableConsumer } from './nats/durable-consumer.js';
 import { ensureStreams } from './nats/streams.js';
+import { createObjectStore } from './storage/create-object-store.js';
+
+/**
+ * Ends the pool and waits until every connection has really closed: `pool.end()` resolves while its
+ * connections are still saying goodbye, and a server stopping right then would make them fail.
+ */
+async function endPool(pool: pg.Pool): Promise<void> {
+  const open = pool.totalCount;
+  let removed = 0;
+  const gone = new Promise<void>((resolve) => {
+    if (open === 0) resolve();
+    pool.on('remove', () => {
+      if (++removed >= open) resolve();
+    });
+  });
+  await pool.end();
+  await Promise.race([gone, new Promise((r) => setTimeout(r, 2000).unref())]);
+}
 
 export interface Collector {
   readonly httpPort: number;
   readonly databaseUrl: string;
+  /** This process in leases and build records. */
+  readonly id: string;
   close(): Promise<void>;
 }
 
-/** Starts the collector: database (embedded or given), migrations, streams, ingest, HTTP. */
+/**
+ * Starts the collector: database (embedded or given), migrations, streams, ingest, and when datasets
+ * are configured the coordinator, builder and exporters; then HTTP (health, metrics, read API).
+ * Several collectors may run against one stream and one database: they share every durable consumer
+ * and the builder's claims.
+ */
 export async function createCollector(config: CloudConfig, log: Logger): Promise<Collector> {
   const closers: (() => Promise<void>)[] = [];
   const unwind = async () => {
@@ -46,7 +80,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     }
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
     pool.on('error', (err) => log.warn({ err: err.message }, 'idle Postgres connection failed'));
-    closers.push(() => pool.end());
+    closers.push(() => endPool(pool));
     const applied = await migrate(pool);
     if (applied.length > 0) log.info({ applied }, 'schema migrated');
 
@@ -70,17 +104,88 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     const js = jetstream(nc);
 
     const metrics = createCloudMetrics();
+    const id = config.FB_COLLECTOR_ID ?? `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`;
+    const datasets = loadDatasets(config.FB_DATASETS_FILE);
+    const objects = createObjectStore(config);
+    closers.push(() => objects.close());
     const store = new ObservationStore(pool);
+    const windows = new WindowStore(pool);
     const ingest = await startIngest(
       { js, jsm, store, log, metrics },
-      { consumer: config.FB_INGEST_CONSUMER, fetch: config.FB_INGEST_FETCH },
+      {
+        consumer: config.FB_INGEST_CONSUMER,
+        fetch: config.FB_INGEST_FETCH,
+        ...(config.FB_INGEST_PARALLEL ? { parallel: config.FB_INGEST_PARALLEL } : {}),
+      },
     );
     closers.push(() => ingest.close());
+
+    const consumers: { stream: string; consumer: DurableConsumer }[] = [];
+    let builder: Builder | undefined;
+    if (datasets.length > 0) {
+      log.info({ datasets: datasets.map((d) => d.name), objects: objects.describe }, 'datasets configured');
+      const prefix = config.FB_COORDINATOR_CONSUMER ?? 'datasets';
+      builder = await startBuilder(
+        { pool, windows, store: objects, js, log, metrics },
+        {
+          datasets,
+          owner: id,
+          pollMs: config.FB_BUILD_POLL_MS ?? 1000,
+          leaseMs: config.FB_BUILD_LEASE_MS ?? 60_000,
+        },
+      );
+      const b = builder;
+      closers.push(() => b.close());
+      const coordinator = await startCoordinator(
+        { js, jsm, pool, windows, log, metrics, onMarked: () => b.wake() },
+        { datasets, durable: `${prefix}-coordinator` },
+      );
+      closers.push(() => coordinator.close());
+      consumers.push({ stream: streams.EVENTS.name, consumer: coordinator });
+      const names = (config.FB_EXPORTERS ?? 'geoparquet,api')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) as ExporterName[];
+      const exporters = await startExporters(
+        { js, jsm, pool, store: objects, log, metrics },
+        { exporters: names, durablePrefix: `${prefix}-export` },
+      );
+      for (const e of exporters) {
+        closers.push(() => e.close());
+        consumers.push({ stream: streams.DATASETS.name, consumer: e });
+      }
+    }
+
+    const refreshGauges = async () => {
+      const lag = async (stream: string, consumer: string) => {
+        const info = await jsm.consumers.info(stream, consumer);
+        metrics.consumerPending.set({ stream, consumer }, info.num_pending + info.num_ack_pending);
+      };
+      await Promise.allSettled([
+        lag(streams.OBS.name, config.FB_INGEST_CONSUMER),
+        ...consumers.map((c) => lag(c.stream, c.consumer.name)),
+      ]);
+      if (datasets.length > 0) {
+        const counts = await windows.stateCounts();
+        for (const d of datasets) {
+          for (const state of ['building', 'due', 'waiting', 'built', 'failed'] as const) {
+            metrics.windows.set({ dataset: d.name, state }, counts.get(d.name)?.get(state) ?? 0);
+          }
+        }
+      }
+    };
 
     const http = await startHttpApi(
       { host: config.FB_HTTP_HOST, port: config.FB_HTTP_PORT },
       {
-        '/healthz': async (_req, res) => {
+        ...ogcApiRoutes({
+          pool,
+          windows,
+          store: objects,
+          datasets,
+          maxLimit: config.FB_API_MAX_LIMIT ?? 10_000,
+        }),
+        '/healthz': async ({ res }) => {
           let database = 'ok';
           try {
             await pool.query('SELECT 1');
@@ -89,14 +194,17 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           }
           const nats = nc.isClosed() ? 'closed' : 'ok';
           const ok = database === 'ok' && nats === 'ok';
-          sendJson(res, ok ? 200 : 503, { ok, database, nats });
+          sendJson(res, ok ? 200 : 503, { ok, id, database, nats, datasets: datasets.length });
         },
-        '/metrics': async (_req, res) => {
+        '/metrics': async ({ res }) => {
+          await refreshGauges().catch((err: Error) =>
+            log.warn({ err: err.message }, 'metrics refresh failed'),
+          );
           res
             .writeHead(200, { 'content-type': metrics.registry.contentType })
             .end(await metrics.registry.metrics());
         },
-        '/api/stats': async (_req, res) => {
+        '/api/stats': async ({ res }) => {
           sendJson(res, 200, { observations: await store.count() });
         },
       },
@@ -108,6 +216,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     return {
       httpPort: http.port,
       databaseUrl,
+      id,
       close() {
         closing ??= unwind();
         return closing;

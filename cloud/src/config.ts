@@ -23,16 +23,60 @@ export const CloudConfigSchema = z.object({
     .default('ingest'),
   /** NATS messages (batches) fetched and committed in one transaction. */
   FB_INGEST_FETCH: z.coerce.number().int().min(1).max(1000).default(64),
+  /** Ingest rounds committing at once on separate connections; default 2. */
+  FB_INGEST_PARALLEL: z.coerce.number().int().min(1).max(8).optional(),
   /** Size of the OBS stream (bytes), i.e. how much the collector side can buffer while ingest is down. */
   FB_OBS_MAX_BYTES: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.string().default('info'),
+
+  // Everything below is optional in the type, with its default applied where it is used, so that
+  // callers building a config object in code (tests, embedding) need not know every setting.
+
+  /** YAML file declaring the datasets (see README); unset: no datasets, ingest only. */
+  FB_DATASETS_FILE: z.string().optional(),
+  /** Where built datasets and exports go: `folder` (default) or `s3`. */
+  FB_OBJECT_STORE: z.enum(['folder', 's3']).optional(),
+  /** Root of the folder object store; default `${FB_DATA_DIR}/objects`. */
+  FB_OBJECT_DIR: z.string().optional(),
+  FB_S3_BUCKET: z.string().min(3).max(63).optional(),
+  FB_S3_PREFIX: z.string().optional(),
+  /** S3-compatible endpoint URL; unset for AWS. */
+  FB_S3_ENDPOINT: z.url().optional(),
+  FB_S3_REGION: z.string().optional(),
+  FB_S3_FORCE_PATH_STYLE: z
+    .enum(['true', 'false', '1', '0'])
+    .transform((v) => v === 'true' || v === '1')
+    .optional(),
+  /** Static S3 credentials; unset: the SDK's default chain (AWS_ACCESS_KEY_ID, profile, role). */
+  FB_S3_ACCESS_KEY_ID: z.string().optional(),
+  FB_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** How often the builder looks for due windows (ms); default 1000. */
+  FB_BUILD_POLL_MS: z.coerce.number().int().min(10).max(600_000).optional(),
+  /** A build's lease (ms): a builder that stops renewing it (crash) frees the window after this; default 60000. */
+  FB_BUILD_LEASE_MS: z.coerce.number().int().min(500).max(3_600_000).optional(),
+  /** Durable consumer names on the events and datasets streams, shared by every collector. */
+  FB_COORDINATOR_CONSUMER: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
+  /** Exporters to run, comma-separated, from `geoparquet`, `api`; default both. */
+  FB_EXPORTERS: z
+    .string()
+    .regex(/^\s*((geoparquet|api)\s*(,\s*|$))*$/, 'a comma-separated list of geoparquet, api')
+    .optional(),
+  /** Largest page the read API returns (`limit`); default 10000. */
+  FB_API_MAX_LIMIT: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** This process in leases and build records; default `<hostname>:<pid>`. */
+  FB_COLLECTOR_ID: z.string().min(1).max(200).optional(),
 });
 export type CloudConfig = Readonly<z.infer<typeof CloudConfigSchema>>;
 
 export function loadCloudConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   const parsed = CloudConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  const problems = parsed.success
+    ? crossCheckConfig(parsed.data)
+    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  if (!parsed.success || problems.length > 0) {
     throw new CloudError(
       CloudErrorCode.CONFIG_INVALID,
       `invalid collector settings:\n  ${problems.join('\n  ')}`,
@@ -40,4 +84,15 @@ export function loadCloudConfig(env: NodeJS.ProcessEnv = process.env): CloudConf
     );
   }
   return Object.freeze(parsed.data);
+}
+
+/** Checks the settings that depend on each other; returns every problem found. */
+export function crossCheckConfig(c: CloudConfig): string[] {
+  const problems: string[] = [];
+  if (c.FB_OBJECT_STORE === 's3' && !c.FB_S3_BUCKET)
+    problems.push('FB_S3_BUCKET: required when FB_OBJECT_STORE=s3');
+  if (Boolean(c.FB_S3_ACCESS_KEY_ID) !== Boolean(c.FB_S3_SECRET_ACCESS_KEY)) {
+    problems.push('FB_S3_ACCESS_KEY_ID, FB_S3_SECRET_ACCESS_KEY: give both or neither');
+  }
+  return problems;
 }

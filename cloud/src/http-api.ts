@@ -1,28 +1,96 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
-export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+/** What a route handler gets: the request, its response, path parameters and the query string. */
+export interface RouteContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** Base URL of this server as the client addressed it (for links). */
+  base: string;
+}
+export type Route = (ctx: RouteContext) => Promise<void> | void;
+
+/** An error a client caused or can act on; its status and message go back as JSON. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface HttpApi {
   readonly port: number;
   close(): Promise<void>;
 }
 
-const json = (res: ServerResponse, status: number, body: unknown) =>
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+const json = (res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void => {
+  res.writeHead(status, { 'content-type': contentType }).end(JSON.stringify(body));
+};
 
-/** The collector's HTTP face: GET routes by exact path; errors become JSON with a message. */
+interface Compiled {
+  pattern: string;
+  parts: string[];
+  route: Route;
+}
+
+function match(c: Compiled, segments: string[]): Record<string, string> | undefined {
+  if (c.parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < c.parts.length; i++) {
+    const p = c.parts[i] as string;
+    const s = segments[i] as string;
+    if (p.startsWith(':')) {
+      try {
+        params[p.slice(1)] = decodeURIComponent(s);
+      } catch {
+        return undefined;
+      }
+    } else if (p !== s) return undefined;
+  }
+  return params;
+}
+
+/**
+ * The collector's HTTP face: GET routes by path pattern (`/collections/:dataset/items`); an
+ * `HttpError` becomes its status with a JSON message, anything else a 500.
+ */
 export async function startHttpApi(
   opts: { host: string; port: number },
   routes: Record<string, Route>,
 ): Promise<HttpApi> {
+  const compiled: Compiled[] = Object.entries(routes).map(([pattern, route]) => ({
+    pattern,
+    parts: pattern.split('/').filter(Boolean),
+    route,
+  }));
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = routes[path];
-    if (!route) return json(res, 404, { error: `no route ${path}`, routes: Object.keys(routes) });
-    if (req.method !== 'GET') return json(res, 405, { error: 'only GET is supported' });
-    Promise.resolve(route(req, res)).catch((err: Error) => {
-      if (!res.headersSent) json(res, 500, { error: err.message });
-    });
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const segments = url.pathname.split('/').filter(Boolean);
+    let found: { c: Compiled; params: Record<string, string> } | undefined;
+    for (const c of compiled) {
+      const params = match(c, segments);
+      if (params) {
+        found = { c, params };
+        break;
+      }
+    }
+    if (!found) return json(res, 404, { error: `no route ${url.pathname}` });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(res, 405, { error: 'only GET is supported' });
+    const base = `http://${req.headers.host ?? `${opts.host}:${opts.port}`}`;
+    Promise.resolve(found.c.route({ req, res, params: found.params, query: url.searchParams, base })).catch(
+      (err: Error) => {
+        if (res.headersSent) {
+          res.destroy(err);
+          return;
+        }
+        if (err instanceof HttpError) json(res, err.status, { error: err.message });
+        else json(res, 500, { error: err.message });
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

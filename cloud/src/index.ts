@@ -2,9 +2,18 @@ export type { Collector } from './app.js';
 export { createCollector } from './app.js';
 export type { CloudConfig } from './config.js';
 export { loadCloudConfig } from './config.js';
+export type { Builder, BuilderOptions } from './datasets/builder.js';
+export { buildWindowObject, datasetObjectKey } from './datasets/builder.js';
+export type { DatasetDef } from './datasets/dataset-config.js';
+export { loadDatasets, parseDatasets } from './datasets/dataset-config.js';
+export type { Claim, VersionRow, WindowRow, WindowState } from './datasets/window-store.js';
+export { WindowStore } from './datasets/window-store.js';
+export { parseDuration, windowKey, windowStartOf } from './datasets/windows.js';
 export type { EmbeddedPg } from './db/embedded-postgres.js';
 export { startEmbeddedPostgres } from './db/embedded-postgres.js';
 export { migrate, migrations } from './db/migrations.js';
+export { arrowToGeoParquet } from './export/geoparquet.js';
+export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
 export {
   addEdge,
   collectorSeed,
@@ -13,5 +22,27 @@ export {
   renderAuthorization,
 } from './identity/edge-identity.js';
 export { checkBatch } from './ingest/ingest.js';
-export { ObservationStore } from './ingest/observation-store.js';
+export type { CommitResult, StagedBatch } from './ingest/observation-store.js';
+export { copyLines, ObservationStore, observationCopyLine } from './ingest/observation-store.js';
 export { ensureStreams } from './nats/streams.js';
+export type {
+  EdgeRelease,
+  MqttUserSpec,
+  Provisioning,
+  ProvisionOptions,
+  ReleaseFile,
+} from './provision/index.js';
+export {
+  EDGE_RELEASES_PATH,
+  PI_PATHS,
+  releaseFileUrl,
+  renderEdgeConfig,
+  renderFirstBootScript,
+  renderProvisioning,
+  renderUserData,
+} from './provision/index.js';
+export { createObjectStore } from './storage/create-object-store.js';
+export { FolderObjectStore } from './storage/folder-object-store.js';
+export type { ObjectInfo, ObjectStore } from './storage/object-store.js';
+export type { S3StoreOptions } from './storage/s3-object-store.js';
+export { S3ObjectStore } from './storage/s3-object-store.js';

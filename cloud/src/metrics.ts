@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The collector's Prometheus metrics, on a registry of its own. */
 export function createCloudMetrics() {
@@ -24,6 +24,68 @@ export function createCloudMetrics() {
     ingestErrors: new Counter({
       name: 'fb_cloud_ingest_errors_total',
       help: 'Ingest rounds that failed to commit and were redelivered',
+      registers: [registry],
+    }),
+    ingestRounds: new Counter({
+      name: 'fb_cloud_ingest_rounds_total',
+      help: 'Ingest transactions by path: fresh (plain COPY) or replay (staged, ON CONFLICT)',
+      labelNames: ['path'],
+      registers: [registry],
+    }),
+    ingestCommitSeconds: new Histogram({
+      name: 'fb_cloud_ingest_commit_seconds',
+      help: 'Time to commit one ingest round to Postgres',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    consumerPending: new Gauge({
+      name: 'fb_cloud_consumer_pending_messages',
+      help: 'Messages a durable consumer has not yet acknowledged (lag behind its stream)',
+      labelNames: ['stream', 'consumer'],
+      registers: [registry],
+    }),
+    windowMarks: new Counter({
+      name: 'fb_cloud_coordinator_marks_total',
+      help: 'Dataset windows marked dirty by new data',
+      labelNames: ['dataset'],
+      registers: [registry],
+    }),
+    windows: new Gauge({
+      name: 'fb_cloud_dataset_windows',
+      help: 'Dataset windows by state (building, due, waiting, built, failed)',
+      labelNames: ['dataset', 'state'],
+      registers: [registry],
+    }),
+    builds: new Counter({
+      name: 'fb_cloud_builds_total',
+      help: 'Window builds by outcome (built, superseded, failed)',
+      labelNames: ['dataset', 'outcome'],
+      registers: [registry],
+    }),
+    buildSeconds: new Histogram({
+      name: 'fb_cloud_build_duration_seconds',
+      help: 'Time to build one window (query, Arrow, store)',
+      labelNames: ['dataset'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    buildRows: new Counter({
+      name: 'fb_cloud_build_rows_total',
+      help: 'Rows written into dataset objects',
+      labelNames: ['dataset'],
+      registers: [registry],
+    }),
+    exports: new Counter({
+      name: 'fb_cloud_exports_total',
+      help: 'Dataset versions handled by an exporter, by outcome (exported, skipped, failed)',
+      labelNames: ['exporter', 'outcome'],
+      registers: [registry],
+    }),
+    exportSeconds: new Histogram({
+      name: 'fb_cloud_export_duration_seconds',
+      help: 'Time an exporter took for one dataset version',
+      labelNames: ['exporter'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
   };

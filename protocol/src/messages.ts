@@ -49,6 +49,8 @@ export const DataAvailable = z.object({
   source: z.array(z.string()),
   edge: z.string(),
   stations: z.array(z.string()),
+  /** Variables in the batch (optional: older collectors did not send it); lets datasets skip unrelated batches. */
+  variables: z.array(z.string()).optional(),
   start: IsoTime,
   end: IsoTime,
   count: z.number().int().nonnegative(),

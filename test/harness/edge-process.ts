@@ -1,14 +1,13 @@
 import { writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { EdgeStatus } from '@fieldbeam/protocol';
 import { freePort } from './ports.js';
 import { type Spawned, spawnProcess, waitFor, waitForPort } from './process.js';
+import { builtCli } from './repo-root.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** The built CLI (the harness is compiled to test/dist/harness, the sources sit in test/harness). */
-export const edgeCli = join(repo, 'edge/dist/cli.js');
-export const cloudCli = join(repo, 'cloud/dist/cli.js');
+/** The built CLIs, found from the repository root (right from test/harness and test/dist/harness). */
+export const edgeCli = builtCli.edge;
+export const cloudCli = builtCli.cloud;
 
 export interface EdgeProcess {
   readonly mqttPort: number;

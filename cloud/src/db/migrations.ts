@@ -41,6 +41,171 @@ export const migrations: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'observations partitioned by month',
+    // Postgres requires every unique index of a partitioned table to contain the partition key, so the
+    // key is (time, id) instead of (id). That is still "unique on id": the id is a hash over the
+    // reading *including its time*, so two rows with one id have one time and meet in one partition,
+    // where the (time, id) key rejects the second. Leading with time keeps index inserts near the
+    // right edge of the b-tree (readings arrive roughly in time order), doubles as the time index, and
+    // gives the builder and the read API their (time, id) order for free. `COLLATE "C"` compares ids
+    // bytewise, which is all a hex hash needs. The old (station, time) index is not carried over: it
+    // halved ingest throughput, and every reader here (builder, read API) goes by time first.
+    sql: `
+      ALTER TABLE observations RENAME TO observations_v1;
+      ALTER TABLE observations_v1 RENAME CONSTRAINT observations_pkey TO observations_v1_pkey;
+      ALTER INDEX observations_time_idx RENAME TO observations_v1_time_idx;
+      ALTER INDEX observations_station_time_idx RENAME TO observations_v1_station_time_idx;
+
+      CREATE TABLE observations (
+        id        text COLLATE "C" NOT NULL,
+        source    text NOT NULL,
+        edge      text NOT NULL,
+        station   text NOT NULL,
+        sensor    text,
+        variable  text NOT NULL,
+        value     double precision,
+        text      text,
+        unit      text NOT NULL,
+        time      timestamptz NOT NULL,
+        received  timestamptz NOT NULL,
+        ingested  timestamptz NOT NULL DEFAULT now(),
+        lat       double precision,
+        lon       double precision,
+        alt       double precision,
+        quality   text[],
+        PRIMARY KEY (time, id)
+      ) PARTITION BY RANGE (time);
+
+      -- One partition per UTC month, created on demand by ingest (and here for existing rows).
+      -- Serialised by an advisory lock so two collectors never race on the catalog.
+      CREATE FUNCTION fb_ensure_observation_partitions(lo timestamptz, hi timestamptz) RETURNS int
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        m timestamp := date_trunc('month', lo AT TIME ZONE 'UTC');
+        last timestamp := date_trunc('month', hi AT TIME ZONE 'UTC');
+        created int := 0;
+        part text;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(727002);
+        WHILE m <= last LOOP
+          part := 'observations_p' || to_char(m, 'YYYY_MM');
+          IF to_regclass(part) IS NULL THEN
+            EXECUTE format('CREATE TABLE %I PARTITION OF observations FOR VALUES FROM (%L) TO (%L)',
+                           part, (m AT TIME ZONE 'UTC'), ((m + interval '1 month') AT TIME ZONE 'UTC'));
+            created := created + 1;
+          END IF;
+          m := m + interval '1 month';
+        END LOOP;
+        RETURN created;
+      END $$;
+
+      DO $$
+      DECLARE r record;
+      BEGIN
+        FOR r IN SELECT DISTINCT date_trunc('month', time AT TIME ZONE 'UTC') AS m FROM observations_v1 LOOP
+          PERFORM fb_ensure_observation_partitions(r.m AT TIME ZONE 'UTC', r.m AT TIME ZONE 'UTC');
+        END LOOP;
+      END $$;
+      INSERT INTO observations
+        (id, source, edge, station, sensor, variable, value, text, unit, time, received, ingested, lat, lon, alt, quality)
+      SELECT id, source, edge, station, sensor, variable, value, text, unit, time, received, ingested, lat, lon, alt, quality
+      FROM observations_v1;
+      DROP TABLE observations_v1;
+    `,
+  },
+  {
+    version: 3,
+    name: 'dataset windows, versions, audit, builds and exports',
+    sql: `
+      -- One row per (dataset, window) that ever received data. "generation" counts the ingest batches
+      -- that touched it; a build records the generation it saw, so data arriving during a build leaves
+      -- generation > built_generation and the window due again. due_at is the timer: NULL = nothing to do.
+      CREATE TABLE dataset_windows (
+        dataset            text NOT NULL,
+        window_start       timestamptz NOT NULL,
+        window_end         timestamptz NOT NULL,
+        generation         bigint NOT NULL DEFAULT 0,
+        built_generation   bigint NOT NULL DEFAULT 0,
+        final              boolean NOT NULL DEFAULT false,
+        due_at             timestamptz,
+        first_data_at      timestamptz NOT NULL DEFAULT now(),
+        last_data_at       timestamptz NOT NULL DEFAULT now(),
+        lease_owner        text,
+        lease_until        timestamptz,
+        claimed_generation bigint,
+        next_version       int NOT NULL DEFAULT 0,
+        version            int,
+        attempts           int NOT NULL DEFAULT 0,
+        last_error         text,
+        updated_at         timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset, window_start)
+      );
+      CREATE INDEX dataset_windows_due_idx ON dataset_windows (due_at) WHERE due_at IS NOT NULL;
+
+      -- Every recorded build of a window: the object it wrote and what it contains.
+      CREATE TABLE dataset_versions (
+        dataset      text NOT NULL,
+        window_start timestamptz NOT NULL,
+        window_end   timestamptz NOT NULL,
+        version      int NOT NULL,
+        key          text NOT NULL,
+        rows         bigint NOT NULL,
+        bytes        bigint NOT NULL,
+        sha256       text NOT NULL,
+        generation   bigint NOT NULL,
+        provisional  boolean NOT NULL,
+        built_by     text NOT NULL,
+        built_at     timestamptz NOT NULL DEFAULT now(),
+        build_ms     int NOT NULL,
+        -- Set once DataSetAvailable is acknowledged by the stream; builders re-announce the rest.
+        announced    boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (dataset, window_start, version)
+      );
+      CREATE INDEX dataset_versions_unannounced_idx ON dataset_versions (built_at) WHERE NOT announced;
+
+      -- Audit trail: which ingest batch (FB_OBS:<stream seq>) touched which window. Its key also makes
+      -- marking idempotent: a redelivered DataAvailable does not bump the generation again.
+      CREATE TABLE window_marks (
+        dataset      text NOT NULL,
+        window_start timestamptz NOT NULL,
+        batch        text NOT NULL,
+        edge         text NOT NULL,
+        inserted     int NOT NULL,
+        at           timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset, window_start, batch)
+      );
+      CREATE INDEX window_marks_batch_idx ON window_marks (batch);
+
+      -- Every build attempt, finished or not (outcome NULL: running, or its process died).
+      CREATE TABLE dataset_builds (
+        id           bigserial PRIMARY KEY,
+        dataset      text NOT NULL,
+        window_start timestamptz NOT NULL,
+        version      int NOT NULL,
+        owner        text NOT NULL,
+        started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+        finished_at  timestamptz,
+        outcome      text,
+        error        text
+      );
+      CREATE INDEX dataset_builds_window_idx ON dataset_builds (dataset, window_start);
+
+      -- What each exporter has done, keyed so a redelivered DataSetAvailable is a no-op.
+      CREATE TABLE dataset_exports (
+        exporter     text NOT NULL,
+        dataset      text NOT NULL,
+        window_start timestamptz NOT NULL,
+        version      int NOT NULL,
+        key          text,
+        rows         bigint,
+        bytes        bigint,
+        at           timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (exporter, dataset, window_start, version)
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */

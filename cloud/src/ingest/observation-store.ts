@@ -1,74 +1,233 @@
 import type { Observation } from '@fieldbeam/protocol';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
 
-export interface DeadLetter {
-  subject: string;
-  streamSeq: number | null;
-  reason: string;
-  payload: Uint8Array;
+export type { DeadLetter } from '../db/dead-letters.js';
+
+/** The observations of one stream message; `seq` is its stream sequence. */
+export interface StagedBatch {
+  seq: number;
+  observations: readonly Observation[];
 }
 
-/** Postgres side of ingest: inserts are idempotent on observation id, so replays are harmless. */
+export interface CommitResult {
+  /** Observations new to the table (the rest were replays). */
+  inserted: number;
+  /** `fresh`: one plain COPY; `replay`: some rows existed, so the staged ON CONFLICT path ran. */
+  path: 'fresh' | 'replay' | 'empty';
+  /** New observations per stream sequence; a sequence with none is absent. */
+  perBatch: Map<number, number>;
+}
+
+/** The columns of `observations` that ingest writes, in COPY order (staging adds `seq` first). */
+const COLUMNS =
+  'id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality';
+
+const STAGE_DDL = `CREATE TEMP TABLE IF NOT EXISTS fb_stage (
+  seq bigint NOT NULL, id text COLLATE "C" NOT NULL, source text NOT NULL, edge text NOT NULL,
+  station text NOT NULL, sensor text, variable text NOT NULL, value double precision, text text,
+  unit text NOT NULL, time timestamptz NOT NULL, received timestamptz NOT NULL,
+  lat double precision, lon double precision, alt double precision, quality text[]
+) ON COMMIT DELETE ROWS`;
+
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+/** One field in COPY text format. */
+function copyText(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? s.replace(/[\\\n\r\t]/g, (c) => ESCAPES[c] ?? c) : s;
+}
+function copyArray(items: readonly string[]): string {
+  // An array literal with every element quoted, then escaped once more for COPY.
+  const lit = `{${items.map((q) => `"${q.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+  return copyText(lit);
+}
+const num = (n: number | null | undefined) => (n === null || n === undefined ? '\\N' : String(n));
+
+/** One observation as a line of COPY text (no `seq`). Exported for the COPY baseline benchmark. */
+export function observationCopyLine(o: Observation): string {
+  return `${o.id}\t${copyText(o.source)}\t${copyText(o.edge)}\t${copyText(o.station)}\t${
+    o.sensor === undefined ? '\\N' : copyText(o.sensor)
+  }\t${copyText(o.variable)}\t${num(o.value)}\t${o.text === undefined ? '\\N' : copyText(o.text)}\t${copyText(
+    o.unit,
+  )}\t${o.time}\t${o.received}\t${num(o.lat)}\t${num(o.lon)}\t${num(o.alt)}\t${
+    o.quality === undefined ? '\\N' : copyArray(o.quality)
+  }\n`;
+}
+
+/** The round's rows as COPY text in chunks of about 256 KiB (no array of per-row strings). */
+function* roundText(batches: readonly StagedBatch[]): Generator<string> {
+  let buf = '';
+  for (const b of batches) {
+    for (const o of b.observations) {
+      buf += observationCopyLine(o);
+      if (buf.length >= 256 * 1024) {
+        yield buf;
+        buf = '';
+      }
+    }
+  }
+  if (buf) yield buf;
+}
+
+/**
+ * Writes text to a COPY ... FROM STDIN in chunks of about `chunk` characters. Stops writing as soon
+ * as the server refuses the COPY (e.g. a key violation) and rejects with the server's error.
+ */
+export async function copyLines(
+  client: pg.PoolClient | pg.Client,
+  sql: string,
+  lines: Iterable<string>,
+  chunk = 256 * 1024,
+): Promise<void> {
+  const stream = client.query(copyFrom(sql));
+  let failed = false;
+  const done = new Promise<void>((resolve, reject) => {
+    stream.once('finish', resolve);
+    stream.once('error', (err) => {
+      failed = true;
+      reject(err);
+    });
+  });
+  const settled = done.then(
+    () => {},
+    () => {},
+  );
+  let buf = '';
+  for (const line of lines) {
+    if (failed) break;
+    buf += line;
+    if (buf.length >= chunk) {
+      if (!stream.write(buf)) await Promise.race([new Promise((r) => stream.once('drain', r)), settled]);
+      buf = '';
+    }
+  }
+  if (!failed) stream.end(buf);
+  await done;
+}
+
+/**
+ * Postgres side of ingest, idempotent on the observation id. The common case (rows never seen) is a
+ * plain COPY straight into `observations`, inside a savepoint. If any row is already there (a replay,
+ * a redelivery after a crash), that COPY fails on the key, the savepoint is rolled back, and the rows
+ * go the careful way: COPY into a per-connection temporary staging table, then one
+ * `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. Monthly partitions are created on demand before the
+ * transaction that needs them.
+ */
 export class ObservationStore {
+  private readonly staged = new WeakSet<pg.PoolClient>();
+  private readonly months = new Set<string>();
+
   constructor(private readonly pool: pg.Pool) {}
 
+  /** Creates the monthly partitions ("YYYY-MM") not yet known, outside any ingest transaction. */
+  async ensurePartitions(months: Iterable<string>): Promise<void> {
+    for (const month of months) {
+      if (this.months.has(month)) continue;
+      await this.pool.query('SELECT fb_ensure_observation_partitions($1, $1)', [`${month}-01T00:00:00.000Z`]);
+      this.months.add(month);
+    }
+  }
+
   /**
-   * Inserts the observations and dead letters in one transaction; returns how many observations
-   * were new. `unnest` sends one array per column: one round trip, one plan, any batch size.
+   * Inserts the batches' observations and the dead letters in one transaction and reports how many
+   * observations were new, per batch. An id repeated inside the call is written once.
    */
-  async commit(observations: Observation[], deadLetters: DeadLetter[]): Promise<number> {
+  async commit(batches: readonly StagedBatch[], deadLetters: readonly DeadLetter[]): Promise<CommitResult> {
+    // Few allocations per row on this path: it runs for every observation the fleet sends.
+    const months = new Set<string>();
+    const counts = new Map<number, number>();
+    let month = '\u0000';
+    let rows = 0;
+    for (const b of batches) {
+      counts.set(b.seq, (counts.get(b.seq) ?? 0) + b.observations.length);
+      rows += b.observations.length;
+      for (const o of b.observations) {
+        if (!o.time.startsWith(month)) {
+          month = o.time.slice(0, 7);
+          months.add(month);
+        }
+      }
+    }
+    if (rows > 0) await this.ensurePartitions(months);
     const client = await this.pool.connect();
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      let inserted = 0;
-      if (observations.length > 0) {
-        const col = <K extends keyof Observation>(k: K) => observations.map((o) => o[k] ?? null);
-        const r = await client.query({
-          name: 'fb_insert_observations',
-          text: `INSERT INTO observations
-                   (id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality)
-                 SELECT id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt,
-                        CASE WHEN quality IS NULL THEN NULL ELSE string_to_array(quality, ',') END
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::float8[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
-                             $12::float8[], $13::float8[], $14::float8[], $15::text[])
-                   AS t(id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality)
-                 ON CONFLICT (id) DO NOTHING`,
-          values: [
-            col('id'),
-            col('source'),
-            col('edge'),
-            col('station'),
-            col('sensor'),
-            col('variable'),
-            col('value'),
-            col('text'),
-            col('unit'),
-            col('time'),
-            col('received'),
-            col('lat'),
-            col('lon'),
-            col('alt'),
-            // Flags never contain commas (schema: short tokens), so a joined string crosses unnest safely.
-            observations.map((o) => (o.quality ? o.quality.join(',') : null)),
-          ],
-        });
-        inserted = r.rowCount ?? 0;
+      let perBatch = new Map<number, number>();
+      let path: CommitResult['path'] = 'empty';
+      if (rows > 0) {
+        path = 'fresh';
+        await client.query('SAVEPOINT fresh');
+        try {
+          await copyLines(client, `COPY observations (${COLUMNS}) FROM STDIN`, roundText(batches));
+          await client.query('RELEASE SAVEPOINT fresh');
+          perBatch = counts;
+        } catch (err) {
+          // 23505: some row is already stored (a replay) or repeated in this round.
+          if ((err as { code?: string }).code !== '23505') throw err;
+          // Undo the COPY, and leave the savepoint so what follows runs in the top transaction
+          // (the mixed-replay count below relies on xmin being the top transaction's id).
+          await client.query('ROLLBACK TO SAVEPOINT fresh');
+          await client.query('RELEASE SAVEPOINT fresh');
+          path = 'replay';
+          perBatch = await this.insertStaged(client, batches);
+        }
       }
-      for (const d of deadLetters) {
-        await client.query(
-          'INSERT INTO dead_letters (subject, stream_seq, reason, payload) VALUES ($1, $2, $3, $4)',
-          [d.subject, d.streamSeq, d.reason, Buffer.from(d.payload)],
-        );
-      }
+      await insertDeadLetters(client, deadLetters);
       await client.query('COMMIT');
-      return inserted;
+      let inserted = 0;
+      for (const n of perBatch.values()) inserted += n;
+      return { inserted, perBatch, path };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
+      // A broken connection must not go back to the pool with a half-done COPY on it.
+      broken = err as Error;
+      this.staged.delete(client);
       throw err;
     } finally {
-      client.release();
+      client.release(broken);
     }
+  }
+
+  /** The replay-safe path: staging table, then INSERT ... ON CONFLICT DO NOTHING. */
+  private async insertStaged(
+    client: pg.PoolClient,
+    batches: readonly StagedBatch[],
+  ): Promise<Map<number, number>> {
+    if (!this.staged.has(client)) {
+      await client.query(STAGE_DDL);
+      this.staged.add(client);
+    }
+    // Stage each id once, so the per-batch count below cannot count a row twice.
+    const seen = new Set<string>();
+    const staged = new Map<number, number>();
+    const lines: string[] = [];
+    for (const b of batches) {
+      for (const o of b.observations) {
+        if (seen.has(o.id)) continue;
+        seen.add(o.id);
+        lines.push(`${b.seq}\t${observationCopyLine(o)}`);
+        staged.set(b.seq, (staged.get(b.seq) ?? 0) + 1);
+      }
+    }
+    await copyLines(client, `COPY fb_stage (seq, ${COLUMNS}) FROM STDIN`, lines);
+    const r = await client.query<{ n: number }>(
+      `WITH ins AS (
+         INSERT INTO observations (${COLUMNS}) SELECT ${COLUMNS} FROM fb_stage
+         ON CONFLICT (time, id) DO NOTHING RETURNING 1)
+       SELECT count(*)::int AS n FROM ins`,
+    );
+    const n = r.rows[0]?.n ?? 0;
+    if (n === lines.length) return staged;
+    if (n === 0) return new Map();
+    // Some new, some not: the rows this transaction wrote carry its id in xmin.
+    const per = await client.query<{ seq: string; n: number }>(
+      `SELECT s.seq, count(*)::int AS n FROM fb_stage s
+       JOIN observations o ON o.time = s.time AND o.id = s.id
+       WHERE o.xmin = pg_current_xact_id()::xid GROUP BY s.seq`,
+    );
+    return new Map(per.rows.map((row) => [Number(row.seq), row.n]));
   }
 
   async count(): Promise<number> {

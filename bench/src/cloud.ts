@@ -1,0 +1,312 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  arrowToGeoParquet,
+  buildWindowObject,
+  copyLines,
+  datasetObjectKey,
+  ensureStreams,
+  FolderObjectStore,
+  migrate,
+  observationCopyLine,
+  parseDatasets,
+} from '@fieldbeam/cloud';
+import {
+  type Observation,
+  type ObservationBatch,
+  observationId,
+  streams,
+  subjects,
+} from '@fieldbeam/protocol';
+import {
+  builtCli,
+  freePort,
+  type NatsServer,
+  spawnProcess,
+  startNatsServer,
+  startPostgres,
+  type TestPostgres,
+  tempDir,
+} from '@fieldbeam/test/harness';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+
+const N = Number(process.env.BENCH_CLOUD_N ?? 1_000_000);
+const STATIONS = 200;
+const VARIABLES = ['air_temperature', 'relative_humidity'];
+const WINDOW_START = Date.parse('2026-11-30T10:00:00.000Z');
+const WINDOW_MS = 3_600_000;
+const BUILD_RUNS = 3;
+
+const results = join(dirname(fileURLToPath(import.meta.url)), '../results');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/**
+ * N distinct readings, all inside one one-hour window: STATIONS x VARIABLES x time steps, ten edges.
+ * Yields them as edge batches of 500 in the order live edges would fill them (time-ordered overall,
+ * edges interleaved), so the stream and the COPY baseline see the same rows in the same order. Nothing
+ * is kept: a million observation objects would slow every GC of this process.
+ */
+function* observationBatches(): Generator<{ edge: string; first: number; observations: Observation[] }> {
+  const perSeries = Math.ceil(N / (STATIONS * VARIABLES.length));
+  const step = Math.floor(WINDOW_MS / perSeries);
+  const open = new Map<string, Observation[]>();
+  const sent = new Map<string, number>();
+  let made = 0;
+  for (let t = 0; t < perSeries && made < N; t++) {
+    const time = new Date(WINDOW_START + t * step).toISOString();
+    for (let s = 0; s < STATIONS && made < N; s++) {
+      const station = `st-${s}`;
+      const edge = `gw-${s % 10}`;
+      for (const variable of VARIABLES) {
+        if (made >= N) break;
+        made++;
+        const value =
+          Math.round((variable === 'air_temperature' ? 10 + s / 10 + t / 1000 : 50 + t / 100) * 100) / 100;
+        const list = open.get(edge) ?? [];
+        open.set(edge, list);
+        list.push({
+          id: observationId({ source: 'mqtt', station, variable, time, value }),
+          source: 'mqtt',
+          edge,
+          station,
+          variable,
+          value,
+          unit: variable === 'air_temperature' ? 'degC' : '%',
+          time,
+          received: time,
+          lat: 46 + s / 1000,
+          lon: 7 + s / 1000,
+        });
+        if (list.length === 500) {
+          const first = (sent.get(edge) ?? 0) + 1;
+          sent.set(edge, first + 499);
+          open.delete(edge);
+          yield { edge, first, observations: list };
+        }
+      }
+    }
+  }
+  for (const [edge, list] of open) yield { edge, first: (sent.get(edge) ?? 0) + 1, observations: list };
+}
+
+async function preload(nats: NatsServer): Promise<number> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    await ensureStreams(await jetstreamManager(nc), Object.values(streams));
+    const js = jetstream(nc);
+    const enc = new TextEncoder();
+    let messages = 0;
+    const inflight: Promise<unknown>[] = [];
+    for (const { edge, first, observations } of observationBatches()) {
+      const last = first + observations.length - 1;
+      const batch: ObservationBatch = {
+        v: 1,
+        edge,
+        seq: [first, last],
+        sent: new Date().toISOString(),
+        observations,
+      };
+      inflight.push(
+        js.publish(subjects.obs(edge), enc.encode(JSON.stringify(batch)), {
+          msgID: `${edge}:bench:${first}-${last}`,
+        }),
+      );
+      messages++;
+      if (inflight.length >= 64) await Promise.all(inflight.splice(0));
+    }
+    await Promise.all(inflight);
+    return messages;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function count(pool: pg.Pool): Promise<number> {
+  return Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM observations')).rows[0]?.n);
+}
+
+/**
+ * Runs the collector (`fieldbeam-cloud run`, its own process, as deployed) with a fresh consumer over
+ * everything in the stream; obs/s from its start until its counter reaches N.
+ */
+async function measureIngest(nats: NatsServer, postgres: TestPostgres, dataDir: string, consumer: string) {
+  const port = await freePort();
+  const started = performance.now();
+  const proc = spawnProcess(process.execPath, [builtCli.cloud, 'run'], {
+    env: {
+      ...process.env,
+      NATS_URL: nats.url,
+      DATABASE_URL: postgres.url,
+      FB_DATA_DIR: dataDir,
+      FB_HTTP_PORT: String(port),
+      FB_INGEST_CONSUMER: consumer,
+      LOG_LEVEL: 'warn',
+    },
+  });
+  try {
+    for (;;) {
+      if (proc.child.exitCode !== null) throw new Error(`collector exited:\n${proc.output()}`);
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
+      const done = Number(/^fb_cloud_ingest_observations_total (\d+)/m.exec(text)?.[1] ?? 0);
+      if (done >= N) {
+        const rate = N / ((performance.now() - started) / 1000);
+        const lines = text
+          .split('\n')
+          .filter((l) => /^fb_cloud_ingest_(rounds_total|commit_seconds_(sum|count))/.test(l));
+        process.stdout.write(`  ${lines.join('\n  ')}\n`);
+        return rate;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await proc.stop();
+  }
+}
+
+export async function runCloudSuite(_argv: string[]): Promise<void> {
+  await runCloudBench();
+}
+
+export async function runCloudBench(): Promise<Record<string, unknown>> {
+  // The box may be shared: the load average before and after says how much the figures can be trusted.
+  const loadBefore = loadavg().map((l) => Math.round(l * 100) / 100);
+  const dir = tempDir('fieldbeam-bench-cloud-');
+  const [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
+  const pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
+  pool.on('error', () => {}); // idle connections dropped when Postgres stops at the end
+  try {
+    await migrate(pool);
+    process.stdout.write(`pre-loading the OBS stream with ${N} observations...\n`);
+    const messages = await preload(nats);
+
+    // Peer in the same run: raw COPY of the same rows, in the same order, into the same table.
+    await pool.query('SELECT fb_ensure_observation_partitions($1, $1)', [new Date(WINDOW_START)]);
+    const client = await pool.connect();
+    let copySeconds: number;
+    try {
+      const lines = function* () {
+        for (const b of observationBatches()) for (const o of b.observations) yield observationCopyLine(o);
+      };
+      // Text made before timing starts, so this is the database's figure, not the generator's.
+      const text: string[] = [...lines()];
+      const t = performance.now();
+      await copyLines(
+        client,
+        'COPY observations (id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality) FROM STDIN',
+        text,
+      );
+      copySeconds = (performance.now() - t) / 1000;
+      text.length = 0;
+    } finally {
+      client.release();
+    }
+    if ((await count(pool)) !== N) throw new Error('COPY baseline did not store every row');
+    await pool.query('TRUNCATE observations');
+    await pool.query('CHECKPOINT');
+
+    process.stdout.write('ingest (collector, idempotent COPY + ON CONFLICT)...\n');
+    const ingest = await measureIngest(nats, postgres, dir.path, 'bench-ingest');
+    const stored = await count(pool);
+    if (stored !== N) throw new Error(`ingest stored ${stored} of ${N}`);
+    process.stdout.write('replay (a second consumer over the same stream: every row a conflict)...\n');
+    const replay = await measureIngest(nats, postgres, dir.path, 'bench-replay');
+    if ((await count(pool)) !== N) throw new Error('replay changed the row count');
+
+    process.stdout.write('build (one window of all rows -> Arrow object -> GeoParquet)...\n');
+    const [def] = parseDatasets({ datasets: [{ name: 'bench', window: 'PT1H' }] });
+    if (!def) throw new Error('no dataset');
+    const store = new FolderObjectStore(join(dir.path, 'objects'));
+    const runs: {
+      arrow: number;
+      parquet: number;
+      total: number;
+      rows: number;
+      arrowBytes: number;
+      parquetBytes: number;
+    }[] = [];
+    for (let version = 1; version <= BUILD_RUNS; version++) {
+      const t0 = performance.now();
+      const built = await buildWindowObject(pool, store, def, {
+        windowStart: new Date(WINDOW_START),
+        windowEnd: new Date(WINDOW_START + WINDOW_MS),
+        version,
+        generation: 1,
+        provisional: false,
+      });
+      const t1 = performance.now();
+      const { parquet, rows } = arrowToGeoParquet((await store.get(built.key)) ?? new Uint8Array());
+      await store.put(datasetObjectKey('bench', new Date(WINDOW_START), version, 'parquet'), parquet);
+      const t2 = performance.now();
+      if (built.rows !== N || rows !== N) throw new Error(`build wrote ${built.rows}/${rows} rows of ${N}`);
+      runs.push({
+        arrow: (t1 - t0) / 1000,
+        parquet: (t2 - t1) / 1000,
+        total: (t2 - t0) / 1000,
+        rows,
+        arrowBytes: built.bytes,
+        parquetBytes: parquet.byteLength,
+      });
+    }
+    const build = median(runs.map((r) => r.total));
+    const copy = N / copySeconds;
+    const out = {
+      suite: 'cloud',
+      measuredAt: new Date().toISOString(),
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        memGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        loadavgBefore: loadBefore,
+        loadavgAfter: loadavg().map((l) => Math.round(l * 100) / 100),
+      },
+      observations: N,
+      streamMessages: messages,
+      ingest_obs_per_s: Math.round(ingest),
+      copy_limit_obs_per_s: Math.round(copy),
+      ingest_vs_copy: Math.round((ingest / copy) * 100) / 100,
+      replay_obs_per_s: Math.round(replay),
+      build_1m_rows_s: Math.round(build * 1000) / 1000,
+      build_runs: runs.map((r) => ({
+        arrow_s: Math.round(r.arrow * 1000) / 1000,
+        geoparquet_s: Math.round(r.parquet * 1000) / 1000,
+        total_s: Math.round(r.total * 1000) / 1000,
+        arrow_bytes: r.arrowBytes,
+        geoparquet_bytes: r.parquetBytes,
+      })),
+      targets: { ingest_obs_per_s: 150_000, ingest_vs_copy: 0.6, build_1m_rows_s: 3 },
+      pass: {
+        ingest_obs_per_s: ingest >= 150_000,
+        ingest_vs_copy: ingest / copy >= 0.6,
+        build_1m_rows_s: build <= 3,
+      },
+    };
+    mkdirSync(results, { recursive: true });
+    writeFileSync(join(results, 'cloud.json'), `${JSON.stringify(out, null, 2)}\n`);
+    const rows: [string, string, string][] = [
+      ['ingest_obs_per_s', String(out.ingest_obs_per_s), '>= 150000'],
+      ['copy_limit_obs_per_s (peer)', String(out.copy_limit_obs_per_s), '-'],
+      ['ingest_vs_copy', String(out.ingest_vs_copy), '>= 0.6'],
+      ['replay_obs_per_s (all conflicts)', String(out.replay_obs_per_s), '-'],
+      ['build_1m_rows_s (median of 3)', String(out.build_1m_rows_s), '<= 3'],
+    ];
+    const w = [34, 12, 10];
+    process.stdout.write(
+      `\n${['figure', 'measured', 'target'].map((h, i) => h.padEnd(w[i] ?? 0)).join(' ')}\n${rows
+        .map((r) => r.map((c, i) => c.padEnd(w[i] ?? 0)).join(' '))
+        .join('\n')}\nwritten to bench/results/cloud.json\n`,
+    );
+    return out;
+  } finally {
+    await pool.end();
+    await Promise.all([nats.close(), postgres.close()]);
+    dir.remove();
+  }
+}

@@ -1,0 +1,101 @@
+import { HttpError } from '../http-api.js';
+
+/** Parsers for OGC API query parameters; each throws an HttpError 400 that says what is wrong. */
+
+const bad = (message: string) => new HttpError(400, message);
+
+/** `bbox=minLon,minLat,maxLon,maxLat` (WGS84); no antimeridian crossing. */
+export function parseBbox(text: string | null): [number, number, number, number] | undefined {
+  if (text === null) return undefined;
+  const parts = text.split(',').map((s) => Number(s.trim()));
+  if (parts.length !== 4 || parts.some((n) => !Number.isFinite(n))) {
+    throw bad('bbox: expected four numbers minLon,minLat,maxLon,maxLat');
+  }
+  const [minX, minY, maxX, maxY] = parts as [number, number, number, number];
+  if (minX < -180 || maxX > 180 || minY < -90 || maxY > 90) throw bad('bbox: outside -180..180, -90..90');
+  if (minX > maxX || minY > maxY)
+    throw bad('bbox: min must not exceed max (antimeridian crossing is not supported)');
+  return [minX, minY, maxX, maxY];
+}
+
+const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
+function instant(text: string): Date {
+  if (!INSTANT.test(text)) throw bad(`datetime: "${text}" is not an RFC 3339 date or date-time`);
+  const d = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
+  if (Number.isNaN(d.getTime())) throw bad(`datetime: "${text}" is not a valid time`);
+  return d;
+}
+
+/**
+ * `datetime=` an instant, or an interval `start/end` with `..` (or empty) for an open end. Returns an
+ * inclusive range; an instant matches exactly that time.
+ */
+export function parseDatetime(text: string | null): { from?: Date; to?: Date } | undefined {
+  if (text === null) return undefined;
+  if (!text.includes('/')) {
+    const t = instant(text);
+    return { from: t, to: t };
+  }
+  const [a, b, ...rest] = text.split('/');
+  if (rest.length > 0) throw bad('datetime: an interval has exactly one "/"');
+  const open = (s: string | undefined) => s === undefined || s === '' || s === '..';
+  const from = open(a) ? undefined : instant(a as string);
+  const to = open(b) ? undefined : instant(b as string);
+  if (from && to && from > to) throw bad('datetime: the interval ends before it starts');
+  return { ...(from ? { from } : {}), ...(to ? { to } : {}) };
+}
+
+export function parseLimit(text: string | null, max: number, fallback = 100): number {
+  if (text === null) return Math.min(fallback, max);
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw bad('limit: expected a positive integer');
+  if (n > max) throw bad(`limit: at most ${max}`);
+  return n;
+}
+
+/** EDR `coords=POINT(lon lat)`. */
+export function parsePoint(text: string | null): { lon: number; lat: number } {
+  if (text === null) throw bad('coords: required, e.g. coords=POINT(7.1 46.2)');
+  const m = /^\s*POINT\s*\(\s*(-?[\d.]+(?:e-?\d+)?)\s+(-?[\d.]+(?:e-?\d+)?)\s*\)\s*$/i.exec(text);
+  const lon = Number(m?.[1]);
+  const lat = Number(m?.[2]);
+  if (!m || !Number.isFinite(lon) || !Number.isFinite(lat)) throw bad('coords: expected POINT(lon lat)');
+  if (lon < -180 || lon > 180 || lat < -90 || lat > 90) throw bad('coords: outside -180..180, -90..90');
+  return { lon, lat };
+}
+
+/** EDR `within` with `within-units` (km, m, mi); returned in km, bounded. */
+export function parseWithinKm(within: string | null, units: string | null, fallbackKm: number): number {
+  if (within === null) return fallbackKm;
+  const n = Number(within);
+  if (!Number.isFinite(n) || n < 0) throw bad('within: expected a non-negative number');
+  const factor = { km: 1, m: 0.001, mi: 1.609344 }[(units ?? 'km').toLowerCase()];
+  if (factor === undefined) throw bad('within-units: one of km, m, mi');
+  const km = n * factor;
+  if (km > 1000) throw bad('within: at most 1000 km');
+  return km;
+}
+
+/** Keyset cursor of the items paging: the last row's time (ms) and id. */
+export function encodeCursor(timeMs: number, id: string): string {
+  return Buffer.from(`${timeMs}_${id}`).toString('base64url');
+}
+export function parseCursor(text: string | null): { time: Date; id: string } | undefined {
+  if (text === null) return undefined;
+  const m = /^(-?\d+)_([0-9a-f]{64})$/.exec(Buffer.from(text, 'base64url').toString());
+  if (!m) throw bad('cursor: not a cursor this server made');
+  return { time: new Date(Number(m[1])), id: m[2] as string };
+}
+
+/** `parameter-name=a,b`: variable names. */
+export function parseNames(text: string | null): string[] | undefined {
+  if (text === null) return undefined;
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.length === 0 || names.length > 100 || names.some((n) => n.length > 200)) {
+    throw bad('parameter-name: 1 to 100 comma-separated names');
+  }
+  return names;
+}

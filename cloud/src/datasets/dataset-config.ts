@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { isSubjectToken } from '@fieldbeam/protocol';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { CloudError, CloudErrorCode } from '../errors.js';
+import { parseDuration } from './windows.js';
+
+const Duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const Names = z.array(z.string().min(1).max(200)).min(1);
+
+const DatasetSchema = z
+  .object({
+    /** Also the subject token of its events (`fb.dataset.<name>`) and the folder of its objects. */
+    name: z.string().refine(isSubjectToken, 'use 1-64 of A-Z a-z 0-9 _ -'),
+    title: z.string().max(200).optional(),
+    description: z.string().max(2000).optional(),
+    /** Which observations belong to the dataset; an absent list means "any". */
+    filter: z
+      .object({ sources: Names.optional(), stations: Names.optional(), variables: Names.optional() })
+      .strict()
+      .default({}),
+    /** Window length, a fixed ISO-8601 duration aligned to the epoch in UTC (PT1H, P1D, ...). */
+    window: Duration,
+    /** Wait after a window's end before its final build (late data after that re-opens it). */
+    grace: Duration.default(0),
+    /** Wait after the latest new data in a window before building it. */
+    debounce: Duration.default(0),
+    /** Whether windows still open get provisional builds (after the debounce). */
+    provisional: z.boolean().default(false),
+  })
+  .strict()
+  .refine((d) => d.window >= 1000, { message: 'window must be at least PT1S', path: ['window'] });
+
+export type DatasetDef = Readonly<z.infer<typeof DatasetSchema>>;
+
+const FileSchema = z
+  .object({ datasets: z.array(DatasetSchema).default([]) })
+  .strict()
+  .superRefine((f, ctx) => {
+    const seen = new Set<string>();
+    f.datasets.forEach((d, i) => {
+      if (seen.has(d.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `duplicate dataset name "${d.name}"`,
+          path: ['datasets', i, 'name'],
+        });
+      }
+      seen.add(d.name);
+    });
+  });
+
+function invalid(where: string, problems: string[]): CloudError {
+  return new CloudError(
+    CloudErrorCode.CONFIG_INVALID,
+    `invalid dataset configuration in ${where}:\n  ${problems.join('\n  ')}`,
+    false,
+  );
+}
+
+/** Validates a parsed datasets document; every problem is reported with its path, in one error. */
+export function parseDatasets(doc: unknown, where = 'datasets'): readonly DatasetDef[] {
+  const parsed = FileSchema.safeParse(doc ?? {});
+  if (!parsed.success) {
+    throw invalid(
+      where,
+      parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
+    );
+  }
+  return Object.freeze(
+    parsed.data.datasets.map((d) => Object.freeze({ ...d, filter: Object.freeze(d.filter) })),
+  );
+}
+
+/** Reads the datasets YAML file (`FB_DATASETS_FILE`); no file means no datasets. */
+export function loadDatasets(file: string | undefined): readonly DatasetDef[] {
+  if (!file) return [];
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw invalid(file, [`cannot read: ${(err as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw invalid(file, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  return parseDatasets(doc, file);
+}
+
+/** Whether a batch summary (sources, stations, variables) can contain rows of the dataset. */
+export function datasetMayMatch(
+  d: DatasetDef,
+  batch: {
+    source: readonly string[];
+    stations: readonly string[];
+    variables?: readonly string[] | undefined;
+  },
+): boolean {
+  const any = (want: readonly string[] | undefined, have: readonly string[] | undefined) =>
+    !want || !have || have.some((h) => want.includes(h));
+  return (
+    any(d.filter.sources, batch.source) &&
+    any(d.filter.stations, batch.stations) &&
+    any(d.filter.variables, batch.variables)
+  );
+}

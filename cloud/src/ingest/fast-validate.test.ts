@@ -1,0 +1,126 @@
+import { ObservationBatch } from '@fieldbeam/protocol';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fastValidBatch } from './fast-validate.js';
+
+const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
+const iso = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((t) => new Date(t).toISOString());
+const nearlyIso = fc.oneof(iso, fc.constantFrom('2026-11-30T12:00:00Z', '2026-11-30 12:00:00.000Z', ''));
+const str = (max: number) => fc.string({ maxLength: max });
+const observation = (edge: string) =>
+  fc.record(
+    {
+      id: fc.oneof(hex, fc.constantFrom('ABC', '0'.repeat(63))),
+      source: str(210),
+      edge: fc.oneof(fc.constant(edge), str(3)),
+      station: str(210),
+      sensor: str(210),
+      variable: str(210),
+      value: fc.oneof(fc.double(), fc.constant(null)),
+      text: str(10),
+      unit: str(70),
+      time: nearlyIso,
+      received: nearlyIso,
+      lat: fc.double({ min: -100, max: 100 }),
+      lon: fc.double({ min: -200, max: 200 }),
+      alt: fc.double(),
+      quality: fc.array(str(70), { maxLength: 18 }),
+      extra: fc.constant(1),
+    },
+    {
+      requiredKeys: ['id', 'source', 'edge', 'station', 'variable', 'unit', 'time', 'received'],
+    },
+  );
+const batch = fc.string({ minLength: 0, maxLength: 3 }).chain((edge) =>
+  fc.record({
+    v: fc.constantFrom(1, 2),
+    edge: fc.constant(edge),
+    seq: fc.tuple(fc.integer({ min: -1, max: 5 }), fc.integer({ min: -1, max: 5 })),
+    sent: nearlyIso,
+    observations: fc.array(observation(edge), { maxLength: 4 }),
+  }),
+);
+
+/** Batches that are valid but for the odd field, so both checks have to look closely. */
+const validObservation = (edge: string) =>
+  fc.record(
+    {
+      id: hex,
+      source: fc.string({ minLength: 1, maxLength: 200 }),
+      edge: fc.constant(edge),
+      station: fc.string({ minLength: 1, maxLength: 200 }),
+      sensor: fc.string({ minLength: 1, maxLength: 200 }),
+      variable: fc.string({ minLength: 1, maxLength: 200 }),
+      value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(null)),
+      text: str(4096),
+      unit: str(64),
+      time: iso,
+      received: iso,
+      lat: fc.double({ min: -90, max: 90, noNaN: true }),
+      lon: fc.double({ min: -180, max: 180, noNaN: true }),
+      alt: fc.double({ noNaN: true, noDefaultInfinity: true }),
+      quality: fc.array(str(64), { maxLength: 16 }),
+    },
+    { requiredKeys: ['id', 'source', 'edge', 'station', 'variable', 'value', 'unit', 'time', 'received'] },
+  );
+const validBatch = fc.string({ minLength: 1, maxLength: 20 }).chain((edge) =>
+  fc.record({
+    v: fc.constant(1),
+    edge: fc.constant(edge),
+    seq: fc.tuple(fc.nat(1000), fc.nat(1000)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)]),
+    sent: iso,
+    observations: fc.array(validObservation(edge), { minLength: 1, maxLength: 4 }),
+  }),
+);
+
+describe('fast batch check', () => {
+  it('agrees with the zod schema on batches that are valid or nearly so', () => {
+    fc.assert(
+      fc.property(validBatch, (b) => {
+        const raw = JSON.parse(JSON.stringify(b));
+        expect(fastValidBatch(raw)).toBe(ObservationBatch.safeParse(raw).success);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('never accepts what the zod schema rejects', () => {
+    fc.assert(
+      fc.property(batch, (b) => {
+        // JSON round trip: ingest only ever sees what JSON.parse makes.
+        const raw = JSON.parse(JSON.stringify(b));
+        if (fastValidBatch(raw)) expect(ObservationBatch.safeParse(raw).success).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('accepts the ordinary batch', () => {
+    const o = {
+      id: 'a'.repeat(64),
+      source: 'mqtt',
+      edge: 'gw-1',
+      station: 'st-1',
+      variable: 'air_temperature',
+      value: 21.5,
+      unit: 'degC',
+      time: '2026-11-30T12:00:00.000Z',
+      received: '2026-11-30T12:00:00.010Z',
+      lat: 46.2,
+      lon: 7.3,
+      quality: ['edge_time'],
+    };
+    const b = {
+      v: 1,
+      edge: 'gw-1',
+      seq: [1, 2],
+      sent: '2026-11-30T12:00:01.000Z',
+      observations: [o, { ...o, value: null }],
+    };
+    expect(ObservationBatch.safeParse(b).success).toBe(true);
+    expect(fastValidBatch(b)).toBe(true);
+    expect(fastValidBatch({ ...b, observations: [{ ...o, lat: 91 }] })).toBe(false);
+    expect(fastValidBatch({ ...b, observations: [{ ...o, edge: 'gw-2' }] })).toBe(false);
+    expect(fastValidBatch({ ...b, observations: [{ ...o, value: undefined }] })).toBe(false);
+  });
+});

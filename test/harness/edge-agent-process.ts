@@ -1,0 +1,159 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EdgeStatus } from '@fieldbeam/protocol';
+import type { NetnsLink } from './netns.js';
+import { freePort } from './ports.js';
+import { type Spawned, spawnProcess, waitForPort } from './process.js';
+import { builtCli } from './repo-root.js';
+
+/** A process that exited when nobody asked it to. */
+export interface Crash {
+  at: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of its output (stack trace, last log lines). */
+  tail: string;
+}
+
+export interface EdgeAgentProcess {
+  readonly edge: string;
+  /** Where sensors (and the test) reach its MQTT broker and its HTTP status. */
+  readonly host: string;
+  readonly mqttPort: number;
+  readonly httpPort: number;
+  readonly mqttUrl: string;
+  readonly configFile: string;
+  /** The current process (a new one after each start). */
+  readonly process: Spawned | undefined;
+  readonly running: boolean;
+  /** Exits not caused by kill() or stop(). */
+  readonly crashes: readonly Crash[];
+  /** `/healthz` (also on 503), or undefined when the agent does not answer. */
+  status(timeoutMs?: number): Promise<(EdgeStatus & { ok: boolean }) | undefined>;
+  /** `/metrics`, parsed into name{labels} -> value; undefined when the agent does not answer. */
+  metrics(): Promise<Map<string, number> | undefined>;
+  /** Starts the agent (again) with the same config, buffer file and ports. */
+  start(): Promise<void>;
+  /** SIGKILL: a crash, or a power cut after the last commit. */
+  kill(): Promise<void>;
+  /** SIGTERM, then SIGKILL after the grace period. */
+  stop(): Promise<void>;
+}
+
+/** Parses Prometheus text into `name{labels}` -> value (comments skipped). */
+export function parsePrometheus(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(\S+?(?:\{[^}]*\})?)\s+(\S+)/.exec(line);
+    if (m?.[1] && m[2] !== undefined) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * `fieldbeam-edge run` as its own OS process, optionally inside a network namespace (then its MQTT
+ * broker and HTTP status listen on the namespace's veth address so that host-side publishers and the
+ * test reach them, while its uplink goes over the pair). Ports are fixed at creation so restarts keep
+ * them. `config` is the agent's YAML config as an object; data_dir, mqtt host/port and http are set here.
+ */
+export async function startEdgeAgentProcess(opts: {
+  dir: string;
+  config: Record<string, unknown> & { edge: string };
+  netns?: NetnsLink;
+  logLevel?: string;
+  /** Called when the agent exits by itself (a crash). */
+  onCrash?: (crash: Crash) => void;
+}): Promise<EdgeAgentProcess> {
+  const host = opts.netns?.nsAddr ?? '127.0.0.1';
+  const [mqttPort, httpPort] = await Promise.all([freePort(), freePort()]);
+  const configFile = join(opts.dir, `${opts.config.edge}.edge.yaml`);
+  // JSON is YAML.
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data_dir: join(opts.dir, `${opts.config.edge}-data`),
+      status_interval_ms: 2000,
+      clock: { sync_check: 'none' },
+      ...opts.config,
+      mqtt: { ...(opts.config.mqtt as object), host, port: mqttPort },
+      http: { host, port: httpPort },
+    }),
+  );
+  let proc: Spawned | undefined;
+  const base = `http://${host}:${httpPort}`;
+  const get = async (path: string, timeoutMs: number) => {
+    try {
+      const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      return await res.text();
+    } catch {
+      return undefined;
+    }
+  };
+  const running = () => !!proc && proc.child.exitCode === null && proc.child.signalCode === null;
+  const crashes: Crash[] = [];
+  let intended = false;
+
+  const start = async () => {
+    if (running()) throw new Error(`edge ${opts.config.edge} is already running`);
+    const args = [builtCli.edge, 'run', '--config', configFile];
+    const [cmd, argv] = opts.netns ? opts.netns.wrap(process.execPath, args) : [process.execPath, args];
+    intended = false;
+    const p = spawnProcess(cmd, argv, {
+      env: { ...process.env, LOG_LEVEL: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'warn' },
+    });
+    proc = p;
+    p.child.once('exit', (code, signal) => {
+      if (intended || proc !== p) return;
+      const crash = { at: Date.now(), code, signal, tail: p.output().slice(-3000) };
+      crashes.push(crash);
+      opts.onCrash?.(crash);
+    });
+    try {
+      await Promise.all([waitForPort(mqttPort, 30_000, host), waitForPort(httpPort, 30_000, host)]);
+    } catch (err) {
+      intended = true;
+      await p.kill();
+      throw new Error(`edge agent did not start: ${(err as Error).message}\n${p.output()}`);
+    }
+  };
+  await start();
+
+  return {
+    edge: opts.config.edge,
+    host,
+    mqttPort,
+    httpPort,
+    mqttUrl: `mqtt://${host}:${mqttPort}`,
+    configFile,
+    get process() {
+      return proc;
+    },
+    get running() {
+      return running();
+    },
+    crashes,
+    async status(timeoutMs = 2000) {
+      const text = await get('/healthz', timeoutMs);
+      if (text === undefined) return undefined;
+      try {
+        return JSON.parse(text) as EdgeStatus & { ok: boolean };
+      } catch {
+        return undefined;
+      }
+    },
+    async metrics() {
+      const text = await get('/metrics', 5000);
+      return text === undefined ? undefined : parsePrometheus(text);
+    },
+    start,
+    kill: async () => {
+      intended = true;
+      await proc?.kill();
+    },
+    stop: async () => {
+      intended = true;
+      await proc?.stop();
+    },
+  };
+}
