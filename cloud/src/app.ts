@@ -79,6 +79,11 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       databaseUrl = embedded.url;
     }
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+    // A checked-out client whose server goes away (Postgres restart) emits 'error'; without a
+    // listener that would end the process. The query in flight fails and its caller retries.
+    pool.on('connect', (client) => {
+      client.on('error', (err) => log.warn({ err: err.message }, 'Postgres connection lost'));
+    });
     pool.on('error', (err) => log.warn({ err: err.message }, 'idle Postgres connection failed'));
     closers.push(() => endPool(pool));
     const applied = await migrate(pool);

@@ -49,7 +49,8 @@ export function formatTable(results: ScenarioResult[]): string {
       r.recoveries.length > 1
         ? [`recoveries ${r.recoveries.map((x) => (x === null ? 'timeout' : x.toFixed(1))).join(' / ')} s`]
         : [];
-    const all = [...recs, ...r.notes, ...r.failures.map((f) => `FAIL: ${f}`), `${r.seconds.toFixed(0)} s`];
+    const all = [...recs, ...r.notes, ...r.failures.map((f) => `FAIL: ${f}`)];
+    if (r.seconds > 0) all.push(`${r.seconds.toFixed(0)} s`);
     notes.push(`  ${r.scenario}: ${all.join('; ')}`);
   }
   return `${out.join('\n')}\n\n${notes.join('\n')}\n`;

