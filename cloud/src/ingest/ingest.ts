@@ -6,16 +6,10 @@ import {
   streams,
   subjects,
 } from '@fieldbeam/protocol';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { CloudMetrics } from '../metrics.js';
+import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
 import { fastValidBatch } from './fast-validate.js';
 import type { DeadLetter, ObservationStore } from './observation-store.js';
 
@@ -37,6 +31,12 @@ interface Accepted {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A fetched round is committed within a second or two; `working()` extends it while Postgres is slow.
+ * A collector that dies holding a round hands it on after this long.
+ */
+const INGEST_ACK_WAIT_MS = 15_000;
 
 /**
  * Checks one message; a failure carries the reason that goes to the dead-letter table. The common
@@ -118,59 +118,46 @@ export async function startIngest(
   opts: IngestOptions,
 ): Promise<Ingest> {
   const { js, jsm, store, log, metrics } = deps;
-  try {
-    await jsm.consumers.info(streams.OBS.name, opts.consumer);
-  } catch {
-    await jsm.consumers.add(streams.OBS.name, {
-      durable_name: opts.consumer,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(60_000),
-      max_ack_pending: 10_000,
-    });
-  }
-  const consumer = await js.consumers.get(streams.OBS.name, opts.consumer);
+  const consumer = await ensureDurable(js, jsm, {
+    stream: streams.OBS.name,
+    durable: opts.consumer,
+    ackWaitMs: INGEST_ACK_WAIT_MS,
+  });
   const abort = new AbortController();
   const encoder = new TextEncoder();
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   async function fetchRound(): Promise<Round | undefined> {
-    try {
-      const iter = await consumer.fetch({ max_messages: opts.fetch, expires: 1000 });
-      const msgs: JsMsg[] = [];
-      for await (const m of iter) msgs.push(m);
-      if (msgs.length === 0) return undefined;
-      const accepted: Accepted[] = [];
-      const dead: DeadLetter[] = [];
-      for (const msg of msgs) {
-        const checked = checkBatch(msg.subject, msg.data);
-        if (checked.ok) accepted.push({ msg, batch: checked.batch });
-        else {
-          dead.push({
-            subject: msg.subject,
-            streamSeq: msg.seq,
-            reason: checked.reason,
-            payload: msg.data.subarray(0, 64 * 1024),
-          });
-          log.warn(
-            { subject: msg.subject, seq: msg.seq, reason: checked.reason },
-            'batch rejected to dead letters',
-          );
-        }
-      }
-      return { msgs, accepted, dead };
-    } catch (err) {
-      if (!abort.signal.aborted) {
-        log.warn({ err: (err as Error).message }, 'ingest fetch failed; retrying');
-        await pause(1000);
-      }
+    const { msgs, failed } = await pullSome(consumer, opts.fetch, log, { consumer: opts.consumer });
+    if (msgs.length === 0) {
+      if (failed && !abort.signal.aborted) await pause(1000);
       return undefined;
     }
+    const accepted: Accepted[] = [];
+    const dead: DeadLetter[] = [];
+    for (const msg of msgs) {
+      const checked = checkBatch(msg.subject, msg.data);
+      if (checked.ok) accepted.push({ msg, batch: checked.batch });
+      else {
+        dead.push({
+          subject: msg.subject,
+          streamSeq: msg.seq,
+          reason: checked.reason,
+          payload: msg.data.subarray(0, 64 * 1024),
+        });
+        log.warn(
+          { subject: msg.subject, seq: msg.seq, reason: checked.reason },
+          'batch rejected to dead letters',
+        );
+      }
+    }
+    return { msgs, accepted, dead };
   }
 
   async function commitRound({ msgs, accepted, dead }: Round): Promise<void> {
     let result: Awaited<ReturnType<ObservationStore['commit']>>;
     const timer = metrics.ingestCommitSeconds.startTimer();
+    const stopWorking = keepWorking(msgs, INGEST_ACK_WAIT_MS);
     try {
       result = await store.commit(
         accepted.map((a) => ({ seq: a.msg.seq, observations: a.batch.observations })),
@@ -182,6 +169,7 @@ export async function startIngest(
         'commit failed; messages will be redelivered',
       );
       metrics.ingestErrors.inc();
+      stopWorking();
       for (const m of msgs) m.nak(2000);
       await pause(1000);
       return;
@@ -205,9 +193,11 @@ export async function startIngest(
     });
     void Promise.all(announced).then(
       () => {
+        stopWorking();
         for (const m of msgs) m.ack();
       },
       (err: Error) => {
+        stopWorking();
         log.warn({ err: err.message }, 'DataAvailable publish failed; the batch will be redelivered');
         for (const m of msgs) m.nak(1000);
       },

@@ -1,12 +1,6 @@
-import {
-  AckPolicy,
-  DeliverPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { ensureDurable, keepWorking, pullSome } from './pull.js';
 
 export interface DurableConsumerOptions {
   stream: string;
@@ -37,42 +31,23 @@ export async function startDurableConsumer(
   opts: DurableConsumerOptions,
 ): Promise<DurableConsumer> {
   const { js, jsm, log } = deps;
-  try {
-    await jsm.consumers.info(opts.stream, opts.durable);
-  } catch {
-    await jsm.consumers.add(opts.stream, {
-      durable_name: opts.durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(opts.ackWaitMs),
-      max_ack_pending: 10_000,
-      ...(opts.filterSubject ? { filter_subject: opts.filterSubject } : {}),
-    });
-  }
-  const consumer = await js.consumers.get(opts.stream, opts.durable);
+  const consumer = await ensureDurable(js, jsm, opts);
   const abort = new AbortController();
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   const loop = (async () => {
     while (!abort.signal.aborted) {
-      let msgs: JsMsg[] = [];
-      try {
-        const iter = await consumer.fetch({ max_messages: opts.batch, expires: 1000 });
-        for await (const m of iter) msgs.push(m);
-      } catch (err) {
-        if (abort.signal.aborted) break;
-        log.warn({ err: (err as Error).message, consumer: opts.durable }, 'fetch failed; retrying');
-        await pause(1000);
+      const { msgs, failed } = await pullSome(consumer, opts.batch, log, { consumer: opts.durable });
+      if (abort.signal.aborted) {
+        for (const m of msgs) m.nak();
+        break;
+      }
+      if (msgs.length === 0) {
+        if (failed) await pause(1000);
         continue;
       }
-      if (msgs.length === 0) continue;
       // Keep a long handler's messages from being redelivered to another collector meanwhile.
-      const progress = setInterval(
-        () => {
-          for (const m of msgs) m.working();
-        },
-        Math.max(500, opts.ackWaitMs / 3),
-      );
+      const stopWorking = keepWorking(msgs, opts.ackWaitMs);
       try {
         await opts.handle(msgs);
         for (const m of msgs) m.ack();
@@ -84,8 +59,7 @@ export async function startDurableConsumer(
         for (const m of msgs) m.nak(2000);
         await pause(1000);
       } finally {
-        clearInterval(progress);
-        msgs = [];
+        stopWorking();
       }
     }
   })();

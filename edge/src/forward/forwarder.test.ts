@@ -90,6 +90,42 @@ describe('forwarder', () => {
     for (let s = 1; s <= 25; s++) expect(covered.has(s)).toBe(true);
   });
 
+  it('retries as soon as the uplink reconnects instead of sitting out the backoff', async () => {
+    const box = memoryOutbox(3);
+    let up = false;
+    let reconnect = () => {};
+    const pub: Publisher = {
+      get connected() {
+        return true;
+      },
+      publishStatus() {},
+      async publish() {
+        if (!up) throw new Error('connection lost');
+        return { duplicate: false };
+      },
+      whenReconnected: () =>
+        new Promise<void>((resolve) => {
+          reconnect = resolve;
+        }),
+    };
+    // A backoff of up to ten minutes: only the reconnect can make the forwarder try again in time.
+    const fwd = startForwarder(box, pub, {
+      edge: 'gw',
+      maxBatchObservations: 10,
+      maxBatchBytes: 1e6,
+      maxInFlight: 1,
+      idleMs: 1,
+      backoff: { initialMs: 600_000, maxMs: 600_000 },
+    });
+    await until(() => fwd.failures > 0);
+    expect(box.rows.size).toBe(3);
+    up = true;
+    reconnect();
+    await until(() => box.rows.size === 0);
+    expect(box.rows.size).toBe(0);
+    await fwd.close();
+  });
+
   it('backs off with full jitter up to the cap', () => {
     expect(backoffMs(0, 100, 1000, () => 1)).toBe(100);
     expect(backoffMs(3, 100, 1000, () => 1)).toBe(800);

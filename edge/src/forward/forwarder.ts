@@ -116,7 +116,12 @@ export function startForwarder(
         events.onError?.(failed, attempt, wait);
         attempt++;
         failed = undefined;
-        await sleep(wait, abort.signal);
+        // A reconnect ends the wait and the backoff: after an outage of hours the backoff sits at
+        // its maximum, and the backlog should start moving when the link is back, not up to
+        // `maxMs` later.
+        const back = publisher.whenReconnected?.().then(() => 'reconnected' as const);
+        const woke = await Promise.race([sleep(wait, abort.signal), ...(back ? [back] : [])]);
+        if (woke === 'reconnected') attempt = 0;
         continue;
       }
       if (inFlight.size >= opts.maxInFlight) {

@@ -30,6 +30,13 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
   let connected = false;
   let closed = false;
   let wake: (() => void) | undefined;
+  let reconnected: { promise: Promise<void>; resolve: () => void } | undefined;
+  const up = () => {
+    connected = true;
+    opts.onState?.('connected');
+    reconnected?.resolve();
+    reconnected = undefined;
+  };
 
   const watch = async (conn: NatsConnection) => {
     for await (const s of conn.status()) {
@@ -37,8 +44,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
         connected = false;
         opts.onState?.('disconnected');
       } else if (s.type === 'reconnect') {
-        connected = true;
-        opts.onState?.('connected');
+        up();
       }
     }
   };
@@ -69,8 +75,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
         }
         nc = conn;
         js = jetstream(conn, { timeout: opts.ackTimeoutMs });
-        connected = true;
-        opts.onState?.('connected');
+        up();
         void watch(conn);
         return;
       } catch (err) {
@@ -95,6 +100,16 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
       const ack = await js.publish(subject, data, { msgID: msgId, timeout: opts.ackTimeoutMs });
       return { duplicate: ack.duplicate };
     },
+    whenReconnected() {
+      if (!reconnected) {
+        let resolve = () => {};
+        const promise = new Promise<void>((r) => {
+          resolve = r;
+        });
+        reconnected = { promise, resolve };
+      }
+      return reconnected.promise;
+    },
     publishStatus(subject, data) {
       if (nc && !nc.isClosed() && connected) nc.publish(subject, data);
     },
@@ -102,6 +117,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
       if (closed) return;
       closed = true;
       wake?.();
+      reconnected?.resolve();
       await connecting;
       if (nc) await nc.drain().catch(() => nc?.close());
     },

@@ -5,4 +5,9 @@ export interface Publisher {
   /** Fire-and-forget publish for heartbeats; may be lost. */
   publishStatus(subject: string, data: Uint8Array): void;
   readonly connected: boolean;
+  /**
+   * Resolves the next time the uplink goes from down to up (not at once when it is up), so a
+   * forwarder backing off after an outage retries as soon as the link is back.
+   */
+  whenReconnected?(): Promise<void>;
 }
