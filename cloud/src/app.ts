@@ -6,6 +6,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { adminRoutes } from './admin/admin-routes.js';
 import { ogcApiRoutes } from './api/ogc-api.js';
 import type { CloudConfig } from './config.js';
 import { type Builder, startBuilder } from './datasets/builder.js';
@@ -21,6 +22,7 @@ import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
 import type { DurableConsumer } from './nats/durable-consumer.js';
 import { ensureStreams } from './nats/streams.js';
+import { releaseRoutes } from './releases/index.js';
 import { createObjectStore } from './storage/create-object-store.js';
 
 /**
@@ -190,6 +192,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           datasets,
           maxLimit: config.FB_API_MAX_LIMIT ?? 10_000,
         }),
+        ...releaseRoutes({ dir: config.FB_RELEASES_DIR }),
+        ...adminRoutes({ pool, windows, datasets, token: config.FB_ADMIN_TOKEN }),
         '/healthz': async ({ res }) => {
           let database = 'ok';
           try {

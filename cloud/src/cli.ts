@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createCollector } from './app.js';
 import { type CloudConfig, loadCloudConfig } from './config.js';
 import { loadDatasets } from './datasets/dataset-config.js';
+import { windowToRebuild } from './datasets/rebuild.js';
 import { WindowStore } from './datasets/window-store.js';
 import { parseWindowKey, windowKey, windowStartOf } from './datasets/windows.js';
 import { migrate } from './db/migrations.js';
@@ -32,7 +33,7 @@ Settings come from the environment; every one is documented in cloud/README.md:
   NATS_URL, NATS_USER, NATS_PASS, DATABASE_URL, FB_DATA_DIR, FB_EMBEDDED_PG_PORT,
   FB_HTTP_HOST, FB_HTTP_PORT, FB_INGEST_CONSUMER, FB_INGEST_FETCH, FB_DATASETS_FILE,
   FB_OBJECT_STORE, FB_OBJECT_DIR, FB_S3_*, FB_BUILD_POLL_MS, FB_BUILD_LEASE_MS, FB_EXPORTERS,
-  FB_API_MAX_LIMIT, FB_COLLECTOR_ID, LOG_LEVEL
+  FB_API_MAX_LIMIT, FB_COLLECTOR_ID, FB_RELEASES_DIR, FB_ADMIN_TOKEN, LOG_LEVEL
 `;
 
 /** The database of the CLI commands: DATABASE_URL, or the embedded Postgres of a running collector. */
@@ -147,19 +148,14 @@ async function rebuildCommand(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadCloudConfig();
-  const def = loadDatasets(config.FB_DATASETS_FILE).find((d) => d.name === name);
-  if (!def) {
+  const target = windowToRebuild(loadDatasets(config.FB_DATASETS_FILE), name, window);
+  if ('error' in target) {
     process.stderr.write(
-      `no dataset "${name}" in ${config.FB_DATASETS_FILE ?? '(FB_DATASETS_FILE unset)'}\n`,
+      `${target.error}; datasets file: ${config.FB_DATASETS_FILE ?? '(FB_DATASETS_FILE unset)'}\n`,
     );
     return 2;
   }
-  const at = parseWindowKey(window);
-  if (at === undefined) {
-    process.stderr.write(`"${window}" is not an ISO-8601 UTC time such as 2026-11-30T12:00:00Z\n`);
-    return 2;
-  }
-  const start = windowStartOf(at, def.window);
+  const { def, start } = target;
   await withPool(config, (pool) =>
     new WindowStore(pool).requestRebuild(def, start, new Date().toISOString()),
   );

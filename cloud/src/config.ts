@@ -68,6 +68,13 @@ export const CloudConfigSchema = z.object({
   FB_API_MAX_LIMIT: z.coerce.number().int().min(1).max(100_000).optional(),
   /** This process in leases and build records; default `<hostname>:<pid>`. */
   FB_COLLECTOR_ID: z.string().min(1).max(200).optional(),
+  /** Folder whose files (`release.json`, the .deb, the bundle) are served at `/edge/releases/<name>`; unset: none. */
+  FB_RELEASES_DIR: z.string().min(1).optional(),
+  /**
+   * Bearer token of the `/admin/...` HTTP routes (at least 24 characters; e.g. `openssl rand -hex 24`).
+   * Unset: those routes answer 403.
+   */
+  FB_ADMIN_TOKEN: z.string().min(24, 'at least 24 characters (e.g. openssl rand -hex 24)').optional(),
 });
 export type CloudConfig = Readonly<z.infer<typeof CloudConfigSchema>>;
 

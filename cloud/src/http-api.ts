@@ -31,10 +31,25 @@ const json = (res: ServerResponse, status: number, body: unknown, contentType = 
 };
 
 interface Compiled {
+  method: string;
   pattern: string;
   parts: string[];
   route: Route;
 }
+
+/** `POST /admin/x` names its method; a bare pattern is GET (and HEAD). */
+function compile(key: string, route: Route): Compiled {
+  const [method, pattern] = /^[A-Z]+ /.test(key) ? key.split(' ', 2) : ['GET', key];
+  return {
+    method: method as string,
+    pattern: pattern as string,
+    parts: (pattern as string).split('/').filter(Boolean),
+    route,
+  };
+}
+
+const allows = (c: Compiled, method: string) =>
+  c.method === method || (c.method === 'GET' && method === 'HEAD');
 
 function match(c: Compiled, segments: string[]): Record<string, string> | undefined {
   if (c.parts.length !== segments.length) return undefined;
@@ -54,43 +69,49 @@ function match(c: Compiled, segments: string[]): Record<string, string> | undefi
 }
 
 /**
- * The collector's HTTP face: GET routes by path pattern (`/collections/:dataset/items`); an
- * `HttpError` becomes its status with a JSON message, anything else a 500.
+ * The collector's HTTP face: routes by path pattern (`/collections/:dataset/items`), GET unless the
+ * key names another method (`POST /admin/...`); an `HttpError` becomes its status with a JSON
+ * message, anything else a 500.
  */
 export async function startHttpApi(
   opts: { host: string; port: number },
   routes: Record<string, Route>,
 ): Promise<HttpApi> {
-  const compiled: Compiled[] = Object.entries(routes).map(([pattern, route]) => ({
-    pattern,
-    parts: pattern.split('/').filter(Boolean),
-    route,
-  }));
+  const compiled = Object.entries(routes).map(([key, route]) => compile(key, route));
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const segments = url.pathname.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
     let found: { c: Compiled; params: Record<string, string> } | undefined;
+    const allowed = new Set<string>();
     for (const c of compiled) {
       const params = match(c, segments);
-      if (params) {
+      if (!params) continue;
+      allowed.add(c.method);
+      if (allows(c, method)) {
         found = { c, params };
         break;
       }
     }
-    if (!found) return json(res, 404, { error: `no route ${url.pathname}` });
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return json(res, 405, { error: 'only GET is supported' });
+    if (!found) {
+      if (allowed.size === 0) return json(res, 404, { error: `no route ${url.pathname}` });
+      res.setHeader('allow', [...allowed].join(', '));
+      return json(res, 405, {
+        error: `${method} is not allowed on ${url.pathname}; use ${[...allowed].join(' or ')}`,
+      });
+    }
     const base = `http://${req.headers.host ?? `${opts.host}:${opts.port}`}`;
-    Promise.resolve(found.c.route({ req, res, params: found.params, query: url.searchParams, base })).catch(
-      (err: Error) => {
-        if (res.headersSent) {
-          res.destroy(err);
-          return;
-        }
-        if (err instanceof HttpError) json(res, err.status, { error: err.message });
-        else json(res, 500, { error: err.message });
-      },
-    );
+    // Run inside an async function, so a route that throws before its first await is answered too,
+    // instead of ending the process.
+    const { c, params } = found;
+    (async () => c.route({ req, res, params, query: url.searchParams, base }))().catch((err: Error) => {
+      if (res.headersSent) {
+        res.destroy(err);
+        return;
+      }
+      if (err instanceof HttpError) json(res, err.status, { error: err.message });
+      else json(res, 500, { error: err.message });
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

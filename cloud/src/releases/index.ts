@@ -1,0 +1,2 @@
+export type { ReleaseRouteOptions } from './release-route.js';
+export { releaseContentType, releaseEtag, releaseNameProblem, releaseRoutes } from './release-route.js';
