@@ -7,6 +7,7 @@ import {
   cloudCli,
   freePort,
   type NatsServer,
+  readMetric,
   type S3Server,
   type Spawned,
   spawnProcess,
@@ -18,7 +19,7 @@ import {
   tempDir,
   waitFor,
 } from '../harness/index.js';
-import { metric, publishObservations, reading } from './fixtures.js';
+import { publishObservations, reading } from './fixtures.js';
 
 /**
  * Two collector processes on one stream, one database and one (S3) object store: they share ingest,
@@ -153,7 +154,7 @@ describe('two collectors on one stream and one database', () => {
 
     // Exactly once in effect: every row once, and the two processes' "new rows" add up to the total.
     const ports = [...collectors.values()].map((c) => c.port);
-    const inserted = await Promise.all(ports.map((p) => metric(p, 'fb_cloud_ingest_inserted_total')));
+    const inserted = await Promise.all(ports.map((p) => readMetric(p, 'fb_cloud_ingest_inserted_total')));
     expect(inserted.reduce((a, b) => a + b, 0)).toBe(total);
     expect(inserted.every((n) => n > 0)).toBe(true);
 
@@ -251,7 +252,7 @@ describe('two collectors on one stream and one database', () => {
     );
     expect(w).toEqual({ due_at: null, lease_owner: null, version: built.version });
     const survivorPort = collectors.get(survivor)?.port ?? 0;
-    expect(await metric(survivorPort, 'fb_cloud_dataset_windows', 'state="building"')).toBe(0);
-    expect(await metric(survivorPort, 'fb_cloud_dataset_windows', 'state="due"')).toBe(0);
+    expect(await readMetric(survivorPort, 'fb_cloud_dataset_windows', 'state="building"')).toBe(0);
+    expect(await readMetric(survivorPort, 'fb_cloud_dataset_windows', 'state="due"')).toBe(0);
   });
 });

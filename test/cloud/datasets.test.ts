@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cloudCli,
   type NatsServer,
+  readMetric,
   type S3Server,
   startNatsServer,
   startPostgres,
@@ -27,7 +28,7 @@ import {
   tempDir,
   waitFor,
 } from '../harness/index.js';
-import { metric, publishObservations, reading, stationPosition } from './fixtures.js';
+import { publishObservations, reading, stationPosition } from './fixtures.js';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const run = promisify(execFile);
@@ -279,13 +280,13 @@ describe.each([
 
     // Metrics: window states, build durations, exporter lag.
     expect(
-      await metric(collector.httpPort, 'fb_cloud_dataset_windows', 'dataset="temperature",state="built"'),
+      await readMetric(collector.httpPort, 'fb_cloud_dataset_windows', 'dataset="temperature",state="built"'),
     ).toBe(2);
-    expect(await metric(collector.httpPort, 'fb_cloud_build_duration_seconds_count')).toBeGreaterThanOrEqual(
-      3,
-    );
     expect(
-      await metric(
+      await readMetric(collector.httpPort, 'fb_cloud_build_duration_seconds_count'),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      await readMetric(
         collector.httpPort,
         'fb_cloud_consumer_pending_messages',
         `consumer="datasets-${name}-export-geoparquet"`,

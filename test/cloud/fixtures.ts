@@ -74,16 +74,3 @@ export async function publishObservations(
     await nc.close();
   }
 }
-
-/** Reads a Prometheus metric (summed over series whose labels include `labels`). */
-export async function metric(port: number, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      if (labels && !line.includes(labels)) continue;
-      sum += Number(line.split(' ').at(-1));
-    }
-  }
-  return sum;
-}

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type NatsServer,
+  readMetric,
   startNatsServer,
   startPostgres,
   type TempDir,
@@ -33,19 +34,6 @@ afterAll(async () => {
   await Promise.all([nats?.close(), postgres?.close()]);
   dir?.remove();
 });
-
-/** Reads one counter (summed over labels matching `labels`) from a Prometheus text page. */
-async function metric(port: number, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      if (labels && !line.includes(labels)) continue;
-      sum += Number(line.split(' ').at(-1));
-    }
-  }
-  return sum;
-}
 
 describe('bad input on the skeleton path', () => {
   it('rejects, counts and keeps bad input with a reason, and keeps delivering good data next to it', async () => {
@@ -106,8 +94,8 @@ describe('bad input on the skeleton path', () => {
       expect(reasons).toMatch(/field "humidity" must be a number/);
       expect(reasons).toMatch(/not valid UTF-8/);
       expect(reasons).toMatch(/exceeds mqtt.max_packet_bytes/);
-      expect(await metric(edge.httpPort, 'fb_edge_rejected_total')).toBe(5);
-      expect(await metric(edge.httpPort, 'fb_edge_unmatched_topic_total', 'prefix="elsewhere"')).toBe(2);
+      expect(await readMetric(edge.httpPort, 'fb_edge_rejected_total')).toBe(5);
+      expect(await readMetric(edge.httpPort, 'fb_edge_unmatched_topic_total', 'prefix="elsewhere"')).toBe(2);
 
       // A batch published on gw-bad's subject that claims to come from another edge is dead-lettered.
       const js = jetstream(nc);
@@ -148,7 +136,7 @@ describe('bad input on the skeleton path', () => {
       expect(dead.map((d) => d.reason).join('\n')).toMatch(/not valid JSON/);
       const health = await fetch(`http://127.0.0.1:${collector.httpPort}/healthz`);
       expect(health.status).toBe(200);
-      expect(await metric(collector.httpPort, 'fb_cloud_ingest_dead_letters_total')).toBe(2);
+      expect(await readMetric(collector.httpPort, 'fb_cloud_ingest_dead_letters_total')).toBe(2);
     } finally {
       await nc.close();
       await edge.close();

@@ -4,6 +4,7 @@ import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type NatsServer,
+  readMetric,
   readObsStream,
   startEdgeProcess,
   startMosquitto,
@@ -34,12 +35,6 @@ const humidity = {
   decoder: { type: 'number', variable: 'relative_humidity', unit: '%' },
 };
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
 describe('operating the edge agent', () => {
   it('SIGHUP adds a sensor without dropping the MQTT connection or the buffer', async () => {
     const base = { edge: 'gw-hup', nats: { servers: [nats.url] } };
@@ -50,7 +45,7 @@ describe('operating the edge agent', () => {
     try {
       await client.publishAsync('a/barn/t', '20.5', { qos: 1 });
       await client.publishAsync('b/barn/h', '55', { qos: 1 }); // no sensor yet
-      expect(await metric(edge.httpPort, 'fb_edge_unmatched_topic_total')).toBe(1);
+      expect(await readMetric(edge.httpPort, 'fb_edge_unmatched_topic_total')).toBe(1);
 
       edge.writeConfig({ ...base, sensors: [temperature, humidity] });
       edge.signal('SIGHUP');
@@ -81,7 +76,7 @@ describe('operating the edge agent', () => {
       sensors: [temperature],
     });
     try {
-      expect(await metric(edge.httpPort, 'fb_edge_buffer_file_recovered_total')).toBe(1);
+      expect(await readMetric(edge.httpPort, 'fb_edge_buffer_file_recovered_total')).toBe(1);
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`);
       await client.publishAsync('a/x/t', '1.5', { qos: 1 });
       await client.endAsync();

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { type Crash, parsePrometheus } from './edge-agent-process.js';
+import type { Crash } from './edge-agent-process.js';
+import { parsePrometheus } from './metrics.js';
 import { freePort } from './ports.js';
 import { type Spawned, spawnProcess, waitFor } from './process.js';
 import { builtCli } from './repo-root.js';

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EdgeStatus } from '@fieldbeam/protocol';
+import { parsePrometheus } from './metrics.js';
 import type { NetnsLink } from './netns.js';
 import { freePort } from './ports.js';
 import { type Spawned, spawnProcess, waitForPort } from './process.js';
@@ -38,17 +39,6 @@ export interface EdgeAgentProcess {
   kill(): Promise<void>;
   /** SIGTERM, then SIGKILL after the grace period. */
   stop(): Promise<void>;
-}
-
-/** Parses Prometheus text into `name{labels}` -> value (comments skipped). */
-export function parsePrometheus(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(\S+?(?:\{[^}]*\})?)\s+(\S+)/.exec(line);
-    if (m?.[1] && m[2] !== undefined) out.set(m[1], Number(m[2]));
-  }
-  return out;
 }
 
 /**

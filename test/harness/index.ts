@@ -1,11 +1,12 @@
 export type { CollectorProcess } from './collector-process.js';
 export { startCollectorProcess } from './collector-process.js';
 export type { Crash, EdgeAgentProcess } from './edge-agent-process.js';
-export { parsePrometheus, startEdgeAgentProcess } from './edge-agent-process.js';
+export { startEdgeAgentProcess } from './edge-agent-process.js';
 export type { EdgeProcess } from './edge-process.js';
 export { cloudCli, edgeCli, startEdgeProcess } from './edge-process.js';
 export type { LoadProcess, LoadProcessResult, LoadSnapshot, LoadWorkerOptions } from './load-process.js';
 export { startLoadProcess } from './load-process.js';
+export { metricSum, parsePrometheus, readMetric, scrapeMetrics } from './metrics.js';
 export type { Mosquitto } from './mosquitto.js';
 export { startMosquitto } from './mosquitto.js';
 export type { LoadResult, MqttLoad } from './mqtt-load.js';

@@ -2,18 +2,21 @@ import { createEdgeAgent, type EdgeAgent, parseEdgeConfig } from '@fieldbeam/edg
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsServer, readObsStream, startNatsServer, type TempDir, tempDir } from '../harness/index.js';
+import {
+  type NatsServer,
+  readMetric,
+  readObsStream,
+  startNatsServer,
+  type TempDir,
+  tempDir,
+} from '../harness/index.js';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let nats: NatsServer;
 let dir: TempDir;
 let agent: EdgeAgent;
 
-async function metric(name: string, label: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
+const metric = (name: string, label: string) => readMetric(agent.httpPort, name, label);
 
 beforeAll(async () => {
   nats = await startNatsServer({ streams: true });
