@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import { subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { type ClockCheck, startClockMonitor } from './clock.js';
-import type { EdgeConfig, SensorConfig } from './config.js';
+import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
-import type { ObservationSink, RejectSink } from './readings.js';
+import type { MqttSink, ObservationSink, RejectSink } from './readings.js';
+import { type AutoRegisterStatus, AutoRegistry } from './sources/auto-register.js';
 import { startEmbeddedBroker } from './sources/embedded-broker.js';
 import { MqttAccess } from './sources/mqtt-auth.js';
 import { createMqttIngest } from './sources/mqtt-ingest.js';
@@ -24,9 +25,21 @@ export interface EdgeAgent {
   readonly mqttPort: number | undefined;
   readonly httpPort: number;
   readonly outbox: SqliteOutbox;
-  /** Replaces the sensor mappings without touching connections or the buffer (SIGHUP). */
-  reloadSensors(sensors: readonly SensorConfig[]): void;
+  /**
+   * Replaces the sensor mappings without touching connections or the buffer (SIGHUP). With
+   * `autoRegister`, its settings too; auto-registered sensors are kept or dropped as
+   * `AutoRegistry.reconfigure` says.
+   */
+  reloadSensors(sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig): void;
   status(): ReturnType<typeof buildEdgeStatus>;
+  /** Sensors made by `auto_register`. */
+  autoRegistered(): AutoRegisterStatus;
+  /**
+   * For the systemd watchdog: false once the agent is stopping or when its buffer no longer
+   * answers a query (an I/O error from a failing SD card). An unreachable uplink is not a fault:
+   * buffering through it is the agent's job.
+   */
+  alive(): boolean;
   /** Stops intake, flushes the buffer to disk, waits for in-flight publishes, closes connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -116,13 +129,39 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     if (clock.state === 'unsynced')
       log.warn('wall clock not synchronised: readings are flagged clock_unsynced');
 
-    let sensorMap = new SensorMap(config.sensors);
+    const autoLog = log.child({ auto_register: true });
+    const autoRegistry = new AutoRegistry(config.auto_register, {
+      registered: (s, count) => {
+        metrics.autoRegistered.set(count);
+        autoLog.info(
+          { topic: s.topic, family: s.family, station: s.station, variables: s.variables },
+          'auto-registered a sensor for an unmatched topic',
+        );
+      },
+      skipped: (reason, topic, detail) => {
+        metrics.autoRegisterSkipped.inc({ reason });
+        autoLog.debug({ topic, reason, detail }, 'unmatched topic not auto-registered');
+      },
+      full: (max) =>
+        autoLog.warn(
+          { max_sensors: max },
+          'auto_register.max_sensors reached: further unmatched topics are counted and skipped',
+        ),
+    });
+    if (autoRegistry.enabled)
+      autoLog.info(
+        { topics: config.auto_register.topics, max_sensors: config.auto_register.max_sensors },
+        'auto_register on: unmatched topics with numeric payloads become sensors',
+      );
+    let autoSettings = config.auto_register;
+    let sensorMap = new SensorMap(config.sensors, autoRegistry);
     const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
     const rejects: RejectSink = { reject: (e) => outbox.recordReject(e) };
+    const mqttSink: MqttSink = { submit: (obs, delivery) => outbox.appendOnce(obs, delivery) };
     const ingest = createMqttIngest({
       edge: config.edge,
       sensors: () => sensorMap,
-      sink,
+      sink: mqttSink,
       rejects,
       metrics,
       log,
@@ -217,7 +256,13 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
 
     const http = await startStatusHttp(config.http, metrics.registry, () => {
       const s = status();
-      return { ok: true, ...s, mqtt: mqttState(), ...(iss ? { iss: iss.status() } : {}) };
+      return {
+        ok: true,
+        ...s,
+        mqtt: { ...mqttState(), duplicates: outbox.duplicateDeliveries },
+        autoRegister: autoRegistry.status(),
+        ...(iss ? { iss: iss.status() } : {}),
+      };
     });
     closers.push(() => http.close());
 
@@ -227,12 +272,29 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       mqttPort,
       httpPort: http.port,
       outbox,
-      reloadSensors(sensors) {
-        sensorMap = new SensorMap(sensors);
+      reloadSensors(sensors, autoRegister) {
+        const next = new SensorMap(sensors, autoRegistry);
+        autoSettings = autoRegister ?? autoSettings;
+        const auto = autoRegistry.reconfigure(autoSettings, (topic) => next.route(topic) !== undefined);
+        metrics.autoRegistered.set(autoRegistry.size);
+        sensorMap = next;
         onReload();
-        log.info({ sensors: sensors.length }, 'sensor mappings reloaded');
+        log.info(
+          { sensors: sensors.length, autoRegistered: auto.kept, autoDropped: auto.dropped },
+          'sensor mappings reloaded',
+        );
       },
       status,
+      autoRegistered: () => autoRegistry.status(),
+      alive() {
+        if (closing) return false;
+        try {
+          outbox.stats();
+          return true;
+        } catch {
+          return false;
+        }
+      },
       close() {
         closing ??= unwind(closers, log);
         return closing;

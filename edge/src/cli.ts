@@ -8,7 +8,8 @@ import { runDecodeCommand } from './cli/decode-command.js';
 import { loadEdgeConfig } from './config.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { SensorMap } from './sources/sensor-map.js';
-import { formatStatus } from './status.js';
+import { formatStatus, formatStatusLine } from './status.js';
+import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications } from './systemd-notify.js';
 
 const HELP = `fieldbeam-edge: the Fieldbeam edge agent
 
@@ -32,10 +33,18 @@ async function run(configFile: string): Promise<number> {
   let config = loadEdgeConfig(configFile);
   const agent = await createEdgeAgent(config, log);
   log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
+  // Under systemd (Type=notify, WatchdogSec=): READY=1 now, keep-alives while alive, STOPPING=1 at the end.
+  const notifier = createSystemdNotifier({ transport: await loadNotifyTransport(), log });
+  const service = startServiceNotifications(
+    notifier,
+    { statusLine: () => formatStatusLine(agent.status()), alive: () => agent.alive() },
+    { statusIntervalMs: config.status_interval_ms },
+  );
+  if (notifier.enabled) log.info({ watchdogMs: notifier.watchdogMs }, 'systemd notified: ready');
   process.on('SIGHUP', () => {
     try {
       config = loadEdgeConfig(configFile);
-      agent.reloadSensors(config.sensors);
+      agent.reloadSensors(config.sensors, config.auto_register);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the previous sensors');
     }
@@ -45,7 +54,12 @@ async function run(configFile: string): Promise<number> {
       log.info({ signal }, 'stopping');
       // A second signal, or a stuck close, must not keep a service manager waiting forever.
       setTimeout(() => process.exit(1), 15_000).unref();
-      void agent.close().then(resolve);
+      const stopping = service.stopping();
+      void agent
+        .close()
+        .then(() => stopping)
+        .then(() => service.close())
+        .then(resolve);
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

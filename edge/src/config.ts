@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { isSubjectToken } from '@fieldbeam/protocol';
-import { parse as parseYaml } from 'yaml';
+import { CST, Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { DecoderSpec } from './decode/registry.js';
-import { EdgeError, EdgeErrorCode } from './errors.js';
-import { parseTopicPattern } from './sources/topic-pattern.js';
+import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
+import { isTimeZone } from './decode/time.js';
+import { EdgeConfigError } from './errors.js';
+import { isTopicFilter, parseTopicPattern } from './sources/topic-pattern.js';
 
 const Port = z.number().int().min(0).max(65535);
 
@@ -56,6 +57,40 @@ const SensorConfig = z
   });
 export type SensorConfig = z.infer<typeof SensorConfig>;
 
+const AUTO_REGISTER_DEFAULTS = { enabled: false, topics: ['#'], max_sensors: 100, decoder: 'auto' } as const;
+
+/**
+ * Sensors made from topics no configured sensor matches (`auto_register`). `true` / `false` are
+ * short for `{ enabled: ... }`.
+ */
+const AutoRegisterConfig = z.preprocess(
+  (v) => (typeof v === 'boolean' ? { enabled: v } : v),
+  z
+    .object({
+      enabled: z.boolean().default(AUTO_REGISTER_DEFAULTS.enabled),
+      /** Only unmatched topics under these MQTT filters are registered. */
+      topics: z
+        .array(
+          z
+            .string()
+            .refine(isTopicFilter, 'expected an MQTT topic filter (+ and # only as whole levels, # last)'),
+        )
+        .min(1)
+        .default([...AUTO_REGISTER_DEFAULTS.topics]),
+      /** Bound on auto-registered sensors (one per topic); beyond it messages are counted and skipped. */
+      max_sensors: z.number().int().min(1).max(10_000).default(AUTO_REGISTER_DEFAULTS.max_sensors),
+      /** `auto` infers the family from topic and payload; a family name skips the inference. */
+      decoder: z.enum(['auto', ...DECODER_FAMILIES]).default(AUTO_REGISTER_DEFAULTS.decoder),
+      /** IANA zone for device times without a UTC offset (Tasmota's default `Time`). */
+      time_zone: z
+        .string()
+        .refine(isTimeZone, 'expected an IANA time zone such as "Europe/Berlin" or "UTC"')
+        .optional(),
+    })
+    .strict(),
+);
+export type AutoRegisterConfig = z.infer<typeof AutoRegisterConfig>;
+
 export const EdgeConfigSchema = z
   .object({
     /** This agent's id: one NATS subject token. */
@@ -103,7 +138,7 @@ export const EdgeConfigSchema = z
           .number()
           .int()
           .positive()
-          .default(256 * 1024 * 1024),
+          .default(512 * 1024 * 1024),
         policy: z.enum(['block', 'drop_oldest']).default('block'),
         commit_window_ms: z.number().min(0).max(1000).default(2),
         synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
@@ -157,34 +192,58 @@ export const EdgeConfigSchema = z
       .strict()
       .default({ sync_check: 'auto', check_interval_ms: 10_000 }),
     sensors: z.array(SensorConfig).default([]),
+    auto_register: AutoRegisterConfig.default({
+      ...AUTO_REGISTER_DEFAULTS,
+      topics: [...AUTO_REGISTER_DEFAULTS.topics],
+    }),
   })
   .strict();
 
 export type EdgeConfig = Readonly<z.infer<typeof EdgeConfigSchema>>;
 
+/**
+ * Deeper than any valid config (sensors[].decoder.fields.<path>.variable is 6 levels): a document
+ * nested further is refused before anything walks it recursively.
+ */
+const MAX_DEPTH = 32;
+
 /** Replaces `${NAME}` in every string with the environment variable; a missing one is an error with its path. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+function interpolate(
+  value: unknown,
+  env: NodeJS.ProcessEnv,
+  path: readonly PropertyKey[],
+  problems: string[],
+): unknown {
   if (typeof value === 'string') {
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const v = env[name];
-      if (v === undefined) problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
+      if (v === undefined) problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
       return v ?? '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`, problems));
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, problems)]),
-    );
+  if (value === null || typeof value !== 'object') return value;
+  if (path.length >= MAX_DEPTH) {
+    problems.push(`${formatPath(path)}: nested more than ${MAX_DEPTH} levels deep`);
+    return undefined;
   }
-  return value;
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, [...path, i], problems));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, interpolate(v, env, [...path, k], problems)]),
+  );
 }
 
+/**
+ * `sensors[3].decoder.type`; a key that is not a plain name is quoted (`fields["PM2.5"]`), so every
+ * path is unambiguous and none is empty (`(root)` for the document itself).
+ */
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
-    '',
-  );
+  const out = path.reduce<string>((s, k) => {
+    if (typeof k === 'number') return `${s}[${k}]`;
+    const key = String(k);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return `${s}[${JSON.stringify(key)}]`;
+    return s ? `${s}.${key}` : key;
+  }, '');
+  return out || '(root)';
 }
 
 function deepFreeze<T>(o: T): T {
@@ -195,22 +254,99 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
-/** Validates a parsed config document; every problem is reported at once, each with its path. */
+/** zod's issues as `<path>: <message>`; an unknown key is named in its own path. */
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`);
+  }
+  return [`${formatPath(issue.path)}: ${issue.message}`];
+}
+
+/**
+ * Validates a parsed config document: `${ENV}` interpolation, then the schema. Every problem is
+ * reported at once, each with its path, in one `EdgeConfigError`; nothing else is thrown. The
+ * result is deeply frozen.
+ */
 export function parseEdgeConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
   const problems: string[] = [];
-  const interpolated = interpolate(doc ?? {}, env, '', problems);
+  const interpolated = interpolate(doc ?? {}, env, [], problems);
   const parsed = EdgeConfigSchema.safeParse(interpolated);
-  if (!parsed.success) {
-    for (const i of parsed.error.issues) problems.push(`${formatPath(i.path) || '(root)'}: ${i.message}`);
-  }
-  if (problems.length > 0 || !parsed.success) {
-    throw new EdgeError(
-      EdgeErrorCode.CONFIG_INVALID,
-      `invalid edge config:\n  ${problems.join('\n  ')}`,
-      false,
-    );
-  }
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(describeIssue));
+  if (problems.length > 0 || !parsed.success) throw new EdgeConfigError(problems);
   return deepFreeze(parsed.data);
+}
+
+/** A config file is a few KiB; far larger is a mistake (a log file, a binary). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Bounds checked on the text before YAML composes it; its composer recurses once per nesting level. */
+const MAX_INDENT = 256;
+const MAX_FLOW_DEPTH = 64;
+const MAX_LINE_INDICATORS = 64;
+
+/**
+ * Why a config text is refused before YAML parsing, if it is. The yaml composer recurses per level
+ * of nesting and overflows the stack near 1,000 levels, after which this Node has been seen to
+ * abort in a later parse. So the nesting is measured first with yaml's lexer, which does not
+ * recurse and knows a `[` inside a string from one that opens a list: indentation, flow brackets
+ * (`[[[...`), and block indicators on one line (`- - - x`). A real config nests about 6 levels.
+ */
+function textProblem(text: string): string | undefined {
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) return `larger than ${MAX_CONFIG_BYTES} bytes`;
+  let line = 1;
+  let flow = 0;
+  let indicators = 0;
+  let lineStart = true;
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token);
+    if (type === 'newline') {
+      line++;
+      indicators = 0;
+      lineStart = true;
+      continue;
+    }
+    if (type === 'space' && lineStart && token.length > MAX_INDENT)
+      return `line ${line}: indented more than ${MAX_INDENT} columns`;
+    if (type === 'flow-seq-start' || type === 'flow-map-start') {
+      if (++flow > MAX_FLOW_DEPTH) return `line ${line}: brackets nested more than ${MAX_FLOW_DEPTH} deep`;
+    } else if (type === 'flow-seq-end' || type === 'flow-map-end') {
+      flow = Math.max(0, flow - 1);
+    } else if (type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind') {
+      if (++indicators > MAX_LINE_INDICATORS)
+        return `line ${line}: more than ${MAX_LINE_INDICATORS} nested collections on one line`;
+    }
+    lineStart = false;
+  }
+  return undefined;
+}
+
+/** Parses config text (YAML, of which JSON is a subset) and validates it; `name` is for messages. */
+export function parseEdgeConfigText(
+  text: string,
+  env: NodeJS.ProcessEnv = process.env,
+  name = 'config',
+): EdgeConfig {
+  const refused = textProblem(text);
+  if (refused !== undefined) throw new EdgeConfigError([`(root): ${refused}`], `${name} refused`);
+  let doc: unknown;
+  try {
+    // Warnings (an unknown `!tag`, ...) are problems too: nothing in a config needs them, and yaml
+    // would otherwise print them on stderr and carry on with a guess.
+    const parsed = parseDocument(text, { logLevel: 'silent' });
+    const issues = [...parsed.errors, ...parsed.warnings];
+    if (issues.length > 0)
+      throw new EdgeConfigError(
+        issues.map((e) => `(root): ${e.message}`),
+        `${name} is not valid YAML`,
+      );
+    doc = parsed.toJS();
+  } catch (err) {
+    if (err instanceof EdgeConfigError) throw err;
+    // toJS: an alias expanding past yaml's limit (a "billion laughs" document).
+    throw new EdgeConfigError([`(root): ${(err as Error).message}`], `${name} is not valid YAML`, {
+      cause: err,
+    });
+  }
+  return parseEdgeConfig(doc, env);
 }
 
 export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
@@ -218,21 +354,9 @@ export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.en
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new EdgeError(
-      EdgeErrorCode.CONFIG_INVALID,
-      `cannot read config ${file}: ${(err as Error).message}`,
-      false,
-    );
+    throw new EdgeConfigError([`(root): ${(err as Error).message}`], `cannot read config ${file}`, {
+      cause: err,
+    });
   }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new EdgeError(
-      EdgeErrorCode.CONFIG_INVALID,
-      `${file} is not valid YAML: ${(err as Error).message}`,
-      false,
-    );
-  }
-  return parseEdgeConfig(doc, env);
+  return parseEdgeConfigText(text, env, file);
 }

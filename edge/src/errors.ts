@@ -18,3 +18,15 @@ export class EdgeError extends Error {
     super(message, options);
   }
 }
+
+/** An unusable config file. `problems` holds each problem as `<path>: <what is wrong>`, all at once. */
+export class EdgeConfigError extends EdgeError {
+  override name = 'EdgeConfigError';
+  constructor(
+    readonly problems: readonly string[],
+    heading = 'invalid edge config',
+    options?: { cause?: unknown },
+  ) {
+    super(EdgeErrorCode.CONFIG_INVALID, `${heading}:\n  ${problems.join('\n  ')}`, false, options);
+  }
+}

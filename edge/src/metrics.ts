@@ -36,10 +36,26 @@ export function createEdgeMetrics() {
       labelNames: ['prefix'],
       registers: [registry],
     }),
+    autoRegistered: new Gauge({
+      name: 'fb_edge_auto_registered_sensors',
+      help: 'Sensors registered from unmatched topics (auto_register)',
+      registers: [registry],
+    }),
+    autoRegisterSkipped: new Counter({
+      name: 'fb_edge_auto_register_skipped_total',
+      help: 'Unmatched messages in auto_register scope that made no sensor: limit (max_sensors reached), no_reading (nothing numeric inferred)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     mqttDenied: new Counter({
       name: 'fb_edge_mqtt_denied_total',
       help: 'MQTT logins, publishes and subscriptions refused',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    mqttDuplicates: new Counter({
+      name: 'fb_edge_mqtt_duplicate_total',
+      help: 'QoS 1/2 MQTT messages re-delivered after being committed (PUBACK lost): acknowledged, not stored again',
       registers: [registry],
     }),
     forwarded: new Counter({

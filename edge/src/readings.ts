@@ -1,4 +1,5 @@
 import { type Observation, observationId } from '@fieldbeam/protocol';
+import type { DeliveryOutcome, MqttDelivery } from './outbox/outbox.js';
 
 /**
  * A reading as a decoder or a source yields it, before it becomes an observation.
@@ -72,6 +73,15 @@ export function toObservation(origin: Origin, reading: Reading, receivedMs: numb
  */
 export interface ObservationSink {
   submit(observations: Observation[]): Promise<void>;
+}
+
+/**
+ * Where MQTT intake hands its observations: as {@link ObservationSink}, and for a QoS 1/2 message with
+ * its `delivery`, remembered in the same commit. Resolves `'duplicate'`, storing nothing, when the
+ * message re-delivers one already committed: acknowledging it again is then all that is left to do.
+ */
+export interface MqttSink {
+  submit(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome>;
 }
 
 /** Where sources report input they could not use: counted and kept for an operator to inspect. */

@@ -1,6 +1,7 @@
 import { statfsSync } from 'node:fs';
 import type { EdgeStatus } from '@fieldbeam/protocol';
 import type { OutboxStats } from './outbox/outbox.js';
+import type { AutoRegisterStatus } from './sources/auto-register.js';
 
 /** Per-second rate of a monotonically growing count, over the time between two samples. */
 export class RateMeter {
@@ -59,9 +60,36 @@ export function buildEdgeStatus(input: {
 
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
-/** The status as a person reads it (`fieldbeam-edge status`). */
-export function formatStatus(s: EdgeStatus): string {
+/** One line for `systemctl status` (sd_notify `STATUS=`). */
+export function formatStatusLine(s: EdgeStatus): string {
+  return (
+    `uplink ${s.uplink}, buffer ${s.buffer.depth} readings (${mib(s.buffer.bytes)}), ` +
+    `in ${s.rates.inPerS.toFixed(0)}/s, out ${s.rates.outPerS.toFixed(0)}/s, clock ${s.clock}`
+  );
+}
+
+/** Auto-registered sensors listed by `fieldbeam-edge status`; the rest is counted. */
+const LISTED_AUTO_SENSORS = 20;
+
+/** The status as a person reads it (`fieldbeam-edge status`), with `/healthz`'s extras when present. */
+export function formatStatus(s: EdgeStatus & { autoRegister?: AutoRegisterStatus }): string {
   const age = s.buffer.oldestUnsentAgeS;
+  const auto = s.autoRegister;
+  const autoLines =
+    auto === undefined || (!auto.enabled && auto.count === 0)
+      ? []
+      : [
+          `auto sensors ${auto.count} of at most ${auto.maxSensors} (auto_register${auto.enabled ? '' : ' off'})`,
+          ...auto.sensors
+            .slice(0, LISTED_AUTO_SENSORS)
+            .map(
+              (a) =>
+                `  ${a.topic}  ${a.family}, station ${a.station}, ${a.messages} messages: ${a.variables.join(', ')}`,
+            ),
+          ...(auto.count > LISTED_AUTO_SENSORS
+            ? [`  ... and ${auto.count - LISTED_AUTO_SENSORS} more (/healthz lists all)`]
+            : []),
+        ];
   return [
     `edge        ${s.edge} (version ${s.version}, up ${s.uptimeS} s)`,
     `uplink      ${s.uplink}`,
@@ -72,6 +100,7 @@ export function formatStatus(s: EdgeStatus): string {
     `rejected    ${s.rejected} inputs (fieldbeam-edge rejects)`,
     `disk free   ${s.diskFreeBytes === null ? 'unknown' : mib(s.diskFreeBytes)}`,
     `clock       ${s.clock}`,
+    ...autoLines,
     '',
   ].join('\n');
 }

@@ -1,12 +1,17 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
+
 /**
- * systemd service notifications (sd_notify(3)) without libsystemd or the systemd-notify program:
- * `READY=1`, `STATUS=...`, `STOPPING=1` and the watchdog keep-alive `WATCHDOG=1`, each one datagram
- * of `KEY=VALUE` lines sent to the AF_UNIX socket named by `$NOTIFY_SOCKET`.
+ * systemd service notifications (sd_notify(3)) without libsystemd: `READY=1`, `STATUS=...`,
+ * `STOPPING=1` and the watchdog keep-alive `WATCHDOG=1`, each one datagram of `KEY=VALUE` lines
+ * sent to the AF_UNIX socket named by `$NOTIFY_SOCKET`.
  *
  * Node's core cannot send that datagram: `node:dgram` is UDP only and `node:net` unix sockets are
- * streams (nodejs/node#61933, closed unimplemented). So the sending is a `NotifyTransport` handed in;
- * `loadUnixDgramTransport()` provides one from the `unix-dgram` package when that is installed.
- * Without a transport, or outside systemd (no `$NOTIFY_SOCKET`), every call is a no-op.
+ * streams (nodejs/node#61933, closed unimplemented). So the sending is a `NotifyTransport` handed in:
+ * `loadNotifyTransport()` takes the `unix-dgram` package when it is installed, else runs systemd's
+ * own `systemd-notify` program (`createNotifyProgramTransport`). Without a transport, or outside
+ * systemd (no `$NOTIFY_SOCKET`), every call is a no-op.
  */
 
 /** What systemd told this process through its environment. */
@@ -53,6 +58,8 @@ export interface NotifyLog {
 }
 
 export interface SystemdNotifier {
+  /** False outside systemd or without a transport: every call is a no-op. */
+  readonly enabled: boolean;
   /** `WatchdogSec=` in ms, when systemd expects keep-alives from this process. */
   readonly watchdogMs: number | undefined;
   /** `READY=1` (with `Type=notify`, systemctl start returns now), with an optional status line. */
@@ -67,16 +74,20 @@ export interface SystemdNotifier {
    * watchdog is off.
    */
   startWatchdog(alive?: () => boolean): void;
+  /** Stops the keep-alives (after `STOPPING=1`, systemd no longer expects them). */
+  stopWatchdog(): void;
   /** Stops the watchdog timer and closes the transport. */
   close(): void;
 }
 
 const NOOP: SystemdNotifier = {
+  enabled: false,
   watchdogMs: undefined,
   ready: async () => {},
   status: async () => {},
   stopping: async () => {},
   startWatchdog: () => {},
+  stopWatchdog: () => {},
   close: () => {},
 };
 
@@ -113,6 +124,7 @@ export function createSystemdNotifier(
   let timer: NodeJS.Timeout | undefined;
   let skipped = false;
   return {
+    enabled: true,
     watchdogMs: ne.watchdogMs,
     ready: (status) => send(status ? { READY: 1, STATUS: status } : { READY: 1 }),
     status: (text) => send({ STATUS: text }),
@@ -120,8 +132,15 @@ export function createSystemdNotifier(
     startWatchdog(alive = () => true) {
       if (ne.watchdogMs === undefined || timer) return;
       const every = Math.max(100, Math.floor(ne.watchdogMs / 2));
+      const isAlive = () => {
+        try {
+          return alive();
+        } catch {
+          return false;
+        }
+      };
       timer = setInterval(() => {
-        if (alive()) {
+        if (isAlive()) {
           skipped = false;
           void send({ WATCHDOG: 1 });
         } else if (!skipped) {
@@ -131,6 +150,10 @@ export function createSystemdNotifier(
       }, every);
       timer.unref();
       void send({ WATCHDOG: 1 });
+    },
+    stopWatchdog() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
     },
     close() {
       if (timer) clearInterval(timer);
@@ -180,5 +203,155 @@ export async function loadUnixDgramTransport(name = 'unix-dgram'): Promise<Notif
         setTimeout(() => settle(), 1000).unref();
       }),
     close: () => sock.close(),
+  };
+}
+
+/**
+ * A transport that runs systemd's `systemd-notify` program once per notification:
+ * `systemd-notify --pid=<pid> KEY=VALUE...`, without a shell, with only `NOTIFY_SOCKET` in its
+ * environment (none of the agent's secrets), killed after `timeoutMs`. Notifications go out one at
+ * a time, in order; at most `maxQueued` wait, later ones fail (the notifier logs that).
+ *
+ * The message comes from a child process, so the unit needs `NotifyAccess=all`. `--pid` adds
+ * `MAINPID=<pid>`, and where the kernel allows it (root) the message carries that pid as sender.
+ * systemd-notify (since 246) waits for the manager to have read the message before it exits
+ * (`BARRIER=1`, at most 5 s), so the manager can still tell which unit the short-lived sender
+ * belonged to (systemd/systemd#2737).
+ */
+export function createNotifyProgramTransport(opts: {
+  program: string;
+  pid?: number;
+  timeoutMs?: number;
+  maxQueued?: number;
+}): NotifyTransport {
+  const pid = opts.pid ?? process.pid;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const maxQueued = opts.maxQueued ?? 8;
+  let tail: Promise<void> = Promise.resolve();
+  let queued = 0;
+  let closed = false;
+  const run = (socket: string, args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      // systemd writes an abstract socket as `@name` in the environment; readNotifyEnv made it `\0name`.
+      const env = { NOTIFY_SOCKET: socket.startsWith('\0') ? `@${socket.slice(1)}` : socket };
+      execFile(
+        opts.program,
+        [`--pid=${pid}`, ...args],
+        { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 },
+        (err, _stdout, stderr) => {
+          if (!err) return resolve();
+          const detail = String(stderr).trim().split('\n').slice(-1)[0];
+          const why = err.killed ? `killed after ${timeoutMs} ms` : (detail ?? err.message);
+          reject(new Error(`${opts.program} failed: ${why || err.message}`));
+        },
+      );
+    });
+  return {
+    send(socket, message) {
+      if (closed) return Promise.reject(new Error('notify transport closed'));
+      if (queued >= maxQueued)
+        return Promise.reject(new Error(`${queued} notifications still waiting for ${opts.program}`));
+      const args = message
+        .toString()
+        .split('\n')
+        .filter((l) => l !== '');
+      queued++;
+      const p = tail.then(() => run(socket, args));
+      tail = p.then(
+        () => undefined,
+        () => undefined,
+      );
+      return p.finally(() => {
+        queued--;
+      });
+    },
+    close() {
+      // Notifications already queued (STOPPING=1) still go out.
+      closed = true;
+    },
+  };
+}
+
+/** The first executable `name` on `PATH` (or `name` itself when it is a path), else undefined. */
+export function findProgram(name: string, path = process.env.PATH ?? ''): string | undefined {
+  const candidates = isAbsolute(name)
+    ? [name]
+    : path
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
+  return candidates.find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The transport for this process: none outside systemd (no usable `$NOTIFY_SOCKET`), else the
+ * `unix-dgram` package when installed, else the `systemd-notify` program when it is on `PATH`.
+ */
+export async function loadNotifyTransport(
+  env: NodeJS.ProcessEnv = process.env,
+  pid = process.pid,
+): Promise<NotifyTransport | undefined> {
+  if (!readNotifyEnv(env, pid)) return undefined;
+  const dgram = await loadUnixDgramTransport();
+  if (dgram) return dgram;
+  const program = findProgram('systemd-notify', env.PATH ?? '');
+  return program === undefined ? undefined : createNotifyProgramTransport({ program, pid });
+}
+
+/** What the service notifications need from the agent. */
+export interface ServiceProbe {
+  /** A short line for `systemctl status`. */
+  statusLine(): string;
+  /** False when the agent is stuck or broken: the watchdog keep-alive is then withheld. */
+  alive(): boolean;
+}
+
+export interface ServiceNotifications {
+  /** `STOPPING=1`, and no more status lines or keep-alives. Resolves when it was sent (or failed). */
+  stopping(): Promise<void>;
+  /** Stops the timers and closes the transport. */
+  close(): void;
+}
+
+/**
+ * The agent's side of `Type=notify` with `WatchdogSec=`: `READY=1` with a status line now (call it
+ * once the agent runs), `WATCHDOG=1` every half `WatchdogSec=` while `probe.alive()`, and `STATUS=`
+ * every `statusIntervalMs` when the line changed. A no-op outside systemd.
+ */
+export function startServiceNotifications(
+  notifier: SystemdNotifier,
+  probe: ServiceProbe,
+  opts: { statusIntervalMs: number },
+): ServiceNotifications {
+  if (!notifier.enabled) return { stopping: async () => {}, close: () => notifier.close() };
+  let last = probe.statusLine();
+  void notifier.ready(last);
+  notifier.startWatchdog(() => probe.alive());
+  const timer = setInterval(() => {
+    const line = probe.statusLine();
+    if (line === last) return;
+    last = line;
+    void notifier.status(line);
+  }, opts.statusIntervalMs);
+  timer.unref();
+  let stopped: Promise<void> | undefined;
+  return {
+    stopping() {
+      clearInterval(timer);
+      notifier.stopWatchdog();
+      stopped ??= notifier.stopping();
+      return stopped;
+    },
+    close() {
+      clearInterval(timer);
+      notifier.close();
+    },
   };
 }

@@ -24,8 +24,15 @@ export interface EdgeProcess {
   signal(sig: NodeJS.Signals): void;
 }
 
-/** Runs `fieldbeam-edge run` as its own OS process, on fixed free ports so restarts keep them. */
-export async function startEdgeProcess(dir: string, config: Record<string, unknown>): Promise<EdgeProcess> {
+/**
+ * Runs `fieldbeam-edge run` as its own OS process, on fixed free ports so restarts keep them.
+ * `opts.env` adds to its environment (e.g. `NOTIFY_SOCKET`).
+ */
+export async function startEdgeProcess(
+  dir: string,
+  config: Record<string, unknown>,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<EdgeProcess> {
   const [mqttPort, httpPort] = await Promise.all([freePort(), freePort()]);
   const configFile = join(dir, 'edge.yaml');
   const write = (c: Record<string, unknown>) =>
@@ -43,7 +50,7 @@ export async function startEdgeProcess(dir: string, config: Record<string, unkno
   let proc: Spawned;
   const start = async () => {
     proc = spawnProcess(process.execPath, [edgeCli, 'run', '--config', configFile], {
-      env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
     });
     try {
       const external = (config.mqtt as { mode?: string } | undefined)?.mode === 'external';

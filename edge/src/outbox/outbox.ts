@@ -29,6 +29,29 @@ export interface OutboxStats {
 }
 
 /**
+ * One QoS 1/2 MQTT message as the connection it arrived on saw it. The outbox remembers it in the same
+ * commit as its readings, so that a re-delivery of a message already committed (its PUBACK lost to a
+ * crash or a dropped connection) can be acknowledged again without storing its readings twice: readings
+ * stamped with the receipt time get a new id on every delivery, so the id cannot tell them apart.
+ */
+export interface MqttDelivery {
+  /** The MQTT client id the session belongs to. */
+  clientId: string;
+  packetId: number;
+  /** Digest of topic and payload: a re-delivery repeats both exactly. */
+  hash: Uint8Array;
+  /**
+   * Whether this can be a re-delivery at all: the DUP flag is set, or the packet id is used for the
+   * first time on a connection of a persistent session (the MQTT session the client kept is where
+   * its unacknowledged messages are sent again from; not every client sets DUP when it does).
+   */
+  mayBeResend: boolean;
+}
+
+/** What became of an append with a delivery: committed, or recognised as a re-delivery and not stored. */
+export type DeliveryOutcome = 'stored' | 'duplicate';
+
+/**
  * The edge's durable buffer. Readings are appended by sources and removed only once the uplink
  * has acknowledged them, so a crash at any point loses nothing that was acknowledged to a sensor.
  */

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Observation } from '@fieldbeam/protocol';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { toObservation } from '../readings.js';
-import { batchObservations } from './outbox.js';
+import { batchObservations, type MqttDelivery } from './outbox.js';
 import { SqliteOutbox, type SqliteOutboxOptions } from './sqlite-outbox.js';
 
 let dir: string;
@@ -179,5 +181,120 @@ describe('SqliteOutbox clock re-stamping', () => {
     expect(b).toEqual(sensorTimed);
     expect(box.restampUnsynced()).toBe(0);
     await box.close();
+  });
+});
+
+describe('SqliteOutbox MQTT deliveries', () => {
+  const delivery = (packetId: number, content: string, mayBeResend = true): MqttDelivery => ({
+    clientId: 'sensor-1',
+    packetId,
+    hash: createHash('sha256').update(content).digest().subarray(0, 16),
+    mayBeResend,
+  });
+  const values = (box: SqliteOutbox) => batchObservations(box.take(100, 1e6)).map((o) => o.value);
+
+  it('a re-delivery of a committed message is answered as duplicate and not stored, also after a reopen', async () => {
+    let box = open();
+    expect(await box.appendOnce([obs(1)], delivery(7, 'a'))).toBe('stored');
+    expect(await box.appendOnce([obs(2)], delivery(7, 'a'))).toBe('duplicate');
+    await box.close();
+    box = open();
+    // What the sensor sends again after a kill -9 carries a new receipt time, hence another id.
+    expect(await box.appendOnce([obs(3)], delivery(7, 'a'))).toBe('duplicate');
+    expect(box.duplicateDeliveries).toBe(1);
+    expect(values(box)).toEqual([1]);
+    await box.close();
+  });
+
+  it('stores a new message that reuses a packet id: not a possible resend, other content, or too far back', async () => {
+    const box = open({ resendWindow: 2 });
+    await box.appendOnce([obs(1)], delivery(1, 'a'));
+    // Same id and content, but the id came back on the same connection without DUP: a new message.
+    expect(await box.appendOnce([obs(2)], delivery(1, 'a', false))).toBe('stored');
+    expect(await box.appendOnce([obs(3)], delivery(1, 'b'))).toBe('stored');
+    await box.appendOnce([obs(4)], delivery(2, 'c'));
+    await box.appendOnce([obs(5)], delivery(3, 'd'));
+    // Packet 1 ('b') is now third from last: outside the window of 2.
+    expect(await box.appendOnce([obs(6)], delivery(1, 'b'))).toBe('stored');
+    // Packet 3 is the latest but one: inside it.
+    expect(await box.appendOnce([obs(7)], delivery(3, 'd'))).toBe('duplicate');
+    // Another client's packet 3 is its own.
+    expect(await box.appendOnce([obs(8)], { ...delivery(3, 'd'), clientId: 'sensor-2' })).toBe('stored');
+    expect(values(box)).toEqual([1, 2, 3, 4, 5, 6, 8]);
+    await box.close();
+  });
+
+  it('a re-delivery queued behind its original in the same commit is stored once', async () => {
+    const box = open();
+    const outcomes = await Promise.all([
+      box.appendOnce([obs(1)], delivery(9, 'a')),
+      box.appendOnce([obs(2)], delivery(9, 'a')),
+    ]);
+    expect(outcomes).toEqual(['stored', 'duplicate']);
+    expect(values(box)).toEqual([1]);
+    await box.close();
+  });
+
+  it('a re-delivery of a message still waiting for room is not answered before the original is committed', async () => {
+    const size = JSON.stringify(obs(1)).length + 32;
+    const box = open({ capacityBytes: size + 10 });
+    await box.append([obs(1)]);
+    const original = box.appendOnce([obs(2)], delivery(5, 'x'));
+    const settled: string[] = [];
+    const resend = box.appendOnce([obs(3)], delivery(5, 'x')).then((r) => {
+      settled.push(r);
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    // Acknowledging it now would lose it if the agent died before the original got its room.
+    expect(settled).toEqual([]);
+    const b = box.take(1, 1e6);
+    box.ack(b?.first ?? 0, b?.last ?? 0);
+    expect(await original).toBe('stored');
+    expect(await resend).toBe('duplicate');
+    expect(values(box)).toEqual([2]);
+    await box.close();
+  });
+
+  it('opens a buffer file written before deliveries were remembered', async () => {
+    let box = open();
+    await box.append([obs(1)]);
+    await box.close();
+    const db = new Database(join(dir, 'buf.sqlite'));
+    db.exec('DROP TABLE mqtt_deliveries');
+    db.close();
+    box = open();
+    expect(await box.appendOnce([obs(2)], delivery(1, 'a'))).toBe('stored');
+    expect(await box.appendOnce([obs(3)], delivery(1, 'a'))).toBe('duplicate');
+    expect(values(box)).toEqual([1, 2]);
+    await box.close();
+  });
+
+  it('forgets deliveries by age and beyond the window', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.parse('2030-01-01T00:00:00Z');
+      vi.setSystemTime(t0);
+      const box = open({ resendWindow: 2, deliveryMaxAgeMs: 3600_000 });
+      await box.appendOnce([obs(1)], { ...delivery(1, 'other'), clientId: 'sensor-2' });
+      vi.setSystemTime(t0 + 50 * 60_000);
+      for (let id = 1; id <= 5; id++) await box.appendOnce([obs(id + 1)], delivery(id, `m${id}`));
+      // An hour after the last pruning, the next commit prunes: sensor-2's delivery is 70 min old.
+      vi.setSystemTime(t0 + 70 * 60_000);
+      await box.appendOnce([obs(7)], delivery(6, 'm6'));
+      const db = new Database(join(dir, 'buf.sqlite'), { readonly: true });
+      const rows = db
+        .prepare('SELECT client_id, packet_id FROM mqtt_deliveries ORDER BY client_id, packet_id')
+        .all();
+      db.close();
+      // sensor-2 is gone by age; of sensor-1, the latest two (6 committed with the prune, 5) remain.
+      expect(rows).toEqual([
+        { client_id: 'sensor-1', packet_id: 5 },
+        { client_id: 'sensor-1', packet_id: 6 },
+      ]);
+      await box.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

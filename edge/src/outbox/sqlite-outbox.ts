@@ -4,7 +4,14 @@ import { dirname } from 'node:path';
 import { type Observation, observationId } from '@fieldbeam/protocol';
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
-import type { FullPolicy, Outbox, OutboxBatch, OutboxStats } from './outbox.js';
+import type {
+  DeliveryOutcome,
+  FullPolicy,
+  MqttDelivery,
+  Outbox,
+  OutboxBatch,
+  OutboxStats,
+} from './outbox.js';
 
 export interface SqliteOutboxOptions {
   path: string;
@@ -20,6 +27,14 @@ export interface SqliteOutboxOptions {
   onDrop?: (count: number) => void;
   /** Called when the file at start was unreadable and was moved aside to `movedTo`. */
   onCorruptFile?: (movedTo: string, err: Error) => void;
+  /**
+   * A re-delivery is recognised only among a client's latest this many committed deliveries (default
+   * 1024): more than a sensor keeps unacknowledged at once, far fewer than the 65,535 packet ids, so a
+   * client that comes back to a packet id with the same content much later is not taken for one.
+   */
+  resendWindow?: number;
+  /** Deliveries remembered longer than this are forgotten (default 7 days). */
+  deliveryMaxAgeMs?: number;
 }
 
 export const CLOCK_UNSYNCED = 'clock_unsynced';
@@ -80,6 +95,18 @@ const SCHEMA = `
     reason TEXT NOT NULL,
     payload BLOB
   );
+  -- The latest QoS 1/2 MQTT delivery per client and packet id, written in the same transaction as its
+  -- readings, so that a re-delivery after a lost PUBACK is acknowledged without being stored twice
+  -- (see appendOnce). Upserted: at most 65,535 rows per client; pruned by age and window.
+  CREATE TABLE IF NOT EXISTS mqtt_deliveries (
+    client_id TEXT NOT NULL,
+    packet_id INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    -- Per client, the order deliveries were committed in: a re-delivery must be among the latest.
+    n INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (client_id, packet_id)
+  ) WITHOUT ROWID;
 `;
 
 function tryOpen(path: string, synchronous: string): Database.Database {
@@ -91,6 +118,7 @@ function tryOpen(path: string, synchronous: string): Database.Database {
     // Touch every table so a damaged file fails here, at start, and not on the first write.
     db.prepare('SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox').get();
     db.prepare('SELECT COUNT(*) FROM rejects').get();
+    db.prepare('SELECT COUNT(*) FROM mqtt_deliveries').get();
     const check = db.pragma('quick_check(1)', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
     return db;
@@ -126,10 +154,18 @@ function openDatabase(
 /** Bytes a row costs beyond its JSON: the sequence number, the length column and page overhead. */
 const ROW_OVERHEAD = 32;
 
+const deliveryKey = (d: MqttDelivery) => `${d.packetId} ${d.clientId}`;
+
+/** How often remembered MQTT deliveries are pruned (with the next commit). */
+const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
+
 interface Pending {
   rows: { obs: string; bytes: number; receivedMs: number; monoMs: number | null }[];
   bytes: number;
-  resolve: () => void;
+  delivery: MqttDelivery | undefined;
+  /** Set inside a commit when the delivery turned out to re-deliver one committed earlier in it. */
+  duplicate?: boolean;
+  resolve: (outcome: DeliveryOutcome) => void;
   reject: (err: Error) => void;
 }
 
@@ -157,6 +193,12 @@ export class SqliteOutbox implements Outbox {
   private deleteTimer: NodeJS.Timeout | undefined;
   private nextAppend: { promise: Promise<void>; resolve: () => void } | undefined;
   private closed = false;
+  private readonly resendWindow: number;
+  private readonly deliveryMaxAgeMs: number;
+  /** Per MQTT client: the number and time of its latest committed delivery (loaded on first use). */
+  private readonly lastDelivery = new Map<string, { n: number; atMs: number }>();
+  private lastPruneMs = 0;
+  private duplicates = 0;
   private readonly stmt;
 
   constructor(private readonly opts: SqliteOutboxOptions) {
@@ -179,6 +221,8 @@ export class SqliteOutbox implements Outbox {
     };
     this.depth = totals.n;
     this.bytes = totals.b;
+    this.resendWindow = opts.resendWindow ?? 1024;
+    this.deliveryMaxAgeMs = opts.deliveryMaxAgeMs ?? 7 * 24 * 3600 * 1000;
     this.stmt = {
       insert: this.db.prepare(
         'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id) VALUES (?, ?, ?, ?, ?)',
@@ -211,13 +255,34 @@ export class SqliteOutbox implements Outbox {
       listRejects: this.db.prepare(
         'SELECT id, at_ms, source, topic, reason, payload FROM rejects ORDER BY id DESC LIMIT ?',
       ),
+      getDelivery: this.db.prepare<[string, number], { hash: Buffer; n: number }>(
+        'SELECT hash, n FROM mqtt_deliveries WHERE client_id = ? AND packet_id = ?',
+      ),
+      lastDelivery: this.db.prepare<[string], { n: number | null; at_ms: number | null }>(
+        'SELECT MAX(n) AS n, MAX(at_ms) AS at_ms FROM mqtt_deliveries WHERE client_id = ?',
+      ),
+      putDelivery: this.db.prepare(
+        'INSERT OR REPLACE INTO mqtt_deliveries (client_id, packet_id, hash, n, at_ms) VALUES (?, ?, ?, ?, ?)',
+      ),
+      pruneOldDeliveries: this.db.prepare('DELETE FROM mqtt_deliveries WHERE at_ms < ?'),
+      pruneClientDeliveries: this.db.prepare('DELETE FROM mqtt_deliveries WHERE client_id = ? AND n <= ?'),
     };
   }
 
   append(observations: Observation[]): Promise<void> {
+    return this.appendOnce(observations).then(() => undefined);
+  }
+
+  /**
+   * Like `append`, for the readings of one MQTT message: `delivery` is remembered in the same commit.
+   * Resolves `'duplicate'` and stores nothing when `delivery` re-delivers a message already committed:
+   * it `mayBeResend`, and the client's delivery under that packet id has the same hash and is among its
+   * latest `resendWindow`. Such a message needs no room, so it is answered even while the buffer is full.
+   */
+  appendOnce(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome> {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
-    if (observations.length === 0) return Promise.resolve();
+    if (observations.length === 0) return Promise.resolve('stored');
     const receivedMs = Date.now();
     const mono = monotonicMs();
     const rows = observations.map((o) => {
@@ -232,7 +297,7 @@ export class SqliteOutbox implements Outbox {
       );
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { rows, bytes, resolve, reject };
+      const p: Pending = { rows, bytes, delivery, resolve, reject };
       if (this.blocked.length > 0) this.blocked.push(p);
       else this.queue.push(p);
       this.schedule();
@@ -294,6 +359,11 @@ export class SqliteOutbox implements Outbox {
     this.blocked = [];
     this.queue = [];
     for (const p of candidates) {
+      if (p.delivery && this.isResend(p.delivery)) {
+        this.duplicates++;
+        p.resolve('duplicate');
+        continue;
+      }
       const room = this.opts.capacityBytes - this.bytes - incoming;
       if (this.blocked.length === 0 && (p.bytes <= room || this.opts.policy === 'drop_oldest')) {
         admitted.push(p);
@@ -304,16 +374,31 @@ export class SqliteOutbox implements Outbox {
       }
     }
     if (admitted.length === 0) return;
+    const now = Date.now();
+    /** Deliveries committed by this transaction: a re-delivery of one can be in the same batch. */
+    const delivered = new Set<string>();
     try {
       const write = this.db.transaction(() => {
         this.applyDeletes();
         let dropped = 0;
         const over = this.bytes + incoming - this.opts.capacityBytes;
         if (over > 0) dropped = this.dropOldest(over);
-        for (const p of admitted)
+        for (const p of admitted) {
+          const d = p.delivery;
+          if (d) {
+            const key = deliveryKey(d);
+            if (delivered.has(key) && this.isResend(d)) {
+              p.duplicate = true;
+              continue;
+            }
+            delivered.add(key);
+            this.rememberDelivery(d, now);
+          }
           for (const r of p.rows)
             this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
+        }
         if (dropped > 0) this.stmt.setMeta.run('dropped', String(this.dropped + dropped));
+        if (now - this.lastPruneMs >= PRUNE_DELIVERIES_MS) this.pruneDeliveries(now);
         return dropped;
       });
       const dropped = write();
@@ -327,14 +412,64 @@ export class SqliteOutbox implements Outbox {
     }
     this.lastCommitMs = Date.now();
     for (const p of admitted) {
+      if (p.duplicate) {
+        this.duplicates++;
+        p.resolve('duplicate');
+        continue;
+      }
       this.depth += p.rows.length;
       this.bytes += p.bytes;
       this.appended += p.rows.length;
-      p.resolve();
+      p.resolve('stored');
     }
     const waiting = this.nextAppend;
     this.nextAppend = undefined;
     waiting?.resolve();
+    // A re-delivery left waiting for room behind its original needs none now that the original is in.
+    if (this.blocked.some((p) => p.delivery && delivered.has(deliveryKey(p.delivery)))) this.schedule();
+  }
+
+  /** The number and time of the client's latest committed delivery. */
+  private latestDelivery(clientId: string): { n: number; atMs: number } {
+    let last = this.lastDelivery.get(clientId);
+    if (!last) {
+      const row = this.stmt.lastDelivery.get(clientId);
+      last = { n: row?.n ?? 0, atMs: row?.at_ms ?? 0 };
+      this.lastDelivery.set(clientId, last);
+    }
+    return last;
+  }
+
+  /** Whether `d` re-delivers a committed message (see `appendOnce`). */
+  private isResend(d: MqttDelivery): boolean {
+    if (!d.mayBeResend) return false;
+    const row = this.stmt.getDelivery.get(d.clientId, d.packetId);
+    return (
+      row !== undefined &&
+      Buffer.compare(row.hash, d.hash) === 0 &&
+      row.n > this.latestDelivery(d.clientId).n - this.resendWindow
+    );
+  }
+
+  /** Records a delivery as the client's latest. Runs inside the transaction that stores its readings. */
+  private rememberDelivery(d: MqttDelivery, nowMs: number): void {
+    const last = this.latestDelivery(d.clientId);
+    // Ahead of the disk if the transaction fails: a gap in the numbers, which is harmless.
+    last.n++;
+    last.atMs = nowMs;
+    const hash = Buffer.from(d.hash.buffer, d.hash.byteOffset, d.hash.byteLength);
+    this.stmt.putDelivery.run(d.clientId, d.packetId, hash, last.n, nowMs);
+  }
+
+  /** Forgets deliveries too old or too far back to be re-delivered. Runs inside a transaction. */
+  private pruneDeliveries(nowMs: number): void {
+    const cutoff = nowMs - this.deliveryMaxAgeMs;
+    this.stmt.pruneOldDeliveries.run(cutoff);
+    for (const [clientId, last] of this.lastDelivery) {
+      if (last.atMs < cutoff) this.lastDelivery.delete(clientId);
+      else this.stmt.pruneClientDeliveries.run(clientId, last.n - this.resendWindow);
+    }
+    this.lastPruneMs = nowMs;
   }
 
   /** Deletes the oldest rows not currently taken until `need` bytes are free; returns how many. Runs inside a transaction. */
@@ -452,6 +587,11 @@ export class SqliteOutbox implements Outbox {
     limit: number,
   ): { id: number; at_ms: number; source: string; topic: string; reason: string; payload: Buffer }[] {
     return this.stmt.listRejects.all(limit) as never;
+  }
+
+  /** MQTT re-deliveries recognised and not stored again since the buffer was opened. */
+  get duplicateDeliveries(): number {
+    return this.duplicates;
   }
 
   stats(): OutboxStats {

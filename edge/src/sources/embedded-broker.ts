@@ -3,6 +3,7 @@ import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttAccess } from './mqtt-auth.js';
+import { ConnectionDeliveries } from './mqtt-delivery.js';
 import type { MqttIngest } from './mqtt-ingest.js';
 
 export interface EmbeddedBrokerOptions {
@@ -18,7 +19,9 @@ export interface EmbeddedBroker {
 /**
  * The MQTT broker sensors connect to. A QoS 1 PUBACK goes out only after `ingest` has committed
  * the readings: aedes sends it once `authorizePublish` calls back, so holding that callback is
- * what ties the sensor's acknowledgement to the disk.
+ * what ties the sensor's acknowledgement to the disk. If the PUBACK is lost after the commit (kill -9,
+ * a dropped connection), the sensor sends the message again: the outbox recognises it by client id,
+ * packet id and content (see `ConnectionDeliveries`) and it is acknowledged without a second copy.
  */
 export async function startEmbeddedBroker(
   opts: EmbeddedBrokerOptions,
@@ -28,6 +31,8 @@ export async function startEmbeddedBroker(
   const broker = await Aedes.createBroker({ drainTimeout: 30_000 });
   /** The authenticated user of each connection. */
   const users = new WeakMap<object, string>();
+  /** Per connection (an aedes client object lives as long as its connection). */
+  const connections = new WeakMap<object, ConnectionDeliveries>();
   broker.authenticate = (client, username, password, callback) => {
     const ok = access.authenticate(username, password);
     if (ok && username !== undefined) users.set(client, username);
@@ -53,7 +58,12 @@ export async function startEmbeddedBroker(
       return callback(new Error(`not allowed to publish to ${packet.topic}`));
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    ingest(packet.topic, payload).then(
+    let deliveries = connections.get(client);
+    if (!deliveries) {
+      deliveries = new ConnectionDeliveries(client.id, client.clean === false);
+      connections.set(client, deliveries);
+    }
+    ingest(packet.topic, payload, deliveries.delivery(packet, payload)).then(
       () => callback(null),
       (err: unknown) => {
         // No PUBACK: the client will send again after it reconnects.

@@ -1,5 +1,6 @@
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
+import { ConnectionDeliveries } from './mqtt-delivery.js';
 import type { MqttIngest } from './mqtt-ingest.js';
 
 export interface ExternalSubscriber {
@@ -15,7 +16,9 @@ export interface ExternalSubscriber {
  * so the broker queues readings while the agent restarts. mqtt.js acknowledges a QoS 1 message when
  * `handleMessage` calls back, so the ack is held until the readings are committed; mqtt.js handles
  * one message at a time, which is the price of that guarantee. While the buffer is full under
- * `block`, that one message waits, and the broker holds the rest.
+ * `block`, that one message waits, and the broker holds the rest. If the agent dies after a commit and
+ * before its PUBACK, the broker sends the message again (DUP set, same packet id) once the agent is
+ * back: recognised by packet id and content in the outbox, it is acknowledged and not stored twice.
  */
 export async function startExternalSubscriber(
   url: string,
@@ -29,9 +32,13 @@ export async function startExternalSubscriber(
   const client = mqtt.connect(url, { clean: false, clientId, reconnectPeriod: 1000, protocolVersion: 4 });
   let subscribed = new Set<string>();
   let ready = false;
+  // The broker numbers its messages to this agent in the agent's session: the session is ours, and the
+  // prefix keeps it apart from sensors' client ids in the embedded mode on the same buffer file.
+  const sessionId = `external:${clientId}`;
+  let deliveries = new ConnectionDeliveries(sessionId, true);
   client.handleMessage = (packet, callback) => {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    ingest(packet.topic, payload).then(
+    ingest(packet.topic, payload, deliveries.delivery(packet, payload)).then(
       () => callback(),
       (err: Error) => {
         // Not acknowledged: drop the connection so the broker delivers it again after reconnecting.
@@ -58,6 +65,8 @@ export async function startExternalSubscriber(
   });
   client.on('close', () => {
     ready = false;
+    // Whatever arrives next arrives on a new connection.
+    deliveries = new ConnectionDeliveries(sessionId, true);
   });
   client.on('offline', () => log.warn({ url }, 'external MQTT broker unreachable; retrying'));
   client.on('error', (err) => log.warn({ err: err.message }, 'external MQTT broker error'));

@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics.js';
+import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
-import { type ObservationSink, type Origin, type RejectSink, toObservation } from '../readings.js';
+import { type MqttSink, type Origin, type RejectSink, toObservation } from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
 
 export interface MqttIngestDeps {
   edge: string;
   /** Read on every message so a SIGHUP reload takes effect without reconnecting anyone. */
   sensors: () => SensorMap;
-  sink: ObservationSink;
+  sink: MqttSink;
   rejects: RejectSink;
   metrics: EdgeMetrics;
   log: Logger;
@@ -21,7 +22,8 @@ export interface MqttIngestDeps {
 /**
  * One MQTT message in: decode, validate and commit. Resolves once the readings are durable (or the
  * message was rejected and recorded), which is when a QoS 1 PUBACK may go out. Rejects only when
- * the buffer cannot take the readings, so the sensor is not acknowledged and sends again.
+ * the buffer cannot take the readings, so the sensor is not acknowledged and sends again. With the
+ * `delivery` of a QoS 1/2 message, a re-delivery of one already committed is counted and not stored.
  */
 export function createMqttIngest(deps: MqttIngestDeps) {
   const { metrics, log } = deps;
@@ -35,7 +37,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
   };
 
-  return async function ingest(topic: string, payload: Uint8Array): Promise<void> {
+  return async function ingest(topic: string, payload: Uint8Array, delivery?: MqttDelivery): Promise<void> {
     const receivedMs = Date.now();
     received.inc();
     if (payload.length > deps.maxPayloadBytes) {
@@ -78,7 +80,14 @@ export function createMqttIngest(deps: MqttIngestDeps) {
             receivedMs,
           ),
         );
-        await deps.sink.submit(observations);
+        if ((await deps.sink.submit(observations, delivery)) === 'duplicate') {
+          metrics.mqttDuplicates.inc();
+          log.debug(
+            { topic, client: delivery?.clientId, packetId: delivery?.packetId },
+            'mqtt re-delivery not stored again',
+          );
+          return;
+        }
         readings.inc(observations.length);
       }
     }

@@ -2,6 +2,7 @@ import type { SensorConfig } from '../config.js';
 import { createDecoder } from '../decode/registry.js';
 import type { DecodeOutcome, Decoder } from '../decode/types.js';
 import type { Origin } from '../readings.js';
+import type { AutoRegistry } from './auto-register.js';
 import { parseTopicPattern, type TopicPattern } from './topic-pattern.js';
 
 interface CompiledSensor {
@@ -23,11 +24,18 @@ export type SensorMatch =
   | { matched: false }
   | { matched: true; origin?: Omit<Origin, 'edge' | 'source'>; outcome: DecodeOutcome };
 
-/** Topic -> sensor -> decoded readings. The first matching sensor in config order wins. Pure. */
+/**
+ * Topic -> sensor -> decoded readings. The first matching sensor in config order wins; a topic none
+ * matches goes to the auto-registry when there is one (`auto_register`), so configured sensors
+ * always win over auto-registered ones. No I/O.
+ */
 export class SensorMap {
   private readonly sensors: CompiledSensor[];
 
-  constructor(configs: readonly SensorConfig[]) {
+  constructor(
+    configs: readonly SensorConfig[],
+    private readonly auto?: AutoRegistry,
+  ) {
     this.sensors = configs.map((config) => ({
       config,
       pattern: parseTopicPattern(config.topic),
@@ -37,7 +45,7 @@ export class SensorMap {
 
   /** MQTT filters to subscribe to (external broker mode). */
   filters(): string[] {
-    return [...new Set(this.sensors.map((s) => s.pattern.filter))];
+    return [...new Set([...this.sensors.map((s) => s.pattern.filter), ...(this.auto?.filters() ?? [])])];
   }
 
   route(topic: string): SensorRoute | undefined {
@@ -60,7 +68,7 @@ export class SensorMap {
    */
   decode(topic: string, payload: Uint8Array, receivedMs: number): SensorMatch {
     const route = this.route(topic);
-    if (!route) return { matched: false };
+    if (!route) return this.auto ? this.auto.decode(topic, payload, receivedMs) : { matched: false };
     let outcome: DecodeOutcome;
     try {
       outcome = route.decoder({ topic, payload, captures: route.captures, receivedMs });

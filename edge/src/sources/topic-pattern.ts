@@ -45,3 +45,22 @@ export function parseTopicPattern(pattern: string): TopicPattern {
     },
   };
 }
+
+/** An MQTT topic filter (no names): `+` and `#` only as whole levels, `#` only as the last one. */
+export function isTopicFilter(filter: string): boolean {
+  if (filter.length === 0) return false;
+  const levels = filter.split('/');
+  return levels.every(
+    (l, i) => l === '+' || (l === '#' && i === levels.length - 1) || (!l.includes('+') && !l.includes('#')),
+  );
+}
+
+/**
+ * A test for topics under an MQTT filter. As MQTT says, a filter that starts with a wildcard does
+ * not match topics that start with `$` (`$SYS/...`).
+ */
+export function compileTopicFilter(filter: string): (topic: string) => boolean {
+  const pattern = parseTopicPattern(filter);
+  const wild = filter.startsWith('+') || filter.startsWith('#');
+  return (topic) => !(wild && topic.startsWith('$')) && pattern.match(topic) !== undefined;
+}

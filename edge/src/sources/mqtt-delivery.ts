@@ -1,0 +1,60 @@
+import { hash } from 'node:crypto';
+import type { MqttDelivery } from '../outbox/outbox.js';
+
+/**
+ * Tells, for one MQTT connection, which QoS 1/2 PUBLISH packets may be re-deliveries of a message sent
+ * on an earlier connection, and describes them for the outbox, which knows what was committed.
+ *
+ * The DUP flag alone cannot be trusted for this: mqtt.js (5.x) never sets it when it sends its
+ * unacknowledged messages again after reconnecting, and neither did other clients for years. So a
+ * packet id used for the first time on a connection of a persistent session (CONNECT with clean
+ * session / clean start 0) may be a re-delivery too: that session is what the client re-sends its
+ * unacknowledged messages from. A client with a clean session has, by the spec, nothing to re-send
+ * without DUP; treating its first packets as possible re-deliveries would drop genuine readings of
+ * sensors that start their packet ids over on every boot (deep-sleep firmware) and repeat a value.
+ * Within one connection a packet id comes back only after its PUBACK, so there it is a new message
+ * unless the DUP flag says otherwise.
+ */
+export class ConnectionDeliveries {
+  /** One bit per packet id seen on this connection. */
+  private readonly seen = new Uint8Array(65536 / 8);
+
+  constructor(
+    readonly clientId: string,
+    /** The session outlives the connection (clean session 0). */
+    readonly persistent: boolean,
+  ) {}
+
+  /** The delivery of a PUBLISH packet, or undefined for QoS 0 (no packet id, no acknowledgement). */
+  delivery(
+    packet: {
+      topic: string;
+      qos: number;
+      messageId?: number | undefined;
+      dup?: boolean | undefined;
+    },
+    payload: Uint8Array,
+  ): MqttDelivery | undefined {
+    const id = packet.messageId;
+    if (packet.qos === 0 || id === undefined) return undefined;
+    const bit = 1 << (id & 7);
+    const firstUse = ((this.seen[id >> 3] ?? 0) & bit) === 0;
+    this.seen[id >> 3] = (this.seen[id >> 3] ?? 0) | bit;
+    return {
+      clientId: this.clientId,
+      packetId: id,
+      hash: deliveryHash(packet.topic, payload),
+      mayBeResend: packet.dup === true || (this.persistent && firstUse),
+    };
+  }
+}
+
+/** The first 16 bytes of SHA-256 over topic, a zero byte and payload: what a re-delivery repeats exactly. */
+export function deliveryHash(topic: string, payload: Uint8Array): Buffer {
+  const topicBytes = Buffer.from(topic);
+  const input = Buffer.allocUnsafe(topicBytes.length + 1 + payload.length);
+  topicBytes.copy(input, 0);
+  input[topicBytes.length] = 0;
+  input.set(payload, topicBytes.length + 1);
+  return hash('sha256', input, 'buffer').subarray(0, 16);
+}

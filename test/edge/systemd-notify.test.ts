@@ -1,0 +1,95 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type NatsServer,
+  type Spawned,
+  spawnProcess,
+  startEdgeProcess,
+  startNatsServer,
+  type TempDir,
+  tempDir,
+  waitFor,
+} from '../harness/index.js';
+
+/**
+ * The agent under a stand-in for systemd's notify socket: an AF_UNIX datagram socket, which Node
+ * cannot open, bound by a few lines of Python, with the real `systemd-notify` program (systemd 252
+ * on Debian 12) sending to it. The socket closes the fd that comes with systemd-notify's
+ * `BARRIER=1`, which is how PID 1 tells it the messages before were read.
+ * deploy/setup.sh installs both (Debian packages systemd and python3).
+ */
+
+const RECEIVER = `
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+print(json.dumps({"ready": True}), flush=True)
+while True:
+    msg, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(64 * 4) + socket.CMSG_SPACE(12))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            for i in range(0, len(data) - len(data) % 4, 4):
+                os.close(int.from_bytes(data[i:i + 4], sys.byteorder))
+    print(json.dumps({"msg": msg.decode()}), flush=True)
+`;
+
+let nats: NatsServer;
+let dir: TempDir;
+let receiver: Spawned | undefined;
+
+beforeEach(async () => {
+  nats = await startNatsServer({ streams: true });
+  dir = tempDir();
+});
+afterEach(async () => {
+  await receiver?.stop();
+  await nats?.close();
+  dir?.remove();
+});
+
+describe('systemd notifications with the real systemd-notify', () => {
+  it('READY=1 with MAINPID and a status line, WATCHDOG=1 while running, STOPPING=1 on SIGTERM', async () => {
+    const socket = join(dir.path, 'notify.sock');
+    const script = join(dir.path, 'receiver.py');
+    writeFileSync(script, RECEIVER);
+    receiver = spawnProcess('python3', ['-u', script, socket]);
+    const messages = () =>
+      (receiver as Spawned)
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{"msg"'))
+        .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    await waitFor('the receiver', () =>
+      (receiver as Spawned).output().includes('"ready"') ? true : undefined,
+    );
+
+    const edge = await startEdgeProcess(
+      dir.path,
+      { edge: 'gw-sd', nats: { servers: [nats.url] }, status_interval_ms: 500 },
+      // WatchdogSec=2s: keep-alives every second.
+      { env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '2000000' } },
+    );
+    const pid = edge.process.pid;
+    try {
+      const ready = await waitFor('READY=1', () => messages().find((m) => m.includes('READY=1')));
+      expect(ready.split('\n')).toEqual(
+        expect.arrayContaining([
+          `MAINPID=${pid}`,
+          'READY=1',
+          expect.stringMatching(/^STATUS=uplink \w+, buffer 0 readings/),
+        ]),
+      );
+      await waitFor('two keep-alives', () =>
+        messages().filter((m) => m.split('\n').includes('WATCHDOG=1')).length >= 2 ? true : undefined,
+      );
+    } finally {
+      await edge.stop();
+    }
+    await waitFor('STOPPING=1', () =>
+      messages().some((m) => m.split('\n').includes('STOPPING=1')) ? true : undefined,
+    );
+    expect(edge.process.child.exitCode).toBe(0);
+  }, 60_000);
+});
