@@ -5,7 +5,7 @@ import type { EdgeStatus } from '@fieldbeam/protocol';
 import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { runDecodeCommand } from './cli/decode-command.js';
-import { loadEdgeConfig } from './config.js';
+import { configForDisplay, loadEdgeConfig } from './config.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus, formatStatusLine } from './status.js';
@@ -20,6 +20,7 @@ Usage:
   fieldbeam-edge iss-replay [--port N] [--file replay.jsonl] ...
                                         a local Lightstreamer (TLCP) server replaying ISSLIVE (see iss-replay --help)
   fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
+                                          (passwords and nkey seeds shown as "(redacted)")
   fieldbeam-edge status --config FILE     ask the running agent (its /healthz) and print its state
   fieldbeam-edge rejects --config FILE [--limit N]
                                           print the most recent rejected inputs kept in the buffer file
@@ -95,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return run(needConfig());
     case 'check':
-      process.stdout.write(`${JSON.stringify(loadEdgeConfig(needConfig()), null, 2)}\n`);
+      process.stdout.write(`${configForDisplay(loadEdgeConfig(needConfig()))}\n`);
       return 0;
     case 'status': {
       const cfg = loadEdgeConfig(needConfig());

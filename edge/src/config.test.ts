@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEdgeConfig } from './config.js';
+import { configForDisplay, parseEdgeConfig } from './config.js';
 
 describe('parseEdgeConfig', () => {
   it('applies defaults and freezes the result', () => {
@@ -36,5 +36,21 @@ describe('parseEdgeConfig', () => {
     expect(() => parseEdgeConfig({ edge: 'gw-1', nats: { pass: '${NOPE}' } }, {})).toThrow(
       /nats\.pass: environment variable NOPE is not set/,
     );
+  });
+});
+
+describe('configForDisplay', () => {
+  it('shows every setting but no secret', () => {
+    const cfg = parseEdgeConfig({
+      edge: 'gw-1',
+      nats: { servers: ['nats://10.0.0.1:4222'], user: 'gw-1', pass: 's3cret-pass' },
+      mqtt: { users: [{ username: 'sensor', password: 'sensor-password' }] },
+    });
+    const text = configForDisplay(cfg);
+    expect(text).not.toMatch(/s3cret-pass|sensor-password/);
+    const shown = JSON.parse(text);
+    expect(shown.nats).toMatchObject({ servers: ['nats://10.0.0.1:4222'], user: 'gw-1', pass: '(redacted)' });
+    expect(shown.mqtt.users[0]).toMatchObject({ username: 'sensor', password: '(redacted)' });
+    expect(shown.buffer).toEqual(JSON.parse(JSON.stringify(cfg.buffer)));
   });
 });

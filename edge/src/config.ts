@@ -360,3 +360,18 @@ export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.en
   }
   return parseEdgeConfigText(text, env, file);
 }
+
+/** Keys whose values are secrets, wherever they stand in the config. */
+const SECRET_KEYS = new Set(['pass', 'password', 'nkey_seed']);
+
+/**
+ * The config as JSON for people to read (`fieldbeam-edge check`): secrets replaced by `(redacted)`, so
+ * the output can go into a ticket or a log.
+ */
+export function configForDisplay(config: EdgeConfig): string {
+  return JSON.stringify(
+    config,
+    (key, value: unknown) => (SECRET_KEYS.has(key) && typeof value === 'string' ? '(redacted)' : value),
+    2,
+  );
+}
