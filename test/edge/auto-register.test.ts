@@ -1,30 +1,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   edgeCli,
-  type NatsServer,
+  natsPerTest,
   parsePrometheus,
   readObsStream,
   startEdgeProcess,
-  startNatsServer,
-  type TempDir,
-  tempDir,
   waitFor,
 } from '../harness/index.js';
 
-let nats: NatsServer;
-let dir: TempDir;
-
-beforeEach(async () => {
-  nats = await startNatsServer({ streams: true });
-  dir = tempDir();
-});
-afterEach(async () => {
-  await nats?.close();
-  dir?.remove();
-});
+const servers = natsPerTest();
 
 const configured = {
   topic: 'a/+station/t',
@@ -47,11 +34,11 @@ describe('auto_register with the real agent', () => {
   it('unknown Tasmota and zigbee2mqtt topics become sensors whose readings reach JetStream, up to max_sensors', async () => {
     const base = {
       edge: 'gw-auto',
-      nats: { servers: [nats.url] },
+      nats: { servers: [servers.nats.url] },
       sensors: [configured],
       auto_register: { enabled: true, max_sensors: 3 },
     };
-    const edge = await startEdgeProcess(dir.path, base);
+    const edge = await startEdgeProcess(servers.dir.path, base);
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`);
     try {
       await client.publishAsync('tele/kitchen/SENSOR', tasmotaSensor(21.5), { qos: 1 });
@@ -65,7 +52,7 @@ describe('auto_register with the real agent', () => {
       await client.publishAsync('a/barn/t', '7.5', { qos: 1 });
 
       const first = await waitFor('auto-registered readings upstream', async () => {
-        const s = await readObsStream(nats.url);
+        const s = await readObsStream(servers.nats.url);
         return s.observations.length >= 8 ? s : undefined;
       });
       const seen = first.observations.map((o) => [o.station, o.sensor ?? null, o.variable, o.value]);
@@ -96,7 +83,7 @@ describe('auto_register with the real agent', () => {
       // A sensor registered before the bound was reached keeps flowing.
       await client.publishAsync('tele/kitchen/SENSOR', tasmotaSensor(22), { qos: 1 });
       const second = await waitFor('the bound applied upstream', async () => {
-        const s = await readObsStream(nats.url);
+        const s = await readObsStream(servers.nats.url);
         return s.observations.some((o) => o.station === 'kitchen' && o.value === 22) ? s : undefined;
       });
       const stations = new Set(second.observations.map((o) => o.station));
@@ -132,7 +119,7 @@ describe('auto_register with the real agent', () => {
       );
       await client.publishAsync('tele/kitchen/SENSOR', tasmotaSensor(23), { qos: 1 });
       await waitFor('the configured sensor winning', async () => {
-        const s = await readObsStream(nats.url);
+        const s = await readObsStream(servers.nats.url);
         return s.observations.some((o) => o.station === 'cfg-kitchen' && o.value === 23) ? true : undefined;
       });
       const status = (await edge.status()) as unknown as { autoRegister: { sensors: { topic: string }[] } };
@@ -147,7 +134,10 @@ describe('auto_register with the real agent', () => {
   }, 90_000);
 
   it('off by default: unknown topics are only counted', async () => {
-    const edge = await startEdgeProcess(dir.path, { edge: 'gw-noauto', nats: { servers: [nats.url] } });
+    const edge = await startEdgeProcess(servers.dir.path, {
+      edge: 'gw-noauto',
+      nats: { servers: [servers.nats.url] },
+    });
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`);
     try {
       await client.publishAsync('tele/kitchen/SENSOR', tasmotaSensor(21.5), { qos: 1 });

@@ -1,33 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type NatsServer,
-  readObsStream,
-  startEdgeProcess,
-  startMqttLoad,
-  startNatsServer,
-  type TempDir,
-  tempDir,
-  waitFor,
-} from '../harness/index.js';
+import { describe, expect, it } from 'vitest';
+import { natsPerTest, readObsStream, startEdgeProcess, startMqttLoad, waitFor } from '../harness/index.js';
 
 const RATE = 2000;
-let nats: NatsServer;
-let dir: TempDir;
-
-beforeEach(async () => {
-  nats = await startNatsServer({ streams: true });
-  dir = tempDir();
-});
-afterEach(async () => {
-  await nats?.close();
-  dir?.remove();
-});
+const servers = natsPerTest();
 
 describe('edge agent crash', () => {
   it('kill -9 at random moments mid-stream loses no acknowledged reading', async () => {
-    const edge = await startEdgeProcess(dir.path, {
+    const edge = await startEdgeProcess(servers.dir.path, {
       edge: 'gw-crash',
-      nats: { servers: [nats.url] },
+      nats: { servers: [servers.nats.url] },
       sensors: [{ topic: 'load/+station/v', decoder: { type: 'number', variable: 'x:seq', unit: '1' } }],
     });
     const total = RATE * 12;
@@ -59,7 +40,7 @@ describe('edge agent crash', () => {
         async () => ((await edge.status()).buffer.depth === 0 ? true : undefined),
         60_000,
       );
-      const contents = await readObsStream(nats.url);
+      const contents = await readObsStream(servers.nats.url);
       const inStream = new Set(contents.observations.map((o) => o.value));
       const lost = [...result.acked].filter((seq) => !inStream.has(seq));
       expect(lost).toEqual([]);

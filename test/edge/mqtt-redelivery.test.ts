@@ -1,16 +1,13 @@
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type EdgeProcess,
-  type NatsServer,
+  natsPerTest,
   parsePrometheus,
   readObsStream,
   startEdgeProcess,
   startMosquitto,
-  startNatsServer,
-  type TempDir,
-  tempDir,
   waitFor,
 } from '../harness/index.js';
 
@@ -20,17 +17,7 @@ import {
  * (client, packet id, content) it committed and acknowledges such a re-delivery without storing it.
  */
 
-let nats: NatsServer;
-let dir: TempDir;
-
-beforeEach(async () => {
-  nats = await startNatsServer({ streams: true });
-  dir = tempDir();
-});
-afterEach(async () => {
-  await nats?.close();
-  dir?.remove();
-});
+const servers = natsPerTest();
 
 const sensors = [
   { topic: 'rd/+station/t', decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' } },
@@ -56,7 +43,7 @@ async function storedValues(edge: EdgeProcess, station: string): Promise<unknown
   await waitFor('the buffer to drain', async () =>
     (await edge.status()).buffer.depth === 0 ? true : undefined,
   );
-  const contents = await readObsStream(nats.url);
+  const contents = await readObsStream(servers.nats.url);
   const byId = new Map(
     contents.observations.filter((o) => o.station === station).map((o) => [o.id, o.value]),
   );
@@ -111,7 +98,11 @@ async function startRelay(targetPort: number) {
 
 describe('MQTT re-delivery of a committed message', () => {
   it('a DUP re-send is acknowledged and not stored; a new message on the same packet id is stored', async () => {
-    const edge = await startEdgeProcess(dir.path, { edge: 'gw-rd1', nats: { servers: [nats.url] }, sensors });
+    const edge = await startEdgeProcess(servers.dir.path, {
+      edge: 'gw-rd1',
+      nats: { servers: [servers.nats.url] },
+      sensors,
+    });
     const url = `mqtt://127.0.0.1:${edge.mqttPort}`;
     const session = { clientId: 'rd-sensor', reconnectPeriod: 0, messageIdProvider: fixedPacketId(42) };
     let client = await mqtt.connectAsync(url, { ...session, clean: false });
@@ -150,7 +141,11 @@ describe('MQTT re-delivery of a committed message', () => {
   });
 
   it('kill -9 after the commit and before the PUBACK: mqtt.js sends it again and it is stored once', async () => {
-    const edge = await startEdgeProcess(dir.path, { edge: 'gw-rd2', nats: { servers: [nats.url] }, sensors });
+    const edge = await startEdgeProcess(servers.dir.path, {
+      edge: 'gw-rd2',
+      nats: { servers: [servers.nats.url] },
+      sensors,
+    });
     const relay = await startRelay(edge.mqttPort);
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.port}`, {
       clientId: 'rd-kill',
@@ -189,9 +184,9 @@ describe('MQTT re-delivery of a committed message', () => {
   it('external broker: kill -9 before the PUBACK reaches mosquitto; its DUP re-delivery is stored once', async () => {
     const mosquitto = await startMosquitto();
     const relay = await startRelay(mosquitto.port);
-    const edge = await startEdgeProcess(dir.path, {
+    const edge = await startEdgeProcess(servers.dir.path, {
       edge: 'gw-rd3',
-      nats: { servers: [nats.url] },
+      nats: { servers: [servers.nats.url] },
       mqtt: { mode: 'external', url: `mqtt://127.0.0.1:${relay.port}` },
       sensors,
     });

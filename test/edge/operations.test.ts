@@ -1,30 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type NatsServer,
+  natsPerTest,
   readMetric,
   readObsStream,
   startEdgeProcess,
   startMosquitto,
-  startNatsServer,
-  type TempDir,
-  tempDir,
   waitFor,
 } from '../harness/index.js';
 
-let nats: NatsServer;
-let dir: TempDir;
-
-beforeEach(async () => {
-  nats = await startNatsServer({ streams: true });
-  dir = tempDir();
-});
-afterEach(async () => {
-  await nats?.close();
-  dir?.remove();
-});
+const servers = natsPerTest();
 
 const temperature = {
   topic: 'a/+station/t',
@@ -37,8 +24,8 @@ const humidity = {
 
 describe('operating the edge agent', () => {
   it('SIGHUP adds a sensor without dropping the MQTT connection or the buffer', async () => {
-    const base = { edge: 'gw-hup', nats: { servers: [nats.url] } };
-    const edge = await startEdgeProcess(dir.path, { ...base, sensors: [temperature] });
+    const base = { edge: 'gw-hup', nats: { servers: [servers.nats.url] } };
+    const edge = await startEdgeProcess(servers.dir.path, { ...base, sensors: [temperature] });
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`);
     let drops = 0;
     client.on('close', () => drops++);
@@ -51,10 +38,10 @@ describe('operating the edge agent', () => {
       edge.signal('SIGHUP');
       await waitFor('the new sensor', async () => {
         await client.publishAsync('b/barn/h', '56', { qos: 1 });
-        const s = await readObsStream(nats.url);
+        const s = await readObsStream(servers.nats.url);
         return s.observations.some((o) => o.variable === 'relative_humidity') ? s : undefined;
       });
-      const s = await readObsStream(nats.url);
+      const s = await readObsStream(servers.nats.url);
       expect(s.observations.find((o) => o.variable === 'air_temperature')?.value).toBe(20.5);
       expect(s.observations.some((o) => o.variable === 'relative_humidity' && o.value === 56)).toBe(true);
       expect(drops).toBe(0);
@@ -66,13 +53,13 @@ describe('operating the edge agent', () => {
   }, 60_000);
 
   it('an unreadable buffer file is moved aside and the agent still comes up and forwards', async () => {
-    const dataDir = join(dir.path, 'data');
+    const dataDir = join(servers.dir.path, 'data');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, 'gw-bad-file.buffer.sqlite'), Buffer.alloc(8192, 0xa5));
-    const edge = await startEdgeProcess(dir.path, {
+    const edge = await startEdgeProcess(servers.dir.path, {
       edge: 'gw-bad-file',
-      nats: { servers: [nats.url] },
+      nats: { servers: [servers.nats.url] },
       sensors: [temperature],
     });
     try {
@@ -81,7 +68,7 @@ describe('operating the edge agent', () => {
       await client.publishAsync('a/x/t', '1.5', { qos: 1 });
       await client.endAsync();
       await waitFor('the reading upstream', async () =>
-        (await readObsStream(nats.url)).observations.length === 1 ? true : undefined,
+        (await readObsStream(servers.nats.url)).observations.length === 1 ? true : undefined,
       );
     } finally {
       await edge.stop();
@@ -90,9 +77,9 @@ describe('operating the edge agent', () => {
 
   it('external broker (mosquitto): persistent session keeps readings published while the agent is down', async () => {
     const mosquitto = await startMosquitto();
-    const edge = await startEdgeProcess(dir.path, {
+    const edge = await startEdgeProcess(servers.dir.path, {
       edge: 'gw-ext',
-      nats: { servers: [nats.url] },
+      nats: { servers: [servers.nats.url] },
       mqtt: { mode: 'external', url: mosquitto.url },
       sensors: [temperature],
     });
@@ -106,13 +93,13 @@ describe('operating the edge agent', () => {
       await waitFor('the agent to subscribe', subscribed);
       for (let i = 0; i < 100; i++) await sensor.publishAsync('a/field/t', String(i), { qos: 1 });
       await waitFor('first readings', async () =>
-        (await readObsStream(nats.url)).observations.length === 100 ? true : undefined,
+        (await readObsStream(servers.nats.url)).observations.length === 100 ? true : undefined,
       );
       await edge.stop();
       for (let i = 100; i < 200; i++) await sensor.publishAsync('a/field/t', String(i), { qos: 1 });
       await edge.restart();
       const s = await waitFor('readings sent while the agent was down', async () => {
-        const c = await readObsStream(nats.url);
+        const c = await readObsStream(servers.nats.url);
         return c.observations.length >= 200 ? c : undefined;
       });
       expect(new Set(s.observations.map((o) => o.value))).toEqual(

@@ -1,16 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type NatsServer,
-  type Spawned,
-  spawnProcess,
-  startEdgeProcess,
-  startNatsServer,
-  type TempDir,
-  tempDir,
-  waitFor,
-} from '../harness/index.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { natsPerTest, type Spawned, spawnProcess, startEdgeProcess, waitFor } from '../harness/index.js';
 
 /**
  * The agent under a stand-in for systemd's notify socket: an AF_UNIX datagram socket, which Node
@@ -35,24 +26,17 @@ while True:
     print(json.dumps({"msg": msg.decode()}), flush=True)
 `;
 
-let nats: NatsServer;
-let dir: TempDir;
+const servers = natsPerTest();
 let receiver: Spawned | undefined;
 
-beforeEach(async () => {
-  nats = await startNatsServer({ streams: true });
-  dir = tempDir();
-});
 afterEach(async () => {
   await receiver?.stop();
-  await nats?.close();
-  dir?.remove();
 });
 
 describe('systemd notifications with the real systemd-notify', () => {
   it('READY=1 with MAINPID and a status line, WATCHDOG=1 while running, STOPPING=1 on SIGTERM', async () => {
-    const socket = join(dir.path, 'notify.sock');
-    const script = join(dir.path, 'receiver.py');
+    const socket = join(servers.dir.path, 'notify.sock');
+    const script = join(servers.dir.path, 'receiver.py');
     writeFileSync(script, RECEIVER);
     receiver = spawnProcess('python3', ['-u', script, socket]);
     const messages = () =>
@@ -66,8 +50,8 @@ describe('systemd notifications with the real systemd-notify', () => {
     );
 
     const edge = await startEdgeProcess(
-      dir.path,
-      { edge: 'gw-sd', nats: { servers: [nats.url] }, status_interval_ms: 500 },
+      servers.dir.path,
+      { edge: 'gw-sd', nats: { servers: [servers.nats.url] }, status_interval_ms: 500 },
       // WatchdogSec=2s: keep-alives every second.
       { env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '2000000' } },
     );

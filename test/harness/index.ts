@@ -16,6 +16,8 @@ export { startNatsServer } from './nats-server.js';
 export { startNatsServerAt } from './nats-server-at.js';
 export type { NetnsLink } from './netns.js';
 export { createNetnsLink, netnsUnavailable, removeStaleNetns } from './netns.js';
+export type { PerTestServers } from './per-test.js';
+export { natsPerTest } from './per-test.js';
 export { freePort } from './ports.js';
 export type { TestPostgres } from './postgres.js';
 export { startPostgres } from './postgres.js';
