@@ -2,10 +2,28 @@
 # Installs everything Fieldbeam needs on a Debian machine with Node >= 20.19 and npm, then builds it.
 # Idempotent: what is already there is left alone. Run it again after pulling changes.
 #   - Debian packages: nats-server, mosquitto, mosquitto-clients, iproute2 and nftables (the fault suite's
-#     network namespaces and blackholes)
+#     network namespaces and blackholes), systemd (systemd-notify) and python3 when missing
 #   - pnpm 10 (through npm), the workspace dependencies (lock file), the TypeScript build
+#   - with --pi also what the Raspberry Pi build and its emulation proof need (`pnpm test:pi`; the list
+#     is in deploy/pi/lib.sh: the arm64 cross compiler, qemu-user-static, binfmt-support, debootstrap, ...)
+# Debian packages: one apt-get update and one apt-get install, and only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_pi=0
+for arg in "$@"; do
+  case "$arg" in
+    --pi) with_pi=1 ;;
+    -h | --help)
+      sed -n '2,9p' "$0"
+      exit 0
+      ;;
+    *)
+      echo "setup.sh: unknown argument $arg (known: --pi)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -21,6 +39,16 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# The agent's systemd notifications go through systemd-notify; its test binds the socket with python3.
+command -v systemd-notify >/dev/null || [ -x /bin/systemd-notify ] || missing+=(systemd)
+command -v python3 >/dev/null || missing+=(python3)
+if [ "$with_pi" = 1 ]; then
+  # shellcheck source=pi/lib.sh
+  source deploy/pi/lib.sh
+  for p in $(pi_missing_packages "${FB_PI_BUILD_PACKAGES[@]}" "${FB_PI_EMULATION_PACKAGES[@]}"); do
+    [[ " ${missing[*]} " == *" $p "* ]] || missing+=("$p")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""

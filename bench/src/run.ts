@@ -11,6 +11,11 @@ const suites: Record<string, { about: string; load: () => Promise<Suite> }> = {
     about: 'edge agent: ingest, latency, drain, RSS, bytes written; nats-server MQTT and aedes peers',
     load: async () => (await import('./edge.js')).runEdgeSuite,
   },
+  pi: {
+    about:
+      'edge agent arm64 build under qemu-user emulation (as root): ingest rate, VmRSS, bundle/.deb sizes; emulated figures',
+    load: async () => (await import('./pi.js')).runPiSuite,
+  },
   cloud: {
     about: 'collector: 1M observations OBS -> Postgres vs raw COPY, 1M-row window -> Arrow + GeoParquet',
     load: async () => (await import('./cloud.js')).runCloudSuite,

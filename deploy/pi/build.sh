@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$FB_PI_ROOT"
 
 pi_time_start build-total
+pi_lock
 pi_need_packages "${FB_PI_BUILD_PACKAGES[@]}"
 
 version=$(pi_version)

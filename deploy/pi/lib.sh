@@ -7,6 +7,8 @@
 #   FB_PI_NODE_INTEGRITY  its npm integrity (sha512-...); required when FB_PI_NODE_VERSION is not the default
 #   FB_PI_OUT           where build.sh writes the bundle and the .deb; default deploy/pi/dist
 #   FB_PI_ZSTD_LEVEL    compression level of the bundle and the .deb payload; default 12
+#   FB_PI_LOCK          lock file that serialises builds and emulation runs; default /run/lock/fieldbeam-pi.lock
+#   FB_PI_KEEP_BINFMT=1 leave binfmt_misc mounted and qemu-aarch64 enabled after an emulation run
 
 FB_PI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FB_PI_CACHE=${FB_PI_CACHE:-/var/cache/fieldbeam-pi}
@@ -28,7 +30,7 @@ FB_PI_ROOTFS_INCLUDE=curl,zstd,procps
 
 # Debian packages the host needs for the build (and the emulation proof).
 FB_PI_BUILD_PACKAGES=(g++-aarch64-linux-gnu make python3 zstd file openssl)
-FB_PI_EMULATION_PACKAGES=(qemu-user-static binfmt-support debootstrap mosquitto-clients nats-server systemd)
+FB_PI_EMULATION_PACKAGES=(qemu-user-static binfmt-support debootstrap curl mosquitto-clients nats-server systemd)
 
 pi_log() { printf '[pi %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 pi_die() {
@@ -51,12 +53,17 @@ pi_time_report() {
   for kv in "${FB_PI_TIMES[@]}"; do printf '  %-28s %7ss\n' "${kv%%=*}" "${kv#*=}"; done
 }
 
-# Installs the Debian packages that are missing (as root), or names them and fails.
-pi_need_packages() {
-  local missing=() p
+# pi_missing_packages PKG...: prints the ones not installed, one a line.
+pi_missing_packages() {
+  local p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
   done
+}
+# Installs the Debian packages that are missing (as root; one apt-get update, only then), or names them and fails.
+pi_need_packages() {
+  local missing=()
+  mapfile -t missing < <(pi_missing_packages "$@")
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || pi_die "missing Debian packages (install them as root): ${missing[*]}"
   pi_log "installing Debian packages: ${missing[*]}"
@@ -125,16 +132,60 @@ pi_better_sqlite3_addon() {
   cp "$cached" "$pkg/build/Release/better_sqlite3.node"
 }
 
-# binfmt_misc with qemu-aarch64 (F flag), so arm64 binaries run in a chroot.
+# One build or emulation run at a time on this host: they share the cache, deploy/pi/dist and binfmt.
+# The lock is fd 9 of this shell (released when it exits); children started in the background should
+# close it (`9>&-`). Nested scripts (build.sh under emulation.sh) see FB_PI_LOCK_HELD and do not lock again.
+pi_lock() {
+  [ "${FB_PI_LOCK_HELD:-}" = 1 ] && return 0
+  local lock=${FB_PI_LOCK:-/run/lock/fieldbeam-pi.lock}
+  exec 9>"$lock"
+  if ! flock -n 9; then
+    pi_log "waiting for another Pi build or emulation run (lock $lock)"
+    flock -w "${FB_PI_LOCK_WAIT_S:-1800}" 9 || pi_die "another Pi build or emulation run holds $lock"
+  fi
+  export FB_PI_LOCK_HELD=1
+}
+
+# binfmt_misc with qemu-aarch64 (F flag), so arm64 binaries run in a chroot. Remembers what it changed
+# (FB_PI_BINFMT_MOUNTED, FB_PI_BINFMT_ENABLED) so that pi_restore_binfmt can undo exactly that.
+FB_PI_BINFMT=/proc/sys/fs/binfmt_misc
+FB_PI_BINFMT_MOUNTED=0
+FB_PI_BINFMT_ENABLED=0
 pi_enable_binfmt() {
-  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || pi_die "cannot mount binfmt_misc (needs root on a VM, not an unprivileged container)"
+  if [ ! -e "$FB_PI_BINFMT/status" ]; then
+    mount -t binfmt_misc binfmt_misc "$FB_PI_BINFMT" || pi_die "cannot mount binfmt_misc (needs root on a VM, not an unprivileged container)"
+    FB_PI_BINFMT_MOUNTED=1
   fi
-  if ! grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
+  if ! grep -q '^enabled' "$FB_PI_BINFMT/qemu-aarch64" 2>/dev/null; then
     update-binfmts --enable qemu-aarch64 >/dev/null
+    FB_PI_BINFMT_ENABLED=1
   fi
-  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || pi_die "qemu-aarch64 binfmt handler is not enabled"
-  grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || pi_die "qemu-aarch64 binfmt handler lacks the F flag"
+  grep -q '^enabled' "$FB_PI_BINFMT/qemu-aarch64" || pi_die "qemu-aarch64 binfmt handler is not enabled"
+  grep -q '^flags: .*F' "$FB_PI_BINFMT/qemu-aarch64" || pi_die "qemu-aarch64 binfmt handler lacks the F flag"
+}
+
+# Undoes what pi_enable_binfmt did (nothing when binfmt was already set up, or with FB_PI_KEEP_BINFMT=1).
+# Prints what it did; fails when the mount it made is still there.
+pi_restore_binfmt() {
+  if [ "${FB_PI_KEEP_BINFMT:-0}" = 1 ]; then
+    echo "kept (FB_PI_KEEP_BINFMT=1)"
+    return 0
+  fi
+  local did=()
+  if [ "$FB_PI_BINFMT_ENABLED" = 1 ] && [ -e "$FB_PI_BINFMT/qemu-aarch64" ]; then
+    update-binfmts --disable qemu-aarch64 >/dev/null 2>&1 && did+=("qemu-aarch64 disabled")
+    FB_PI_BINFMT_ENABLED=0
+  fi
+  if [ "$FB_PI_BINFMT_MOUNTED" = 1 ]; then
+    umount "$FB_PI_BINFMT" 2>/dev/null || umount -l "$FB_PI_BINFMT" 2>/dev/null
+    if grep -q " $FB_PI_BINFMT " /proc/mounts; then
+      echo "binfmt_misc still mounted"
+      return 1
+    fi
+    did+=("binfmt_misc unmounted")
+    FB_PI_BINFMT_MOUNTED=0
+  fi
+  [ ${#did[@]} -gt 0 ] && echo "${did[*]}" || echo "left as found (it was set up before this run)"
 }
 
 # The cached arm64 rootfs tarball (created on a miss with debootstrap, ~1-3 min). Prints its path.

@@ -39,11 +39,19 @@ interface Raw {
 /** One request with the path exactly as given (fetch would normalise `..` and friends away). */
 function raw(port: number, path: string, opts: { method?: string; headers?: Record<string, string> } = {}) {
   return new Promise<Raw>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers });
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      method: opts.method ?? 'GET',
+      headers: opts.headers,
+    });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -82,7 +90,11 @@ beforeAll(async () => {
     dataDir: join(dir.path, 'c1'),
     env: { FB_RELEASES_DIR: releasesDir },
   });
-  withoutReleases = await startCollectorProcess({ ...common, name: 'releases-off', dataDir: join(dir.path, 'c2') });
+  withoutReleases = await startCollectorProcess({
+    ...common,
+    name: 'releases-off',
+    dataDir: join(dir.path, 'c2'),
+  });
 });
 
 afterAll(async () => {
@@ -215,7 +227,9 @@ describe('GET /edge/releases/<name>', () => {
           resolve();
         });
       });
-      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(err)));
+      req.on('error', (err) =>
+        (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(err),
+      );
       req.end();
     });
     const after = await fetch(`http://127.0.0.1:${port}/edge/releases/release.json`);

@@ -72,6 +72,8 @@ function provision(args: string[]): void {
       'mqtt-port': { type: 'string' },
       'http-port': { type: 'string' },
       kind: { type: 'string', default: 'deb' },
+      /** JSON list of more `sensors` entries (the benchmark's JSON sensor). */
+      'extra-sensors': { type: 'string' },
     },
   });
   need(v, 'out', 'edge', 'collector-url', 'release', 'nats-url', 'mqtt-port', 'http-port');
@@ -106,6 +108,7 @@ function provision(args: string[]): void {
         topic: 'sensors/+station/temperature',
         decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' },
       },
+      ...(v['extra-sensors'] ? (JSON.parse(v['extra-sensors']) as unknown[]) : []),
     ],
   });
   writeFileSync(join(dir, 'user-data'), p.userData, { mode: 0o600 });
