@@ -34,18 +34,6 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 /**
  * The `ObservationBatch` message of a batch, its stored observation texts spliced in unchanged
  * (each already is the JSON of a valid observation).
@@ -85,6 +73,45 @@ export function startForwarder(
   let sentObservations = 0;
   let failures = 0;
 
+  /** Ends the wait in progress, if any (see `pause`). */
+  let current: ((woken: boolean) => void) | undefined;
+  /** Wake promises with a handler attached, and those of them that have settled. */
+  const hooked = new WeakSet<Promise<unknown>>();
+  const settled = new WeakSet<Promise<unknown>>();
+
+  /**
+   * Waits `ms`, or less when the forwarder closes or one of `wake` settles; true when a `wake` ended
+   * it. The same pending promise (the next commit, a reconnect) is waited on again and again while
+   * the link is quiet, so each gets one handler that ends whichever wait is current, instead of one
+   * handler per wait piling up on it for as long as nothing happens.
+   */
+  function pause(ms: number, wake: readonly Promise<unknown>[] = []): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      if (abort.signal.aborted) return resolve(false);
+      if (wake.some((w) => settled.has(w))) return resolve(true);
+      const finish = (woken: boolean) => {
+        if (current !== finish) return;
+        current = undefined;
+        clearTimeout(timer);
+        abort.signal.removeEventListener('abort', onAbort);
+        resolve(woken);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), ms);
+      abort.signal.addEventListener('abort', onAbort, { once: true });
+      current = finish;
+      for (const w of wake) {
+        if (hooked.has(w)) continue;
+        hooked.add(w);
+        const done = () => {
+          settled.add(w);
+          current?.(true);
+        };
+        w.then(done, done);
+      }
+    });
+  }
+
   /** Batches published and not yet acknowledged, by first sequence number. */
   const unacked = new Map<number, OutboxBatch>();
   /** Batches to publish again, oldest first, before anything new. */
@@ -119,9 +146,8 @@ export function startForwarder(
         // A reconnect ends the wait and the backoff: after an outage of hours the backoff sits at
         // its maximum, and the backlog should start moving when the link is back, not up to
         // `maxMs` later.
-        const back = publisher.whenReconnected?.().then(() => 'reconnected' as const);
-        const woke = await Promise.race([sleep(wait, abort.signal), ...(back ? [back] : [])]);
-        if (woke === 'reconnected') attempt = 0;
+        const back = publisher.whenReconnected?.();
+        if (await pause(wait, back ? [back] : [])) attempt = 0;
         continue;
       }
       if (inFlight.size >= opts.maxInFlight) {
@@ -137,7 +163,7 @@ export function startForwarder(
         // Wake on the next commit (or a publish settling); `idleMs` bounds the wait while the
         // uplink is down and nothing is taken.
         const wake = publisher.connected ? [outbox.whenAppended()] : [];
-        await Promise.race([...wake, sleep(opts.idleMs, abort.signal), ...inFlight]);
+        await pause(opts.idleMs, [...wake, ...inFlight]);
         continue;
       }
       const p: Promise<void> = send(batch).then(
