@@ -35,6 +35,9 @@ export interface EdgeAgentProcess {
   metrics(): Promise<Map<string, number> | undefined>;
   /** Starts the agent (again) with the same config, buffer file and ports. */
   start(): Promise<void>;
+  /** Rewrites the config file (same ports and folders), e.g. before a SIGHUP. */
+  writeConfig(config: Record<string, unknown>): void;
+  signal(sig: NodeJS.Signals): void;
   /** SIGKILL: a crash, or a power cut after the last commit. */
   kill(): Promise<void>;
   /** SIGTERM, then SIGKILL after the grace period. */
@@ -52,24 +55,34 @@ export async function startEdgeAgentProcess(opts: {
   config: Record<string, unknown> & { edge: string };
   netns?: NetnsLink;
   logLevel?: string;
+  /** Added to the agent's environment (e.g. `NOTIFY_SOCKET`). */
+  env?: NodeJS.ProcessEnv;
+  /** Config file and buffer folder; default `<dir>/<edge>.edge.yaml` and `<dir>/<edge>-data`. */
+  configFile?: string;
+  dataDir?: string;
   /** Called when the agent exits by itself (a crash). */
   onCrash?: (crash: Crash) => void;
 }): Promise<EdgeAgentProcess> {
   const host = opts.netns?.nsAddr ?? '127.0.0.1';
   const [mqttPort, httpPort] = await Promise.all([freePort(), freePort()]);
-  const configFile = join(opts.dir, `${opts.config.edge}.edge.yaml`);
-  // JSON is YAML.
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      data_dir: join(opts.dir, `${opts.config.edge}-data`),
-      status_interval_ms: 2000,
-      clock: { sync_check: 'none' },
-      ...opts.config,
-      mqtt: { ...(opts.config.mqtt as object), host, port: mqttPort },
-      http: { host, port: httpPort },
-    }),
-  );
+  const configFile = opts.configFile ?? join(opts.dir, `${opts.config.edge}.edge.yaml`);
+  const dataDir = opts.dataDir ?? join(opts.dir, `${opts.config.edge}-data`);
+  const writeConfig = (config: Record<string, unknown>) =>
+    writeFileSync(
+      configFile,
+      // JSON is YAML.
+      JSON.stringify({
+        data_dir: dataDir,
+        status_interval_ms: 2000,
+        clock: { sync_check: 'none' },
+        ...config,
+        mqtt: { ...(config.mqtt as object), host, port: mqttPort },
+        http: { host, port: httpPort },
+      }),
+    );
+  writeConfig(opts.config);
+  // With an external broker the agent has no MQTT listener of its own.
+  const external = (opts.config.mqtt as { mode?: string } | undefined)?.mode === 'external';
   let proc: Spawned | undefined;
   const base = `http://${host}:${httpPort}`;
   const get = async (path: string, timeoutMs: number) => {
@@ -90,7 +103,7 @@ export async function startEdgeAgentProcess(opts: {
     const [cmd, argv] = opts.netns ? opts.netns.wrap(process.execPath, args) : [process.execPath, args];
     intended = false;
     const p = spawnProcess(cmd, argv, {
-      env: { ...process.env, LOG_LEVEL: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, LOG_LEVEL: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
     });
     proc = p;
     p.child.once('exit', (code, signal) => {
@@ -100,7 +113,10 @@ export async function startEdgeAgentProcess(opts: {
       opts.onCrash?.(crash);
     });
     try {
-      await Promise.all([waitForPort(mqttPort, 30_000, host), waitForPort(httpPort, 30_000, host)]);
+      await Promise.all([
+        external ? undefined : waitForPort(mqttPort, 30_000, host),
+        waitForPort(httpPort, 30_000, host),
+      ]);
     } catch (err) {
       intended = true;
       await p.kill();
@@ -137,6 +153,8 @@ export async function startEdgeAgentProcess(opts: {
       return text === undefined ? undefined : parsePrometheus(text);
     },
     start,
+    writeConfig,
+    signal: (sig) => proc?.child.kill(sig),
     kill: async () => {
       intended = true;
       await proc?.kill();

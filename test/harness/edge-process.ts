@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EdgeStatus } from '@fieldbeam/protocol';
-import { freePort } from './ports.js';
-import { type Spawned, spawnProcess, waitFor, waitForPort } from './process.js';
+import { startEdgeAgentProcess } from './edge-agent-process.js';
+import type { Spawned } from './process.js';
+import { waitFor } from './process.js';
 import { builtCli } from './repo-root.js';
 
 /** The built CLIs, found from the repository root (right from test/harness and test/dist/harness). */
@@ -14,8 +14,9 @@ export interface EdgeProcess {
   readonly httpPort: number;
   readonly configFile: string;
   readonly process: Spawned;
+  /** `/healthz`; throws when the agent does not answer. */
   status(): Promise<EdgeStatus & { ok: boolean }>;
-  /** Starts the agent again with the same config, buffer and ports. */
+  /** Starts the agent again with the same config, buffer and ports, and waits until it is ok. */
   restart(): Promise<void>;
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -25,62 +26,42 @@ export interface EdgeProcess {
 }
 
 /**
- * Runs `fieldbeam-edge run` as its own OS process, on fixed free ports so restarts keep them.
- * `opts.env` adds to its environment (e.g. `NOTIFY_SOCKET`).
+ * `startEdgeAgentProcess` for the common case: one agent on loopback with its config in
+ * `<dir>/edge.yaml` and its buffer in `<dir>/data`. `opts.env` adds to its environment.
  */
 export async function startEdgeProcess(
   dir: string,
   config: Record<string, unknown>,
   opts: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<EdgeProcess> {
-  const [mqttPort, httpPort] = await Promise.all([freePort(), freePort()]);
-  const configFile = join(dir, 'edge.yaml');
-  const write = (c: Record<string, unknown>) =>
-    writeFileSync(
-      configFile,
-      // JSON is YAML.
-      JSON.stringify({
-        data_dir: join(dir, 'data'),
-        ...c,
-        mqtt: { host: '127.0.0.1', ...(c.mqtt as object), port: mqttPort },
-        http: { host: '127.0.0.1', port: httpPort },
-      }),
-    );
-  write(config);
-  let proc: Spawned;
-  const start = async () => {
-    proc = spawnProcess(process.execPath, [edgeCli, 'run', '--config', configFile], {
-      env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
-    });
-    try {
-      const external = (config.mqtt as { mode?: string } | undefined)?.mode === 'external';
-      await Promise.all([
-        external ? undefined : waitForPort(mqttPort, 30_000),
-        waitForPort(httpPort, 30_000),
-      ]);
-    } catch (err) {
-      await proc.kill();
-      throw new Error(`edge agent did not start: ${(err as Error).message}\n${proc.output()}`);
-    }
+  const agent = await startEdgeAgentProcess({
+    dir,
+    config: { edge: 'gw', ...config },
+    configFile: join(dir, 'edge.yaml'),
+    dataDir: join(dir, 'data'),
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+  const status = async () => {
+    const s = await agent.status(5000);
+    if (!s) throw new Error(`edge agent on port ${agent.httpPort} does not answer /healthz`);
+    return s;
   };
-  await start();
-  const status = async () =>
-    (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as EdgeStatus & { ok: boolean };
   return {
-    mqttPort,
-    httpPort,
-    configFile,
+    mqttPort: agent.mqttPort,
+    httpPort: agent.httpPort,
+    configFile: agent.configFile,
     get process() {
-      return proc;
+      if (!agent.process) throw new Error('edge agent never started');
+      return agent.process;
     },
     status,
     async restart() {
-      await start();
-      await waitFor('edge status', async () => ((await status()).ok ? true : undefined));
+      await agent.start();
+      await waitFor('edge status', async () => ((await agent.status())?.ok ? true : undefined));
     },
-    kill: () => proc.kill(),
-    stop: () => proc.stop(),
-    writeConfig: write,
-    signal: (sig) => proc.child.kill(sig),
+    kill: () => agent.kill(),
+    stop: () => agent.stop(),
+    writeConfig: (c) => agent.writeConfig({ edge: 'gw', ...c }),
+    signal: (sig) => agent.signal(sig),
   };
 }
