@@ -166,6 +166,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       metrics,
       log,
       maxPayloadBytes: config.mqtt.max_packet_bytes,
+      maxReadingsPerMessage: config.mqtt.max_readings_per_message,
       clockUnsynced: () => clock.state === 'unsynced',
     });
     let mqttPort: number | undefined;

@@ -129,9 +129,17 @@ export const EdgeConfigSchema = z
           .int()
           .positive()
           .default(256 * 1024),
+        /** A message that decodes to more readings than this is rejected whole (a runaway payload). */
+        max_readings_per_message: z.number().int().min(1).max(10_000).default(500),
       })
       .strict()
-      .default({ mode: 'embedded', port: 1883, users: [], max_packet_bytes: 256 * 1024 }),
+      .default({
+        mode: 'embedded',
+        port: 1883,
+        users: [],
+        max_packet_bytes: 256 * 1024,
+        max_readings_per_message: 500,
+      }),
     buffer: z
       .object({
         capacity_bytes: z

@@ -56,13 +56,14 @@ describe('bad input on the skeleton path', () => {
         edge: 'gw-bad',
         data_dir: `${dir.path}/edge`,
         nats: { servers: [nats.url] },
-        mqtt: { host: '127.0.0.1', port: 0, max_packet_bytes: 4096 },
+        mqtt: { host: '127.0.0.1', port: 0, max_packet_bytes: 4096, max_readings_per_message: 20 },
         http: { host: '127.0.0.1', port: 0 },
         sensors: [
           {
             topic: 'sensors/+station/temperature',
             decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' },
           },
+          { topic: 'sensors/+station/all', decoder: { type: 'json' } },
           {
             topic: 'sensors/+station/env',
             decoder: { type: 'json', fields: { humidity: { variable: 'relative_humidity', unit: '%' } } },
@@ -80,6 +81,9 @@ describe('bad input on the skeleton path', () => {
       await client.publishAsync('sensors/a/env', '{"humidity": "damp"}', { qos: 1 }); // wrong type
       await client.publishAsync('sensors/a/temperature', Buffer.from([0xff, 0xfe]), { qos: 1 }); // not UTF-8
       await client.publishAsync('sensors/a/temperature', 'x'.repeat(5000), { qos: 1 }); // oversized
+      const many = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`f${i}`, i]));
+      await client.publishAsync('sensors/a/all', JSON.stringify(many), { qos: 1 }); // too many readings
+      await client.publishAsync('sensors/a/all', '{"f1": 1, "f2": 2}', { qos: 1 }); // good: within the limit
       await client.publishAsync('elsewhere/b/thing', '1', { qos: 1 }); // no sensor matches
       await client.publishAsync('elsewhere/c/thing', '2', { qos: 1 });
       await client.publishAsync('sensors/a/temperature', '21.5', { qos: 1 }); // good, next to the bad
@@ -87,14 +91,15 @@ describe('bad input on the skeleton path', () => {
       await client.endAsync();
 
       const rejects = edge.outbox.listRejects(10);
-      expect(rejects).toHaveLength(5);
+      expect(rejects).toHaveLength(6);
       const reasons = rejects.map((r) => r.reason).join('\n');
       expect(reasons).toMatch(/not JSON/);
       expect(reasons).toMatch(/expected a plain number for air_temperature, got "warm"/);
       expect(reasons).toMatch(/field "humidity" must be a number/);
       expect(reasons).toMatch(/not valid UTF-8/);
       expect(reasons).toMatch(/exceeds mqtt.max_packet_bytes/);
-      expect(await readMetric(edge.httpPort, 'fb_edge_rejected_total')).toBe(5);
+      expect(reasons).toMatch(/21 readings in one message exceed mqtt.max_readings_per_message \(20\)/);
+      expect(await readMetric(edge.httpPort, 'fb_edge_rejected_total')).toBe(6);
       expect(await readMetric(edge.httpPort, 'fb_edge_unmatched_topic_total', 'prefix="elsewhere"')).toBe(2);
 
       // A batch published on gw-bad's subject that claims to come from another edge is dead-lettered.
@@ -121,11 +126,13 @@ describe('bad input on the skeleton path', () => {
       await waitFor('good rows and dead letters', async () => {
         const rows = Number((await db.query('SELECT count(*) AS n FROM observations')).rows[0].n);
         const dead = Number((await db.query('SELECT count(*) AS n FROM dead_letters')).rows[0].n);
-        return rows >= 2 && dead >= 2 ? true : undefined;
+        return rows >= 4 && dead >= 2 ? true : undefined;
       });
       const rows = (await db.query('SELECT variable, value FROM observations ORDER BY variable')).rows;
       expect(rows).toEqual([
         { variable: 'air_temperature', value: 21.5 },
+        { variable: 'json:f1', value: 1 },
+        { variable: 'json:f2', value: 2 },
         { variable: 'relative_humidity', value: 40 },
       ]);
       const dead = (await db.query('SELECT subject, reason FROM dead_letters ORDER BY id')).rows;

@@ -15,6 +15,8 @@ export interface MqttIngestDeps {
   log: Logger;
   /** Larger payloads are rejected before decoding. */
   maxPayloadBytes: number;
+  /** Messages that decode to more readings are rejected whole. */
+  maxReadingsPerMessage: number;
   /** True while the wall clock is not synchronised: receipt-time readings are flagged for re-stamping. */
   clockUnsynced: () => boolean;
 }
@@ -65,6 +67,15 @@ export function createMqttIngest(deps: MqttIngestDeps) {
       case 'readings': {
         if (outcome.skipped.length > 0) skipped.inc(outcome.skipped.length);
         if (outcome.readings.length === 0) return;
+        if (outcome.readings.length > deps.maxReadingsPerMessage) {
+          reject(
+            topic,
+            payload,
+            'too_many_readings',
+            `${outcome.readings.length} readings in one message exceed mqtt.max_readings_per_message (${deps.maxReadingsPerMessage})`,
+          );
+          return;
+        }
         const origin = {
           ...(match.origin as Omit<Origin, 'edge' | 'source'>),
           source: 'mqtt',
