@@ -103,6 +103,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         edge: config.edge,
         maxInFlight: config.forward.max_in_flight,
         maxBatchObservations: config.forward.max_batch_observations,
+        maxBatchBytes: config.forward.max_batch_bytes,
       },
       {
         onSent: (batch) => metrics.forwarded.inc(batch.rows.length),

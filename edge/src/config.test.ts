@@ -6,7 +6,15 @@ describe('parseEdgeConfig', () => {
     const cfg = parseEdgeConfig({ edge: 'gw-1' });
     expect(cfg.buffer.policy).toBe('block');
     expect(cfg.mqtt.mode).toBe('embedded');
+    expect(cfg.mqtt.max_readings_per_message).toBe(500);
+    expect(cfg.forward.max_batch_bytes).toBe(255 * 1024);
     expect(Object.isFrozen(cfg.buffer)).toBe(true);
+  });
+
+  it('refuses a batch size above what the protocol carries', () => {
+    expect(() => parseEdgeConfig({ edge: 'gw-1', forward: { max_batch_bytes: 1024 * 1024 } })).toThrow(
+      /forward\.max_batch_bytes/,
+    );
   });
 
   it('reports every problem at once with its path', () => {

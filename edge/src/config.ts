@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isSubjectToken } from '@fieldbeam/protocol';
+import { batchLimits, isSubjectToken } from '@fieldbeam/protocol';
 import { CST, Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
@@ -164,9 +164,23 @@ export const EdgeConfigSchema = z
       .object({
         max_in_flight: z.number().int().min(1).max(1024).default(8),
         max_batch_observations: z.number().int().min(1).max(500).default(500),
+        /**
+         * Bytes of observations per batch message; the protocol's limit (256 KiB) less room for the
+         * envelope is the most. Lower it for a nats-server with a smaller `max_payload`.
+         */
+        max_batch_bytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(batchLimits.maxBytes - 1024)
+          .default(batchLimits.maxBytes - 1024),
       })
       .strict()
-      .default({ max_in_flight: 8, max_batch_observations: 500 }),
+      .default({
+        max_in_flight: 8,
+        max_batch_observations: 500,
+        max_batch_bytes: batchLimits.maxBytes - 1024,
+      }),
     iss: z
       .object({
         /** Take the International Space Station's live telemetry (Lightstreamer, adapter set ISSLIVE). */
