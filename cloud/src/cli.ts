@@ -173,6 +173,7 @@ async function main([command, ...args]: string[]): Promise<number> {
         args,
         process.env.FB_IDENTITY_DIR ?? join(config.FB_DATA_DIR, 'identity'),
         process.stdout,
+        config.FB_RELEASES_DIR,
       );
     }
     case 'datasets':

@@ -16,10 +16,21 @@ Usage:
   fieldbeam-cloud edge list
       The registered edges.
 
-The identity folder is FB_IDENTITY_DIR (default $FB_DATA_DIR/identity).
+The identity folder is FB_IDENTITY_DIR (default $FB_DATA_DIR/identity). --releases defaults to
+FB_RELEASES_DIR (the folder the collector serves at /edge/releases/), else edge-releases/ beside the
+identity folder.
 `;
 
-export function runEdgeCommand(args: string[], identityDir: string, out: NodeJS.WritableStream): number {
+/**
+ * `fieldbeam-cloud edge ...`. `releasesDir` is where `--url` finds the release the user-data points
+ * at when `--releases` is not given: the collector's FB_RELEASES_DIR, which it serves.
+ */
+export function runEdgeCommand(
+  args: string[],
+  identityDir: string,
+  out: NodeJS.WritableStream,
+  releasesDir?: string,
+): number {
   const [sub, ...rest] = args;
   if (sub === 'list') {
     for (const e of listEdges(identityDir)) out.write(`${e.id}\t${e.publicKey}\t${e.created}\n`);
@@ -48,13 +59,13 @@ export function runEdgeCommand(args: string[], identityDir: string, out: NodeJS.
   out.write(`authorization written to ${added.files.authorization}: run nats-server --signal reload\n`);
   if (values.url) {
     if (!values.nats?.length) throw new Error('--url needs --nats URL (where the edge reaches NATS)');
-    const releasesDir = values.releases ?? join(identityDir, '..', 'edge-releases');
+    const from = values.releases ?? releasesDir ?? join(identityDir, '..', 'edge-releases');
     let release: EdgeRelease;
     try {
-      release = JSON.parse(readFileSync(join(releasesDir, 'release.json'), 'utf8')) as EdgeRelease;
+      release = JSON.parse(readFileSync(join(from, 'release.json'), 'utf8')) as EdgeRelease;
     } catch (err) {
       throw new Error(
-        `no edge release in ${releasesDir} (build one with deploy/pi/build.sh and copy deploy/pi/dist/* there): ${(err as Error).message}`,
+        `no edge release in ${from} (build one with deploy/pi/build.sh and copy deploy/pi/dist/* there): ${(err as Error).message}`,
       );
     }
     const userData = renderUserData({
