@@ -30,13 +30,38 @@ export interface NatsServer {
 export async function startNatsServer(
   opts: { extraConfig?: string; binary?: string; streams?: boolean } = {},
 ): Promise<NatsServer> {
+  const server = await startNatsServerAt('127.0.0.1', opts);
+  if (opts.streams) {
+    // What the collector does at start; tests of the edge alone need the streams too.
+    const nc = await connect({ servers: server.url });
+    try {
+      await ensureStreams(await jetstreamManager(nc), Object.values(streams));
+    } catch (err) {
+      await server.close();
+      throw err;
+    } finally {
+      await nc.close();
+    }
+  }
+  return server;
+}
+
+/**
+ * Like `startNatsServer`, but listening on `host`: e.g. the host end of a `NetnsLink` pair, so that an
+ * agent inside the namespace reaches it over the veth while host processes reach it locally. Also
+ * returns the process, for its pid.
+ */
+export async function startNatsServerAt(
+  host: string,
+  opts: { extraConfig?: string; binary?: string } = {},
+): Promise<NatsServer & { readonly process: Spawned | undefined }> {
   const dir: TempDir = tempDir('fieldbeam-nats-');
   const port = await freePort();
   const storeDir = join(dir.path, 'jetstream');
   const conf = join(dir.path, 'nats.conf');
   writeFileSync(
     conf,
-    `listen: 127.0.0.1:${port}
+    `listen: ${host}:${port}
 jetstream { store_dir: "${storeDir}", max_memory_store: 256MB, max_file_store: 4GB }
 ${opts.extraConfig ?? ''}
 `,
@@ -46,27 +71,20 @@ ${opts.extraConfig ?? ''}
   const start = async () => {
     proc = spawnProcess(bin, ['-c', conf]);
     try {
-      await waitForPort(port);
+      await waitForPort(port, 20_000, host);
     } catch (err) {
       await proc.kill();
       throw new Error(`nats-server did not start: ${(err as Error).message}\n${proc.output()}`);
     }
   };
   await start();
-  const url = `nats://127.0.0.1:${port}`;
-  if (opts.streams) {
-    // What the collector does at start; tests of the edge alone need the streams too.
-    const nc = await connect({ servers: url });
-    try {
-      await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-    } finally {
-      await nc.close();
-    }
-  }
   return {
-    url,
+    url: `nats://${host}:${port}`,
     port,
     storeDir,
+    get process() {
+      return proc;
+    },
     stop: async () => proc?.stop(),
     kill: async () => proc?.kill(),
     restart: async () => {
