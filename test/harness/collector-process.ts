@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import type { Crash } from './edge-agent-process.js';
 import { parsePrometheus } from './metrics.js';
 import { freePort } from './ports.js';
-import { type Spawned, spawnProcess, waitFor } from './process.js';
+import { type Crash, recordCrash, type Spawned, spawnProcess, waitFor } from './process.js';
 import { builtCli } from './repo-root.js';
 
 export interface CollectorProcess {
@@ -75,12 +74,7 @@ export async function startCollectorProcess(opts: {
       },
     });
     proc = p;
-    p.child.once('exit', (code, signal) => {
-      if (intended || proc !== p) return;
-      const crash = { at: Date.now(), code, signal, tail: p.output().slice(-3000) };
-      crashes.push(crash);
-      opts.onCrash?.(crash);
-    });
+    recordCrash(p, () => intended || proc !== p, crashes, opts.onCrash);
     try {
       await waitFor(
         `collector ${opts.name} to be healthy`,

@@ -4,17 +4,8 @@ import type { EdgeStatus } from '@fieldbeam/protocol';
 import { parsePrometheus } from './metrics.js';
 import type { NetnsLink } from './netns.js';
 import { freePort } from './ports.js';
-import { type Spawned, spawnProcess, waitForPort } from './process.js';
+import { type Crash, recordCrash, type Spawned, spawnProcess, waitForPort } from './process.js';
 import { builtCli } from './repo-root.js';
-
-/** A process that exited when nobody asked it to. */
-export interface Crash {
-  at: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** The end of its output (stack trace, last log lines). */
-  tail: string;
-}
 
 export interface EdgeAgentProcess {
   readonly edge: string;
@@ -106,12 +97,7 @@ export async function startEdgeAgentProcess(opts: {
       env: { ...process.env, LOG_LEVEL: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
     });
     proc = p;
-    p.child.once('exit', (code, signal) => {
-      if (intended || proc !== p) return;
-      const crash = { at: Date.now(), code, signal, tail: p.output().slice(-3000) };
-      crashes.push(crash);
-      opts.onCrash?.(crash);
-    });
+    recordCrash(p, () => intended || proc !== p, crashes, opts.onCrash);
     try {
       await Promise.all([
         external ? undefined : waitForPort(mqttPort, 30_000, host),

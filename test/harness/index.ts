@@ -1,6 +1,6 @@
 export type { CollectorProcess } from './collector-process.js';
 export { startCollectorProcess } from './collector-process.js';
-export type { Crash, EdgeAgentProcess } from './edge-agent-process.js';
+export type { EdgeAgentProcess } from './edge-agent-process.js';
 export { startEdgeAgentProcess } from './edge-agent-process.js';
 export type { EdgeProcess } from './edge-process.js';
 export { cloudCli, edgeCli, startEdgeProcess } from './edge-process.js';
@@ -20,7 +20,7 @@ export { natsPerTest } from './per-test.js';
 export { freePort } from './ports.js';
 export type { TestPostgres } from './postgres.js';
 export { startPostgres } from './postgres.js';
-export type { Spawned } from './process.js';
+export type { Crash, Spawned } from './process.js';
 export { spawnProcess, waitFor, waitForPort } from './process.js';
 export { builtCli, repoRoot } from './repo-root.js';
 export type { S3Server } from './s3rver.js';

@@ -85,3 +85,30 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A process that exited when nobody asked it to. */
+export interface Crash {
+  at: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of its output (stack trace, last log lines). */
+  tail: string;
+}
+
+/**
+ * Records the exit of `p` as a crash (into `crashes`, then `onCrash`) unless `expected()` says at exit
+ * time that it was asked for or that `p` has been replaced.
+ */
+export function recordCrash(
+  p: Spawned,
+  expected: () => boolean,
+  crashes: Crash[],
+  onCrash?: (crash: Crash) => void,
+): void {
+  p.child.once('exit', (code, signal) => {
+    if (expected()) return;
+    const crash = { at: Date.now(), code, signal, tail: p.output().slice(-3000) };
+    crashes.push(crash);
+    onCrash?.(crash);
+  });
+}
