@@ -9,8 +9,10 @@ import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
+import type { RejectLog } from './outbox/outbox.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
 import type { MqttSink, ObservationSink, RejectSink } from './readings.js';
+import { redactUrl } from './redact.js';
 import { type AutoRegisterStatus, AutoRegistry } from './sources/auto-register.js';
 import { startEmbeddedBroker } from './sources/embedded-broker.js';
 import { MqttAccess } from './sources/mqtt-auth.js';
@@ -72,6 +74,9 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       commitWindowMs: config.buffer.commit_window_ms,
       synchronous: config.buffer.synchronous,
       keepRejects: config.buffer.keep_rejects,
+      rejectShare: config.buffer.reject_share,
+      rejectPayloadBytes: config.buffer.reject_payload_bytes,
+      onRejectsDropped: (n, limit) => metrics.rejectsDropped.inc({ limit }, n),
       onDrop: (n) => {
         metrics.dropped.inc(n);
         log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');
@@ -90,7 +95,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       onState: (state, detail) => {
         metrics.uplink.set(state === 'connected' ? 1 : 0);
         if (state === 'connected') log.info('uplink connected');
-        else log.warn({ detail }, 'uplink not connected; buffering');
+        else log.warn({ detail: detail && redactUrl(detail) }, 'uplink not connected; buffering');
       },
     });
     closers.push(() => publisher.close());
@@ -157,7 +162,13 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     let autoSettings = config.auto_register;
     let sensorMap = new SensorMap(config.sensors, autoRegistry);
     const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
-    const rejects: RejectSink = { reject: (e) => outbox.recordReject(e) };
+    const rejectLog: RejectLog = outbox;
+    const rejects: RejectSink = {
+      reject: (e) =>
+        rejectLog.recordReject(e).catch((err: Error) => {
+          log.warn({ err: err.message, topic: e.topic }, 'a rejected input could not be kept');
+        }),
+    };
     const mqttSink: MqttSink = { submit: (obs, delivery) => outbox.appendOnce(obs, delivery) };
     const ingest = createMqttIngest({
       edge: config.edge,
@@ -219,7 +230,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       });
       iss = source;
       closers.push(() => source.close());
-      log.info({ url: config.iss.server_url }, 'ISS telemetry source started');
+      log.info({ url: redactUrl(config.iss.server_url) }, 'ISS telemetry source started');
     }
 
     const inRate = new RateMeter();

@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { runDecodeCommand } from './cli/decode-command.js';
 import { configForDisplay, loadEdgeConfig } from './config.js';
-import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import { readRejects } from './outbox/reject-table.js';
+import { logRedaction } from './redact.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus, formatStatusLine } from './status.js';
 import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications } from './systemd-notify.js';
@@ -20,7 +21,7 @@ Usage:
   fieldbeam-edge iss-replay [--port N] [--file replay.jsonl] ...
                                         a local Lightstreamer (TLCP) server replaying ISSLIVE (see iss-replay --help)
   fieldbeam-edge check --config FILE      validate a config file and print it with defaults applied
-                                          (passwords and nkey seeds shown as "(redacted)")
+                                          (passwords, nkey seeds and URL passwords shown as "(redacted)")
   fieldbeam-edge status --config FILE     ask the running agent (its /healthz) and print its state
   fieldbeam-edge rejects --config FILE [--limit N]
                                           print the most recent rejected inputs kept in the buffer file
@@ -30,7 +31,11 @@ Environment: LOG_LEVEL (default info). Config keys are documented in edge/README
 `;
 
 async function run(configFile: string): Promise<number> {
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { svc: 'fieldbeam-edge' } });
+  const log = pino({
+    level: process.env.LOG_LEVEL ?? 'info',
+    base: { svc: 'fieldbeam-edge' },
+    redact: logRedaction,
+  });
   let config = loadEdgeConfig(configFile);
   const agent = await createEdgeAgent(config, log);
   log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
@@ -113,21 +118,22 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'rejects': {
       const cfg = loadEdgeConfig(needConfig());
-      const outbox = new SqliteOutbox({
-        path: join(cfg.data_dir, `${cfg.edge}.buffer.sqlite`),
-        capacityBytes: cfg.buffer.capacity_bytes,
-        policy: cfg.buffer.policy,
-        commitWindowMs: 0,
-        synchronous: cfg.buffer.synchronous,
-        keepRejects: cfg.buffer.keep_rejects,
-      });
-      for (const r of outbox.listRejects(Number(values.limit ?? 20))) {
+      // Read-only: the agent may be running on the same file.
+      for (const r of readRejects(
+        join(cfg.data_dir, `${cfg.edge}.buffer.sqlite`),
+        Number(values.limit ?? 20),
+      )) {
         const { payload, ...rest } = r;
         process.stdout.write(
-          `${JSON.stringify({ ...rest, at: new Date(r.at_ms).toISOString(), payload: payload.toString('utf8') })}\n`,
+          `${JSON.stringify({
+            ...rest,
+            at: new Date(r.at_ms).toISOString(),
+            // Only the first buffer.reject_payload_bytes of a payload are kept.
+            truncated: r.payload_bytes > payload.length,
+            payload: payload.toString('utf8'),
+          })}\n`,
         );
       }
-      await outbox.close();
       return 0;
     }
     case undefined:

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
 import { isTimeZone } from './decode/time.js';
 import { EdgeConfigError } from './errors.js';
+import { redactSecrets } from './redact.js';
 import { isTopicFilter, parseTopicPattern } from './sources/topic-pattern.js';
 
 const Port = z.number().int().min(0).max(65535);
@@ -151,6 +152,10 @@ export const EdgeConfigSchema = z
         commit_window_ms: z.number().min(0).max(1000).default(2),
         synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
         keep_rejects: z.number().int().nonnegative().default(1000),
+        /** Share of capacity_bytes set aside for kept rejects (readings get the rest); oldest go first beyond it. */
+        reject_share: z.number().min(0).max(0.5).default(0.05),
+        /** Payload bytes kept per reject (its full length is recorded beside it). */
+        reject_payload_bytes: z.number().int().min(0).max(65_536).default(4096),
       })
       .strict()
       .default({
@@ -159,6 +164,8 @@ export const EdgeConfigSchema = z
         commit_window_ms: 2,
         synchronous: 'FULL',
         keep_rejects: 1000,
+        reject_share: 0.05,
+        reject_payload_bytes: 4096,
       }),
     forward: z
       .object({
@@ -383,17 +390,10 @@ export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.en
   return parseEdgeConfigText(text, env, file);
 }
 
-/** Keys whose values are secrets, wherever they stand in the config. */
-const SECRET_KEYS = new Set(['pass', 'password', 'nkey_seed']);
-
 /**
- * The config as JSON for people to read (`fieldbeam-edge check`): secrets replaced by `(redacted)`, so
- * the output can go into a ticket or a log.
+ * The config as JSON for people to read (`fieldbeam-edge check`): secrets, URL passwords included,
+ * replaced by `(redacted)`, so the output can go into a ticket or a log.
  */
 export function configForDisplay(config: EdgeConfig): string {
-  return JSON.stringify(
-    config,
-    (key, value: unknown) => (SECRET_KEYS.has(key) && typeof value === 'string' ? '(redacted)' : value),
-    2,
-  );
+  return JSON.stringify(redactSecrets(config), null, 2);
 }

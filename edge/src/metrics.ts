@@ -24,6 +24,12 @@ export function createEdgeMetrics() {
       labelNames: ['source', 'kind'],
       registers: [registry],
     }),
+    rejectsDropped: new Counter({
+      name: 'fb_edge_rejects_dropped_total',
+      help: 'Kept rejects discarded, oldest first, to stay within buffer.keep_rejects (limit="count") or buffer.reject_share of capacity_bytes (limit="bytes")',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
     skipped: new Counter({
       name: 'fb_edge_no_reading_total',
       help: 'Fields that carried a "no reading" marker (nan, unknown, ...)',

@@ -1,5 +1,5 @@
 import { type Observation, observationId } from '@fieldbeam/protocol';
-import type { DeliveryOutcome, MqttDelivery } from './outbox/outbox.js';
+import type { DeliveryOutcome, MqttDelivery, RejectEntry } from './outbox/outbox.js';
 
 /**
  * A reading as a decoder or a source yields it, before it becomes an observation.
@@ -84,7 +84,10 @@ export interface MqttSink {
   submit(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome>;
 }
 
-/** Where sources report input they could not use: counted and kept for an operator to inspect. */
+/**
+ * Where sources report input they could not use: counted and kept for an operator to inspect. The
+ * promise, when there is one, resolves once the entry is kept; it never rejects.
+ */
 export interface RejectSink {
-  reject(entry: { source: string; topic: string; reason: string; payload: Uint8Array }): void;
+  reject(entry: RejectEntry): void | Promise<void>;
 }

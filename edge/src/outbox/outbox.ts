@@ -72,3 +72,42 @@ export interface Outbox {
   stats(): OutboxStats;
   close(): Promise<void>;
 }
+
+/** An input a source could not use, as it hands it over. */
+export interface RejectEntry {
+  source: string;
+  topic: string;
+  /** What was wrong with it, for a person: names the cause and, where there is one, the fix. */
+  reason: string;
+  /** As received; the log keeps only its first bytes (see `RejectLog`). */
+  payload: Uint8Array;
+}
+
+/** A reject as the log kept it. */
+export interface KeptReject {
+  id: number;
+  at_ms: number;
+  source: string;
+  topic: string;
+  reason: string;
+  /** The first bytes of the payload (all of it when `payload_bytes` is no larger). */
+  payload: Buffer;
+  /** The payload's length as received. */
+  payload_bytes: number;
+}
+
+/**
+ * Rejected inputs kept for an operator (`fieldbeam-edge rejects`). The log is bounded in entries and
+ * in bytes, each payload is cut to a fixed size, and the oldest entries give way to new ones: a flood
+ * of bad input can neither fill the disk nor slow the readings around it.
+ */
+export interface RejectLog {
+  /**
+   * Resolves once the entry is written; it is written with the next commit of readings (no commit of
+   * its own while readings are coming in, and never a sync to disk of its own: a reject lost to a
+   * power cut costs nothing). Rejects only when the log is closed or the write failed.
+   */
+  recordReject(entry: RejectEntry): Promise<void>;
+  /** The latest kept rejects, newest first. */
+  listRejects(limit: number): KeptReject[];
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Observation } from '@fieldbeam/protocol';
@@ -30,6 +30,8 @@ const open = (o: Partial<SqliteOutboxOptions> = {}) =>
     commitWindowMs: 1,
     synchronous: 'FULL',
     keepRejects: 10,
+    // The capacities below are worked out for readings alone; the reject tests set their share.
+    rejectShare: 0,
     ...o,
   });
 
@@ -116,13 +118,164 @@ describe('SqliteOutbox', () => {
     expect(box.stats().dropped).toBe(0);
     await box.close();
   });
+});
+
+describe('SqliteOutbox rejects', () => {
+  const reject = (i: number, payload: Uint8Array = Buffer.from('x')) => ({
+    source: 'mqtt',
+    topic: `t/${i}`,
+    reason: 'bad',
+    payload,
+  });
 
   it('keeps a bounded list of rejects for inspection', async () => {
-    const box = open({ keepRejects: 3 });
-    for (let i = 0; i < 5; i++)
-      box.recordReject({ source: 'mqtt', topic: `t/${i}`, reason: 'bad', payload: Buffer.from('x') });
+    const dropped: [number, string][] = [];
+    const box = open({ keepRejects: 3, rejectShare: 0.05, onRejectsDropped: (n, l) => dropped.push([n, l]) });
+    await Promise.all([0, 1, 2, 3, 4].map((i) => box.recordReject(reject(i))));
     const rows = box.listRejects(10);
     expect(rows.map((r) => r.topic)).toEqual(['t/4', 't/3', 't/2']);
+    expect(dropped.reduce((s, [n]) => s + n, 0)).toBe(2);
+    expect(dropped.every(([, limit]) => limit === 'count')).toBe(true);
+    await box.close();
+  });
+
+  it('keeps the first bytes of a payload and records its length', async () => {
+    const box = open({ rejectShare: 0.05, rejectPayloadBytes: 100 });
+    const garbage = Buffer.alloc(200 * 1024, 0x41);
+    await box.recordReject({ ...reject(1, garbage), topic: 't/'.repeat(5000) });
+    const [row] = box.listRejects(1);
+    expect(row?.payload).toEqual(garbage.subarray(0, 100));
+    expect(row?.payload_bytes).toBe(200 * 1024);
+    // Topics (up to 64 KiB in MQTT) are cut too.
+    expect(row?.topic.length).toBeLessThanOrEqual(1025);
+    await box.close();
+  });
+
+  it('never holds more than its share of the capacity, which readings cannot use', async () => {
+    const capacityBytes = 1024 * 1024;
+    const dropped: Record<string, number> = {};
+    const box = open({
+      capacityBytes,
+      rejectShare: 0.05,
+      keepRejects: 100_000,
+      onRejectsDropped: (n, limit) => {
+        dropped[limit] = (dropped[limit] ?? 0) + n;
+      },
+    });
+    const garbage = Buffer.alloc(200 * 1024, 0x42);
+    for (let round = 0; round < 20; round++)
+      await Promise.all(
+        Array.from({ length: 25 }, (_, i) => box.recordReject(reject(round * 25 + i, garbage))),
+      );
+    const db = new Database(join(dir, 'buf.sqlite'), { readonly: true });
+    const kept = db
+      .prepare(
+        'SELECT COUNT(*) AS n, SUM(length(payload) + length(topic) + length(reason)) AS b FROM rejects',
+      )
+      .get() as { n: number; b: number };
+    db.close();
+    expect(kept.b).toBeLessThanOrEqual(capacityBytes * 0.05);
+    expect(kept.n).toBeGreaterThan(0);
+    expect(dropped.bytes).toBe(500 - kept.n);
+    // The newest are the ones kept.
+    expect(box.listRejects(1)[0]?.topic).toBe('t/499');
+    expect(box.stats().capacityBytes).toBe(capacityBytes - Math.floor(capacityBytes * 0.05));
+    await box.close();
+  });
+
+  it('rejects share the readings’ group commit; alone they are committed without a sync', async () => {
+    const commits: { readings: number; rejects: number; synced: boolean }[] = [];
+    const box = open({ rejectShare: 0.05, commitWindowMs: 50, onCommit: (c) => commits.push(c) });
+    await box.append([obs(0)]);
+    commits.length = 0;
+    // Inside one commit window: 3 appends and 4 rejects, interleaved.
+    await Promise.all([
+      box.append([obs(1)]),
+      box.recordReject(reject(1)),
+      box.recordReject(reject(2)),
+      box.append([obs(2), obs(3)]),
+      box.recordReject(reject(3)),
+      box.append([obs(4)]),
+      box.recordReject(reject(4)),
+    ]);
+    expect(commits).toEqual([{ readings: 4, rejects: 4, synced: true }]);
+    commits.length = 0;
+    await new Promise((r) => setTimeout(r, 60));
+    await Promise.all([box.recordReject(reject(5)), box.recordReject(reject(6))]);
+    expect(commits).toEqual([{ readings: 0, rejects: 2, synced: false }]);
+    expect(box.listRejects(10)).toHaveLength(6);
+    await box.close();
+  });
+
+  it('still keeps rejects while readings wait for room under block', async () => {
+    const size = JSON.stringify(obs(1)).length + 32;
+    // Room for one reading; the other half is the rejects'.
+    const box = open({ capacityBytes: 2 * (size + 10), rejectShare: 0.5 });
+    await box.append([obs(1)]);
+    const waiting = box.append([obs(2)]);
+    await box.recordReject(reject(1));
+    expect(box.listRejects(10)).toHaveLength(1);
+    const b = box.take(1, 1e6);
+    box.ack(b?.first ?? 0, b?.last ?? 0);
+    await waiting;
+    await box.close();
+  });
+
+  it('a file from before rejects were bounded is trimmed to its share at open', async () => {
+    const path = join(dir, 'buf.sqlite');
+    let box = open();
+    await box.close();
+    const db = new Database(path);
+    db.exec('DROP TABLE rejects');
+    db.exec(
+      'CREATE TABLE rejects (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, source TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL, payload BLOB)',
+    );
+    const insert = db.prepare(
+      'INSERT INTO rejects (at_ms, source, topic, reason, payload) VALUES (?, ?, ?, ?, ?)',
+    );
+    for (let i = 0; i < 10; i++) insert.run(i, 'mqtt', `old/${i}`, 'bad', Buffer.alloc(20_000, 0x43));
+    db.close();
+    box = open({ capacityBytes: 1024 * 1024, rejectShare: 0.05 });
+    // 52 KB of share: the two newest whole 20 KB payloads fit.
+    expect(box.listRejects(100).map((r) => [r.topic, r.payload_bytes])).toEqual([
+      ['old/9', 20_000],
+      ['old/8', 20_000],
+    ]);
+    await box.recordReject(reject(1));
+    expect(box.listRejects(1)[0]?.topic).toBe('t/1');
+    await box.close();
+  });
+});
+
+describe('SqliteOutbox file modes', () => {
+  const mode = (p: string) => statSync(p).mode & 0o777;
+
+  it('creates its folder 0700 and the database, -wal and -shm files 0600', async () => {
+    const path = join(dir, 'nested', 'buf.sqlite');
+    const box = new SqliteOutbox({
+      path,
+      capacityBytes: 1e6,
+      policy: 'block',
+      commitWindowMs: 1,
+      synchronous: 'FULL',
+      keepRejects: 10,
+    });
+    await box.append([obs(1)]);
+    await box.recordReject({ source: 'mqtt', topic: 't', reason: 'bad', payload: Buffer.from('secret') });
+    expect(mode(join(dir, 'nested'))).toBe(0o700);
+    for (const suffix of ['', '-wal', '-shm']) expect([suffix, mode(path + suffix)]).toEqual([suffix, 0o600]);
+    await box.close();
+  });
+
+  it('narrows a world-readable file left by an earlier version', async () => {
+    const path = join(dir, 'buf.sqlite');
+    let box = open();
+    await box.append([obs(1)]);
+    await box.close();
+    for (const suffix of ['', '-wal', '-shm']) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o644);
+    box = open();
+    await box.append([obs(2)]);
+    for (const suffix of ['', '-wal', '-shm']) expect([suffix, mode(path + suffix)]).toEqual([suffix, 0o600]);
     await box.close();
   });
 });

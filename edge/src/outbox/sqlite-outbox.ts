@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { type Observation, observationId } from '@fieldbeam/protocol';
 import Database from 'better-sqlite3';
@@ -7,11 +16,15 @@ import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type {
   DeliveryOutcome,
   FullPolicy,
+  KeptReject,
   MqttDelivery,
   Outbox,
   OutboxBatch,
   OutboxStats,
+  RejectEntry,
+  RejectLog,
 } from './outbox.js';
+import { prepareRejectTable, type RejectLimit, RejectTable } from './reject-table.js';
 
 export interface SqliteOutboxOptions {
   path: string;
@@ -23,6 +36,20 @@ export interface SqliteOutboxOptions {
   synchronous: 'FULL' | 'NORMAL';
   /** How many rejected inputs to keep for inspection. */
   keepRejects: number;
+  /**
+   * The share of `capacityBytes` set aside for rejected inputs (default 0.05): readings may use the
+   * rest, rejects never more than this, so together they stay within the capacity.
+   */
+  rejectShare?: number;
+  /** Payload bytes kept per rejected input (default 4096); its full length is recorded beside it. */
+  rejectPayloadBytes?: number;
+  /** Called with the number of kept rejects discarded, oldest first, to stay within a limit. */
+  onRejectsDropped?: (count: number, limit: RejectLimit) => void;
+  /**
+   * Called after each commit with what it wrote, and whether it was synced to disk (it is when it
+   * holds readings). For tests and measurements.
+   */
+  onCommit?: (commit: { readings: number; rejects: number; synced: boolean }) => void;
   /** Called with the number of rows dropped by `drop_oldest`. */
   onDrop?: (count: number) => void;
   /** Called when the file at start was unreadable and was moved aside to `movedTo`. */
@@ -86,15 +113,6 @@ const SCHEMA = `
     mono_ms INTEGER,
     boot_id TEXT
   );
-  -- Inputs the agent could not use, kept (bounded) for an operator to inspect.
-  CREATE TABLE IF NOT EXISTS rejects (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    payload BLOB
-  );
   -- The latest QoS 1/2 MQTT delivery per client and packet id, written in the same transaction as its
   -- readings, so that a re-delivery after a lost PUBACK is acknowledged without being stored twice
   -- (see appendOnce). Upserted: at most 65,535 rows per client; pruned by age and window.
@@ -115,6 +133,7 @@ function tryOpen(path: string, synchronous: string): Database.Database {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     db.exec(SCHEMA);
+    prepareRejectTable(db);
     // Touch every table so a damaged file fails here, at start, and not on the first write.
     db.prepare('SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox').get();
     db.prepare('SELECT COUNT(*) FROM rejects').get();
@@ -129,6 +148,21 @@ function tryOpen(path: string, synchronous: string): Database.Database {
 }
 
 /**
+ * The buffer holds every reading and whatever rejected payloads carried: readable by the agent's user
+ * only. The folder is made 0700 and the file 0600 before SQLite opens it (an existing one is narrowed
+ * too); SQLite gives its -wal and -shm files the database file's mode, and those left from an earlier
+ * run are narrowed here as well.
+ */
+function restrictFileModes(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const suffix of ['', '-wal', '-shm']) {
+    const file = path + suffix;
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  }
+}
+
+/**
  * Opens the buffer file. A file that cannot be read (corrupted, truncated, not a database) is moved
  * aside, never deleted, and a fresh one is started: the agent must always come back up, and what
  * can be salvaged stays on disk for a person.
@@ -139,6 +173,7 @@ function openDatabase(
   onCorrupt?: (movedTo: string, err: Error) => void,
 ): Database.Database {
   try {
+    restrictFileModes(path);
     return tryOpen(path, synchronous);
   } catch (err) {
     if (!existsSync(path)) throw err;
@@ -147,6 +182,7 @@ function openDatabase(
       if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix);
     }
     onCorrupt?.(movedTo, err as Error);
+    restrictFileModes(path);
     return tryOpen(path, synchronous);
   }
 }
@@ -169,9 +205,12 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-export class SqliteOutbox implements Outbox {
+export class SqliteOutbox implements Outbox, RejectLog {
   readonly bufferId: string;
   private readonly db: Database.Database;
+  /** What readings may use: the capacity less the rejects' share. */
+  private readonly capacity: number;
+  private readonly rejects: RejectTable;
   private bytes: number;
   private depth: number;
   private dropped: number;
@@ -202,8 +241,15 @@ export class SqliteOutbox implements Outbox {
   private readonly stmt;
 
   constructor(private readonly opts: SqliteOutboxOptions) {
-    mkdirSync(dirname(opts.path), { recursive: true });
     this.db = openDatabase(opts.path, opts.synchronous, opts.onCorruptFile);
+    const rejectBudget = Math.floor(opts.capacityBytes * (opts.rejectShare ?? 0.05));
+    this.capacity = opts.capacityBytes - rejectBudget;
+    this.rejects = new RejectTable(this.db, {
+      keep: opts.keepRejects,
+      budgetBytes: rejectBudget,
+      payloadBytes: opts.rejectPayloadBytes ?? 4096,
+      ...(opts.onRejectsDropped ? { onDropped: opts.onRejectsDropped } : {}),
+    });
     const getMeta = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
     const setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     let bufferId = getMeta.get('buffer_id')?.value;
@@ -248,13 +294,6 @@ export class SqliteOutbox implements Outbox {
         'SELECT received_ms FROM outbox ORDER BY seq LIMIT 1',
       ),
       setMeta,
-      insertReject: this.db.prepare(
-        'INSERT INTO rejects (at_ms, source, topic, reason, payload) VALUES (?, ?, ?, ?, ?)',
-      ),
-      trimRejects: this.db.prepare('DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?'),
-      listRejects: this.db.prepare(
-        'SELECT id, at_ms, source, topic, reason, payload FROM rejects ORDER BY id DESC LIMIT ?',
-      ),
       getDelivery: this.db.prepare<[string, number], { hash: Buffer; n: number }>(
         'SELECT hash, n FROM mqtt_deliveries WHERE client_id = ? AND packet_id = ?',
       ),
@@ -291,7 +330,7 @@ export class SqliteOutbox implements Outbox {
       return { obs, bytes: Buffer.byteLength(obs) + ROW_OVERHEAD, receivedMs, monoMs };
     });
     const bytes = rows.reduce((s, r) => s + r.bytes, 0);
-    if (bytes > this.opts.capacityBytes) {
+    if (bytes > this.capacity) {
       return Promise.reject(
         new EdgeError(EdgeErrorCode.BUFFER_FULL, `${bytes} bytes exceed the whole buffer capacity`, false),
       );
@@ -364,7 +403,7 @@ export class SqliteOutbox implements Outbox {
         p.resolve('duplicate');
         continue;
       }
-      const room = this.opts.capacityBytes - this.bytes - incoming;
+      const room = this.capacity - this.bytes - incoming;
       if (this.blocked.length === 0 && (p.bytes <= room || this.opts.policy === 'drop_oldest')) {
         admitted.push(p);
         incoming += p.bytes;
@@ -373,15 +412,21 @@ export class SqliteOutbox implements Outbox {
         this.blocked.push(p);
       }
     }
-    if (admitted.length === 0) return;
+    // Rejects ride along with the readings' commit. Without readings they are committed all the same
+    // (their sources wait for that), but not synced: losing a reject to a power cut costs nothing.
+    const synced = admitted.length > 0;
+    if (!synced && !this.rejects.hasPending) return;
     const now = Date.now();
     /** Deliveries committed by this transaction: a re-delivery of one can be in the same batch. */
     const delivered = new Set<string>();
+    let rejects = 0;
+    if (!synced) this.db.pragma('synchronous = NORMAL');
     try {
       const write = this.db.transaction(() => {
         this.applyDeletes();
+        rejects = this.rejects.writePending();
         let dropped = 0;
-        const over = this.bytes + incoming - this.opts.capacityBytes;
+        const over = this.bytes + incoming - this.capacity;
         if (over > 0) dropped = this.dropOldest(over);
         for (const p of admitted) {
           const d = p.delivery;
@@ -407,10 +452,15 @@ export class SqliteOutbox implements Outbox {
         this.opts.onDrop?.(dropped);
       }
     } catch (err) {
+      this.rejects.settle(err as Error);
       for (const p of admitted) p.reject(err as Error);
       return;
+    } finally {
+      if (!synced) this.db.pragma(`synchronous = ${this.opts.synchronous}`);
     }
     this.lastCommitMs = Date.now();
+    this.rejects.settle();
+    let readings = 0;
     for (const p of admitted) {
       if (p.duplicate) {
         this.duplicates++;
@@ -420,8 +470,11 @@ export class SqliteOutbox implements Outbox {
       this.depth += p.rows.length;
       this.bytes += p.bytes;
       this.appended += p.rows.length;
+      readings += p.rows.length;
       p.resolve('stored');
     }
+    this.opts.onCommit?.({ readings, rejects, synced });
+    if (!synced) return;
     const waiting = this.nextAppend;
     this.nextAppend = undefined;
     waiting?.resolve();
@@ -497,7 +550,7 @@ export class SqliteOutbox implements Outbox {
     if (this.closed) return undefined;
     // At most half the capacity may be in flight: rows in flight are spared by `drop_oldest`, so the
     // other half is always there for it to drop, and the buffer stays within its bound.
-    const budget = this.opts.capacityBytes / 2 - this.takenBytes;
+    const budget = this.capacity / 2 - this.takenBytes;
     if (budget <= 0) return undefined;
     const rows = this.stmt.take.all(this.takenUpTo, maxCount);
     if (rows.length === 0) return undefined;
@@ -571,22 +624,16 @@ export class SqliteOutbox implements Outbox {
     return rows.length;
   }
 
-  recordReject(entry: { source: string; topic: string; reason: string; payload: Uint8Array }): void {
-    if (this.closed) return;
-    this.stmt.insertReject.run(
-      Date.now(),
-      entry.source,
-      entry.topic,
-      entry.reason,
-      Buffer.from(entry.payload),
-    );
-    this.stmt.trimRejects.run(this.opts.keepRejects);
+  recordReject(entry: RejectEntry): Promise<void> {
+    if (this.closed)
+      return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
+    const written = this.rejects.queue(entry);
+    this.schedule();
+    return written;
   }
 
-  listRejects(
-    limit: number,
-  ): { id: number; at_ms: number; source: string; topic: string; reason: string; payload: Buffer }[] {
-    return this.stmt.listRejects.all(limit) as never;
+  listRejects(limit: number): KeptReject[] {
+    return this.closed ? [] : this.rejects.list(limit);
   }
 
   /** MQTT re-deliveries recognised and not stored again since the buffer was opened. */
@@ -598,7 +645,7 @@ export class SqliteOutbox implements Outbox {
     return {
       depth: this.depth,
       bytes: this.bytes,
-      capacityBytes: this.opts.capacityBytes,
+      capacityBytes: this.capacity,
       oldestReceivedMs: this.closed ? null : (this.stmt.oldest.get()?.received_ms ?? null),
       dropped: this.dropped,
       appended: this.appended,
@@ -616,6 +663,7 @@ export class SqliteOutbox implements Outbox {
     const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer closed while waiting for space', true);
     for (const p of this.blocked) p.reject(err);
     this.blocked = [];
+    this.rejects.close();
     this.db.close();
   }
 }

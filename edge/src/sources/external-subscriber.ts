@@ -1,5 +1,6 @@
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
+import { redactUrl } from '../redact.js';
 import { ConnectionDeliveries } from './mqtt-delivery.js';
 import type { MqttIngest } from './mqtt-ingest.js';
 
@@ -29,6 +30,8 @@ export async function startExternalSubscriber(
   log: Logger,
 ): Promise<ExternalSubscriber> {
   if (!url) throw new Error('mqtt.url is required when mqtt.mode is external');
+  // The URL may carry the broker password: only this form of it is ever logged.
+  const shownUrl = redactUrl(url);
   const client = mqtt.connect(url, { clean: false, clientId, reconnectPeriod: 1000, protocolVersion: 4 });
   let subscribed = new Set<string>();
   let ready = false;
@@ -61,15 +64,15 @@ export async function startExternalSubscriber(
   };
   client.on('connect', () => {
     refresh();
-    log.info({ url, filters: [...subscribed] }, 'subscribed to external MQTT broker');
+    log.info({ url: shownUrl, filters: [...subscribed] }, 'subscribed to external MQTT broker');
   });
   client.on('close', () => {
     ready = false;
     // Whatever arrives next arrives on a new connection.
     deliveries = new ConnectionDeliveries(sessionId, true);
   });
-  client.on('offline', () => log.warn({ url }, 'external MQTT broker unreachable; retrying'));
-  client.on('error', (err) => log.warn({ err: err.message }, 'external MQTT broker error'));
+  client.on('offline', () => log.warn({ url: shownUrl }, 'external MQTT broker unreachable; retrying'));
+  client.on('error', (err) => log.warn({ err: redactUrl(err.message) }, 'external MQTT broker error'));
   return {
     get subscribed() {
       return ready && client.connected;

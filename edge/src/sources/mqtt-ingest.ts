@@ -33,19 +33,21 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   const received = metrics.received.labels('mqtt');
   const readings = metrics.readings.labels('mqtt');
   const skipped = metrics.skipped.labels('mqtt');
-  const reject = (topic: string, payload: Uint8Array, kind: string, reason: string) => {
+  const reject = async (topic: string, payload: Uint8Array, kind: string, reason: string) => {
     metrics.rejected.inc({ source: 'mqtt', kind });
     log.warn({ topic, reason }, 'mqtt message rejected');
-    deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
+    // Kept with the buffer's next commit (its first bytes only); the PUBACK waits for that, as it
+    // would for readings, which also holds back a client that floods bad messages.
+    await deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
   };
 
   return async function ingest(topic: string, payload: Uint8Array, delivery?: MqttDelivery): Promise<void> {
     const receivedMs = Date.now();
     received.inc();
     if (payload.length > deps.maxPayloadBytes) {
-      reject(
+      await reject(
         topic,
-        payload.subarray(0, 1024),
+        payload,
         'oversized',
         `payload of ${payload.length} bytes exceeds mqtt.max_packet_bytes (${deps.maxPayloadBytes})`,
       );
@@ -59,7 +61,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     const { outcome } = match;
     switch (outcome.kind) {
       case 'rejected':
-        reject(topic, payload, 'decode', outcome.reason);
+        await reject(topic, payload, 'decode', outcome.reason);
         return;
       case 'status':
       case 'ignored':
@@ -68,7 +70,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         if (outcome.skipped.length > 0) skipped.inc(outcome.skipped.length);
         if (outcome.readings.length === 0) return;
         if (outcome.readings.length > deps.maxReadingsPerMessage) {
-          reject(
+          await reject(
             topic,
             payload,
             'too_many_readings',
