@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { streams } from '@fieldbeam/protocol';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -13,7 +12,7 @@ import { type Builder, startBuilder } from './datasets/builder.js';
 import { startCoordinator } from './datasets/coordinator.js';
 import { loadDatasets } from './datasets/dataset-config.js';
 import { WindowStore } from './datasets/window-store.js';
-import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { type ExporterName, startExporters } from './export/exporters.js';
 import { sendJson, startHttpApi } from './http-api.js';
@@ -70,7 +69,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
   try {
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
-      const dir = join(config.FB_DATA_DIR, 'postgres');
+      const dir = embeddedPostgresDir(config.FB_DATA_DIR);
       log.info({ dir, port: config.FB_EMBEDDED_PG_PORT }, 'no DATABASE_URL: starting embedded Postgres');
       const embedded = await startEmbeddedPostgres({
         dir,

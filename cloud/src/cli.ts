@@ -9,6 +9,7 @@ import { loadDatasets } from './datasets/dataset-config.js';
 import { windowToRebuild } from './datasets/rebuild.js';
 import { WindowStore } from './datasets/window-store.js';
 import { parseWindowKey, windowKey, windowStartOf } from './datasets/windows.js';
+import { embeddedDatabaseUrl, embeddedPostgresDir } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { runEdgeCommand } from './identity/edge-command.js';
 
@@ -36,10 +37,14 @@ Settings come from the environment; every one is documented in cloud/README.md:
   FB_API_MAX_LIMIT, FB_COLLECTOR_ID, FB_RELEASES_DIR, FB_ADMIN_TOKEN, LOG_LEVEL
 `;
 
-/** The database of the CLI commands: DATABASE_URL, or the embedded Postgres of a running collector. */
+/**
+ * The database of the CLI commands: DATABASE_URL, or the embedded Postgres of a running collector, as
+ * the collector's own role (its password is in the embedded Postgres's data folder).
+ */
 function databaseUrl(config: CloudConfig): string {
   return (
-    config.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${config.FB_EMBEDDED_PG_PORT}/fieldbeam`
+    config.DATABASE_URL ??
+    embeddedDatabaseUrl(embeddedPostgresDir(config.FB_DATA_DIR), config.FB_EMBEDDED_PG_PORT)
   );
 }
 

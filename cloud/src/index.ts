@@ -10,7 +10,7 @@ export type { Claim, VersionRow, WindowRow, WindowState } from './datasets/windo
 export { WindowStore } from './datasets/window-store.js';
 export { parseDuration, windowKey, windowStartOf } from './datasets/windows.js';
 export type { EmbeddedPg } from './db/embedded-postgres.js';
-export { startEmbeddedPostgres } from './db/embedded-postgres.js';
+export { embeddedDatabaseUrl, embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 export { migrate, migrations } from './db/migrations.js';
 export { arrowToGeoParquet } from './export/geoparquet.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
