@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { streams } from '@fieldbeam/protocol';
+import { parseDuration, streams } from '@fieldbeam/protocol';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
@@ -16,7 +16,7 @@ import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgr
 import { migrate } from './db/migrations.js';
 import { type ExporterName, startExporters } from './export/exporters.js';
 import { sendJson, startHttpApi } from './http-api.js';
-import { startIngest } from './ingest/ingest.js';
+import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
 import type { DurableConsumer } from './nats/durable-consumer.js';
@@ -122,6 +122,14 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         consumer: config.FB_INGEST_CONSUMER,
         fetch: config.FB_INGEST_FETCH,
         ...(config.FB_INGEST_PARALLEL ? { parallel: config.FB_INGEST_PARALLEL } : {}),
+        acceptedTime: {
+          maxAgeMs: config.FB_INGEST_MAX_AGE
+            ? parseDuration(config.FB_INGEST_MAX_AGE)
+            : DEFAULT_ACCEPTED_TIME.maxAgeMs,
+          maxFutureMs: config.FB_INGEST_MAX_FUTURE
+            ? parseDuration(config.FB_INGEST_MAX_FUTURE)
+            : DEFAULT_ACCEPTED_TIME.maxFutureMs,
+        },
       },
     );
     closers.push(() => ingest.close());

@@ -1,3 +1,4 @@
+import { isDuration } from '@fieldbeam/protocol';
 import { z } from 'zod';
 import { CloudError, CloudErrorCode } from './errors.js';
 
@@ -25,6 +26,15 @@ export const CloudConfigSchema = z.object({
   FB_INGEST_FETCH: z.coerce.number().int().min(1).max(1000).default(64),
   /** Ingest rounds committing at once on separate connections; default 2. */
   FB_INGEST_PARALLEL: z.coerce.number().int().min(1).max(8).optional(),
+  /**
+   * Observation times ingest accepts, as ISO-8601 durations around the collector's clock: how far back
+   * (default P366D) and how far ahead (default PT1H). Outside them an observation is dead-lettered.
+   */
+  FB_INGEST_MAX_AGE: z.string().refine(isDuration, 'expected an ISO-8601 duration such as P30D').optional(),
+  FB_INGEST_MAX_FUTURE: z
+    .string()
+    .refine(isDuration, 'expected an ISO-8601 duration such as PT10M')
+    .optional(),
   /** Size of the OBS stream (bytes), i.e. how much the collector side can buffer while ingest is down. */
   FB_OBS_MAX_BYTES: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.string().default('info'),

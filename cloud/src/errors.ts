@@ -2,6 +2,8 @@
 export const CloudErrorCode = {
   CONFIG_INVALID: 'FB_CLOUD_CONFIG_INVALID',
   DATABASE: 'FB_CLOUD_DATABASE',
+  /** Postgres refused the data itself (bad value, constraint, size limit): retrying the same rows cannot help. */
+  DATA_REFUSED: 'FB_CLOUD_DATA_REFUSED',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

@@ -18,7 +18,8 @@ export function createCloudMetrics() {
     }),
     deadLetters: new Counter({
       name: 'fb_cloud_ingest_dead_letters_total',
-      help: 'Messages rejected to the dead_letters table',
+      help: 'Messages and observations set aside in the dead_letters table, by reason (message, schema, text, time_invalid, time_range, id_mismatch, database)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     ingestErrors: new Counter({
@@ -28,7 +29,7 @@ export function createCloudMetrics() {
     }),
     ingestRounds: new Counter({
       name: 'fb_cloud_ingest_rounds_total',
-      help: 'Ingest transactions by path: fresh (plain COPY) or replay (staged, ON CONFLICT)',
+      help: 'Ingest transactions by path: fresh (plain COPY), replay (staged, ON CONFLICT), isolated (Postgres refused some data, set aside)',
       labelNames: ['path'],
       registers: [registry],
     }),

@@ -4,22 +4,40 @@ import { batchLimits } from './streams.js';
 
 const Seq = z.number().int().nonnegative();
 
+const batchFields = {
+  v: z.literal(1),
+  edge: z.string().min(1),
+  seq: z.tuple([Seq, Seq]),
+  sent: IsoTime,
+};
+const seqInOrder = (b: { seq: [number, number] }) => b.seq[0] <= b.seq[1];
+
 /** Edge -> cloud, on `fb.obs.<edge>`. `seq` is the range of buffer sequence numbers it carries. */
 export const ObservationBatch = z
   .object({
-    v: z.literal(1),
-    edge: z.string().min(1),
-    seq: z.tuple([Seq, Seq]),
-    sent: IsoTime,
+    ...batchFields,
     observations: z.array(Observation).min(1).max(batchLimits.maxObservations),
   })
   .strict()
-  .refine((b) => b.seq[0] <= b.seq[1], { message: 'seq[0] must not exceed seq[1]', path: ['seq'] })
+  .refine(seqInOrder, { message: 'seq[0] must not exceed seq[1]', path: ['seq'] })
   .refine((b) => b.observations.every((o) => o.edge === b.edge), {
     message: 'every observation must carry the batch edge',
     path: ['observations'],
   });
 export type ObservationBatch = z.infer<typeof ObservationBatch>;
+
+/**
+ * An ObservationBatch with its observations left unchecked: a receiver checks each observation on
+ * its own, so that one bad observation is set aside and the rest of its batch is kept.
+ */
+export const ObservationBatchEnvelope = z
+  .object({
+    ...batchFields,
+    observations: z.array(z.unknown()).min(1).max(batchLimits.maxObservations),
+  })
+  .strict()
+  .refine(seqInOrder, { message: 'seq[0] must not exceed seq[1]', path: ['seq'] });
+export type ObservationBatchEnvelope = z.infer<typeof ObservationBatchEnvelope>;
 
 /** Heartbeat of one edge agent, on `fb.edge.<edge>.status`. */
 export const EdgeStatus = z.object({

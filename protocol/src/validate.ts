@@ -20,11 +20,19 @@ export function decodeMessage<S extends z.ZodType>(
   } catch (err) {
     return { ok: false, reason: `not valid JSON: ${(err as Error).message}` };
   }
+  return checkValue(schema, raw);
+}
+
+/** Validates an already parsed value, never throwing. */
+export function checkValue<S extends z.ZodType>(schema: S, raw: unknown): Checked<z.infer<S>> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { ok: true, value: parsed.data };
-  const issues = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-  const more = parsed.error.issues.length > 5 ? ` (+${parsed.error.issues.length - 5} more)` : '';
-  return { ok: false, reason: `schema: ${issues.join('; ')}${more}` };
+  return { ok: false, reason: `schema: ${describeIssues(parsed.error.issues)}` };
+}
+
+/** Up to five issues as `path: message`, joined, with a count of the rest. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const shown = issues.slice(0, 5).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const more = issues.length > 5 ? ` (+${issues.length - 5} more)` : '';
+  return `${shown.join('; ')}${more}`;
 }

@@ -3,23 +3,8 @@
  * (a `P1D` window runs midnight to midnight UTC), and half-open: [start, end).
  */
 
-const DURATION = /^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
-
-/**
- * Milliseconds in an ISO-8601 duration of fixed length: weeks, days, hours, minutes, seconds
- * (`PT1H`, `P1D`, `PT15M`, `PT30S`, `P1DT12H`). Years and months are refused: their length varies.
- */
-export function parseDuration(text: string): number {
-  const m = DURATION.exec(text);
-  if (!m || text === 'P' || text.endsWith('T')) {
-    throw new Error(
-      `"${text}" is not an ISO-8601 duration of weeks, days, hours, minutes, seconds (e.g. PT1H)`,
-    );
-  }
-  const [, w, d, h, min, s] = m;
-  const n = (v: string | undefined) => (v === undefined ? 0 : Number(v));
-  return Math.round(((((n(w) * 7 + n(d)) * 24 + n(h)) * 60 + n(min)) * 60 + n(s)) * 1000);
-}
+// Durations are parsed as the protocol reads them (one reader for the collector and the edge).
+export { parseDuration } from '@fieldbeam/protocol';
 
 /** Start (ms) of the window of length `lengthMs` that contains `t` (ms). */
 export function windowStartOf(t: number, lengthMs: number): number {

@@ -7,6 +7,16 @@ export interface DeadLetter {
   payload: Uint8Array;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * The text as Postgres can store it: a reason may quote what was refused, and a dead letter must
+ * never fail for the same cause as the message it records (NUL, lone surrogates).
+ */
+function storable(text: string): string {
+  return text.replaceAll('\u0000', '\\u0000').replace(LONE_SURROGATE, '\uFFFD');
+}
+
 /** Keeps messages a consumer could not use, with the reason, for an operator to inspect. */
 export async function insertDeadLetters(
   db: pg.Pool | pg.PoolClient,
@@ -15,7 +25,7 @@ export async function insertDeadLetters(
   for (const d of dead) {
     await db.query(
       'INSERT INTO dead_letters (subject, stream_seq, reason, payload) VALUES ($1, $2, $3, $4)',
-      [d.subject, d.streamSeq, d.reason, Buffer.from(d.payload.subarray(0, 64 * 1024))],
+      [storable(d.subject), d.streamSeq, storable(d.reason), Buffer.from(d.payload.subarray(0, 64 * 1024))],
     );
   }
 }

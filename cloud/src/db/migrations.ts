@@ -206,6 +206,19 @@ export const migrations: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 4,
+    name: 'observations keyed per edge',
+    // The id is a hash of the reading, not of who sent it, so under a (time, id) key an edge could send
+    // the id of another edge's coming reading first and have the genuine one dropped by ON CONFLICT.
+    // Keyed (time, id, edge), each edge's rows are its own namespace: a replay from the same edge is
+    // still a conflict, a row from another edge never is. The (time, id) prefix keeps the order the
+    // builder and the read API use. On a partitioned table both statements recurse to every partition.
+    sql: `
+      ALTER TABLE observations DROP CONSTRAINT observations_pkey;
+      ALTER TABLE observations ADD PRIMARY KEY (time, id, edge);
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */

@@ -1,12 +1,25 @@
-import { ObservationBatch } from '@fieldbeam/protocol';
+import { ObservationBatch, textProblem } from '@fieldbeam/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fastValidBatch } from './fast-validate.js';
+import { fastValidBatch, mayHoldUnstorableText } from './fast-validate.js';
 
 const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
 const iso = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((t) => new Date(t).toISOString());
-const nearlyIso = fc.oneof(iso, fc.constantFrom('2026-11-30T12:00:00Z', '2026-11-30 12:00:00.000Z', ''));
-const str = (max: number) => fc.string({ maxLength: max });
+const nearlyIso = fc.oneof(
+  iso,
+  fc.constantFrom(
+    '2026-11-30T12:00:00Z',
+    '2026-11-30 12:00:00.000Z',
+    '',
+    '2026-13-45T25:61:61.000Z',
+    '2026-02-29T00:00:00.000Z',
+    '2024-02-29T24:00:00.000Z',
+  ),
+);
+/** Any UTF-16 code unit, so NUL and lone surrogates turn up. */
+const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
+const str = (max: number) =>
+  fc.oneof(fc.string({ maxLength: max }), fc.string({ unit: codeUnit, maxLength: Math.min(max, 8) }));
 const observation = (edge: string) =>
   fc.record(
     {
@@ -52,7 +65,7 @@ const validObservation = (edge: string) =>
       sensor: fc.string({ minLength: 1, maxLength: 200 }),
       variable: fc.string({ minLength: 1, maxLength: 200 }),
       value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(null)),
-      text: str(4096),
+      text: fc.oneof(str(4096), fc.constantFrom('hot\u0000x', '\ud800', '\udc00x', '\ud83d\ude00')),
       unit: str(64),
       time: iso,
       received: iso,
@@ -122,5 +135,41 @@ describe('fast batch check', () => {
     expect(fastValidBatch({ ...b, observations: [{ ...o, lat: 91 }] })).toBe(false);
     expect(fastValidBatch({ ...b, observations: [{ ...o, edge: 'gw-2' }] })).toBe(false);
     expect(fastValidBatch({ ...b, observations: [{ ...o, value: undefined }] })).toBe(false);
+  });
+
+  it('refuses NUL and lone surrogates in any string, as the schema does', () => {
+    const o = {
+      id: 'a'.repeat(64),
+      source: 'mqtt',
+      edge: 'gw-1',
+      station: 'st-1',
+      variable: 'state',
+      value: null,
+      text: 'hot\u0000x',
+      unit: '',
+      time: '2026-11-30T12:00:00.000Z',
+      received: '2026-11-30T12:00:00.010Z',
+    };
+    const b = { v: 1, edge: 'gw-1', seq: [1, 1], sent: '2026-11-30T12:00:01.000Z', observations: [o] };
+    expect(fastValidBatch(b)).toBe(false);
+    expect(ObservationBatch.safeParse(b).success).toBe(false);
+    expect(fastValidBatch({ ...b, observations: [{ ...o, text: undefined, station: '\udc00' }] })).toBe(
+      false,
+    );
+    expect(fastValidBatch({ ...b, observations: [{ ...o, text: 'hot' }] })).toBe(true);
+    expect(
+      fastValidBatch({ ...b, observations: [{ ...o, text: 'hot', time: '2026-02-29T00:00:00.000Z' }] }),
+    ).toBe(false);
+  });
+
+  it('sees every string Postgres would refuse in the JSON text alone', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: codeUnit, maxLength: 6 }), { maxLength: 4 }), (strings) => {
+        const json = JSON.stringify({ strings });
+        if (strings.some((t) => textProblem(t) !== undefined)) expect(mayHoldUnstorableText(json)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+    expect(mayHoldUnstorableText('{"text":"hot"}')).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { batchLimits } from '@fieldbeam/protocol';
+import { batchLimits, isIsoTime, textProblem } from '@fieldbeam/protocol';
 
 /**
  * A hand-written check of an ObservationBatch that is several times faster than the zod schema on
@@ -8,7 +8,6 @@ import { batchLimits } from '@fieldbeam/protocol';
  */
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const OBS_KEYS = new Set([
   'id',
   'source',
@@ -39,7 +38,23 @@ function onlyKeys(o: Record<string, unknown>, allowed: Set<string>): boolean {
   return true;
 }
 
-function observationOk(o: unknown, edge: string): boolean {
+const iso = (x: unknown) => typeof x === 'string' && isIsoTime(x);
+const storable = (x: unknown) => typeof x !== 'string' || textProblem(x) === undefined;
+
+/** Every string of the observation as Postgres would store it (no NUL, no lone surrogate). */
+function textOk(o: Record<string, unknown>): boolean {
+  if (!storable(o.source) || !storable(o.edge) || !storable(o.station) || !storable(o.sensor)) return false;
+  if (!storable(o.variable) || !storable(o.text) || !storable(o.unit)) return false;
+  if (Array.isArray(o.quality)) for (const f of o.quality) if (!storable(f)) return false;
+  return true;
+}
+
+/**
+ * True only for observations the Observation schema accepts that carry `edge`. `checkText` false skips
+ * the look at every string for characters Postgres refuses: the caller has ruled them out for the
+ * whole message at once (see `mayHoldUnstorableText`).
+ */
+export function fastValidObservation(o: unknown, edge: string, checkText = true): boolean {
   if (!isObject(o) || !onlyKeys(o, OBS_KEYS)) return false;
   if (typeof o.id !== 'string' || !HEX64.test(o.id)) return false;
   if (!name(o.source) || o.edge !== edge || !name(o.station) || !name(o.variable)) return false;
@@ -47,8 +62,7 @@ function observationOk(o: unknown, edge: string): boolean {
   if (!(o.value === null || finite(o.value))) return false;
   if (o.text !== undefined && !(typeof o.text === 'string' && o.text.length <= 4096)) return false;
   if (!(typeof o.unit === 'string' && o.unit.length <= 64)) return false;
-  if (typeof o.time !== 'string' || !ISO.test(o.time)) return false;
-  if (typeof o.received !== 'string' || !ISO.test(o.received)) return false;
+  if (!iso(o.time) || !iso(o.received)) return false;
   if (o.lat !== undefined && !(finite(o.lat) && o.lat >= -90 && o.lat <= 90)) return false;
   if (o.lon !== undefined && !(finite(o.lon) && o.lon >= -180 && o.lon <= 180)) return false;
   if (o.alt !== undefined && !finite(o.alt)) return false;
@@ -57,18 +71,37 @@ function observationOk(o: unknown, edge: string): boolean {
     if (!Array.isArray(q) || q.length > 16) return false;
     for (const f of q) if (!(typeof f === 'string' && f.length <= 64)) return false;
   }
-  return true;
+  return !checkText || textOk(o);
 }
 
-/** True only for values the ObservationBatch schema accepts (may say false for some it accepts). */
-export function fastValidBatch(b: unknown): boolean {
+/**
+ * True only for envelopes the ObservationBatchEnvelope schema accepts (the observations themselves are
+ * checked one by one, so that a bad one costs only itself).
+ */
+export function fastValidEnvelope(b: unknown): b is Record<string, unknown> & { observations: unknown[] } {
   if (!isObject(b) || !onlyKeys(b, BATCH_KEYS)) return false;
   if (b.v !== 1 || typeof b.edge !== 'string' || b.edge.length < 1) return false;
   const s = b.seq;
   if (!Array.isArray(s) || s.length !== 2 || !seq(s[0]) || !seq(s[1]) || s[0] > s[1]) return false;
-  if (typeof b.sent !== 'string' || !ISO.test(b.sent)) return false;
+  if (!iso(b.sent)) return false;
   const obs = b.observations;
-  if (!Array.isArray(obs) || obs.length < 1 || obs.length > batchLimits.maxObservations) return false;
-  for (const o of obs) if (!observationOk(o, b.edge)) return false;
+  return Array.isArray(obs) && obs.length >= 1 && obs.length <= batchLimits.maxObservations;
+}
+
+/** True only for values the ObservationBatch schema accepts (may say false for some it accepts). */
+export function fastValidBatch(b: unknown): boolean {
+  if (!fastValidEnvelope(b)) return false;
+  for (const o of b.observations) if (!fastValidObservation(o, b.edge as string)) return false;
   return true;
+}
+
+const UNSTORABLE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
+
+/**
+ * In JSON text a NUL or a lone surrogate can only be written as a `\u` escape (`\u0000`, `\udXXX`),
+ * so a message without one needs no character-by-character look at its strings. (A pair written as
+ * escapes, or an escaped backslash before `u0000`, only costs the closer look.)
+ */
+export function mayHoldUnstorableText(json: string): boolean {
+  return UNSTORABLE_ESCAPE.test(json);
 }

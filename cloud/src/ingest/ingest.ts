@@ -1,17 +1,31 @@
 import {
+  type AcceptedTimeRange,
   type DataAvailable,
-  decodeMessage,
-  edgeOfObsSubject,
-  ObservationBatch,
+  type Observation,
+  type ObservationBatch,
   streams,
   subjects,
 } from '@fieldbeam/protocol';
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { CloudError, CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
 import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
-import { fastValidBatch } from './fast-validate.js';
-import type { DeadLetter, ObservationStore } from './observation-store.js';
+import { checkBatch, type RejectKind, timeWindow } from './batch-check.js';
+import { isolateFailures } from './isolate.js';
+import type { CommitResult, DeadLetter, ObservationStore, StagedBatch } from './observation-store.js';
+
+export { checkBatch } from './batch-check.js';
+
+/**
+ * Observation times the collector accepts by default: a year back (an edge that was cut off for
+ * months still delivers its buffer) and an hour ahead (clock drift). Outside it an observation is
+ * dead-lettered and never creates a partition.
+ */
+export const DEFAULT_ACCEPTED_TIME: AcceptedTimeRange = {
+  maxAgeMs: 366 * 86_400_000,
+  maxFutureMs: 3_600_000,
+};
 
 export interface IngestOptions {
   consumer: string;
@@ -19,6 +33,8 @@ export interface IngestOptions {
   fetch: number;
   /** Rounds committing at once, on separate connections (default 2: Postgres can use two cores). */
   parallel?: number;
+  /** Observation times accepted, around the collector's clock; default {@link DEFAULT_ACCEPTED_TIME}. */
+  acceptedTime?: AcceptedTimeRange;
 }
 
 export interface Ingest {
@@ -30,7 +46,10 @@ interface Accepted {
   batch: ObservationBatch;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** A dead letter with why it was set aside, for the metric. */
+interface Rejection extends DeadLetter {
+  kind: RejectKind;
+}
 
 /**
  * A fetched round is committed within a second or two; `working()` extends it while Postgres is slow.
@@ -38,33 +57,54 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 const INGEST_ACK_WAIT_MS = 15_000;
 
+const encoder = new TextEncoder();
+
+const isDataRefused = (err: unknown) => err instanceof CloudError && err.code === CloudErrorCode.DATA_REFUSED;
+
 /**
- * Checks one message; a failure carries the reason that goes to the dead-letter table. The common
- * case takes the fast hand-written check; anything it does not pass goes through the zod schema,
- * which has the last word and says what is wrong.
+ * Commits a round Postgres refused for its data (a case validation did not foresee): the batches are
+ * halved until the guilty ones stand alone, then each guilty batch's observations likewise, and every
+ * part that passes is committed on the way. What is left are single observations Postgres refuses;
+ * they become dead letters with its message. Every commit is idempotent, so a retryable failure
+ * (thrown) leaves nothing that a redelivery would not redo correctly.
  */
-export function checkBatch(
-  subject: string,
-  data: Uint8Array,
-): { ok: true; batch: ObservationBatch } | { ok: false; reason: string } {
-  const edge = edgeOfObsSubject(subject);
-  if (!edge) return { ok: false, reason: `subject ${subject} is not fb.obs.<edge>` };
-  let batch: ObservationBatch | undefined;
-  try {
-    const raw: unknown = JSON.parse(utf8.decode(data));
-    if (fastValidBatch(raw)) batch = raw as ObservationBatch;
-  } catch {
-    // Not UTF-8 or not JSON: decodeMessage below says which.
+async function commitIsolating(
+  store: ObservationStore,
+  batches: readonly StagedBatch[],
+  refused: unknown,
+  subjectOf: (seq: number) => string,
+): Promise<{ perBatch: Map<number, number>; guilty: Set<Observation>; dead: Rejection[] }> {
+  const perBatch = new Map<number, number>();
+  const add = (r: CommitResult) => {
+    for (const [seq, n] of r.perBatch) perBatch.set(seq, (perBatch.get(seq) ?? 0) + n);
+  };
+  const guilty = new Set<Observation>();
+  const dead: Rejection[] = [];
+  const badBatches = await isolateFailures(
+    batches,
+    async (part) => add(await store.commit(part, [])),
+    isDataRefused,
+    refused,
+  );
+  for (const { item: batch, error } of badBatches) {
+    const culprits = await isolateFailures(
+      batch.observations,
+      async (part) => add(await store.commit([{ seq: batch.seq, observations: part }], [])),
+      isDataRefused,
+      batch.observations.length === 1 ? error : undefined,
+    );
+    for (const { item, error: why } of culprits) {
+      guilty.add(item);
+      dead.push({
+        kind: 'database',
+        subject: subjectOf(batch.seq),
+        streamSeq: batch.seq,
+        reason: `observation ${item.id}: ${(why as Error).message}`,
+        payload: encoder.encode(JSON.stringify(item)),
+      });
+    }
   }
-  if (!batch) {
-    const checked = decodeMessage(ObservationBatch, data);
-    if (!checked.ok) return checked;
-    batch = checked.value;
-  }
-  if (batch.edge !== edge) {
-    return { ok: false, reason: `batch claims edge "${batch.edge}" but was published on ${subject}` };
-  }
-  return { ok: true, batch };
+  return { perBatch, guilty, dead };
 }
 
 function summary(batch: ObservationBatch, inserted: number, streamSeq: number): DataAvailable {
@@ -97,15 +137,17 @@ function summary(batch: ObservationBatch, inserted: number, streamSeq: number): 
 interface Round {
   msgs: JsMsg[];
   accepted: Accepted[];
-  dead: DeadLetter[];
+  dead: Rejection[];
 }
 
 /**
- * Durable pull consumer on the OBS stream. Every message is validated; good batches are committed to
- * Postgres together with the dead letters of that round, and only then acknowledged. A database
- * failure naks the round for redelivery; nothing is acked that is not committed. The next round is
- * fetched and validated while earlier ones commit (up to `parallel` at once), so Node's parsing
- * overlaps Postgres' work.
+ * Durable pull consumer on the OBS stream. Every message is validated: an unusable message goes to
+ * dead letters whole, an unusable observation alone (the rest of its batch is kept). Good batches are
+ * committed to Postgres together with the dead letters of that round, and only then acknowledged. If
+ * Postgres refuses the data itself, the guilty observations are isolated and dead-lettered and the
+ * rest committed; any other database failure naks the round for redelivery. Nothing is acked that is
+ * not committed. The next round is fetched and validated while earlier ones commit (up to `parallel`
+ * at once), so Node's parsing overlaps Postgres' work.
  */
 export async function startIngest(
   deps: {
@@ -124,7 +166,7 @@ export async function startIngest(
     ackWaitMs: INGEST_ACK_WAIT_MS,
   });
   const abort = new AbortController();
-  const encoder = new TextEncoder();
+  const acceptedTime = opts.acceptedTime ?? DEFAULT_ACCEPTED_TIME;
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   async function fetchRound(): Promise<Round | undefined> {
@@ -133,13 +175,14 @@ export async function startIngest(
       if (failed && !abort.signal.aborted) await pause(1000);
       return undefined;
     }
+    const window = timeWindow(Date.now(), acceptedTime);
     const accepted: Accepted[] = [];
-    const dead: DeadLetter[] = [];
+    const dead: Rejection[] = [];
     for (const msg of msgs) {
-      const checked = checkBatch(msg.subject, msg.data);
-      if (checked.ok) accepted.push({ msg, batch: checked.batch });
-      else {
+      const checked = checkBatch(msg.subject, msg.data, window);
+      if (!checked.ok) {
         dead.push({
+          kind: 'message',
           subject: msg.subject,
           streamSeq: msg.seq,
           reason: checked.reason,
@@ -149,23 +192,68 @@ export async function startIngest(
           { subject: msg.subject, seq: msg.seq, reason: checked.reason },
           'batch rejected to dead letters',
         );
+        continue;
+      }
+      accepted.push({ msg, batch: checked.batch });
+      for (const r of checked.rejected) {
+        dead.push({
+          kind: r.kind,
+          subject: msg.subject,
+          streamSeq: msg.seq,
+          reason: r.reason,
+          payload: encoder.encode(JSON.stringify(r.observation)),
+        });
+      }
+      if (checked.rejected.length > 0) {
+        log.warn(
+          {
+            subject: msg.subject,
+            seq: msg.seq,
+            rejected: checked.rejected.length,
+            reason: checked.rejected[0]?.reason,
+          },
+          'observations rejected to dead letters; the rest of the batch is kept',
+        );
       }
     }
     return { msgs, accepted, dead };
   }
 
-  async function commitRound({ msgs, accepted, dead }: Round): Promise<void> {
-    let result: Awaited<ReturnType<ObservationStore['commit']>>;
+  /** Commits the round; when Postgres refuses some of its data, isolates it and commits the rest. */
+  async function commitData(round: Round): Promise<CommitResult & { dead: Rejection[]; isolated: boolean }> {
+    const batches = round.accepted.map((a) => ({ seq: a.msg.seq, observations: a.batch.observations }));
+    try {
+      return { ...(await store.commit(batches, round.dead)), dead: round.dead, isolated: false };
+    } catch (err) {
+      if (!isDataRefused(err)) throw err;
+      log.warn({ err: (err as Error).message }, 'Postgres refused data in a round; isolating it');
+      const subjects = new Map(round.msgs.map((m) => [m.seq, m.subject]));
+      const isolated = await commitIsolating(store, batches, err, (seq) => subjects.get(seq) ?? '');
+      for (const d of isolated.dead)
+        log.warn({ seq: d.streamSeq, reason: d.reason }, 'observation rejected to dead letters');
+      const dead = [...round.dead, ...isolated.dead];
+      await store.commit([], dead);
+      for (const a of round.accepted) {
+        if (a.batch.observations.some((o) => isolated.guilty.has(o))) {
+          a.batch = { ...a.batch, observations: a.batch.observations.filter((o) => !isolated.guilty.has(o)) };
+        }
+      }
+      let inserted = 0;
+      for (const n of isolated.perBatch.values()) inserted += n;
+      return { inserted, perBatch: isolated.perBatch, path: 'replay', dead, isolated: true };
+    }
+  }
+
+  async function commitRound(round: Round): Promise<void> {
+    const { msgs, accepted } = round;
+    let result: Awaited<ReturnType<typeof commitData>>;
     const timer = metrics.ingestCommitSeconds.startTimer();
     const stopWorking = keepWorking(msgs, INGEST_ACK_WAIT_MS);
     try {
-      result = await store.commit(
-        accepted.map((a) => ({ seq: a.msg.seq, observations: a.batch.observations })),
-        dead,
-      );
+      result = await commitData(round);
     } catch (err) {
       log.error(
-        { err: (err as Error).message, messages: msgs.length },
+        { err: (err as Error).message, code: (err as CloudError).code, messages: msgs.length },
         'commit failed; messages will be redelivered',
       );
       metrics.ingestErrors.inc();
@@ -175,22 +263,25 @@ export async function startIngest(
       return;
     }
     timer();
-    metrics.ingestRounds.inc({ path: result.path });
+    metrics.ingestRounds.inc({ path: result.isolated ? 'isolated' : result.path });
     let observations = 0;
     for (const a of accepted) observations += a.batch.observations.length;
     metrics.observations.inc(observations);
     metrics.inserted.inc(result.inserted);
-    metrics.deadLetters.inc(dead.length);
+    for (const d of result.dead) metrics.deadLetters.inc({ reason: d.kind });
     // Each committed batch is announced before it is acknowledged: if the announcement fails, the
     // batch comes back, is found already stored (inserted 0) and announced then, so the coordinator
     // never misses data. The stream sequence is the message id, so a repeat within the duplicate
-    // window is dropped. This runs beside the next round rather than holding it up.
-    const announced = accepted.map((a) => {
-      const event = summary(a.batch, result.perBatch.get(a.msg.seq) ?? 0, a.msg.seq);
-      return js.publish(subjects.dataAvailable, encoder.encode(JSON.stringify(event)), {
-        msgID: event.batch,
+    // window is dropped. This runs beside the next round rather than holding it up. A batch left with
+    // no good observation has nothing to announce.
+    const announced = accepted
+      .filter((a) => a.batch.observations.length > 0)
+      .map((a) => {
+        const event = summary(a.batch, result.perBatch.get(a.msg.seq) ?? 0, a.msg.seq);
+        return js.publish(subjects.dataAvailable, encoder.encode(JSON.stringify(event)), {
+          msgID: event.batch,
+        });
       });
-    });
     void Promise.all(announced).then(
       () => {
         stopWorking();

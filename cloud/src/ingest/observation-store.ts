@@ -2,6 +2,7 @@ import type { Observation } from '@fieldbeam/protocol';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
+import { databaseError, sqlState, UNIQUE_VIOLATION } from '../db/pg-errors.js';
 
 export type { DeadLetter } from '../db/dead-letters.js';
 
@@ -107,7 +108,8 @@ export async function copyLines(
 }
 
 /**
- * Postgres side of ingest, idempotent on the observation id. The common case (rows never seen) is a
+ * Postgres side of ingest, idempotent on (edge, observation id): each edge's rows are its own
+ * namespace, so one edge can never pre-empt or suppress another's readings. The common case (rows never seen) is a
  * plain COPY straight into `observations`, inside a savepoint. If any row is already there (a replay,
  * a redelivery after a crash), that COPY fails on the key, the savepoint is rolled back, and the rows
  * go the careful way: COPY into a per-connection temporary staging table, then one
@@ -131,9 +133,22 @@ export class ObservationStore {
 
   /**
    * Inserts the batches' observations and the dead letters in one transaction and reports how many
-   * observations were new, per batch. An id repeated inside the call is written once.
+   * observations were new, per batch. An id repeated inside the call is written once. Fails with a
+   * CloudError: `DATA_REFUSED` (not retryable) when Postgres refused the rows themselves, so the
+   * caller can set the guilty ones aside, `DATABASE` (retryable) otherwise.
    */
   async commit(batches: readonly StagedBatch[], deadLetters: readonly DeadLetter[]): Promise<CommitResult> {
+    try {
+      return await this.commitOnce(batches, deadLetters);
+    } catch (err) {
+      throw databaseError(err, 'the ingest commit');
+    }
+  }
+
+  private async commitOnce(
+    batches: readonly StagedBatch[],
+    deadLetters: readonly DeadLetter[],
+  ): Promise<CommitResult> {
     // Few allocations per row on this path: it runs for every observation the fleet sends.
     const months = new Set<string>();
     const counts = new Map<number, number>();
@@ -165,7 +180,7 @@ export class ObservationStore {
           perBatch = counts;
         } catch (err) {
           // 23505: some row is already stored (a replay) or repeated in this round.
-          if ((err as { code?: string }).code !== '23505') throw err;
+          if (sqlState(err) !== UNIQUE_VIOLATION) throw err;
           // Undo the COPY, and leave the savepoint so what follows runs in the top transaction
           // (the mixed-replay count below relies on xmin being the top transaction's id).
           await client.query('ROLLBACK TO SAVEPOINT fresh');
@@ -199,14 +214,16 @@ export class ObservationStore {
       await client.query(STAGE_DDL);
       this.staged.add(client);
     }
-    // Stage each id once, so the per-batch count below cannot count a row twice.
+    // Stage each (edge, id) once, so the per-batch count below cannot count a row twice. Ids are
+    // 64 characters, so id + edge is unambiguous.
     const seen = new Set<string>();
     const staged = new Map<number, number>();
     const lines: string[] = [];
     for (const b of batches) {
       for (const o of b.observations) {
-        if (seen.has(o.id)) continue;
-        seen.add(o.id);
+        const key = o.id + o.edge;
+        if (seen.has(key)) continue;
+        seen.add(key);
         lines.push(`${b.seq}\t${observationCopyLine(o)}`);
         staged.set(b.seq, (staged.get(b.seq) ?? 0) + 1);
       }
@@ -215,7 +232,7 @@ export class ObservationStore {
     const r = await client.query<{ n: number }>(
       `WITH ins AS (
          INSERT INTO observations (${COLUMNS}) SELECT ${COLUMNS} FROM fb_stage
-         ON CONFLICT (time, id) DO NOTHING RETURNING 1)
+         ON CONFLICT (time, id, edge) DO NOTHING RETURNING 1)
        SELECT count(*)::int AS n FROM ins`,
     );
     const n = r.rows[0]?.n ?? 0;
@@ -224,7 +241,7 @@ export class ObservationStore {
     // Some new, some not: the rows this transaction wrote carry its id in xmin.
     const per = await client.query<{ seq: string; n: number }>(
       `SELECT s.seq, count(*)::int AS n FROM fb_stage s
-       JOIN observations o ON o.time = s.time AND o.id = s.id
+       JOIN observations o ON o.time = s.time AND o.id = s.id AND o.edge = s.edge
        WHERE o.xmin = pg_current_xact_id()::xid GROUP BY s.seq`,
     );
     return new Map(per.rows.map((row) => [Number(row.seq), row.n]));
