@@ -190,7 +190,12 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     };
 
     const http = await startHttpApi(
-      { host: config.FB_HTTP_HOST, port: config.FB_HTTP_PORT },
+      {
+        host: config.FB_HTTP_HOST,
+        port: config.FB_HTTP_PORT,
+        log,
+        onError: (status) => metrics.httpErrors.inc({ status: String(status) }),
+      },
       {
         ...ogcApiRoutes({
           pool,

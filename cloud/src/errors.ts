@@ -2,6 +2,8 @@
 export const CloudErrorCode = {
   CONFIG_INVALID: 'FB_CLOUD_CONFIG_INVALID',
   DATABASE: 'FB_CLOUD_DATABASE',
+  /** A route of the HTTP API failed on the server's side; the log has the cause under the answer's `ref`. */
+  HTTP_INTERNAL: 'FB_CLOUD_HTTP_INTERNAL',
   /** Postgres refused the data itself (bad value, constraint, size limit): retrying the same rows cannot help. */
   DATA_REFUSED: 'FB_CLOUD_DATA_REFUSED',
 } as const;

@@ -89,6 +89,12 @@ export function createCloudMetrics() {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    httpErrors: new Counter({
+      name: 'fb_cloud_http_errors_total',
+      help: 'HTTP answers with a 4xx or 5xx status, malformed requests included, by status',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
   };
 }
 export type CloudMetrics = ReturnType<typeof createCloudMetrics>;

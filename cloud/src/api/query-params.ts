@@ -7,8 +7,10 @@ const bad = (message: string) => new HttpError(400, message);
 /** `bbox=minLon,minLat,maxLon,maxLat` (WGS84); no antimeridian crossing. */
 export function parseBbox(text: string | null): [number, number, number, number] | undefined {
   if (text === null) return undefined;
-  const parts = text.split(',').map((s) => Number(s.trim()));
-  if (parts.length !== 4 || parts.some((n) => !Number.isFinite(n))) {
+  const texts = text.split(',').map((s) => s.trim());
+  const parts = texts.map(Number);
+  // Number('') is 0: an empty part is refused rather than read as zero.
+  if (parts.length !== 4 || texts.some((t) => t === '') || parts.some((n) => !Number.isFinite(n))) {
     throw bad('bbox: expected four numbers minLon,minLat,maxLon,maxLat');
   }
   const [minX, minY, maxX, maxY] = parts as [number, number, number, number];
@@ -18,12 +20,37 @@ export function parseBbox(text: string | null): [number, number, number, number]
   return [minX, minY, maxX, maxY];
 }
 
-const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/** Earliest and latest instants a query may name: years 0000-9999, which Postgres and JS both hold. */
+const MIN_TIME_MS = Date.parse('0000-01-01T00:00:00Z');
+const MAX_TIME_MS = Date.parse('9999-12-31T23:59:59.999Z');
+const inRange = (ms: number) => Number.isFinite(ms) && ms >= MIN_TIME_MS && ms <= MAX_TIME_MS;
+
+const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate();
+
 function instant(text: string): Date {
-  if (!INSTANT.test(text)) throw bad(`datetime: "${text}" is not an RFC 3339 date or date-time`);
-  const d = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
-  if (Number.isNaN(d.getTime())) throw bad(`datetime: "${text}" is not a valid time`);
-  return d;
+  const m = INSTANT.exec(text);
+  if (!m) throw bad(`datetime: "${text}" is not an RFC 3339 date or date-time`);
+  const [, y, mo, d, h = '0', mi = '0', sec = '0', , oh = '0', om = '0'] = m;
+  // JS would roll 2026-02-31 over to March 3rd; a date that does not exist is refused instead.
+  const year = Number(y);
+  const month = Number(mo);
+  const real =
+    month >= 1 &&
+    month <= 12 &&
+    Number(d) >= 1 &&
+    Number(d) <= daysIn(year, month) &&
+    Number(h) <= 23 &&
+    Number(mi) <= 59 &&
+    Number(sec) <= 59 &&
+    Number(oh) <= 23 &&
+    Number(om) <= 59;
+  if (!real) throw bad(`datetime: "${text}" is not a date that exists`);
+  const t = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
+  if (!inRange(t.getTime())) throw bad(`datetime: "${text}" is outside years 0000-9999`);
+  return t;
 }
 
 /**
@@ -64,13 +91,21 @@ export function parsePoint(text: string | null): { lon: number; lat: number } {
   return { lon, lat };
 }
 
+/** Units of `within-units`, in km. A Map: a name such as `constructor` must not find a prototype member. */
+const KM_PER_UNIT: ReadonlyMap<string, number> = new Map([
+  ['km', 1],
+  ['m', 0.001],
+  ['mi', 1.609344],
+]);
+
 /** EDR `within` with `within-units` (km, m, mi); returned in km, bounded. */
 export function parseWithinKm(within: string | null, units: string | null, fallbackKm: number): number {
   if (within === null) return fallbackKm;
   const n = Number(within);
-  if (!Number.isFinite(n) || n < 0) throw bad('within: expected a non-negative number');
-  const factor = { km: 1, m: 0.001, mi: 1.609344 }[(units ?? 'km').toLowerCase()];
-  if (factor === undefined) throw bad('within-units: one of km, m, mi');
+  if (within.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw bad('within: expected a non-negative number');
+  const factor = KM_PER_UNIT.get((units ?? 'km').toLowerCase());
+  if (factor === undefined) throw bad(`within-units: one of ${[...KM_PER_UNIT.keys()].join(', ')}`);
   const km = n * factor;
   if (km > 1000) throw bad('within: at most 1000 km');
   return km;
@@ -83,7 +118,8 @@ export function encodeCursor(timeMs: number, id: string): string {
 export function parseCursor(text: string | null): { time: Date; id: string } | undefined {
   if (text === null) return undefined;
   const m = /^(-?\d+)_([0-9a-f]{64})$/.exec(Buffer.from(text, 'base64url').toString());
-  if (!m) throw bad('cursor: not a cursor this server made');
+  // The time goes to Postgres as a bind parameter: one it cannot hold would be a server error.
+  if (!m || !inRange(Number(m[1]))) throw bad('cursor: not a cursor this server made');
   return { time: new Date(Number(m[1])), id: m[2] as string };
 }
 
@@ -96,6 +132,11 @@ export function parseNames(text: string | null): string[] | undefined {
     .filter(Boolean);
   if (names.length === 0 || names.length > 100 || names.some((n) => n.length > 200)) {
     throw bad('parameter-name: 1 to 100 comma-separated names');
+  }
+  // Postgres text cannot hold NUL, and no variable name has control characters.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  if (names.some((n) => /[\u0000-\u001f\u007f]/.test(n))) {
+    throw bad('parameter-name: names must not contain control characters');
   }
   return names;
 }

@@ -102,6 +102,16 @@ const SERVER_NAME = 'Fieldbeam TLCP replay';
 
 const clientIp = (req: IncomingMessage) => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
+/**
+ * Path and query of a request target, read as a path: `new URL('//[', base)` would take `[` for a
+ * host and throw. Undefined when the target is not a path at all.
+ */
+function targetOf(raw: string | undefined): { pathname: string; search: string } | undefined {
+  if (!raw?.startsWith('/')) return undefined;
+  const q = raw.indexOf('?');
+  return q === -1 ? { pathname: raw, search: '' } : { pathname: raw.slice(0, q), search: raw.slice(q) };
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -342,9 +352,9 @@ export async function createTlcpReplayServer(opts: TlcpReplayServerOptions = {})
 
   const onHttp = async (req: IncomingMessage, res: ServerResponse) => {
     if (mode !== 'normal') return; // silent: hold the request unanswered until the socket dies
-    const url = new URL(req.url ?? '/', 'http://replay');
-    const name = /\/lightstreamer\/([a-z_]+)\.txt$/.exec(url.pathname)?.[1];
-    if (req.method !== 'POST' || name === undefined) {
+    const url = targetOf(req.url);
+    const name = url && /\/lightstreamer\/([a-z_]+)\.txt$/.exec(url.pathname)?.[1];
+    if (url === undefined || req.method !== 'POST' || name === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not a TLCP path\n');
       return;
     }
@@ -434,9 +444,13 @@ export async function createTlcpReplayServer(opts: TlcpReplayServerOptions = {})
   });
   http.on('upgrade', (req: IncomingMessage, socket: Socket, upgradeHead: Buffer) => {
     if (mode !== 'normal') return; // silent: accept the connection, never answer the handshake
-    const path = new URL(req.url ?? '/', 'http://replay').pathname;
+    const path = targetOf(req.url)?.pathname;
+    if (path === undefined) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     if (!path.endsWith('/lightstreamer')) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     wss.handleUpgrade(req, socket, upgradeHead, (ws) => wss.emit('connection', ws, req));

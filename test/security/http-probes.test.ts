@@ -1,0 +1,159 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTlcpReplayServer, type TlcpReplayServer } from '@fieldbeam/edge';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CollectorProcess,
+  type EdgeAgentProcess,
+  type NatsServer,
+  startCollectorProcess,
+  startEdgeAgentProcess,
+  startNatsServer,
+  startPostgres,
+  type TempDir,
+  type TestPostgres,
+  tempDir,
+} from '../harness/index.js';
+import { rawGet, rawRequest } from './http-raw.js';
+
+/**
+ * Single requests that once ended or confused an HTTP server of the system, each sent as raw bytes
+ * (a client library would refuse to send most of them): the answer is a 4xx and the process lives on.
+ */
+let nats: NatsServer;
+let postgres: TestPostgres;
+let dir: TempDir;
+let collector: CollectorProcess;
+let edge: EdgeAgentProcess;
+let replay: TlcpReplayServer;
+
+const HOST = '127.0.0.1';
+
+beforeAll(async () => {
+  [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
+  dir = tempDir('fieldbeam-http-probes-');
+  const datasetsFile = join(dir.path, 'datasets.yaml');
+  writeFileSync(datasetsFile, 'datasets:\n  - name: minutely\n    window: PT1M\n');
+  [collector, edge, replay] = await Promise.all([
+    startCollectorProcess({
+      name: 'probed',
+      natsUrl: nats.url,
+      databaseUrl: postgres.url,
+      dataDir: join(dir.path, 'collector'),
+      env: { FB_DATASETS_FILE: datasetsFile, FB_BUILD_POLL_MS: '600000' },
+    }),
+    startEdgeAgentProcess({
+      dir: dir.path,
+      config: { edge: 'gw-probed', nats: { servers: [nats.url] }, sensors: [] },
+    }),
+    createTlcpReplayServer(),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([collector?.stop(), edge?.stop(), replay?.close()]);
+  await Promise.all([nats?.close(), postgres?.close()]);
+  dir?.remove();
+});
+
+const error = (body: string) => (JSON.parse(body) as { error: string }).error;
+
+describe('collector HTTP API', () => {
+  it.each([
+    ['//[', 400],
+    ['//%', 400],
+    ['/%zz', 400],
+    ['/collections/[x]', 400],
+    // A valid path (empty segments are allowed) that names no route.
+    ['//x:99999/', 404],
+  ])('answers GET %s with %i and lives on', async (target, status) => {
+    const answer = await rawGet(HOST, collector.httpPort, target);
+    expect(answer.wellFormed).toBe(true);
+    expect(answer.statuses).toEqual([status]);
+    expect((await collector.health())?.status).toBe(200);
+    expect(collector.crashes).toEqual([]);
+  });
+
+  it('answers absolute-form targets like their path', async () => {
+    const answer = await rawGet(HOST, collector.httpPort, `http://127.0.0.1:${collector.httpPort}/healthz`);
+    expect(answer.statuses).toEqual([200]);
+    const bad = await rawGet(HOST, collector.httpPort, 'http://[/healthz');
+    expect(bad.statuses).toEqual([400]);
+  });
+
+  it('answers malformed HTTP with 400 and closes', async () => {
+    const answer = await rawRequest(HOST, collector.httpPort, 'GARBAGE\r\n\r\n');
+    expect(answer.wellFormed).toBe(true);
+    expect(answer.statuses).toEqual([400]);
+  });
+
+  it('refuses an out-of-range cursor with 400 and no database text', async () => {
+    const cursor = Buffer.from(`99999999999999999999_${'a'.repeat(64)}`).toString('base64url');
+    const answer = await rawGet(HOST, collector.httpPort, `/collections/minutely/items?cursor=${cursor}`);
+    expect(answer.statuses).toEqual([400]);
+    expect(error(answer.body)).toMatch(/cursor/);
+    expect(answer.body).not.toMatch(/syntax|timestamp|postgres/i);
+  });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    'refuses within-units=%s with 400',
+    async (units) => {
+      const answer = await rawGet(
+        HOST,
+        collector.httpPort,
+        `/collections/minutely/position?coords=POINT(7%2046)&within=1&within-units=${units}`,
+      );
+      expect(answer.statuses).toEqual([400]);
+      expect(error(answer.body)).toMatch(/within-units/);
+    },
+  );
+
+  it('refuses text Postgres cannot take (NUL) in parameter-name with 400', async () => {
+    const answer = await rawGet(HOST, collector.httpPort, '/collections/minutely/items?parameter-name=a%00b');
+    expect(answer.statuses).toEqual([400]);
+    expect(error(answer.body)).toMatch(/parameter-name/);
+  });
+
+  it('refuses a declared body over the limit with 413 before routing', async () => {
+    const answer = await rawRequest(
+      HOST,
+      collector.httpPort,
+      'POST /admin/datasets/minutely/rebuild?window=2026-01-01T00:00:00Z HTTP/1.1\r\nHost: x\r\n' +
+        'Content-Length: 10485760\r\n\r\n',
+    );
+    expect(answer.statuses).toEqual([413]);
+    expect(collector.crashes).toEqual([]);
+  });
+});
+
+describe('edge agent HTTP status', () => {
+  it.each(['//[', '//%', '//x:99999/'])('answers GET %s with a 4xx and lives on', async (target) => {
+    const answer = await rawGet(HOST, edge.httpPort, target);
+    expect(answer.wellFormed).toBe(true);
+    expect(answer.statuses[0]).toBeGreaterThanOrEqual(400);
+    expect(answer.statuses[0]).toBeLessThan(500);
+    expect((await edge.status())?.ok).toBe(true);
+    expect(edge.crashes).toEqual([]);
+  });
+
+  it('refuses headers beyond its bound with 431', async () => {
+    const answer = await rawGet(HOST, edge.httpPort, '/healthz', `X-Big: ${'a'.repeat(12 * 1024)}\r\n`);
+    expect(answer.statuses).toEqual([431]);
+    expect((await edge.status())?.ok).toBe(true);
+  });
+});
+
+describe('TLCP replay server', () => {
+  // Read as a path, not as `//host`: a path that names no endpoint.
+  it.each(['//[', '//%'])('answers a WebSocket upgrade to %s with 404 and lives on', async (target) => {
+    const answer = await rawGet(
+      HOST,
+      replay.port,
+      target,
+      'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+    );
+    expect(answer.statuses).toEqual([404]);
+    const ok = await fetch(`${replay.url}/lightstreamer/create_session.txt`, { method: 'GET' });
+    expect(ok.status).toBe(404);
+  });
+});
