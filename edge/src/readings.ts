@@ -84,10 +84,15 @@ export interface MqttSink {
   submit(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome>;
 }
 
-/**
- * Where sources report input they could not use: counted and kept for an operator to inspect. The
- * promise, when there is one, resolves once the entry is kept; it never rejects.
- */
+/** Where sources report input they could not use: counted and kept for an operator to inspect. */
 export interface RejectSink {
-  reject(entry: RejectEntry): void | Promise<void>;
+  reject(entry: RejectEntry): void;
+}
+
+/**
+ * A {@link RejectSink} for a source that acknowledges its input (MQTT QoS 1): resolves once the entry
+ * is kept, never rejects.
+ */
+export interface AckedRejectSink {
+  reject(entry: RejectEntry): Promise<void>;
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
-import { type MqttSink, type Origin, type RejectSink, toObservation } from '../readings.js';
+import { type AckedRejectSink, type MqttSink, type Origin, toObservation } from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
 
 export interface MqttIngestDeps {
@@ -10,7 +10,7 @@ export interface MqttIngestDeps {
   /** Read on every message so a SIGHUP reload takes effect without reconnecting anyone. */
   sensors: () => SensorMap;
   sink: MqttSink;
-  rejects: RejectSink;
+  rejects: AckedRejectSink;
   metrics: EdgeMetrics;
   log: Logger;
   /** Larger payloads are rejected before decoding. */
