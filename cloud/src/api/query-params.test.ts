@@ -5,6 +5,7 @@ import {
   parseCursor,
   parseDatetime,
   parseLimit,
+  parseNames,
   parsePoint,
   parseWithinKm,
 } from './query-params.js';
@@ -38,5 +39,47 @@ describe('OGC API query parameters', () => {
     const id = 'a'.repeat(64);
     expect(parseCursor(encodeCursor(123, id))).toEqual({ time: new Date(123), id });
     expect(() => parseCursor('garbage')).toThrow(/cursor/);
+  });
+
+  it('refuses a cursor whose time Postgres cannot hold', () => {
+    const id = 'a'.repeat(64);
+    for (const ms of ['99999999999999999999', '8640000000000000', '-62167219200001', '253402300800000']) {
+      const cursor = Buffer.from(`${ms}_${id}`).toString('base64url');
+      expect(() => parseCursor(cursor)).toThrow(/cursor/);
+    }
+    expect(parseCursor(encodeCursor(253402300799999, id))?.time.toISOString()).toBe(
+      '9999-12-31T23:59:59.999Z',
+    );
+  });
+  it('looks within-units up by name only, never on the prototype', () => {
+    for (const units of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      expect(() => parseWithinKm('1', units, 1)).toThrow(/within-units: one of km, m, mi/);
+    }
+    expect(parseWithinKm('2', 'MI', 1)).toBeCloseTo(3.218688);
+    expect(() => parseWithinKm('', 'km', 1)).toThrow(/within/);
+  });
+  it('refuses dates that do not exist instead of rolling them over', () => {
+    for (const d of [
+      '2026-02-30',
+      '2026-02-29T00:00:00Z',
+      '2026-13-01',
+      '2026-01-01T24:00:00Z',
+      '2026-01-01T00:00:00+24:00',
+    ]) {
+      expect(() => parseDatetime(d)).toThrow(/datetime/);
+    }
+    expect(parseDatetime('2028-02-29')).toEqual({
+      from: new Date('2028-02-29T00:00:00Z'),
+      to: new Date('2028-02-29T00:00:00Z'),
+    });
+    expect(() => parseDatetime('0000-01-01T00:00:00+01:00')).toThrow(/0000-9999/);
+  });
+  it('refuses parameter names Postgres cannot take', () => {
+    expect(parseNames('a, b')).toEqual(['a', 'b']);
+    expect(() => parseNames('a\u0000b')).toThrow(/control characters/);
+    expect(() => parseNames('a\u001bb')).toThrow(/control characters/);
+  });
+  it('refuses an empty bbox part rather than reading it as 0', () => {
+    expect(() => parseBbox('1,,3,4')).toThrow(/bbox/);
   });
 });
