@@ -96,8 +96,7 @@ describe('observation store (idempotent ingest)', () => {
 
 describe('migration 2 (observations partitioned by month)', () => {
   it('carries the rows of an existing unpartitioned table over', async () => {
-    await pool.query('CREATE DATABASE fb_migration_test');
-    const url = postgres.url.replace(/\/[^/]+$/, '/fb_migration_test');
+    const url = await postgres.createDatabase('fb_migration_test');
     const old = new pg.Pool({ connectionString: url, max: 2 });
     old.on('error', () => {});
     try {

@@ -1,10 +1,16 @@
-import { startEmbeddedPostgres } from '@fieldbeam/cloud';
+import { embeddedDatabaseUrl, startEmbeddedPostgres } from '@fieldbeam/cloud';
+import pgLib from 'pg';
 import { freePort } from './ports.js';
 import { tempDir } from './temp-dir.js';
 
 export interface TestPostgres {
   readonly url: string;
   readonly port: number;
+  /**
+   * Creates a database owned by the role of `url` (which may not create databases itself) and returns
+   * its URL.
+   */
+  createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -19,6 +25,17 @@ export async function startPostgres(): Promise<TestPostgres> {
   return {
     url: pg.url,
     port,
+    createDatabase: async (name) => {
+      const admin = new pgLib.Client(embeddedDatabaseUrl(dir.path, port, 'postgres', 'superuser'));
+      await admin.connect();
+      try {
+        const owner = admin.escapeIdentifier(new URL(pg.url).username);
+        await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} OWNER ${owner}`);
+      } finally {
+        await admin.end();
+      }
+      return pg.url.replace(/\/[^/]+$/, `/${name}`);
+    },
     stop: async () => {
       if (running) await pg.stop();
       running = false;

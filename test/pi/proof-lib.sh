@@ -230,7 +230,6 @@ EOF
     FB_RELEASES_DIR="$releases" LOG_LEVEL=warn node cloud/dist/cli.js run >"$logs/collector.log" 2>&1 8>&- 9>&- &
   COLL_PID=$!
   PIDS+=("$COLL_PID")
-  DB="postgres://postgres:postgres@127.0.0.1:$PG_PORT/fieldbeam"
   pi_time_end services
 }
 
@@ -262,6 +261,8 @@ pi_proof_collector_ready() {
     tail -20 "$logs/collector.log" >&2
     fail_now "collector starts (embedded Postgres, streams)"
   }
+  # The collector's own role; its random password is kept in the embedded Postgres's data folder.
+  DB="postgres://fieldbeam:$(node -p "require('$work/cloud/postgres/fieldbeam-credentials.json').owner.password")@127.0.0.1:$PG_PORT/fieldbeam"
   pi_time_end collector-ready
 }
 
