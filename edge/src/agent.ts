@@ -196,7 +196,16 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         );
       }
       const broker = await startEmbeddedBroker(
-        { host, port: config.mqtt.port },
+        {
+          host,
+          port: config.mqtt.port,
+          maxPacketBytes: config.mqtt.max_packet_bytes,
+          maxConnectBytes: config.mqtt.max_connect_bytes,
+          maxPendingConnections: config.mqtt.max_pending_connections,
+          connectTimeoutMs: config.mqtt.connect_timeout_ms,
+          maxRetained: config.mqtt.max_retained,
+          maxRetainedBytes: config.mqtt.max_retained_bytes,
+        },
         { ingest, access, metrics, log },
       );
       mqttPort = broker.port;

@@ -58,6 +58,15 @@ const SensorConfig = z
   });
 export type SensorConfig = z.infer<typeof SensorConfig>;
 
+/** Bounds of the embedded broker against clients that never log in or fill its memory. */
+const MQTT_DEFAULTS = {
+  max_connect_bytes: 16 * 1024,
+  max_pending_connections: 64,
+  connect_timeout_ms: 10_000,
+  max_retained: 1000,
+  max_retained_bytes: 8 * 1024 * 1024,
+} as const;
+
 const AUTO_REGISTER_DEFAULTS = { enabled: false, topics: ['#'], max_sensors: 100, decoder: 'auto' } as const;
 
 /**
@@ -132,6 +141,30 @@ export const EdgeConfigSchema = z
           .default(256 * 1024),
         /** A message that decodes to more readings than this is rejected whole (a runaway payload). */
         max_readings_per_message: z.number().int().min(1).max(10_000).default(500),
+        /** Embedded broker: largest packet (CONNECT included) a client may send before its login is accepted. */
+        max_connect_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(MQTT_DEFAULTS.max_connect_bytes),
+        /** Embedded broker: connections not yet logged in at once; more are closed at once. */
+        max_pending_connections: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(MQTT_DEFAULTS.max_pending_connections),
+        /** Embedded broker: a connection not logged in after this long is closed. */
+        connect_timeout_ms: z.number().int().min(100).max(300_000).default(MQTT_DEFAULTS.connect_timeout_ms),
+        /** Embedded broker: retained messages kept (topics), and their bytes in total. */
+        max_retained: z.number().int().min(0).max(100_000).default(MQTT_DEFAULTS.max_retained),
+        max_retained_bytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(256 * 1024 * 1024)
+          .default(MQTT_DEFAULTS.max_retained_bytes),
       })
       .strict()
       .default({
@@ -140,6 +173,7 @@ export const EdgeConfigSchema = z
         users: [],
         max_packet_bytes: 256 * 1024,
         max_readings_per_message: 500,
+        ...MQTT_DEFAULTS,
       }),
     buffer: z
       .object({

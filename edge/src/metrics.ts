@@ -59,6 +59,18 @@ export function createEdgeMetrics() {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    mqttRefused: new Counter({
+      name: 'fb_edge_mqtt_refused_total',
+      help: 'Embedded broker: connections closed and publishes refused by its bounds and protocol checks (reason: connect_too_large, packet_too_large, protocol, pending_limit, connect_timeout, client_id_taken, invalid_topic, sys_topic, wildcard_topic)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    mqttNotRetained: new Counter({
+      name: 'fb_edge_mqtt_not_retained_total',
+      help: 'Embedded broker: retained publishes passed on without being retained (reason: unmatched, rejected, limit)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     mqttDuplicates: new Counter({
       name: 'fb_edge_mqtt_duplicate_total',
       help: 'QoS 1/2 MQTT messages re-delivered after being committed (PUBACK lost): acknowledged, not stored again',

@@ -16,8 +16,12 @@ import type { MqttDelivery } from '../outbox/outbox.js';
  * unless the DUP flag says otherwise.
  */
 export class ConnectionDeliveries {
-  /** One bit per packet id seen on this connection. */
-  private readonly seen = new Uint8Array(65536 / 8);
+  /**
+   * One bit per packet id seen on this connection (8 KiB), made on the first QoS 1/2 message of a
+   * persistent session: only there does a first use mean anything, and a connection that never
+   * needs it should not hold it.
+   */
+  private seen: Uint8Array | undefined;
 
   constructor(
     readonly clientId: string,
@@ -37,14 +41,18 @@ export class ConnectionDeliveries {
   ): MqttDelivery | undefined {
     const id = packet.messageId;
     if (packet.qos === 0 || id === undefined) return undefined;
-    const bit = 1 << (id & 7);
-    const firstUse = ((this.seen[id >> 3] ?? 0) & bit) === 0;
-    this.seen[id >> 3] = (this.seen[id >> 3] ?? 0) | bit;
+    let firstUse = false;
+    if (this.persistent) {
+      this.seen ??= new Uint8Array(65536 / 8);
+      const bit = 1 << (id & 7);
+      firstUse = ((this.seen[id >> 3] ?? 0) & bit) === 0;
+      this.seen[id >> 3] = (this.seen[id >> 3] ?? 0) | bit;
+    }
     return {
       clientId: this.clientId,
       packetId: id,
       hash: deliveryHash(packet.topic, payload),
-      mayBeResend: packet.dup === true || (this.persistent && firstUse),
+      mayBeResend: packet.dup === true || firstUse,
     };
   }
 }

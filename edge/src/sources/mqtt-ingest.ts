@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { BoundedLabels } from '../bounded-labels.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
@@ -22,6 +23,15 @@ export interface MqttIngestDeps {
 }
 
 /**
+ * What became of a message: its readings were committed (or it re-delivered committed ones),
+ * no sensor matched its topic, it was rejected (and recorded), or it carried nothing to store.
+ */
+export type IngestOutcome = 'stored' | 'unmatched' | 'rejected' | 'ignored';
+
+/** First topic levels with a series of their own in `fb_edge_unmatched_topic_total`; the rest are `other`. */
+const UNMATCHED_PREFIXES = 32;
+
+/**
  * One MQTT message in: decode, validate and commit. Resolves once the readings are durable (or the
  * message was rejected and recorded), which is when a QoS 1 PUBACK may go out. Rejects only when
  * the buffer cannot take the readings, so the sensor is not acknowledged and sends again. With the
@@ -33,6 +43,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   const received = metrics.received.labels('mqtt');
   const readings = metrics.readings.labels('mqtt');
   const skipped = metrics.skipped.labels('mqtt');
+  const unmatchedPrefix = new BoundedLabels(UNMATCHED_PREFIXES);
   const reject = async (topic: string, payload: Uint8Array, kind: string, reason: string) => {
     metrics.rejected.inc({ source: 'mqtt', kind });
     log.warn({ topic, reason }, 'mqtt message rejected');
@@ -41,7 +52,11 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     await deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
   };
 
-  return async function ingest(topic: string, payload: Uint8Array, delivery?: MqttDelivery): Promise<void> {
+  return async function ingest(
+    topic: string,
+    payload: Uint8Array,
+    delivery?: MqttDelivery,
+  ): Promise<IngestOutcome> {
     const receivedMs = Date.now();
     received.inc();
     if (payload.length > deps.maxPayloadBytes) {
@@ -51,24 +66,24 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         'oversized',
         `payload of ${payload.length} bytes exceeds mqtt.max_packet_bytes (${deps.maxPayloadBytes})`,
       );
-      return;
+      return 'rejected';
     }
     const match = deps.sensors().decode(topic, payload, receivedMs);
     if (!match.matched) {
-      metrics.unmatched.inc({ prefix: topic.split('/')[0] ?? '' });
-      return;
+      metrics.unmatched.inc({ prefix: unmatchedPrefix.of(topic.split('/', 1)[0] ?? '') });
+      return 'unmatched';
     }
     const { outcome } = match;
     switch (outcome.kind) {
       case 'rejected':
         await reject(topic, payload, 'decode', outcome.reason);
-        return;
+        return 'rejected';
       case 'status':
       case 'ignored':
-        return;
+        return 'ignored';
       case 'readings': {
         if (outcome.skipped.length > 0) skipped.inc(outcome.skipped.length);
-        if (outcome.readings.length === 0) return;
+        if (outcome.readings.length === 0) return 'ignored';
         if (outcome.readings.length > deps.maxReadingsPerMessage) {
           await reject(
             topic,
@@ -76,7 +91,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
             'too_many_readings',
             `${outcome.readings.length} readings in one message exceed mqtt.max_readings_per_message (${deps.maxReadingsPerMessage})`,
           );
-          return;
+          return 'rejected';
         }
         const origin = {
           ...(match.origin as Omit<Origin, 'edge' | 'source'>),
@@ -99,9 +114,10 @@ export function createMqttIngest(deps: MqttIngestDeps) {
             { topic, client: delivery?.clientId, packetId: delivery?.packetId },
             'mqtt re-delivery not stored again',
           );
-          return;
+          return 'stored';
         }
         readings.inc(observations.length);
+        return 'stored';
       }
     }
   };
