@@ -7,10 +7,13 @@
  * choices; FB_FAULTS_SKIP=name,... leaves scenarios out; FB_FAULTS_LOG=0 silences the progress lines.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { adversarialScenarios } from './adversarial.js';
 import { cleanupAll } from './cleanup.js';
-import { type ScenarioResult, scenarios, seededRandom } from './scenarios.js';
+import { scenarios as faultScenarios, type ScenarioResult, seededRandom } from './scenarios.js';
 import { runSoak } from './soak.js';
 import { formatTable } from './table.js';
+
+const scenarios = [...faultScenarios, ...adversarialScenarios];
 
 const seed = Number(process.env.FB_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const random = seededRandom(seed);

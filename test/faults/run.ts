@@ -9,15 +9,19 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { netnsUnavailable } from '../harness/index.js';
+import { adversarialScenarios } from './adversarial.js';
 import { cleanupAll, cleanupOnSignals } from './cleanup.js';
-import { type Mode, type ScenarioResult, scenarios, seededRandom } from './scenarios.js';
+import { scenarios as faultScenarios, type Mode, type ScenarioResult, seededRandom } from './scenarios.js';
 import { runSoak } from './soak.js';
 import { formatTable } from './table.js';
+
+const scenarios = [...faultScenarios, ...adversarialScenarios];
 
 const HELP = `fault runner: drives nats-server, Postgres, collectors, edge agents and MQTT publishers as
 separate processes, injects faults, and compares acknowledged readings with Postgres.
 
-  node test/dist/faults/run.js [--quick] [--only NAME,...] [--seed N]   every scenario (pnpm faults)
+  node test/dist/faults/run.js [--quick] [--only NAME,...] [--seed N]   every scenario (pnpm faults);
+                     --only takes names or a family prefix (--only adversarial)
   node test/dist/faults/run.js --soak --minutes N [--seed N]           random faults under steady load (pnpm soak)
   node test/dist/faults/run.js --list                                  the scenarios
   --payload number   publishers send bare numbers (the agent stamps receipt time) instead of
@@ -39,7 +43,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (flag('--list')) {
-    for (const s of scenarios) process.stdout.write(`${s.name.padEnd(26)} ${s.summary}\n`);
+    for (const s of scenarios) process.stdout.write(`${s.name.padEnd(30)} ${s.summary}\n`);
     return 0;
   }
   const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -74,8 +78,10 @@ async function main(): Promise<number> {
 
   const mode: Mode = flag('--quick') ? 'quick' : 'full';
   const only = arg('--only')?.split(',');
-  const chosen = only ? scenarios.filter((s) => only.includes(s.name)) : scenarios;
-  if (only && chosen.length !== only.length) {
+  // A name, or a family prefix such as `adversarial` (every `adversarial-...` scenario).
+  const matches = (name: string, o: string) => name === o || name.startsWith(`${o}-`);
+  const chosen = only ? scenarios.filter((s) => only.some((o) => matches(s.name, o))) : scenarios;
+  if (only?.some((o) => !scenarios.some((s) => matches(s.name, o)))) {
     process.stderr.write(`unknown scenario in --only; known: ${scenarios.map((s) => s.name).join(', ')}\n`);
     return 2;
   }

@@ -21,6 +21,8 @@ export interface ScenarioResult {
   failures: string[];
   seconds: number;
   tallies: Tally[];
+  /** Longest a good reading waited between its acknowledgement and Postgres (s), where measured. */
+  worstStall?: number;
 }
 
 export interface ScenarioContext {
@@ -43,7 +45,11 @@ export interface Recorder {
   recoveries: Promise<number | null>[];
   notes: string[];
   failures: string[];
+  worstStall?: number;
 }
+
+/** What a scenario checks once everything was delivered (after the load stopped and the system settled). */
+export type Afterwards = (sys: FaultSystem, rec: Recorder) => Promise<void>;
 
 /** A small seeded generator (mulberry32), so a failing run can be repeated with its seed. */
 export function seededRandom(seed: number): () => number {
@@ -66,14 +72,17 @@ export const between = (random: () => number, lo: number, hi: number) => lo + ra
 export async function withSystem(
   spec: SystemSpec,
   ctx: ScenarioContext,
-  body: (sys: FaultSystem, rec: Recorder) => Promise<void>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: most bodies return nothing; some return checks
+  body: (sys: FaultSystem, rec: Recorder) => Promise<void | Afterwards>,
+  opts: { settleTimeoutMs?: number } = {},
 ): Promise<ScenarioResult> {
   const started = Date.now();
   const rec: Recorder = { recoveries: [], notes: [], failures: [] };
   const sys = await FaultSystem.start({ ...spec, payload: spec.payload ?? ctx.payload, log: ctx.log });
   try {
+    let afterwards: Afterwards | undefined;
     try {
-      await body(sys, rec);
+      afterwards = (await body(sys, rec)) ?? undefined;
     } catch (err) {
       rec.failures.push(`scenario failed: ${(err as Error).message}`);
       sys.log(`scenario failed: ${(err as Error).stack}`);
@@ -81,8 +90,16 @@ export async function withSystem(
     const recoveries = await Promise.all(rec.recoveries);
     sys.log('stopping the load');
     const results = await sys.stopLoads();
-    const settle = await sys.settle();
+    const settle = await sys.settle(opts.settleTimeoutMs);
     if (settle) rec.failures.push(settle);
+    if (afterwards) {
+      try {
+        await afterwards(sys, rec);
+      } catch (err) {
+        rec.failures.push(`checks failed: ${(err as Error).message}`);
+        sys.log(`checks failed: ${(err as Error).stack}`);
+      }
+    }
     rec.failures.push(...sys.crashes);
     let expectedLost = 0;
     for (const e of sys.edges) {
@@ -117,6 +134,7 @@ export async function withSystem(
       failures: rec.failures,
       seconds: (Date.now() - started) / 1000,
       tallies,
+      ...(rec.worstStall !== undefined ? { worstStall: rec.worstStall } : {}),
     };
     const unacked = sum('storedUnacked');
     if (unacked > 0) rec.notes.push(`${unacked} stored without a PUBACK (at-least-once, allowed)`);

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { addEdge, collectorSeed } from '@fieldbeam/cloud';
 import { streams } from '@fieldbeam/protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 import {
   type CollectorProcess,
@@ -42,6 +44,8 @@ export interface EdgeSpec {
   /** The publisher's window of unacknowledged messages. */
   maxInFlight?: number;
   ackTimeoutMs?: number;
+  /** Sensors besides the publisher's (agent config `sensors[]` entries). */
+  sensors?: Record<string, unknown>[];
 }
 
 export interface SystemSpec {
@@ -51,7 +55,21 @@ export interface SystemSpec {
   edges: EdgeSpec[];
   /** What the publishers send (default `json`, with sensor time). */
   payload?: 'json' | 'number';
+  /**
+   * `nkey`: every identity is registered as `fieldbeam-cloud edge add` does it, and nats-server runs
+   * with the nkey-only authorization that command writes (the collector reads its key from the
+   * identity folder). Default: no authentication.
+   */
+  auth?: 'nkey';
+  /** Identities registered beside the edges but running no agent (a hostile edge drives its own client). */
+  identities?: string[];
   log?: (line: string) => void;
+}
+
+/** A registered NATS identity: edge id and its nkey seed. */
+export interface Identity {
+  id: string;
+  seed: string;
 }
 
 export interface FaultEdge {
@@ -123,6 +141,9 @@ export class FaultSystem {
   /** Highest total buffer depth (readings, all edges) seen since start / since `resetWindowPeak`. */
   peak = 0;
   windowPeak = 0;
+  /** nkey mode: the identity folder and each identity by short name (edges and extra identities). */
+  identityDir: string | undefined;
+  readonly identities = new Map<string, Identity>();
   /** Components that exited by themselves (each is restarted after 2 s, as systemd's Restart=on-failure would). */
   readonly crashes: string[] = [];
   private closing = false;
@@ -158,8 +179,21 @@ export class FaultSystem {
       this.netns = createNetnsLink();
       this.log(`namespace ${this.netns.name}: ${this.netns.hostAddr} <-> ${this.netns.nsAddr}`);
     }
+    let extraConfig: string | undefined;
+    if (spec.auth === 'nkey') {
+      this.identityDir = join(this.dir.path, 'identity');
+      let authorization = '';
+      for (const name of [...spec.edges.map((e) => e.name), ...(spec.identities ?? [])]) {
+        const added = addEdge(this.identityDir, `${this.run}-${name}`);
+        this.identities.set(name, { id: added.id, seed: added.seed });
+        authorization = added.files.authorization;
+      }
+      // The file as written, verbatim: nats-server resolves `include` against its own config folder.
+      extraConfig = readFileSync(authorization, 'utf8');
+    }
+    const natsOpts = extraConfig ? { extraConfig } : {};
     const [nats, postgres] = await Promise.all([
-      this.netns ? startNatsServerAt(this.netns.hostAddr) : startNatsServer(),
+      this.netns ? startNatsServerAt(this.netns.hostAddr, natsOpts) : startNatsServer(natsOpts),
       startPostgres(),
     ]);
     this.nats = nats;
@@ -176,6 +210,7 @@ export class FaultSystem {
         databaseUrl: postgres.url,
         dataDir: join(this.dir.path, `collector-${i + 1}`),
         consumer: 'ingest',
+        ...(this.identityDir ? { env: { FB_IDENTITY_DIR: this.identityDir } } : {}),
         onCrash: this.supervise(`collector ${name}`, () => holder.c?.start()),
       });
       this.collectors.push(holder.c);
@@ -193,9 +228,13 @@ export class FaultSystem {
           netns: e.uplink === 'netns' ? this.netns : undefined,
           config: {
             edge: id,
-            nats: { servers: [server], ack_timeout_ms: e.ackTimeoutMs ?? 5000 },
+            nats: {
+              servers: [server],
+              ack_timeout_ms: e.ackTimeoutMs ?? 5000,
+              ...(this.identities.has(e.name) ? { nkey_seed: this.identities.get(e.name)?.seed } : {}),
+            },
             ...(e.buffer ? { buffer: e.buffer } : {}),
-            sensors: sensorsFor(spec.payload ?? 'json'),
+            sensors: [...sensorsFor(spec.payload ?? 'json'), ...(e.sensors ?? [])],
           },
         });
         holder.a = agent;
@@ -373,7 +412,15 @@ export class FaultSystem {
   }
 
   private async jsm() {
-    this.nc ??= await connect({ servers: this.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    this.nc ??= await connect({
+      servers: this.nats.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      // With authorization on, the test looks at the consumer as the collector does, with its key.
+      ...(this.identityDir
+        ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(collectorSeed(this.identityDir))) }
+        : {}),
+    });
     return jetstreamManager(this.nc);
   }
 

@@ -8,6 +8,7 @@ const HEAD = [
   'duplicated',
   'recover (s)',
   'peak buffer',
+  'worst stall (s)',
   'result',
 ];
 
@@ -32,6 +33,7 @@ export function formatTable(results: ScenarioResult[]): string {
     String(r.duplicated),
     recoveryCell(r.recoveries),
     String(r.peakBuffer),
+    r.worstStall === undefined ? '-' : r.worstStall.toFixed(1),
     resultCell(r),
   ]);
   const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

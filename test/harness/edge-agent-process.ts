@@ -15,6 +15,8 @@ export interface EdgeAgentProcess {
   readonly httpPort: number;
   readonly mqttUrl: string;
   readonly configFile: string;
+  /** Its data folder (buffer file `<edge>.buffer.sqlite`). */
+  readonly dataDir: string;
   /** The current process (a new one after each start). */
   readonly process: Spawned | undefined;
   readonly running: boolean;
@@ -118,6 +120,7 @@ export async function startEdgeAgentProcess(opts: {
     httpPort,
     mqttUrl: `mqtt://${host}:${mqttPort}`,
     configFile,
+    dataDir,
     get process() {
       return proc;
     },
