@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { subjects } from '@fieldbeam/protocol';
+import { parseDuration, subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
@@ -180,6 +180,10 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       maxPayloadBytes: config.mqtt.max_packet_bytes,
       maxReadingsPerMessage: config.mqtt.max_readings_per_message,
       clockUnsynced: () => clock.state === 'unsynced',
+      acceptedTime: {
+        maxAgeMs: parseDuration(config.mqtt.accepted_time.max_age),
+        maxFutureMs: parseDuration(config.mqtt.accepted_time.max_future),
+      },
     });
     let mqttPort: number | undefined;
     let onReload = () => {};

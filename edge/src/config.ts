@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { batchLimits, isSubjectToken } from '@fieldbeam/protocol';
+import { batchLimits, isDuration, isSubjectToken } from '@fieldbeam/protocol';
 import { CST, Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
@@ -9,6 +9,16 @@ import { redactSecrets } from './redact.js';
 import { isTopicFilter, parseTopicPattern } from './sources/topic-pattern.js';
 
 const Port = z.number().int().min(0).max(65535);
+
+const ACCEPTED_TIME_DEFAULTS = { max_age: 'P7D', max_future: 'PT10M' } as const;
+const Duration = z.string().refine(isDuration, 'expected an ISO-8601 duration such as P7D or PT10M');
+/** A span of sensor times around the edge's clock, e.g. `{ max_age: P7D, max_future: PT10M }`. */
+const AcceptedTime = z
+  .object({
+    max_age: Duration.default(ACCEPTED_TIME_DEFAULTS.max_age),
+    max_future: Duration.default(ACCEPTED_TIME_DEFAULTS.max_future),
+  })
+  .strict();
 
 const MqttUser = z
   .object({
@@ -141,6 +151,11 @@ export const EdgeConfigSchema = z
           .default(256 * 1024),
         /** A message that decodes to more readings than this is rejected whole (a runaway payload). */
         max_readings_per_message: z.number().int().min(1).max(10_000).default(500),
+        /**
+         * Sensor times accepted, as ISO-8601 durations around the edge's clock; a reading timed outside
+         * is stamped with its receipt time instead and flagged `time_out_of_range`.
+         */
+        accepted_time: AcceptedTime.default(ACCEPTED_TIME_DEFAULTS),
         /** Embedded broker: largest packet (CONNECT included) a client may send before its login is accepted. */
         max_connect_bytes: z
           .number()
@@ -173,6 +188,7 @@ export const EdgeConfigSchema = z
         users: [],
         max_packet_bytes: 256 * 1024,
         max_readings_per_message: 500,
+        accepted_time: ACCEPTED_TIME_DEFAULTS,
         ...MQTT_DEFAULTS,
       }),
     buffer: z

@@ -30,6 +30,11 @@ export function createEdgeMetrics() {
       labelNames: ['limit'],
       registers: [registry],
     }),
+    timeOutOfRange: new Counter({
+      name: 'fb_edge_time_out_of_range_total',
+      help: 'Readings whose sensor time lay outside mqtt.accepted_time, stamped with receipt time instead (flag time_out_of_range)',
+      registers: [registry],
+    }),
     skipped: new Counter({
       name: 'fb_edge_no_reading_total',
       help: 'Fields that carried a "no reading" marker (nan, unknown, ...)',

@@ -1,4 +1,10 @@
-import { type Observation, observationId } from '@fieldbeam/protocol';
+import {
+  type AcceptedTimeRange,
+  type Observation,
+  observationId,
+  textProblem,
+  timeRangeProblem,
+} from '@fieldbeam/protocol';
 import type { DeliveryOutcome, MqttDelivery, RejectEntry } from './outbox/outbox.js';
 
 /**
@@ -32,12 +38,44 @@ export interface Origin {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Turns a reading into the canonical observation, with its deterministic id. Receipt time stands in for a missing sensor time and is flagged. */
-export function toObservation(origin: Origin, reading: Reading, receivedMs: number): Observation {
-  const timeMs = reading.timeMs ?? receivedMs;
+/** Epoch ms the wire's ISO form can carry (years 1970..9999). */
+const MAX_TIME_MS = 253_402_300_799_999;
+
+export interface ObservationOptions {
+  /**
+   * Sensor times outside this range around the receipt time are replaced by it. Leave it out while the
+   * edge's own clock is not trusted (unsynced): the range is measured from that clock.
+   */
+  acceptedTime?: AcceptedTimeRange | undefined;
+}
+
+/**
+ * Turns a reading into the canonical observation, with its deterministic id. Receipt time stands in
+ * for a missing sensor time and is flagged `edge_time`; it also stands in for a sensor time that is no
+ * real instant (`time_invalid`) or lies outside the accepted range (`time_out_of_range`): the value is
+ * kept, and the flag says its time is the edge's. Such a time would otherwise create a database
+ * partition of its own at the collector, or be refused there.
+ */
+export function toObservation(
+  origin: Origin,
+  reading: Reading,
+  receivedMs: number,
+  opts: ObservationOptions = {},
+): Observation {
+  let sensorTime = reading.timeMs;
+  const flags: string[] = [];
+  if (sensorTime === undefined) flags.push('edge_time');
+  else if (!Number.isInteger(sensorTime) || sensorTime < 0 || sensorTime > MAX_TIME_MS) {
+    sensorTime = undefined;
+    flags.push('time_invalid');
+  } else if (opts.acceptedTime && timeRangeProblem(sensorTime, receivedMs, opts.acceptedTime)) {
+    sensorTime = undefined;
+    flags.push('time_out_of_range');
+  }
+  const timeMs = sensorTime ?? receivedMs;
   const time = iso(timeMs);
   const sensor = reading.sensor ?? origin.sensor;
-  const quality = [...(reading.quality ?? []), ...(reading.timeMs === undefined ? ['edge_time'] : [])];
+  const quality = [...(reading.quality ?? []), ...flags];
   const obs: Observation = {
     id: observationId({
       source: origin.source,
@@ -64,6 +102,27 @@ export function toObservation(origin: Origin, reading: Reading, receivedMs: numb
   if (origin.alt !== undefined) obs.alt = origin.alt;
   if (quality.length > 0) obs.quality = quality;
   return obs;
+}
+
+/**
+ * Why an observation cannot be stored as it is, or undefined: a string (station, sensor, variable,
+ * text, unit, flag) holding a NUL character or a lone surrogate, which a Postgres text column refuses.
+ * Such a reading is rejected at the edge, with this reason, rather than dead-lettered later.
+ */
+export function observationProblem(o: Observation): string | undefined {
+  const fields: [string, string | undefined][] = [
+    ['station', o.station],
+    ['sensor', o.sensor],
+    ['variable', o.variable],
+    ['text', o.text],
+    ['unit', o.unit],
+    ...(o.quality ?? []).map((q): [string, string] => ['quality', q]),
+  ];
+  for (const [field, value] of fields) {
+    const problem = value === undefined ? undefined : textProblem(value);
+    if (problem !== undefined) return `${field} of ${JSON.stringify(o.variable)} ${problem}`;
+  }
+  return undefined;
 }
 
 /**

@@ -84,6 +84,8 @@ describe('bad input on the skeleton path', () => {
       const many = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`f${i}`, i]));
       await client.publishAsync('sensors/a/all', JSON.stringify(many), { qos: 1 }); // too many readings
       await client.publishAsync('sensors/a/all', '{"f1": 1, "f2": 2}', { qos: 1 }); // good: within the limit
+      // Text Postgres cannot store: that reading is rejected, the other one of the message kept.
+      await client.publishAsync('sensors/a/all', '{"f\\u0000": 4, "f3": 3}', { qos: 1 });
       await client.publishAsync('elsewhere/b/thing', '1', { qos: 1 }); // no sensor matches
       await client.publishAsync('elsewhere/c/thing', '2', { qos: 1 });
       await client.publishAsync('sensors/a/temperature', '21.5', { qos: 1 }); // good, next to the bad
@@ -91,7 +93,7 @@ describe('bad input on the skeleton path', () => {
       await client.endAsync();
 
       const rejects = edge.outbox.listRejects(10);
-      expect(rejects).toHaveLength(6);
+      expect(rejects).toHaveLength(7);
       const reasons = rejects.map((r) => r.reason).join('\n');
       expect(reasons).toMatch(/not JSON/);
       expect(reasons).toMatch(/expected a plain number for air_temperature, got "warm"/);
@@ -99,7 +101,8 @@ describe('bad input on the skeleton path', () => {
       expect(reasons).toMatch(/not valid UTF-8/);
       expect(reasons).toMatch(/exceeds mqtt.max_packet_bytes/);
       expect(reasons).toMatch(/21 readings in one message exceed mqtt.max_readings_per_message \(20\)/);
-      expect(await readMetric(edge.httpPort, 'fb_edge_rejected_total')).toBe(6);
+      expect(reasons).toMatch(/variable of "json:f\\u0000" contains the NUL character/);
+      expect(await readMetric(edge.httpPort, 'fb_edge_rejected_total')).toBe(7);
       expect(await readMetric(edge.httpPort, 'fb_edge_unmatched_topic_total', 'prefix="elsewhere"')).toBe(2);
 
       // A batch published on gw-bad's subject that claims to come from another edge is dead-lettered.
@@ -126,13 +129,14 @@ describe('bad input on the skeleton path', () => {
       await waitFor('good rows and dead letters', async () => {
         const rows = Number((await db.query('SELECT count(*) AS n FROM observations')).rows[0].n);
         const dead = Number((await db.query('SELECT count(*) AS n FROM dead_letters')).rows[0].n);
-        return rows >= 4 && dead >= 2 ? true : undefined;
+        return rows >= 5 && dead >= 2 ? true : undefined;
       });
       const rows = (await db.query('SELECT variable, value FROM observations ORDER BY variable')).rows;
       expect(rows).toEqual([
         { variable: 'air_temperature', value: 21.5 },
         { variable: 'json:f1', value: 1 },
         { variable: 'json:f2', value: 2 },
+        { variable: 'json:f3', value: 3 },
         { variable: 'relative_humidity', value: 40 },
       ]);
       const dead = (await db.query('SELECT subject, reason FROM dead_letters ORDER BY id')).rows;

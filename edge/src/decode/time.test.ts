@@ -38,6 +38,13 @@ describe('parseTime', () => {
     expect(parseTime(undefined)).toEqual({ kind: 'none' });
     expect(parseTime('2024-02-31T10:00:00Z').kind).toBe('invalid');
     expect(parseTime('2024-01-01T24:00:00Z').kind).toBe('invalid');
+    // Month 13 and month 0 would roll into the next or previous year without a month check.
+    expect(parseTime('2026-13-01T00:00:00Z')).toEqual({
+      kind: 'invalid',
+      reason: '"2026-13-01T00:00:00Z" is not a valid date',
+    });
+    expect(parseTime('2026-00-10T00:00:00Z').kind).toBe('invalid');
+    expect(parseTime('2026-13-45T25:61:61.000Z').kind).toBe('invalid');
     expect(parseTime('18/08/2022 02:10').kind).toBe('invalid');
     expect(parseTime('0T18:36:12').kind).toBe('invalid');
     expect(parseTime(0).kind).toBe('invalid');

@@ -47,8 +47,14 @@ function wallClock(fields: (string | undefined)[]): number | undefined {
   const ms = Number(`${frac}000`.slice(0, 3));
   const t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
   const back = new Date(t);
-  // Date.UTC rolls 2024-02-31 over to March; a real clock never sends that, so it is invalid.
-  if (Number.isNaN(t) || back.getUTCDate() !== Number(d) || back.getUTCHours() !== Number(h))
+  // Date.UTC rolls 2024-02-31 over to March and month 13 into the next year; a real clock never
+  // sends those, so they are invalid.
+  if (
+    Number.isNaN(t) ||
+    back.getUTCMonth() !== Number(mo) - 1 ||
+    back.getUTCDate() !== Number(d) ||
+    back.getUTCHours() !== Number(h)
+  )
     return undefined;
   if (Number(mi) > 59 || Number(s) > 60) return undefined;
   return t;

@@ -1,9 +1,16 @@
+import type { AcceptedTimeRange } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { BoundedLabels } from '../bounded-labels.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
-import { type AckedRejectSink, type MqttSink, type Origin, toObservation } from '../readings.js';
+import {
+  type AckedRejectSink,
+  type MqttSink,
+  type Origin,
+  observationProblem,
+  toObservation,
+} from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
 
 export interface MqttIngestDeps {
@@ -20,6 +27,8 @@ export interface MqttIngestDeps {
   maxReadingsPerMessage: number;
   /** True while the wall clock is not synchronised: receipt-time readings are flagged for re-stamping. */
   clockUnsynced: () => boolean;
+  /** Sensor times outside it are replaced by the receipt time and flagged `time_out_of_range` (`mqtt.accepted_time`). */
+  acceptedTime?: AcceptedTimeRange;
 }
 
 /**
@@ -99,15 +108,30 @@ export function createMqttIngest(deps: MqttIngestDeps) {
           edge: deps.edge,
         };
         const unsynced = deps.clockUnsynced();
-        const observations = outcome.readings.map((r) =>
-          toObservation(
-            origin,
-            unsynced && r.timeMs === undefined
-              ? { ...r, quality: [...(r.quality ?? []), CLOCK_UNSYNCED] }
-              : r,
-            receivedMs,
-          ),
-        );
+        // The accepted range is measured from the edge's clock, so it waits until that clock is synced.
+        const acceptedTime = unsynced ? undefined : deps.acceptedTime;
+        const problems: string[] = [];
+        const observations = outcome.readings
+          .map((r) =>
+            toObservation(
+              origin,
+              unsynced && r.timeMs === undefined
+                ? { ...r, quality: [...(r.quality ?? []), CLOCK_UNSYNCED] }
+                : r,
+              receivedMs,
+              { acceptedTime },
+            ),
+          )
+          .filter((o) => {
+            const problem = observationProblem(o);
+            if (problem !== undefined) problems.push(problem);
+            return problem === undefined;
+          });
+        // Text Postgres cannot store is refused here, reading by reading; the rest of the message is kept.
+        if (problems.length > 0) await reject(topic, payload, 'text', problems.join('; '));
+        if (observations.length === 0) return 'rejected';
+        const restamped = observations.filter((o) => o.quality?.includes('time_out_of_range')).length;
+        if (restamped > 0) metrics.timeOutOfRange.inc(restamped);
         if ((await deps.sink.submit(observations, delivery)) === 'duplicate') {
           metrics.mqttDuplicates.inc();
           log.debug(
