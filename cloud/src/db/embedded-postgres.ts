@@ -242,7 +242,8 @@ async function superuserClient(
       throw new CloudError(
         CloudErrorCode.DATABASE,
         `the embedded Postgres superuser refuses the password in ${credentialsPath(dir)}: ` +
-          'restore that file from the same backup as the folder, or set DATABASE_URL',
+          'restore that file from the same backup as the folder (a folder that holds no data yet can be ' +
+          'removed instead), or set DATABASE_URL',
         false,
         { cause: err },
       );
