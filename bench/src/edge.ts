@@ -18,6 +18,7 @@ import { freePort, tempDir } from '@fieldbeam/test/harness';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { AckObserver } from './edge-ack-observer.js';
+import { floodRows, runFloods } from './edge-floods.js';
 import { type ChildMessage, type NodeChild, startNodeChild } from './lib/child.js';
 import { formatProfileSummary, type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js';
 import { CpuMeter, ioCounters, machineBusySeconds, RssSampler } from './lib/proc.js';
@@ -112,7 +113,10 @@ function options(argv: string[]): Options {
     process.stdout.write(`pnpm bench edge [--quick] [--profile] [--only=PHASES] [--drain-readings=N] [--ingest-s=S]
                 [--agent-json=JSON] [--agent-node-args="FLAGS"]
 
-Phases: ingest, latency, rss10k, peer-nats, peer-aedes, drain (default: all, about 5 minutes).
+Phases: ingest, latency, rss10k, peer-nats, peer-aedes, drain, floods (default: all, about 7 minutes).
+floods: hostile MQTT clients (pre-login CONNECT flood, oversized publish, retained, unique-topic,
+        reject and client-id floods) against the agent with its systemd unit's heap flags; peak RSS
+        per flood next to the unit's MemoryMax
 --quick            short smoke run (~1 min)
 --profile          run the agent under node --cpu-prof in every agent phase and print its hot spots;
                    profiles and summaries go to bench/results/edge-profiles/
@@ -761,6 +765,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     if (want('peer-nats')) details.peer_nats_mqtt = await phasePeerNats(opts);
     if (want('peer-aedes')) details.peer_aedes = await phasePeerAedes(opts);
     if (want('drain')) details.drain = await phaseDrain(opts, profiles);
+    if (want('floods')) details.floods = await runFloods({ quick: opts.quick, log, track });
   } finally {
     await stopAll();
     process.off('SIGINT', onSignal);
@@ -777,6 +782,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     bytes_written_per_reading: d.ingest?.write_bytes_per_reading ?? null,
     peer_nats_mqtt_msgs_per_s: d.peer_nats_mqtt?.stored_per_s ?? null,
     peer_aedes_qos1_msgs_per_s: d.peer_aedes?.publishes_per_s ?? null,
+    floods_rss_mb_peak: d.floods?.peak_mb ?? null,
   };
   const verdict = (k: keyof typeof targets): string => {
     const v = metrics[k];
@@ -812,6 +818,15 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     ['bytes_written_per_reading', fmt(metrics.bytes_written_per_reading), '-', '-', ''],
     ['peer_nats_mqtt_msgs_per_s', fmt(metrics.peer_nats_mqtt_msgs_per_s), '-', '-', ''],
     ['peer_aedes_qos1_msgs_per_s', fmt(metrics.peer_aedes_qos1_msgs_per_s), '-', '-', ''],
+    [
+      'floods_rss_mb_peak',
+      fmt(metrics.floods_rss_mb_peak, 1),
+      d.floods
+        ? `< ${fmt(d.floods.memory_max_mb * d.floods.margin)} (${d.floods.margin * 100}% of MemoryMax)`
+        : '-',
+      '-',
+      d.floods ? (d.floods.ok ? 'ok' : 'MISS') : '',
+    ],
   ];
   const out = {
     suite: 'edge',
@@ -874,6 +889,11 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
   if (d.drain) {
     process.stdout.write(
       `drain: ${fmt(d.drain.readings)} readings in ${d.drain.drain_s} s (${d.drain.complete ? 'complete' : 'INCOMPLETE'}), agent start ${d.drain.agent_start_to_listening_s} s; CPU ${JSON.stringify(d.drain.cpu_cores)}\n`,
+    );
+  }
+  if (d.floods) {
+    process.stdout.write(
+      `floods: agent with ${d.floods.node_options}, idle ${fmt(d.floods.rss_idle_mb, 1)} MB, ${d.floods.unit} MemoryMax=${d.floods.memory_max_mb}M\n${formatTable(floodRows(d.floods))}\n`,
     );
   }
   process.stdout.write(`method notes and per-phase details: ${join('bench/results', name)}\n`);

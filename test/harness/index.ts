@@ -11,6 +11,16 @@ export type { Mosquitto } from './mosquitto.js';
 export { startMosquitto } from './mosquitto.js';
 export type { LoadResult, MqttLoad } from './mqtt-load.js';
 export { startMqttLoad } from './mqtt-load.js';
+export type { RawClient } from './mqtt-raw.js';
+export {
+  connectPacket,
+  fixedHeader,
+  processMemory,
+  publishPacket,
+  rawClient,
+  rawLogin,
+  streamAnnounced,
+} from './mqtt-raw.js';
 export type { NatsServer } from './nats-server.js';
 export { startNatsServer, startNatsServerAt } from './nats-server.js';
 export type { NetnsLink } from './netns.js';

@@ -2,21 +2,19 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type EdgeAgentProcess,
+  fixedHeader,
   metricSum,
   type NatsServer,
-  startEdgeAgentProcess,
-  startNatsServer,
-  type TempDir,
-  tempDir,
-} from '../harness/index.js';
-import {
-  fixedHeader,
   processMemory,
   publishPacket,
   rawClient,
   rawLogin,
+  startEdgeAgentProcess,
+  startNatsServer,
   streamAnnounced,
-} from './mqtt-raw.js';
+  type TempDir,
+  tempDir,
+} from '../harness/index.js';
 
 /**
  * The embedded broker against clients that try to fill the agent's memory or cut others off: the
