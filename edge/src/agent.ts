@@ -88,6 +88,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     const publisher = createJetStreamPublisher({
       servers: [...config.nats.servers],
       name: `fieldbeam-edge-${config.edge}`,
+      inboxPrefix: subjects.inbox(config.edge),
       ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
       ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
       ...nkeySeed(config),
@@ -112,6 +113,13 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       },
       {
         onSent: (batch) => metrics.forwarded.inc(batch.rows.length),
+        onUnexpectedDuplicate: (batch, msgId) => {
+          metrics.unexpectedDuplicates.inc();
+          log.error(
+            { msgId, first: batch.first, last: batch.last, observations: batch.rows.length },
+            'JetStream acknowledged a new batch as a duplicate: another publisher used its message id; sending it again under a new id',
+          );
+        },
         onError: (err, attempt, retryInMs) => {
           metrics.uplinkErrors.inc();
           log.warn({ err: (err as Error).message, attempt, retryInMs }, 'uplink publish failed; will resend');

@@ -4,6 +4,7 @@ export { runDecodeCommand } from './cli/decode-command.js';
 export type { EdgeConfig, SensorConfig } from './config.js';
 export { loadEdgeConfig, parseEdgeConfig } from './config.js';
 export { backoffMs, startForwarder } from './forward/forwarder.js';
+export { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 export type { IssSource, IssSourceStatus, TlcpReplayServer } from './iss/index.js';
 export {
   createIssSource,

@@ -86,6 +86,11 @@ export function createEdgeMetrics() {
       help: 'Observations acknowledged by the uplink',
       registers: [registry],
     }),
+    unexpectedDuplicates: new Counter({
+      name: 'fb_edge_uplink_unexpected_duplicates_total',
+      help: 'Batches JetStream called duplicates on their first publish (their message id was used by another publisher): sent again under a new id',
+      registers: [registry],
+    }),
     uplinkErrors: new Counter({
       name: 'fb_edge_uplink_errors_total',
       help: 'Failed publish rounds (each followed by a backoff)',

@@ -26,6 +26,12 @@ export const subjects = {
   /** A dataset window was (re)built. */
   dataset: (name: string) => `fb.dataset.${token('dataset name', name)}`,
   datasetAll: 'fb.dataset.>',
+  /**
+   * Inbox prefix of a NATS identity (an edge id, or the collector's): its replies, JetStream acks and
+   * pull deliveries arrive under it, and its credentials may subscribe under nothing else, so no
+   * identity sees another's replies.
+   */
+  inbox: (identity: string) => `_INBOX.${token('identity', identity)}`,
 } as const;
 
 /** The edge id in an observation subject, or undefined when the subject is not one. */
@@ -34,7 +40,11 @@ export function edgeOfObsSubject(subject: string): string | undefined {
   return m?.[1];
 }
 
-/** The `Nats-Msg-Id` of a batch: unique per buffer file and sequence range, so JetStream dedup never eats new data. */
-export function batchMsgId(edge: string, bufferId: string, first: number, last: number): string {
-  return `${edge}:${bufferId}:${first}-${last}`;
+/**
+ * The `Nats-Msg-Id` of a batch. JetStream de-duplicates per stream, across every edge's subject, so
+ * `nonce` must be a secret random value per batch (kept for its resends): an id another edge could
+ * predict would let it publish that id first and have the batch dropped as a duplicate.
+ */
+export function batchMsgId(edge: string, nonce: string, first: number, last: number): string {
+  return `${edge}:${nonce}:${first}-${last}`;
 }

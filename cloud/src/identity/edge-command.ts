@@ -10,7 +10,9 @@ Usage:
   fieldbeam-cloud edge add ID [--rotate] [--url COLLECTOR_URL --nats URL [--nats URL ...]
                               [--releases DIR] [--out FILE]]
       Registers edge ID with a new NATS key, rewrites nats-authorization.conf in the identity
-      folder (then run: nats-server --signal reload) and prints the edge's seed once.
+      folder (then reload nats-server: nats-server --signal reload=PIDFILE, or systemctl reload)
+      and prints the edge's seed once. The collector's own key, collector.nk, is created there
+      on first use.
       With --url: writes a cloud-init user-data file (default ID.user-data) for Raspberry Pi OS
       that downloads the agent from the collector, installs it and starts it with this identity.
   fieldbeam-cloud edge list
@@ -56,7 +58,9 @@ export function runEdgeCommand(
   const added = addEdge(identityDir, id, values.rotate ? { rotate: true } : {});
   out.write(`edge ${id} registered; key ${added.publicKey}\n`);
   out.write(`seed (shown once; put it in the edge config as nats.nkey_seed): ${added.seed}\n`);
-  out.write(`authorization written to ${added.files.authorization}: run nats-server --signal reload\n`);
+  out.write(
+    `authorization written to ${added.files.authorization}: reload nats-server (nats-server --signal reload=<its pid file>)\n`,
+  );
   if (values.url) {
     if (!values.nats?.length) throw new Error('--url needs --nats URL (where the edge reaches NATS)');
     const from = values.releases ?? releasesDir ?? join(identityDir, '..', 'edge-releases');

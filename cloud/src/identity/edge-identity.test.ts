@@ -18,10 +18,15 @@ describe('edge identity', () => {
     const conf = readFileSync(a.files.authorization, 'utf8');
     expect(conf).toContain(a.publicKey);
     expect(conf).toContain('"fb.obs.gw-1"');
-    expect(conf).toContain('"fb.edge.gw-1.>"');
+    expect(conf).toContain('"fb.edge.gw-1.status"');
+    expect(conf).toContain('"_INBOX.gw-1.>"');
+    expect(conf).not.toContain('"_INBOX.>"');
     expect(conf).not.toContain(a.seed);
     expect(statSync(a.files.collectorSeed).mode & 0o777).toBe(0o600);
-    expect(edgePermissions('gw-1').publish.allow).toEqual(['fb.obs.gw-1', 'fb.edge.gw-1.>']);
+    expect(edgePermissions('gw-1')).toEqual({
+      publish: { allow: ['fb.obs.gw-1', 'fb.edge.gw-1.status'] },
+      subscribe: { allow: ['_INBOX.gw-1.>'] },
+    });
   });
 
   it('refuses a second registration unless rotating, and keeps one record per edge', () => {
@@ -36,5 +41,9 @@ describe('edge identity', () => {
 
   it('rejects ids that are not one subject token', () => {
     expect(() => addEdge(dir, 'gw.1')).toThrow(/must be 1-64/);
+  });
+
+  it("refuses the collector's name, whose inbox carries every edge's data", () => {
+    expect(() => addEdge(dir, 'collector')).toThrow(/reserved/);
   });
 });

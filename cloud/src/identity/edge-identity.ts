@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSubjectToken, subjects } from '@fieldbeam/protocol';
 import { createUser, fromSeed } from '@nats-io/nkeys';
@@ -28,14 +28,31 @@ export function identityFiles(dir: string): IdentityFiles {
 }
 
 /**
+ * The collector's NATS identity: its inbox is `_INBOX.collector`, where its JetStream pull deliveries
+ * (every edge's data) arrive. No edge may be registered under this name, or its inbox permission
+ * would cover the collector's.
+ */
+export const COLLECTOR_IDENTITY = 'collector';
+
+/**
  * What an edge may do on NATS: publish its own observation batches and status, and receive the
- * replies (JetStream acks) on its inbox. Nothing else: no stream management, no other edge's subjects.
+ * replies (JetStream acks) on its own inbox, `_INBOX.<id>.>` (the agent connects with that
+ * `inboxPrefix`). A JetStream publish is a request to the stream subject with a reply inbox, so it
+ * needs nothing on `$JS.API`. Nothing else: no stream or consumer API (reading streams), no other
+ * edge's subjects, no other identity's inbox (the collector's pull deliveries carry every edge's data).
  */
 export function edgePermissions(id: string) {
   return {
-    publish: { allow: [subjects.obs(id), `fb.edge.${id}.>`] },
-    subscribe: { allow: ['_INBOX.>'] },
+    publish: { allow: [subjects.obs(id), subjects.edgeStatus(id)] },
+    subscribe: { allow: [`${subjects.inbox(id)}.>`] },
   };
+}
+
+function checkEdgeId(id: string): void {
+  if (!isSubjectToken(id)) throw new Error(`edge id "${id}" must be 1-64 of A-Z a-z 0-9 _ -`);
+  if (id === COLLECTOR_IDENTITY) {
+    throw new Error(`edge id "${id}" is reserved: it names the collector's own NATS identity and inbox`);
+  }
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -43,8 +60,9 @@ const q = (s: string) => JSON.stringify(s);
 /** The nats-server `authorization` block for the collector and every edge (nkey users). */
 export function renderAuthorization(edges: readonly EdgeRecord[], collectorPublicKey: string): string {
   const users = [
-    `    # fieldbeam collector: full access (streams, consumers, events)\n    { nkey: ${q(collectorPublicKey)} }`,
+    `    # fieldbeam collector: full access (streams, consumers, events); inbox ${subjects.inbox(COLLECTOR_IDENTITY)}\n    { nkey: ${q(collectorPublicKey)} }`,
     ...edges.map((e) => {
+      checkEdgeId(e.id);
       const p = edgePermissions(e.id);
       return `    # edge ${e.id} (added ${e.created})
     { nkey: ${q(e.publicKey)}, permissions: {
@@ -94,7 +112,7 @@ export interface AddedEdge {
  * Returns the new seed: it is shown once and not stored on the collector.
  */
 export function addEdge(dir: string, id: string, opts: { rotate?: boolean; now?: Date } = {}): AddedEdge {
-  if (!isSubjectToken(id)) throw new Error(`edge id "${id}" must be 1-64 of A-Z a-z 0-9 _ -`);
+  checkEdgeId(id);
   const files = identityFiles(dir);
   const edges = readRegistry(files.registry);
   const existing = edges.findIndex((e) => e.id === id);
@@ -114,7 +132,9 @@ export function addEdge(dir: string, id: string, opts: { rotate?: boolean; now?:
   edges.sort((a, b) => a.id.localeCompare(b.id));
   const collectorKey = fromSeed(new TextEncoder().encode(collectorSeed(dir))).getPublicKey();
   writeFileSync(files.registry, `${JSON.stringify(edges, null, 2)}\n`);
-  writeFileSync(files.authorization, renderAuthorization(edges, collectorKey));
+  // Renamed into place: a server reloading meanwhile reads the old file or the new one, never half.
+  writeFileSync(`${files.authorization}.tmp`, renderAuthorization(edges, collectorKey), { mode: 0o644 });
+  renameSync(`${files.authorization}.tmp`, files.authorization);
   return { id, publicKey: record.publicKey, seed: new TextDecoder().decode(kp.getSeed()), files };
 }
 

@@ -42,6 +42,15 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
   };
 }
 
+const quick = {
+  edge: 'gw',
+  maxBatchObservations: 4,
+  maxBatchBytes: 1e6,
+  maxInFlight: 2,
+  idleMs: 1,
+  backoff: { initialMs: 1, maxMs: 2 },
+};
+
 const until = async (cond: () => boolean) => {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
 };
@@ -124,6 +133,95 @@ describe('forwarder', () => {
     await until(() => box.rows.size === 0);
     expect(box.rows.size).toBe(0);
     await fwd.close();
+  });
+
+  it('gives each batch a message id nobody can predict, kept for its resends', async () => {
+    const box = memoryOutbox(6);
+    const ids: string[] = [];
+    const pub: Publisher = {
+      connected: true,
+      publishStatus() {},
+      async publish(_s, _d, msgId) {
+        ids.push(msgId);
+        return { duplicate: false };
+      },
+    };
+    const fwd = startForwarder(box, pub, { ...quick, maxBatchObservations: 2 });
+    await until(() => box.rows.size === 0);
+    await fwd.close();
+    expect(ids).toHaveLength(3);
+    for (const id of ids) {
+      // edge, 128 random bits, the batch's range; nothing derived from the buffer file.
+      expect(id).toMatch(/^gw:[A-Za-z0-9_-]{22}:\d+-\d+$/);
+      expect(id).not.toContain(box.bufferId);
+    }
+    expect(new Set(ids.map((id) => id.split(':')[1])).size).toBe(3);
+  });
+
+  it('does not delete a batch JetStream calls a duplicate on its first publish: reports it and sends it under a new id', async () => {
+    const box = memoryOutbox(4);
+    const taken = new Set<string>();
+    const stored: string[] = [];
+    const reported: string[] = [];
+    const pub: Publisher = {
+      connected: true,
+      publishStatus() {},
+      async publish(_s, data, msgId) {
+        // Another publisher got to the first two ids this edge uses.
+        if (taken.size < 2 && !taken.has(msgId)) {
+          taken.add(msgId);
+          return { duplicate: true };
+        }
+        stored.push(new TextDecoder().decode(data));
+        return { duplicate: false };
+      },
+    };
+    const fwd = startForwarder(
+      box,
+      pub,
+      { ...quick, maxBatchObservations: 2, maxInFlight: 1 },
+      { onUnexpectedDuplicate: (_b, msgId) => reported.push(msgId) },
+    );
+    await until(() => box.rows.size === 0);
+    await fwd.close();
+    expect(reported).toEqual([...taken]);
+    expect(fwd.unexpectedDuplicates).toBe(2);
+    // Every row went out in a stored message before it was deleted.
+    const values = stored.flatMap(
+      (m) => (JSON.parse(m) as { observations: { value: number }[] }).observations,
+    );
+    expect(values.map((o) => o.value).sort()).toEqual([1, 2, 3, 4]);
+  });
+
+  it('takes a duplicate on a resend as the earlier attempt, stored while its ack was lost', async () => {
+    const box = memoryOutbox(2);
+    const seen = new Set<string>();
+    let calls = 0;
+    const reported: string[] = [];
+    const pub: Publisher = {
+      connected: true,
+      publishStatus() {},
+      async publish(_s, _d, msgId) {
+        calls++;
+        const again = seen.has(msgId);
+        seen.add(msgId);
+        // The first attempt is stored, but its ack is lost.
+        if (calls === 1) throw new Error('timeout');
+        return { duplicate: again };
+      },
+    };
+    const fwd = startForwarder(
+      box,
+      pub,
+      { ...quick, maxBatchObservations: 2, maxInFlight: 1 },
+      { onUnexpectedDuplicate: (_b, msgId) => reported.push(msgId) },
+    );
+    await until(() => box.rows.size === 0);
+    await fwd.close();
+    expect(calls).toBe(2);
+    expect(seen.size).toBe(1);
+    expect(reported).toEqual([]);
+    expect(fwd.unexpectedDuplicates).toBe(0);
   });
 
   it('backs off with full jitter up to the cap', () => {

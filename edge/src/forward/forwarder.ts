@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { batchLimits, batchMsgId, type ObservationBatch, subjects } from '@fieldbeam/protocol';
+import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 
@@ -11,6 +13,8 @@ export interface ForwarderOptions {
   /** Longest pause before looking at the buffer again when nothing wakes the forwarder. */
   idleMs: number;
   backoff: { initialMs: number; maxMs: number };
+  /** The secret random part of each batch's message id (tests make it predictable). */
+  nonce?: () => string;
 }
 
 export const defaultForwarderOptions = {
@@ -25,11 +29,18 @@ export const defaultForwarderOptions = {
 export interface ForwarderEvents {
   onSent?: (batch: OutboxBatch, duplicate: boolean) => void;
   onError?: (err: unknown, attempt: number, retryInMs: number) => void;
+  /**
+   * JetStream called a batch a duplicate on its first publish: another publisher used its message id
+   * (it is sent again under a new one, not deleted).
+   */
+  onUnexpectedDuplicate?: (batch: OutboxBatch, msgId: string) => void;
 }
 
 export interface Forwarder {
   readonly sentObservations: number;
   readonly failures: number;
+  /** Batches acknowledged as duplicates on their first publish (see `onUnexpectedDuplicate`). */
+  readonly unexpectedDuplicates: number;
   /** Stops taking new batches, waits for those in flight, and returns. Idempotent. */
   close(): Promise<void>;
 }
@@ -54,12 +65,33 @@ export function backoffMs(attempt: number, initialMs: number, maxMs: number, ran
   return Math.round(random() * cap);
 }
 
+/** 128 random bits: a message id nobody else can predict. */
+const randomNonce = () => randomBytes(16).toString('base64url');
+
+/** A batch taken from the outbox and not yet acknowledged. */
+interface Pending {
+  batch: OutboxBatch;
+  /** Fixed for the batch's resends, so JetStream drops a repeat whose first copy was stored. */
+  msgId: string;
+  /** A publish under `msgId` has been attempted: the stream may hold it even if no ack came back. */
+  attempted: boolean;
+}
+
 /**
  * Moves the outbox to the uplink: oldest rows first, in bounded batches, a bounded number in
  * flight. Rows are deleted only after their PubAck. After a failure the unacknowledged batches are
  * sent again, unchanged, after a backoff with jitter. Only what is in flight is held in memory; the
  * backlog stays on disk. A batch repeated after a restart of the agent gets new boundaries, and
  * the collector drops its repeats by observation id.
+ *
+ * Message ids: JetStream de-duplicates per stream, across every edge's subject, so an id another
+ * edge could learn or predict would let it publish that id first and have this batch acknowledged as
+ * a duplicate and dropped. Each batch's id therefore carries a random nonce made when the batch is
+ * taken, known only to this process until the batch is published (the stream is read only by the
+ * collector, whose deliveries no edge can subscribe to). As a second line, a duplicate ack on a
+ * batch's first publish cannot be genuine: it is reported and the batch is published again under a
+ * new id, never deleted unstored. On a resend the stream may hold the earlier attempt, so a
+ * duplicate is expected there.
  */
 export function startForwarder(
   outbox: Outbox,
@@ -70,8 +102,11 @@ export function startForwarder(
   const abort = new AbortController();
   const subject = subjects.obs(opts.edge);
   const encoder = new TextEncoder();
+  const nonce = opts.nonce ?? randomNonce;
+  const newMsgId = (b: OutboxBatch) => batchMsgId(opts.edge, nonce(), b.first, b.last);
   let sentObservations = 0;
   let failures = 0;
+  let unexpectedDuplicates = 0;
 
   /** Ends the wait in progress, if any (see `pause`). */
   let current: ((woken: boolean) => void) | undefined;
@@ -113,14 +148,38 @@ export function startForwarder(
   }
 
   /** Batches published and not yet acknowledged, by first sequence number. */
-  const unacked = new Map<number, OutboxBatch>();
+  const unacked = new Map<number, Pending>();
   /** Batches to publish again, oldest first, before anything new. */
-  let resend: OutboxBatch[] = [];
+  let resend: Pending[] = [];
 
-  async function send(batch: OutboxBatch): Promise<void> {
-    unacked.set(batch.first, batch);
-    const msgId = batchMsgId(opts.edge, outbox.bufferId, batch.first, batch.last);
-    const ack = await publisher.publish(subject, encoder.encode(batchMessage(opts.edge, batch)), msgId);
+  function take(): Pending | undefined {
+    const batch = outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
+    return batch && { batch, msgId: newMsgId(batch), attempted: false };
+  }
+
+  async function send(p: Pending): Promise<void> {
+    const { batch } = p;
+    unacked.set(batch.first, p);
+    const data = encoder.encode(batchMessage(opts.edge, batch));
+    let ack: { duplicate: boolean };
+    for (let renamed = 0; ; renamed++) {
+      const expected = p.attempted;
+      p.attempted = true;
+      ack = await publisher.publish(subject, data, p.msgId);
+      if (!ack.duplicate || expected) break;
+      unexpectedDuplicates++;
+      events.onUnexpectedDuplicate?.(batch, p.msgId);
+      p.msgId = newMsgId(batch);
+      p.attempted = false;
+      // Fresh random ids cannot all be taken: a server that keeps saying so gets the backoff.
+      if (renamed >= 2) {
+        throw new EdgeError(
+          EdgeErrorCode.UPLINK,
+          `batch ${batch.first}-${batch.last} acknowledged as a duplicate under ${renamed + 1} new message ids`,
+          true,
+        );
+      }
+    }
     outbox.ack(batch.first, batch.last);
     unacked.delete(batch.first);
     sentObservations += batch.rows.length;
@@ -137,7 +196,7 @@ export function startForwarder(
         // the same boundaries, hence the same message ids: if the server did store one and only its
         // ack was lost, JetStream drops the repeat instead of storing it twice.
         await Promise.allSettled([...inFlight]);
-        resend = [...unacked.values()].sort((a, b) => a.first - b.first);
+        resend = [...unacked.values()].sort((a, b) => a.batch.first - b.batch.first);
         failures++;
         const wait = backoffMs(attempt, opts.backoff.initialMs, opts.backoff.maxMs);
         events.onError?.(failed, attempt, wait);
@@ -156,17 +215,15 @@ export function startForwarder(
       }
       // While the uplink is down, new rows stay in the buffer (where `drop_oldest` and clock
       // re-stamping can still reach them) instead of being held here for a retry.
-      const batch =
-        resend.shift() ??
-        (publisher.connected ? outbox.take(opts.maxBatchObservations, opts.maxBatchBytes) : undefined);
-      if (!batch) {
+      const next = resend.shift() ?? (publisher.connected ? take() : undefined);
+      if (!next) {
         // Wake on the next commit (or a publish settling); `idleMs` bounds the wait while the
         // uplink is down and nothing is taken.
         const wake = publisher.connected ? [outbox.whenAppended()] : [];
         await pause(opts.idleMs, [...wake, ...inFlight]);
         continue;
       }
-      const p: Promise<void> = send(batch).then(
+      const p: Promise<void> = send(next).then(
         () => {
           attempt = 0;
         },
@@ -187,6 +244,9 @@ export function startForwarder(
     },
     get failures() {
       return failures;
+    },
+    get unexpectedDuplicates() {
+      return unexpectedDuplicates;
     },
     async close() {
       abort.abort();

@@ -10,6 +10,11 @@ export interface JetStreamPublisherOptions {
   pass?: string;
   /** nkey user seed; takes precedence over user/pass. */
   nkeySeed?: string;
+  /**
+   * Where replies (the JetStream acks) arrive: this edge's own `_INBOX.<edge>`, the only inbox its
+   * credentials may subscribe to.
+   */
+  inboxPrefix: string;
   /** How long to wait for a PubAck before treating the publish as failed and retrying. */
   ackTimeoutMs: number;
   onState?: (state: 'connected' | 'disconnected', detail?: string) => void;
@@ -57,6 +62,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
         const conn = await connect({
           servers: opts.servers,
           name: opts.name,
+          inboxPrefix: opts.inboxPrefix,
           ...(opts.nkeySeed !== undefined
             ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) }
             : opts.user !== undefined
