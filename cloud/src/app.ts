@@ -19,6 +19,7 @@ import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
+import { collectorConnectOptions, explainConnectError } from './nats/connection.js';
 import type { DurableConsumer } from './nats/durable-consumer.js';
 import { ensureStreams } from './nats/streams.js';
 import { releaseRoutes } from './releases/index.js';
@@ -90,12 +91,13 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     const applied = await migrate(pool);
     if (applied.length > 0) log.info({ applied }, 'schema migrated');
 
+    // Its own nkey (collector.nk) and inbox prefix: see nats/connection.ts.
     const nc = await connect({
-      servers: config.NATS_URL.split(',').map((s) => s.trim()),
-      name: 'fieldbeam-cloud',
-      ...(config.NATS_USER ? { user: config.NATS_USER, pass: config.NATS_PASS ?? '' } : {}),
+      ...collectorConnectOptions(config),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
+    }).catch((err: unknown) => {
+      throw explainConnectError(err, config);
     });
     closers.push(async () => {
       await nc.drain().catch(() => nc.close());

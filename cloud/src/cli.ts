@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -12,6 +11,7 @@ import { parseWindowKey, windowKey, windowStartOf } from './datasets/windows.js'
 import { embeddedDatabaseUrl, embeddedPostgresDir } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { runEdgeCommand } from './identity/edge-command.js';
+import { identityDir } from './nats/connection.js';
 
 const HELP = `fieldbeam-cloud: the Fieldbeam central collector
 
@@ -31,8 +31,8 @@ Usage:
   fieldbeam-cloud help       this text
 
 Settings come from the environment; every one is documented in cloud/README.md:
-  NATS_URL, NATS_USER, NATS_PASS, DATABASE_URL, FB_DATA_DIR, FB_EMBEDDED_PG_PORT,
-  FB_HTTP_HOST, FB_HTTP_PORT, FB_INGEST_CONSUMER, FB_INGEST_FETCH, FB_DATASETS_FILE,
+  NATS_URL, NATS_USER, NATS_PASS, NATS_NKEY_SEED_FILE, FB_IDENTITY_DIR, DATABASE_URL, FB_DATA_DIR,
+  FB_EMBEDDED_PG_PORT, FB_HTTP_HOST, FB_HTTP_PORT, FB_INGEST_CONSUMER, FB_INGEST_FETCH, FB_DATASETS_FILE,
   FB_OBJECT_STORE, FB_OBJECT_DIR, FB_S3_*, FB_BUILD_POLL_MS, FB_BUILD_LEASE_MS, FB_EXPORTERS,
   FB_API_MAX_LIMIT, FB_COLLECTOR_ID, FB_RELEASES_DIR, FB_ADMIN_TOKEN, LOG_LEVEL
 `;
@@ -174,12 +174,7 @@ async function main([command, ...args]: string[]): Promise<number> {
   switch (command) {
     case 'edge': {
       const config = loadCloudConfig();
-      return runEdgeCommand(
-        args,
-        process.env.FB_IDENTITY_DIR ?? join(config.FB_DATA_DIR, 'identity'),
-        process.stdout,
-        config.FB_RELEASES_DIR,
-      );
+      return runEdgeCommand(args, identityDir(config), process.stdout, config.FB_RELEASES_DIR);
     }
     case 'datasets':
       return datasetsCommand(args);

@@ -10,6 +10,13 @@ export const CloudConfigSchema = z.object({
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   NATS_USER: z.string().optional(),
   NATS_PASS: z.string().optional(),
+  /**
+   * The collector's nkey seed file; default `collector.nk` in FB_IDENTITY_DIR when that file exists
+   * (`fieldbeam-cloud edge add` creates it). Set explicitly, a missing file is an error.
+   */
+  NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
+  /** Edge registry, nats-authorization.conf and collector.nk; default `${FB_DATA_DIR}/identity`. */
+  FB_IDENTITY_DIR: z.string().min(1).optional(),
   /** Any PostgreSQL; when unset, an embedded Postgres runs in `${FB_DATA_DIR}/postgres`. */
   DATABASE_URL: z.string().optional(),
   FB_DATA_DIR: z.string().default('/var/lib/fieldbeam-cloud'),

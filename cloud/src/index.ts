@@ -16,6 +16,7 @@ export { arrowToGeoParquet } from './export/geoparquet.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
 export {
   addEdge,
+  COLLECTOR_IDENTITY,
   collectorSeed,
   edgePermissions,
   listEdges,
@@ -24,6 +25,7 @@ export {
 export { checkBatch } from './ingest/ingest.js';
 export type { CommitResult, StagedBatch } from './ingest/observation-store.js';
 export { copyLines, ObservationStore, observationCopyLine } from './ingest/observation-store.js';
+export { collectorConnectOptions, identityDir } from './nats/connection.js';
 export { ensureStreams } from './nats/streams.js';
 export type {
   EdgeRelease,

@@ -1,0 +1,94 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { subjects } from '@fieldbeam/protocol';
+import { type ConnectionOptions, nkeyAuthenticator } from '@nats-io/transport-node';
+import type { CloudConfig } from '../config.js';
+import { CloudError, CloudErrorCode } from '../errors.js';
+import { COLLECTOR_IDENTITY, identityFiles } from '../identity/edge-identity.js';
+
+/** The identity folder: FB_IDENTITY_DIR, else `identity` in FB_DATA_DIR. */
+export function identityDir(config: Pick<CloudConfig, 'FB_IDENTITY_DIR' | 'FB_DATA_DIR'>): string {
+  return config.FB_IDENTITY_DIR ?? join(config.FB_DATA_DIR, 'identity');
+}
+
+type AuthConfig = Pick<
+  CloudConfig,
+  'NATS_USER' | 'NATS_PASS' | 'NATS_NKEY_SEED_FILE' | 'FB_IDENTITY_DIR' | 'FB_DATA_DIR'
+>;
+
+/**
+ * The collector's seed file: NATS_NKEY_SEED_FILE, else `collector.nk` of the identity folder when it
+ * exists (a server without nkey authorization needs none), else undefined.
+ */
+export function collectorSeedFile(config: AuthConfig): string | undefined {
+  if (config.NATS_NKEY_SEED_FILE) return config.NATS_NKEY_SEED_FILE;
+  const file = identityFiles(identityDir(config)).collectorSeed;
+  return existsSync(file) ? file : undefined;
+}
+
+/**
+ * How the collector authenticates and where its replies arrive: its own nkey (the identity folder's
+ * `collector.nk`, whose public key `edge add` writes into nats-authorization.conf) or NATS_USER/PASS,
+ * and its own inbox prefix, `_INBOX.collector`, which no edge may subscribe to.
+ */
+export function collectorConnectOptions(
+  config: AuthConfig & Pick<CloudConfig, 'NATS_URL'>,
+): ConnectionOptions {
+  const seedFile = collectorSeedFile(config);
+  let auth: Pick<ConnectionOptions, 'authenticator' | 'user' | 'pass'> = {};
+  if (seedFile) {
+    let seed: string;
+    try {
+      seed = readFileSync(seedFile, 'utf8').trim();
+    } catch (err) {
+      throw new CloudError(
+        CloudErrorCode.CONFIG_INVALID,
+        `cannot read the collector's NATS key ${seedFile}: ${(err as Error).message} ` +
+          '(NATS_NKEY_SEED_FILE, or collector.nk in FB_IDENTITY_DIR; created by fieldbeam-cloud edge add, ' +
+          "readable by the collector's user)",
+        false,
+        { cause: err },
+      );
+    }
+    if (!/^SU[A-Z2-7]{56}$/.test(seed)) {
+      throw new CloudError(
+        CloudErrorCode.CONFIG_INVALID,
+        `${seedFile} does not hold an nkey user seed (SU...): restore it, or remove it and run ` +
+          'fieldbeam-cloud edge add --rotate for every edge to issue a new collector key',
+        false,
+      );
+    }
+    auth = { authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)) };
+  } else if (config.NATS_USER) {
+    auth = { user: config.NATS_USER, pass: config.NATS_PASS ?? '' };
+  }
+  return {
+    servers: config.NATS_URL.split(',').map((s) => s.trim()),
+    name: 'fieldbeam-cloud',
+    inboxPrefix: subjects.inbox(COLLECTOR_IDENTITY),
+    ...auth,
+  };
+}
+
+/**
+ * A refused first connection explained: which key the collector used and where the server's
+ * authorization should come from. Other errors are returned unchanged.
+ */
+export function explainConnectError(err: unknown, config: AuthConfig): unknown {
+  const message = (err as Error)?.message ?? String(err);
+  if (!/authorization/i.test(message)) return err;
+  const seedFile = collectorSeedFile(config);
+  const used = seedFile
+    ? `the collector's key ${seedFile}`
+    : config.NATS_USER
+      ? `NATS_USER ${config.NATS_USER}`
+      : `no credentials (no ${identityFiles(identityDir(config)).collectorSeed}, NATS_NKEY_SEED_FILE and NATS_USER unset)`;
+  return new CloudError(
+    CloudErrorCode.CONFIG_INVALID,
+    `NATS refused the collector (${message}) with ${used}: the server must include the ` +
+      `nats-authorization.conf that fieldbeam-cloud edge add wrote beside that key ` +
+      '(see deploy/README.md), reloaded after every edge add',
+    false,
+    { cause: err },
+  );
+}
