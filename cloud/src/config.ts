@@ -11,8 +11,8 @@ export const CloudConfigSchema = z.object({
   NATS_USER: z.string().optional(),
   NATS_PASS: z.string().optional(),
   /**
-   * The collector's nkey seed file; default `collector.nk` in FB_IDENTITY_DIR when that file exists
-   * (`fieldbeam-cloud edge add` creates it). Set explicitly, a missing file is an error.
+   * The collector's nkey seed file; default (without NATS_USER) `collector.nk` in FB_IDENTITY_DIR
+   * when that file exists (`fieldbeam-cloud edge add` creates it). Set, a missing file is an error.
    */
   NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
   /** Edge registry, nats-authorization.conf and collector.nk; default `${FB_DATA_DIR}/identity`. */

@@ -17,11 +17,13 @@ type AuthConfig = Pick<
 >;
 
 /**
- * The collector's seed file: NATS_NKEY_SEED_FILE, else `collector.nk` of the identity folder when it
- * exists (a server without nkey authorization needs none), else undefined.
+ * The collector's seed file: NATS_NKEY_SEED_FILE; else, unless NATS_USER says to log in with a
+ * password, `collector.nk` of the identity folder when it exists (a server without nkey
+ * authorization needs none); else undefined.
  */
 export function collectorSeedFile(config: AuthConfig): string | undefined {
   if (config.NATS_NKEY_SEED_FILE) return config.NATS_NKEY_SEED_FILE;
+  if (config.NATS_USER) return undefined;
   const file = identityFiles(identityDir(config)).collectorSeed;
   return existsSync(file) ? file : undefined;
 }
