@@ -192,6 +192,9 @@ const ROW_OVERHEAD = 32;
 
 const deliveryKey = (d: MqttDelivery) => `${d.packetId} ${d.clientId}`;
 
+/** How long rejects wait for a commit of readings to join before they are committed on their own. */
+const REJECT_COMMIT_DELAY_MS = 50;
+
 /** How often remembered MQTT deliveries are pruned (with the next commit). */
 const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
 
@@ -230,6 +233,8 @@ export class SqliteOutbox implements Outbox, RejectLog {
   /** Acked ranges not yet deleted: deletes ride along with the next commit (see `ack`). */
   private pendingDeletes: [number, number][] = [];
   private deleteTimer: NodeJS.Timeout | undefined;
+  /** Commits waiting rejects when no readings came to carry them (see `recordReject`). */
+  private rejectTimer: NodeJS.Timeout | undefined;
   private nextAppend: { promise: Promise<void>; resolve: () => void } | undefined;
   private closed = false;
   private readonly resendWindow: number;
@@ -628,7 +633,12 @@ export class SqliteOutbox implements Outbox, RejectLog {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
     const written = this.rejects.queue(entry);
-    this.schedule();
+    // Not a commit of its own: the next readings' commit takes it along, or, when none comes, one
+    // commit for all the rejects of the next moment (each commit rewrites the table's pages).
+    this.rejectTimer ??= setTimeout(() => {
+      this.rejectTimer = undefined;
+      if (!this.closed) this.flush();
+    }, REJECT_COMMIT_DELAY_MS);
     return written;
   }
 
@@ -658,6 +668,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
     // Commit what is queued (its sensors are waiting for their acks) and the pending deletes.
     this.flush();
     if (this.deleteTimer) clearTimeout(this.deleteTimer);
+    if (this.rejectTimer) clearTimeout(this.rejectTimer);
     this.flushDeletes();
     this.closed = true;
     const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer closed while waiting for space', true);
