@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { batchLimits, batchMsgId, observationId } from '@fieldbeam/protocol';
+import { batchLimits, batchMsgId, observationId, streams, subjects } from '@fieldbeam/protocol';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import mqtt from 'mqtt';
 import { repoRoot } from '../harness/index.js';
 import { Attacker, type AttackMessage } from './attacker.js';
@@ -586,6 +587,8 @@ const msgIdSquatting: Attack = {
   uplink: 'proxy',
   async run({ sys, attacker, good, rec, stallFrom, mode }) {
     let squats = 0;
+    /** Sequence ranges squatted under the real buffer id. */
+    const squatted = new Set<string>();
     // One cut: readings buffered during a deliberate cut wait for it, which is no ingest stall; the
     // stall is measured from the moment the uplink is back.
     for (let r = 0; r < 1; r++) {
@@ -605,6 +608,7 @@ const msgIdSquatting: Attack = {
           for (let d = 0; d < span; d++) {
             const f = first + b * 500 + d;
             ids.push(batchMsgId(good.id, guess, f, f + 499));
+            if (guess === bufferId) squatted.add(`${f}-${f + 499}`);
           }
       }
       const sends: Promise<AttackMessage>[] = [];
@@ -629,9 +633,37 @@ const msgIdSquatting: Attack = {
       rec.notes.push(
         `${squats} squatting messages; good edge: ${dups.length > 0 ? dups.join(', ') : 'no unexpected-duplicate metric'}`,
       );
+      // The attack must have been on target: the good edge's batches after the cut have the ranges
+      // squatted, so ids made of edge, buffer id and range (guessable) would have lost them.
+      const ranges = await goodBatchRanges(sys, good);
+      const hit = ranges.filter((r) => squatted.has(r)).length;
+      rec.notes.push(`${hit} of the good edge's ${ranges.length} batches had a squatted range`);
+      if (hit === 0) rec.failures.push('the squat missed every batch of the good edge: it shows nothing');
     };
   },
 };
+
+/** The `first-last` ranges in the msg ids of the good edge's batches in the stream (read as the collector). */
+async function goodBatchRanges(sys: FaultSystem, good: FaultEdge): Promise<string[]> {
+  const js = jetstream(await sys.client());
+  const subject = subjects.obs(good.id);
+  const info = await (await js.jetstreamManager()).streams.info(streams.OBS.name, {
+    subjects_filter: subject,
+  });
+  if (!info.state.subjects?.[subject]) return [];
+  const consumer = await js.consumers.get(streams.OBS.name, {
+    filter_subjects: subject,
+    deliver_policy: DeliverPolicy.All,
+  });
+  const out: string[] = [];
+  const iter = await consumer.consume({ max_messages: 256 });
+  for await (const m of iter) {
+    const range = /:(\d+-\d+)$/.exec(m.headers?.get('Nats-Msg-Id') ?? '')?.[1];
+    if (range) out.push(range);
+    if (m.info.pending === 0) break;
+  }
+  return out;
+}
 
 const inboxSnooping: Attack = {
   name: 'inbox-snooping',

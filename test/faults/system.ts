@@ -411,6 +411,13 @@ export class FaultSystem {
     return out;
   }
 
+  /** A NATS connection of the test's own (with the collector's key when authorization is on). */
+  async client(): Promise<NatsConnection> {
+    await this.jsm();
+    if (!this.nc) throw new Error('no NATS connection');
+    return this.nc;
+  }
+
   private async jsm() {
     this.nc ??= await connect({
       servers: this.nats.url,
