@@ -77,6 +77,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       rejectShare: config.buffer.reject_share,
       rejectPayloadBytes: config.buffer.reject_payload_bytes,
       onRejectsDropped: (n, limit) => metrics.rejectsDropped.inc({ limit }, n),
+      deliveryMaxClients: config.mqtt.max_delivery_clients,
+      onDeliveryClientsForgotten: (n) => metrics.mqttDeliveryClientsForgotten.inc(n),
       onDrop: (n) => {
         metrics.dropped.inc(n);
         log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');

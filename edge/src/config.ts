@@ -75,6 +75,7 @@ const MQTT_DEFAULTS = {
   connect_timeout_ms: 10_000,
   max_retained: 1000,
   max_retained_bytes: 8 * 1024 * 1024,
+  max_delivery_clients: 1000,
 } as const;
 
 const AUTO_REGISTER_DEFAULTS = { enabled: false, topics: ['#'], max_sensors: 100, decoder: 'auto' } as const;
@@ -180,6 +181,13 @@ export const EdgeConfigSchema = z
           .min(0)
           .max(256 * 1024 * 1024)
           .default(MQTT_DEFAULTS.max_retained_bytes),
+        /** Client ids whose recent QoS 1/2 deliveries are remembered to recognise re-sends (least recent forgotten). */
+        max_delivery_clients: z
+          .number()
+          .int()
+          .min(10)
+          .max(100_000)
+          .default(MQTT_DEFAULTS.max_delivery_clients),
       })
       .strict()
       .default({

@@ -76,6 +76,11 @@ export function createEdgeMetrics() {
       labelNames: ['reason'],
       registers: [registry],
     }),
+    mqttDeliveryClientsForgotten: new Counter({
+      name: 'fb_edge_mqtt_delivery_clients_forgotten_total',
+      help: 'Client ids whose remembered deliveries were forgotten because mqtt.max_delivery_clients was reached (least recently active first)',
+      registers: [registry],
+    }),
     mqttDuplicates: new Counter({
       name: 'fb_edge_mqtt_duplicate_total',
       help: 'QoS 1/2 MQTT messages re-delivered after being committed (PUBACK lost): acknowledged, not stored again',

@@ -62,6 +62,13 @@ export interface SqliteOutboxOptions {
   resendWindow?: number;
   /** Deliveries remembered longer than this are forgotten (default 7 days). */
   deliveryMaxAgeMs?: number;
+  /**
+   * Client ids whose deliveries are remembered (default 1000): past it, the least recently active
+   * tenth are forgotten at once, so a flood of new client ids cannot grow the file and the map.
+   */
+  deliveryMaxClients?: number;
+  /** Called with the number of client ids forgotten for `deliveryMaxClients`. */
+  onDeliveryClientsForgotten?: (count: number) => void;
 }
 
 export const CLOCK_UNSYNCED = 'clock_unsynced';
@@ -239,6 +246,9 @@ export class SqliteOutbox implements Outbox, RejectLog {
   private closed = false;
   private readonly resendWindow: number;
   private readonly deliveryMaxAgeMs: number;
+  private readonly deliveryMaxClients: number;
+  /** Client ids with deliveries in the file. */
+  private deliveryClients = 0;
   /** Per MQTT client: the number and time of its latest committed delivery (loaded on first use). */
   private readonly lastDelivery = new Map<string, { n: number; atMs: number }>();
   private lastPruneMs = 0;
@@ -274,6 +284,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
     this.bytes = totals.b;
     this.resendWindow = opts.resendWindow ?? 1024;
     this.deliveryMaxAgeMs = opts.deliveryMaxAgeMs ?? 7 * 24 * 3600 * 1000;
+    this.deliveryMaxClients = opts.deliveryMaxClients ?? 1000;
     this.stmt = {
       insert: this.db.prepare(
         'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id) VALUES (?, ?, ?, ?, ?)',
@@ -310,7 +321,15 @@ export class SqliteOutbox implements Outbox, RejectLog {
       ),
       pruneOldDeliveries: this.db.prepare('DELETE FROM mqtt_deliveries WHERE at_ms < ?'),
       pruneClientDeliveries: this.db.prepare('DELETE FROM mqtt_deliveries WHERE client_id = ? AND n <= ?'),
+      countDeliveryClients: this.db.prepare<[], { c: number }>(
+        'SELECT COUNT(DISTINCT client_id) AS c FROM mqtt_deliveries',
+      ),
+      leastRecentClients: this.db.prepare<[number], { client_id: string }>(
+        'SELECT client_id FROM mqtt_deliveries GROUP BY client_id ORDER BY MAX(at_ms) LIMIT ?',
+      ),
+      forgetClient: this.db.prepare('DELETE FROM mqtt_deliveries WHERE client_id = ?'),
     };
+    this.deliveryClients = this.stmt.countDeliveryClients.get()?.c ?? 0;
   }
 
   append(observations: Observation[]): Promise<void> {
@@ -512,11 +531,29 @@ export class SqliteOutbox implements Outbox, RejectLog {
   /** Records a delivery as the client's latest. Runs inside the transaction that stores its readings. */
   private rememberDelivery(d: MqttDelivery, nowMs: number): void {
     const last = this.latestDelivery(d.clientId);
+    if (last.n === 0 && ++this.deliveryClients > this.deliveryMaxClients) this.forgetClients();
     // Ahead of the disk if the transaction fails: a gap in the numbers, which is harmless.
     last.n++;
     last.atMs = nowMs;
     const hash = Buffer.from(d.hash.buffer, d.hash.byteOffset, d.hash.byteLength);
     this.stmt.putDelivery.run(d.clientId, d.packetId, hash, last.n, nowMs);
+  }
+
+  /**
+   * Forgets the least recently active client ids down to 90% of `deliveryMaxClients` (one query for
+   * many, not one per new id). A client forgotten this way that re-sends a message committed earlier
+   * gets it stored again. Runs inside a transaction.
+   */
+  private forgetClients(): void {
+    const excess = this.deliveryClients - Math.floor(this.deliveryMaxClients * 0.9);
+    let forgotten = 0;
+    for (const { client_id } of this.stmt.leastRecentClients.all(excess)) {
+      this.stmt.forgetClient.run(client_id);
+      this.lastDelivery.delete(client_id);
+      forgotten++;
+    }
+    this.deliveryClients -= forgotten;
+    if (forgotten > 0) this.opts.onDeliveryClientsForgotten?.(forgotten);
   }
 
   /** Forgets deliveries too old or too far back to be re-delivered. Runs inside a transaction. */
@@ -527,6 +564,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
       if (last.atMs < cutoff) this.lastDelivery.delete(clientId);
       else this.stmt.pruneClientDeliveries.run(clientId, last.n - this.resendWindow);
     }
+    this.deliveryClients = this.stmt.countDeliveryClients.get()?.c ?? 0;
     this.lastPruneMs = nowMs;
   }
 
