@@ -92,8 +92,10 @@ async function counters(agent: BenchAgent, names: string[]): Promise<Record<stri
   for (const line of text.split('\n')) {
     const m = /^(\S+?)(\{[^}]*\})?\s+(\S+)$/.exec(line);
     if (!m?.[1] || !names.includes(m[1])) continue;
-    const key = `${m[1].replace(/^fb_edge_/, '')}${m[2] ?? ''}`;
-    out[key] = Number(m[3]);
+    // Unmatched topics are summed over their prefixes: the table shows how many, not where.
+    const name = m[1].replace(/^fb_edge_/, '');
+    const key = name === 'unmatched_topic_total' ? name : `${name}${m[2] ?? ''}`;
+    out[key] = (out[key] ?? 0) + Number(m[3]);
   }
   return out;
 }
