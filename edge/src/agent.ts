@@ -11,7 +11,7 @@ import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
 import type { RejectLog } from './outbox/outbox.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
-import type { AckedRejectSink, MqttSink, ObservationSink } from './readings.js';
+import type { MqttSink, ObservationSink, RejectSink } from './readings.js';
 import { redactUrl } from './redact.js';
 import { type AutoRegisterStatus, AutoRegistry } from './sources/auto-register.js';
 import { startEmbeddedBroker } from './sources/embedded-broker.js';
@@ -173,7 +173,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     let sensorMap = new SensorMap(config.sensors, autoRegistry);
     const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
     const rejectLog: RejectLog = outbox;
-    const rejects: AckedRejectSink = {
+    const rejects: RejectSink = {
       reject: (e) =>
         rejectLog.recordReject(e).catch((err: Error) => {
           log.warn({ err: err.message, topic: e.topic }, 'a rejected input could not be kept');

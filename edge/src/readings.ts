@@ -143,15 +143,10 @@ export interface MqttSink {
   submit(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome>;
 }
 
-/** Where sources report input they could not use: counted and kept for an operator to inspect. */
+/**
+ * Where sources report input they could not use: counted and kept for an operator to inspect. The
+ * entry is taken at once (its payload cut to what is kept) and written with the buffer's next commit.
+ */
 export interface RejectSink {
   reject(entry: RejectEntry): void;
-}
-
-/**
- * A {@link RejectSink} for a source that acknowledges its input (MQTT QoS 1): resolves once the entry
- * is kept, never rejects.
- */
-export interface AckedRejectSink {
-  reject(entry: RejectEntry): Promise<void>;
 }

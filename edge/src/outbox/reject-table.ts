@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { KeptReject, RejectEntry } from './outbox.js';
@@ -233,6 +234,7 @@ export class RejectTable {
  * rejects` runs beside the agent and must neither change nor create the file.
  */
 export function readRejects(path: string, limit: number): KeptReject[] {
+  if (!existsSync(path)) throw new Error(`no buffer file at ${path}: check data_dir and edge in the config`);
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     const rows = db.prepare('SELECT * FROM rejects ORDER BY id DESC LIMIT ?').all(limit) as (KeptReject & {

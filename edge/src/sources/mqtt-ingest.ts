@@ -5,10 +5,10 @@ import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
 import {
-  type AckedRejectSink,
   type MqttSink,
   type Origin,
   observationProblem,
+  type RejectSink,
   toObservation,
 } from '../readings.js';
 import type { SensorMap } from './sensor-map.js';
@@ -18,7 +18,7 @@ export interface MqttIngestDeps {
   /** Read on every message so a SIGHUP reload takes effect without reconnecting anyone. */
   sensors: () => SensorMap;
   sink: MqttSink;
-  rejects: AckedRejectSink;
+  rejects: RejectSink;
   metrics: EdgeMetrics;
   log: Logger;
   /** Larger payloads are rejected before decoding. */
@@ -42,7 +42,7 @@ const UNMATCHED_PREFIXES = 32;
 
 /**
  * One MQTT message in: decode, validate and commit. Resolves once the readings are durable (or the
- * message was rejected and recorded), which is when a QoS 1 PUBACK may go out. Rejects only when
+ * message was rejected and counted), which is when a QoS 1 PUBACK may go out. Rejects only when
  * the buffer cannot take the readings, so the sensor is not acknowledged and sends again. With the
  * `delivery` of a QoS 1/2 message, a re-delivery of one already committed is counted and not stored.
  */
@@ -53,12 +53,13 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   const readings = metrics.readings.labels('mqtt');
   const skipped = metrics.skipped.labels('mqtt');
   const unmatchedPrefix = new BoundedLabels(UNMATCHED_PREFIXES);
-  const reject = async (topic: string, payload: Uint8Array, kind: string, reason: string) => {
+  const reject = (topic: string, payload: Uint8Array, kind: string, reason: string) => {
     metrics.rejected.inc({ source: 'mqtt', kind });
     log.warn({ topic, reason }, 'mqtt message rejected');
-    // Kept with the buffer's next commit (its first bytes only); the PUBACK waits for that, as it
-    // would for readings, which also holds back a client that floods bad messages.
-    await deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
+    // Its first bytes are copied now and kept with the buffer's next commit. The PUBACK does not wait
+    // for that: a reject need not be durable, and in external mode, where messages are taken one at
+    // a time, good ones would queue behind it.
+    deps.rejects.reject({ source: 'mqtt', topic, reason, payload });
   };
 
   return async function ingest(
@@ -69,7 +70,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     const receivedMs = Date.now();
     received.inc();
     if (payload.length > deps.maxPayloadBytes) {
-      await reject(
+      reject(
         topic,
         payload,
         'oversized',
@@ -85,7 +86,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     const { outcome } = match;
     switch (outcome.kind) {
       case 'rejected':
-        await reject(topic, payload, 'decode', outcome.reason);
+        reject(topic, payload, 'decode', outcome.reason);
         return 'rejected';
       case 'status':
       case 'ignored':
@@ -94,7 +95,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         if (outcome.skipped.length > 0) skipped.inc(outcome.skipped.length);
         if (outcome.readings.length === 0) return 'ignored';
         if (outcome.readings.length > deps.maxReadingsPerMessage) {
-          await reject(
+          reject(
             topic,
             payload,
             'too_many_readings',
@@ -128,7 +129,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
             return problem === undefined;
           });
         // Text Postgres cannot store is refused here, reading by reading; the rest of the message is kept.
-        if (problems.length > 0) await reject(topic, payload, 'text', problems.join('; '));
+        if (problems.length > 0) reject(topic, payload, 'text', problems.join('; '));
         if (observations.length === 0) return 'rejected';
         const restamped = observations.filter((o) => o.quality?.includes('time_out_of_range')).length;
         if (restamped > 0) metrics.timeOutOfRange.inc(restamped);
