@@ -45,6 +45,10 @@ async function start(limits: Partial<HttpLimits> = {}) {
       '/rejects': async () => {
         throw new Error('relation "secret_table" does not exist');
       },
+      '/slow': async ({ res }) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        res.writeHead(200).end('late');
+      },
       '/refuses': () => {
         throw new HttpError(400, 'limit: expected a positive integer');
       },
@@ -84,12 +88,28 @@ describe('collector HTTP API', () => {
     expect(errors).toEqual([400]);
   });
 
+  it('answers a client that half-closes after its request, also from an async route', async () => {
+    const { port } = await start();
+    const answer = await raw(
+      port,
+      'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    expect(answer.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+  });
+
   it('answers malformed HTTP with 400 and closes, counted', async () => {
     const { port, errors } = await start();
     const answer = await raw(port, 'GET /ok HTTP/1.1\r\nBad Header\r\n\r\n');
     expect(status(answer)).toBe(400);
     expect(answer).toMatch(/Connection: close/);
     expect(errors).toEqual([400]);
+  });
+
+  it('answers CONNECT with 405 instead of dropping the connection', async () => {
+    const { port, errors } = await start();
+    const answer = await raw(port, 'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org\r\n\r\n');
+    expect(status(answer)).toBe(405);
+    expect(errors).toEqual([405]);
   });
 
   it('answers headers beyond maxHeaderBytes with 431', async () => {

@@ -138,6 +138,11 @@ const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
  */
 function guardServer(server: Server, limits: HttpLimits, onError: (status: number) => void): void {
   server.maxHeadersCount = limits.maxHeadersCount;
+  // A client that half-closes after its request (`printf ... | nc -N`) still gets the answer of an
+  // async route; Node's default ends the socket at the client's FIN and drops it. The timeouts above
+  // bound how long such a connection can last.
+  // (Node's own switch since its first releases, not in its typings; the tests cover it.)
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // A reset or a socket already gone cannot be answered.
@@ -146,14 +151,28 @@ function guardServer(server: Server, limits: HttpLimits, onError: (status: numbe
       const [status, reason] = (err.code && Object.hasOwn(CLIENT_ERROR_STATUS, err.code)
         ? CLIENT_ERROR_STATUS[err.code]
         : undefined) ?? [400, 'Bad Request'];
-      const body = `${reason}: malformed HTTP request (${err.code ?? 'unknown'})\n`;
-      const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n`;
       onError(status);
-      socket.end(`${head}Content-Length: ${body.length}\r\n\r\n${body}`, () => socket.destroy());
+      answerRaw(socket, status, reason, `${reason}: malformed HTTP request (${err.code ?? 'unknown'})`);
       return;
     }
     socket.destroy();
   });
+  // Without a listener Node drops a CONNECT without a word; this is no proxy, so say so.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    onError(405);
+    answerRaw(socket, 405, 'Method Not Allowed', 'CONNECT: this server is not a proxy');
+  });
+}
+
+/** A whole response written straight to the socket (no ServerResponse exists), then closed. */
+function answerRaw(socket: Duplex, status: number, reason: string, text: string): void {
+  const body = `${text}\n`;
+  socket.on('error', () => {});
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
 }
 
 const hasBody = (req: IncomingMessage) =>

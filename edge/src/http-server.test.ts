@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type StatusHttpLimits, type StatusHttpServer, startStatusHttp } from './http-server.js';
 
@@ -47,6 +47,22 @@ describe('edge status HTTP server', () => {
     expect(status(await raw(port, get('/healthz', 'HEAD')))).toBe(200);
   });
 
+  it('answers /metrics (async) to a client that half-closes after its request', async () => {
+    const port = await start();
+    // A collector that takes a while, as the process metrics can on a busy Pi.
+    new Gauge({
+      name: 'slow_collect',
+      help: 'takes 50 ms to collect',
+      registers: [registry],
+      async collect() {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        this.set(1);
+      },
+    });
+    const answer = await raw(port, `${get('/metrics')}${get('/metrics')}`);
+    expect(answer.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+  });
+
   it('refuses targets that are not paths, other methods and unknown paths, counted', async () => {
     const port = await start();
     expect(status(await raw(port, get('//[')))).toBe(400);
@@ -56,7 +72,8 @@ describe('edge status HTTP server', () => {
     expect(status(post)).toBe(405);
     expect(post).toMatch(/allow: GET, HEAD/i);
     expect(status(await raw(port, get('//x:99999/')))).toBe(404);
-    expect(await refused()).toEqual({ '400': 3, '404': 1, '405': 1 });
+    expect(status(await raw(port, get('example.org:443', 'CONNECT')))).toBe(405);
+    expect(await refused()).toEqual({ '400': 3, '404': 1, '405': 2 });
   });
 
   it('answers malformed HTTP and oversized headers, counted', async () => {

@@ -50,6 +50,17 @@ const REFUSED_METRIC = 'fb_edge_http_refused_total';
 const text = (res: ServerResponse, status: number, body: string) =>
   res.writeHead(status, { 'content-type': 'text/plain' }).end(body);
 
+/** A whole response written straight to the socket (no ServerResponse exists), then closed. */
+function answerRaw(socket: Duplex, status: number, reason: string, text: string): void {
+  const body = `${text}\n`;
+  socket.on('error', () => {});
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
 /**
  * `/healthz` (JSON status, 503 when unhealthy) and `/metrics` (Prometheus text), GET or HEAD only.
  * The request target is checked as a path, never handed to a URL parser; malformed HTTP is answered
@@ -121,6 +132,10 @@ export async function startStatusHttp(
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
+  // A client that half-closes after its request still gets the (async) /metrics answer; Node's default
+  // ends the socket at the client's FIN. The timeouts above bound such a connection.
+  // (Node's own switch since its first releases, not in its typings; the tests cover it.)
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
@@ -130,11 +145,12 @@ export async function startStatusHttp(
     }
     const [status, reason] = CLIENT_ERROR_STATUS.get(err.code ?? '') ?? [400, 'Bad Request'];
     refused.inc({ status: String(status) });
-    const body = `${reason}: malformed HTTP request\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-      () => socket.destroy(),
-    );
+    answerRaw(socket, status, reason, `${reason}: malformed HTTP request`);
+  });
+  // Without a listener Node drops a CONNECT without a word; this is no proxy, so say so.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    refused.inc({ status: '405' });
+    answerRaw(socket, 405, 'Method Not Allowed', 'only GET and HEAD');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
