@@ -9,8 +9,6 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureStreams } from '@fieldbeam/cloud';
-import { streams } from '@fieldbeam/protocol';
 import {
   fixedHeader,
   type RawClient,
@@ -20,11 +18,9 @@ import {
   streamAnnounced,
   tempDir,
 } from '@fieldbeam/test/harness';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import mqtt, { type MqttClient } from 'mqtt';
 import { RssSampler } from './lib/proc.js';
-import { type BenchAgent, startBenchAgent, startBenchNats } from './lib/servers.js';
+import { type BenchAgent, type BenchNats, startBenchAgent } from './lib/servers.js';
 import { fmt, round, sleep } from './lib/stats.js';
 
 const MiB = 1024 * 1024;
@@ -35,6 +31,8 @@ export interface FloodsContext {
   log: (s: string) => void;
   /** Registers a closer with the suite (run on error and Ctrl-C); returns it, to run once. */
   track: (close: () => Promise<void>) => () => Promise<void>;
+  /** nats-server with the streams made, as the suite's other phases have it. */
+  natsWithStreams: () => Promise<{ nats: BenchNats; stop: () => Promise<void> }>;
 }
 
 export interface FloodResult {
@@ -106,6 +104,7 @@ const COUNTED = [
   'fb_edge_mqtt_not_retained_total',
   'fb_edge_rejected_total',
   'fb_edge_mqtt_denied_total',
+  'fb_edge_mqtt_delivery_clients_forgotten_total',
 ];
 
 const diff = (a: Record<string, number>, b: Record<string, number>) =>
@@ -153,14 +152,7 @@ export async function runFloods(ctx: FloodsContext): Promise<FloodsReport> {
   const { log, track, quick } = ctx;
   const limits = unitLimits();
   const margin = 0.8;
-  const nats = await startBenchNats();
-  const stopNats = track(() => nats.close());
-  const nc = await connect({ servers: nats.url });
-  try {
-    await ensureStreams(await jetstreamManager(nc), Object.values(streams));
-  } finally {
-    await nc.close();
-  }
+  const { nats, stop: stopNats } = await ctx.natsWithStreams();
   const dir = tempDir('fieldbeam-bench-floods-');
   const removeDir = track(async () => dir.remove());
   const agent = await startBenchAgent(
@@ -238,6 +230,22 @@ export async function runFloods(ctx: FloodsContext): Promise<FloodsReport> {
       for (let i = 0; i < sockets && !signal.aborted; i += 32)
         await Promise.all(Array.from({ length: Math.min(32, sockets - i) }, one));
       return `${sockets} sockets announcing 100 MiB CONNECTs, ${fmt(sent / MiB)} MiB of body written, ${closed} closed by the agent`;
+    });
+
+    // 1b. Sockets that connect and never log in (each held until the agent closes it, at most 15 s).
+    await flood('idle_sockets', 30, async () => {
+      const n = quick ? 200 : 500;
+      const clients: RawClient[] = [];
+      for (let i = 0; i < n; i++) {
+        try {
+          clients.push(await rawClient(agent.mqttPort));
+        } catch {
+          // Refused before the handshake completed: the agent counts it.
+        }
+      }
+      const closed = await Promise.all(clients.map((c) => c.closed(15_000)));
+      for (const c of clients) c.socket.destroy();
+      return `${n} sockets that never log in, ${closed.filter(Boolean).length} closed by the agent`;
     });
 
     // 2. Logged-in clients announcing a 64 MiB PUBLISH and sending its body.

@@ -114,7 +114,7 @@ function options(argv: string[]): Options {
                 [--agent-json=JSON] [--agent-node-args="FLAGS"]
 
 Phases: ingest, latency, rss10k, peer-nats, peer-aedes, drain, floods (default: all, about 7 minutes).
-floods: hostile MQTT clients (pre-login CONNECT flood, oversized publish, retained, unique-topic,
+floods: hostile MQTT clients (pre-login CONNECT and idle-socket floods, oversized publish, retained, unique-topic,
         reject and client-id floods) against the agent with its systemd unit's heap flags; peak RSS
         per flood next to the unit's MemoryMax
 --quick            short smoke run (~1 min)
@@ -765,7 +765,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     if (want('peer-nats')) details.peer_nats_mqtt = await phasePeerNats(opts);
     if (want('peer-aedes')) details.peer_aedes = await phasePeerAedes(opts);
     if (want('drain')) details.drain = await phaseDrain(opts, profiles);
-    if (want('floods')) details.floods = await runFloods({ quick: opts.quick, log, track });
+    if (want('floods')) details.floods = await runFloods({ quick: opts.quick, log, track, natsWithStreams });
   } finally {
     await stopAll();
     process.off('SIGINT', onSignal);
