@@ -1,20 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CollectorProcess,
-  type EdgeAgentProcess,
-  type NatsServer,
-  startCollectorProcess,
-  startEdgeAgentProcess,
-  startNatsServer,
-  startPostgres,
-  type TempDir,
-  type TestPostgres,
-  tempDir,
-} from '../harness/index.js';
+import type { CollectorProcess, EdgeAgentProcess } from '../harness/index.js';
 import { type RawAnswer, rawRequest } from './http-raw.js';
+import { ADMIN_TOKEN, type HttpTargets, startHttpTargets } from './http-targets.js';
 
 /**
  * Generated HTTP requests, written byte for byte to a real socket of a collector and of an edge agent
@@ -30,41 +18,17 @@ const SEED = Number(process.env.FB_FUZZ_SEED ?? 20261205);
 const RUNS = Number(process.env.FB_FUZZ_RUNS ?? 1000);
 const HOST = '127.0.0.1';
 
-let nats: NatsServer;
-let postgres: TestPostgres;
-let dir: TempDir;
+let targets: HttpTargets;
 let collector: CollectorProcess;
 let edge: EdgeAgentProcess;
 
 beforeAll(async () => {
-  [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
-  dir = tempDir('fieldbeam-http-fuzz-');
-  const datasetsFile = join(dir.path, 'datasets.yaml');
-  writeFileSync(datasetsFile, 'datasets:\n  - name: minutely\n    window: PT1M\n');
-  [collector, edge] = await Promise.all([
-    startCollectorProcess({
-      name: 'fuzzed',
-      natsUrl: nats.url,
-      databaseUrl: postgres.url,
-      dataDir: join(dir.path, 'collector'),
-      env: {
-        FB_DATASETS_FILE: datasetsFile,
-        FB_BUILD_POLL_MS: '600000',
-        FB_ADMIN_TOKEN: 'fuzz-admin-token-0123456789abcdef',
-        FB_RELEASES_DIR: dir.path,
-      },
-    }),
-    startEdgeAgentProcess({
-      dir: dir.path,
-      config: { edge: 'gw-fuzzed', nats: { servers: [nats.url] }, sensors: [] },
-    }),
-  ]);
+  targets = await startHttpTargets('http-fuzz');
+  ({ collector, edge } = targets);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([collector?.stop(), edge?.stop()]);
-  await Promise.all([nats?.close(), postgres?.close()]);
-  dir?.remove();
+  await targets?.close();
 });
 
 // ---- generators ------------------------------------------------------------------------------
@@ -306,7 +270,7 @@ const escapedPath = fc
   .map((parts) => `/${parts.map(pctEncode).join('/')}`);
 const validHeader = fc.oneof(
   fc.constantFrom<[string, string]>(
-    ['Authorization', 'Bearer fuzz-admin-token-0123456789abcdef'],
+    ['Authorization', `Bearer ${ADMIN_TOKEN}`],
     ['Authorization', 'Bearer wrong'],
     ['If-None-Match', '*'],
     ['Accept', 'application/geo+json'],

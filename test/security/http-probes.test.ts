@@ -1,28 +1,14 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createTlcpReplayServer, type TlcpReplayServer } from '@fieldbeam/edge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CollectorProcess,
-  type EdgeAgentProcess,
-  type NatsServer,
-  startCollectorProcess,
-  startEdgeAgentProcess,
-  startNatsServer,
-  startPostgres,
-  type TempDir,
-  type TestPostgres,
-  tempDir,
-} from '../harness/index.js';
+import type { CollectorProcess, EdgeAgentProcess } from '../harness/index.js';
 import { rawGet, rawRequest } from './http-raw.js';
+import { type HttpTargets, startHttpTargets } from './http-targets.js';
 
 /**
  * Single requests that once ended or confused an HTTP server of the system, each sent as raw bytes
  * (a client library would refuse to send most of them): the answer is a 4xx and the process lives on.
  */
-let nats: NatsServer;
-let postgres: TestPostgres;
-let dir: TempDir;
+let targets: HttpTargets;
 let collector: CollectorProcess;
 let edge: EdgeAgentProcess;
 let replay: TlcpReplayServer;
@@ -30,30 +16,12 @@ let replay: TlcpReplayServer;
 const HOST = '127.0.0.1';
 
 beforeAll(async () => {
-  [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
-  dir = tempDir('fieldbeam-http-probes-');
-  const datasetsFile = join(dir.path, 'datasets.yaml');
-  writeFileSync(datasetsFile, 'datasets:\n  - name: minutely\n    window: PT1M\n');
-  [collector, edge, replay] = await Promise.all([
-    startCollectorProcess({
-      name: 'probed',
-      natsUrl: nats.url,
-      databaseUrl: postgres.url,
-      dataDir: join(dir.path, 'collector'),
-      env: { FB_DATASETS_FILE: datasetsFile, FB_BUILD_POLL_MS: '600000' },
-    }),
-    startEdgeAgentProcess({
-      dir: dir.path,
-      config: { edge: 'gw-probed', nats: { servers: [nats.url] }, sensors: [] },
-    }),
-    createTlcpReplayServer(),
-  ]);
+  [targets, replay] = await Promise.all([startHttpTargets('http-probes'), createTlcpReplayServer()]);
+  ({ collector, edge } = targets);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([collector?.stop(), edge?.stop(), replay?.close()]);
-  await Promise.all([nats?.close(), postgres?.close()]);
-  dir?.remove();
+  await Promise.all([targets?.close(), replay?.close()]);
 });
 
 const error = (body: string) => (JSON.parse(body) as { error: string }).error;

@@ -1,0 +1,57 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type CollectorProcess,
+  type EdgeAgentProcess,
+  startCollectorProcess,
+  startEdgeAgentProcess,
+  startNatsServer,
+  startPostgres,
+  tempDir,
+} from '../harness/index.js';
+
+/** The admin token of the collector started here, so generated requests can reach those routes too. */
+export const ADMIN_TOKEN = 'http-admin-token-0123456789abcdef';
+
+export interface HttpTargets {
+  /** `fieldbeam-cloud run` with one dataset (`minutely`), admin routes on and a releases folder. */
+  collector: CollectorProcess;
+  /** `fieldbeam-edge run` with no sensors. */
+  edge: EdgeAgentProcess;
+  close(): Promise<void>;
+}
+
+/** A collector and an edge agent, each its own OS process, with the servers they need, on loopback. */
+export async function startHttpTargets(name: string): Promise<HttpTargets> {
+  const [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
+  const dir = tempDir(`fieldbeam-${name}-`);
+  const datasetsFile = join(dir.path, 'datasets.yaml');
+  writeFileSync(datasetsFile, 'datasets:\n  - name: minutely\n    window: PT1M\n');
+  const [collector, edge] = await Promise.all([
+    startCollectorProcess({
+      name,
+      natsUrl: nats.url,
+      databaseUrl: postgres.url,
+      dataDir: join(dir.path, 'collector'),
+      env: {
+        FB_DATASETS_FILE: datasetsFile,
+        FB_BUILD_POLL_MS: '600000',
+        FB_ADMIN_TOKEN: ADMIN_TOKEN,
+        FB_RELEASES_DIR: dir.path,
+      },
+    }),
+    startEdgeAgentProcess({
+      dir: dir.path,
+      config: { edge: `gw-${name}`, nats: { servers: [nats.url] }, sensors: [] },
+    }),
+  ]);
+  return {
+    collector,
+    edge,
+    close: async () => {
+      await Promise.all([collector.stop(), edge.stop()]);
+      await Promise.all([nats.close(), postgres.close()]);
+      dir.remove();
+    },
+  };
+}
