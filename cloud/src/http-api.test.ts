@@ -49,6 +49,10 @@ async function start(limits: Partial<HttpLimits> = {}) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         res.writeHead(200).end('late');
       },
+      '/slower': async ({ res }) => {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        res.writeHead(200).end('late');
+      },
       '/refuses': () => {
         throw new HttpError(400, 'limit: expected a positive integer');
       },
@@ -122,6 +126,12 @@ describe('collector HTTP API', () => {
     const { port } = await start({ maxBodyBytes: 100 });
     const answer = await raw(port, 'GET /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n');
     expect(status(answer)).toBe(413);
+  });
+
+  it('bounds receiving the request, not the answer: a slow route still answers', async () => {
+    const { port } = await start({ headersTimeoutMs: 100, requestTimeoutMs: 100, checkIntervalMs: 20 });
+    const res = await fetch(`http://127.0.0.1:${port}/slower`);
+    expect(res.status).toBe(200);
   });
 
   it('closes a request whose headers do not arrive within headersTimeout with 408', async () => {
