@@ -2,7 +2,8 @@
  * Every fault scenario in its quick form, then a one-minute soak, against the real system (separate
  * OS processes; see run.ts for the long forms: `pnpm faults`, `pnpm soak --minutes N`). Each asserts
  * that no acknowledged reading is lost (drop_oldest: exactly what its counter says) and none is stored
- * twice. Needs the build (`pnpm build`: the publishers run the compiled load worker) and root for the
+ * twice; the adversarial ones (adversarial.ts: a second edge attacks with its own NATS key) also that
+ * every bad part is accounted for and no good reading waits more than 10 s. Needs the build (`pnpm build`: the publishers run the compiled load worker) and root for the
  * network namespace of the blackhole scenario and the soak. FB_FAULTS_SEED repeats a run's random
  * choices; FB_FAULTS_SKIP=name,... leaves scenarios out; FB_FAULTS_LOG=0 silences the progress lines.
  */
