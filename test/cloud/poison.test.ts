@@ -126,6 +126,13 @@ describe('poison isolation in ingest', () => {
           ]),
         );
       });
+      // A message of 300 bad observations costs one dead letter, not 300.
+      acks.push(
+        publish(
+          'gw-bad',
+          Array.from({ length: 300 }, (_, i) => ({ ...obs('gw-bad', 'st-d', t(i), i), id: '0'.repeat(64) })),
+        ),
+      );
       for (let i = 100; i < 200; i += 25) acks.push(publish('gw-good', good(i, 25)));
       acks.push(publish('gw-victim', [genuine]));
       await Promise.all(acks);
@@ -154,9 +161,9 @@ describe('poison isolation in ingest', () => {
       const r = await db.query<{ subject: string; reason: string }>(
         'SELECT subject, reason FROM dead_letters ORDER BY id',
       );
-      return r.rows.length >= 5 ? r.rows : undefined;
+      return r.rows.length >= 6 ? r.rows : undefined;
     });
-    expect(dead).toHaveLength(5);
+    expect(dead).toHaveLength(6);
     expect(dead.every((d) => d.subject === 'fb.obs.gw-bad')).toBe(true);
     const reasons = dead.map((d) => d.reason).join('\n');
     expect(reasons).toMatch(/text: contains the NUL character/);
@@ -164,6 +171,9 @@ describe('poison isolation in ingest', () => {
     expect(reasons).toMatch(/in the future, beyond the accepted 10 min \(time 2099-06-01/);
     expect(reasons).toMatch(/id f{64} is not the id of its fields/);
     expect(reasons).toMatch(/Postgres refused .*refuses_666.*SQLSTATE 23514/);
+    expect(reasons).toMatch(
+      /300 observations set aside: observations\[0\]: id 0{64} is not the id.*\(\+280 more\)/,
+    );
 
     const partitions = await db.query<{ relname: string }>(
       `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -177,7 +187,7 @@ describe('poison isolation in ingest', () => {
     expect(await metric('text')).toBe(1);
     expect(await metric('time_invalid')).toBe(1);
     expect(await metric('time_range')).toBe(1);
-    expect(await metric('id_mismatch')).toBe(1);
+    expect(await metric('id_mismatch')).toBe(301);
     expect(await metric('database')).toBe(1);
   });
 });

@@ -17,15 +17,20 @@ function storable(text: string): string {
   return text.replaceAll('\u0000', '\\u0000').replace(LONE_SURROGATE, '\uFFFD');
 }
 
-/** Keeps messages a consumer could not use, with the reason, for an operator to inspect. */
+/** Keeps messages a consumer could not use, with the reason, for an operator to inspect (one statement). */
 export async function insertDeadLetters(
   db: pg.Pool | pg.PoolClient,
   dead: readonly DeadLetter[],
 ): Promise<void> {
-  for (const d of dead) {
-    await db.query(
-      'INSERT INTO dead_letters (subject, stream_seq, reason, payload) VALUES ($1, $2, $3, $4)',
-      [storable(d.subject), d.streamSeq, storable(d.reason), Buffer.from(d.payload.subarray(0, 64 * 1024))],
-    );
-  }
+  if (dead.length === 0) return;
+  await db.query(
+    `INSERT INTO dead_letters (subject, stream_seq, reason, payload)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[])`,
+    [
+      dead.map((d) => storable(d.subject)),
+      dead.map((d) => d.streamSeq),
+      dead.map((d) => storable(d.reason)),
+      dead.map((d) => Buffer.from(d.payload.subarray(0, 64 * 1024))),
+    ],
+  );
 }

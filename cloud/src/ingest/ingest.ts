@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { CloudError, CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
 import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
-import { checkBatch, type RejectKind, timeWindow } from './batch-check.js';
+import { checkBatch, type RejectedObservation, type RejectKind, timeWindow } from './batch-check.js';
 import { isolateFailures } from './isolate.js';
 import type { CommitResult, DeadLetter, ObservationStore, StagedBatch } from './observation-store.js';
 
@@ -46,9 +46,31 @@ interface Accepted {
   batch: ObservationBatch;
 }
 
-/** A dead letter with why it was set aside, for the metric. */
+/** A dead letter with why each thing in it was set aside, for the metric. */
 interface Rejection extends DeadLetter {
-  kind: RejectKind;
+  kinds: RejectKind[];
+}
+
+/** Reasons spelled out in one dead letter; the rest are counted. */
+const MAX_REASONS = 20;
+
+/**
+ * The observations of one message set aside by validation, as one dead letter: a hostile edge sending
+ * 500 bad observations per message costs one row and one insert, as a bad message does.
+ */
+function observationsDeadLetter(msg: JsMsg, rejected: readonly RejectedObservation[]): Rejection {
+  const reasons = rejected.slice(0, MAX_REASONS).map((r) => r.reason);
+  const more = rejected.length > MAX_REASONS ? ` (+${rejected.length - MAX_REASONS} more)` : '';
+  return {
+    kinds: rejected.map((r) => r.kind),
+    subject: msg.subject,
+    streamSeq: msg.seq,
+    reason:
+      rejected.length === 1
+        ? (reasons[0] ?? '')
+        : `${rejected.length} observations set aside: ${reasons.join('; ')}${more}`,
+    payload: encoder.encode(JSON.stringify(rejected.map((r) => r.observation))),
+  };
 }
 
 /**
@@ -96,7 +118,7 @@ async function commitIsolating(
     for (const { item, error: why } of culprits) {
       guilty.add(item);
       dead.push({
-        kind: 'database',
+        kinds: ['database'],
         subject: subjectOf(batch.seq),
         streamSeq: batch.seq,
         reason: `observation ${item.id}: ${(why as Error).message}`,
@@ -182,7 +204,7 @@ export async function startIngest(
       const checked = checkBatch(msg.subject, msg.data, window);
       if (!checked.ok) {
         dead.push({
-          kind: 'message',
+          kinds: ['message'],
           subject: msg.subject,
           streamSeq: msg.seq,
           reason: checked.reason,
@@ -195,16 +217,8 @@ export async function startIngest(
         continue;
       }
       accepted.push({ msg, batch: checked.batch });
-      for (const r of checked.rejected) {
-        dead.push({
-          kind: r.kind,
-          subject: msg.subject,
-          streamSeq: msg.seq,
-          reason: r.reason,
-          payload: encoder.encode(JSON.stringify(r.observation)),
-        });
-      }
       if (checked.rejected.length > 0) {
+        dead.push(observationsDeadLetter(msg, checked.rejected));
         log.warn(
           {
             subject: msg.subject,
@@ -268,7 +282,7 @@ export async function startIngest(
     for (const a of accepted) observations += a.batch.observations.length;
     metrics.observations.inc(observations);
     metrics.inserted.inc(result.inserted);
-    for (const d of result.dead) metrics.deadLetters.inc({ reason: d.kind });
+    for (const d of result.dead) for (const kind of d.kinds) metrics.deadLetters.inc({ reason: kind });
     // Each committed batch is announced before it is acknowledged: if the announcement fails, the
     // batch comes back, is found already stored (inserted 0) and announced then, so the coordinator
     // never misses data. The stream sequence is the message id, so a repeat within the duplicate
