@@ -126,11 +126,11 @@ export interface HttpApiOptions {
 }
 
 /** Status lines for malformed HTTP (Node's `clientError`), by parser error code. */
-const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
-};
+const CLIENT_ERROR_STATUS: ReadonlyMap<string, [number, string]> = new Map([
+  ['HPE_HEADER_OVERFLOW', [431, 'Request Header Fields Too Large']],
+  ['HPE_CHUNK_EXTENSIONS_OVERFLOW', [413, 'Payload Too Large']],
+  ['ERR_HTTP_REQUEST_TIMEOUT', [408, 'Request Timeout']],
+]);
 
 /**
  * Applies `limits` to `server` and answers malformed HTTP (a request line or header the parser
@@ -139,8 +139,8 @@ const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
 function guardServer(server: Server, limits: HttpLimits, onError: (status: number) => void): void {
   server.maxHeadersCount = limits.maxHeadersCount;
   // A client that half-closes after its request (`printf ... | nc -N`) still gets the answer of an
-  // async route; Node's default ends the socket at the client's FIN and drops it. The timeouts above
-  // bound how long such a connection can last.
+  // async route; Node's default ends the socket at the client's FIN and drops it. The request and
+  // idle timeouts bound how long such a connection can last.
   // (Node's own switch since its first releases, not in its typings; the tests cover it.)
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
@@ -148,9 +148,7 @@ function guardServer(server: Server, limits: HttpLimits, onError: (status: numbe
     // A reset or a socket already gone cannot be answered.
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
     if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
-      const [status, reason] = (err.code && Object.hasOwn(CLIENT_ERROR_STATUS, err.code)
-        ? CLIENT_ERROR_STATUS[err.code]
-        : undefined) ?? [400, 'Bad Request'];
+      const [status, reason] = CLIENT_ERROR_STATUS.get(err.code ?? '') ?? [400, 'Bad Request'];
       onError(status);
       answerRaw(socket, status, reason, `${reason}: malformed HTTP request (${err.code ?? 'unknown'})`);
       return;

@@ -133,7 +133,7 @@ export async function startStatusHttp(
   );
   server.maxHeadersCount = limits.maxHeadersCount;
   // A client that half-closes after its request still gets the (async) /metrics answer; Node's default
-  // ends the socket at the client's FIN. The timeouts above bound such a connection.
+  // ends the socket at the client's FIN. The request and idle timeouts bound such a connection.
   // (Node's own switch since its first releases, not in its typings; the tests cover it.)
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
