@@ -331,7 +331,8 @@ const poisonText: Attack = {
               value: 2,
             }),
           ];
-          const obs = [valid[0], bad[0], valid[1], bad[1], valid[2], bad[2]].filter((o) => o !== undefined);
+          // Each bad observation right after a valid one.
+          const obs = valid.flatMap((v, i) => [v, ...bad.slice(i, i + 1)]);
           await attacker.publish(`NUL batch ${r}.${b}`, attacker.batch(obs), { valid, bad: bad.length });
         }
         await sleep(3000);
@@ -387,16 +388,12 @@ const dates: Attack = {
     const impossible = ['2026-13-45T25:61:61.000Z', '2026-02-30T12:00:00.000Z', '2025-11-31T24:00:00.000Z'];
     for (let r = 0; r < rounds; r++) {
       for (const t of impossible) {
-        const valid = [own(attacker, next()), own(attacker, next())];
+        const [a, b] = [own(attacker, next()), own(attacker, next())];
         const bad = attacker.observation({ station: `${attacker.edge}-s`, time: t, value: next() });
-        await attacker.publish(
-          `impossible time ${t}`,
-          attacker.batch([valid[0], bad, valid[1]].flatMap((o) => (o ? [o] : []))),
-          {
-            valid,
-            bad: 1,
-          },
-        );
+        await attacker.publish(`impossible time ${t}`, attacker.batch([a, bad, b]), {
+          valid: [a, b],
+          bad: 1,
+        });
       }
       // An impossible receipt time and an impossible send time (the whole batch is unusable then).
       const badReceived = { ...own(attacker, next()), received: impossible[0] as string };
