@@ -32,6 +32,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: String(200 * 1024) },
     /** Runs the agent under --cpu-prof into this folder and prints where its time went. */
     profile: { type: 'string' },
+    /** Counts the agent's fsync/fdatasync calls during the flood phase with strace (Linux, root). */
+    syncs: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
@@ -88,8 +90,12 @@ try {
     String(values.size),
     String(seconds * 1000 + 1000),
   ]);
+  const strace = values.syncs
+    ? spawnProcess('strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync', '-p', String(agent.pid)])
+    : undefined;
   await sleep(500);
   const flooded = summarize(await goodSensor(url, seconds * 1000));
+  await strace?.stop();
   await flooder.stop();
   const file = join(dir.path, 'data', 'gw.buffer.sqlite');
   const show = (s: ReturnType<typeof summarize>) =>
@@ -99,6 +105,7 @@ try {
   console.log(`during ${values.rate}/s x ${values.size} B of rejects: ${show(flooded)}`);
   console.log(`flooder: ${flooder.output().trim()}`);
   console.log(`buffer file: ${(statSync(file).size / 1024 / 1024).toFixed(1)} MiB`);
+  if (strace) console.log(`agent syncs during the flood phase (strace -c):\n${strace.output().trim()}`);
 } finally {
   await agent.stop();
   await nats.close();

@@ -22,6 +22,10 @@ const timer = setInterval(() => {
     );
   }
 }, 4);
+process.once('SIGTERM', () => {
+  console.log(`sent ${sent}, acked ${acked}`);
+  process.exit(0);
+});
 await new Promise((r) => setTimeout(r, Number(ms)));
 clearInterval(timer);
 console.log(`sent ${sent}, acked ${acked}`);
