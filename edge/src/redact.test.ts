@@ -1,6 +1,8 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { configForDisplay, parseEdgeConfig } from './config.js';
-import { REDACTED, redactSecrets, redactUrl } from './redact.js';
+import { logRedaction, REDACTED, redactSecrets, redactUrl } from './redact.js';
 
 describe('redactUrl', () => {
   it.each([
@@ -58,5 +60,23 @@ describe('configForDisplay', () => {
     );
     for (const secret of ['natspw-1', 'natspw-2', 'mqttpw-3', seed]) expect(shown).not.toContain(secret);
     expect(shown).toContain(`mqtt://sub:${REDACTED}@broker:1883`);
+  });
+});
+
+describe('logRedaction', () => {
+  it('keeps secrets out of log lines that carry them in known fields', () => {
+    let out = '';
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        out += String(chunk);
+        done();
+      },
+    });
+    const log = pino({ redact: logRedaction }, sink);
+    log.info({ url: 'mqtt://u:pw-1@h:1883' }, 'connected');
+    log.info({ servers: ['nats://e:pw-2@h:4222'], serverUrl: 'https://u:pw-3@h' }, 'uplink');
+    log.info({ nats: { pass: 'pw-4' }, password: 'pw-5', nkey_seed: 'pw-6' }, 'config');
+    for (const secret of ['pw-1', 'pw-2', 'pw-3', 'pw-4', 'pw-5', 'pw-6']) expect(out).not.toContain(secret);
+    expect(out).toContain(`mqtt://u:${REDACTED}@h:1883`);
   });
 });
