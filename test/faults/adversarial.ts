@@ -196,12 +196,12 @@ function adversarial(attack: Attack): Scenario {
   return {
     name,
     summary: attack.summary,
-    run: (ctx: ScenarioContext) => {
+    run: async (ctx: ScenarioContext) => {
       const warm = pick(ctx.mode, 2, 5);
       const rounds = pick(ctx.mode, 1, 10);
       const tail = pick(ctx.mode, 3, 15);
       const rate = pick(ctx.mode, 1000, 2000);
-      return withSystem(
+      const result = await withSystem(
         {
           scenario: name,
           collectors: 1,
@@ -275,6 +275,9 @@ function adversarial(attack: Attack): Scenario {
         // would say nothing more.
         { settleTimeoutMs: pick(ctx.mode, 30_000, 120_000) },
       );
+      if (result.lost > 0 && result.worstStall !== undefined)
+        result.notes.push('the worst stall counts stored readings only: the lost ones never arrived');
+      return result;
     },
   };
 }
