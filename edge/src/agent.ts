@@ -52,7 +52,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
   const startedMs = Date.now();
   const metrics = createEdgeMetrics();
   try {
-    mkdirSync(config.data_dir, { recursive: true });
+    // The buffer holds every reading: the folder is the agent's alone (see the buffer's file modes).
+    mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
     const capacityBytes = effectiveCapacity(config.buffer.capacity_bytes, diskFreeBytes(config.data_dir));
     if (capacityBytes < config.buffer.capacity_bytes) {
       log.warn(

@@ -94,7 +94,12 @@ describe('a flood of large bad messages', () => {
       expect(await dropped()).toBeGreaterThan(0);
       expect(kept.map((r) => r.id)).toEqual(Array.from({ length: kept.length }, (_, i) => FLOOD - i));
       // Nothing of the flood is on disk beyond the bound (the old log kept 60 MB here).
-      expect(statSync(join(servers.dir.path, 'data', 'gw.buffer.sqlite')).size).toBeLessThan(CAPACITY);
+      const data = join(servers.dir.path, 'data');
+      expect(statSync(join(data, 'gw.buffer.sqlite')).size).toBeLessThan(CAPACITY);
+      // Readings and rejects are the agent's alone.
+      expect(statSync(data).mode & 0o777).toBe(0o700);
+      for (const f of ['gw.buffer.sqlite', 'gw.buffer.sqlite-wal', 'gw.buffer.sqlite-shm'])
+        expect([f, statSync(join(data, f)).mode & 0o777]).toEqual([f, 0o600]);
 
       const s = await waitFor('the good readings upstream', async () => {
         const got = await readObsStream(servers.nats.url);
