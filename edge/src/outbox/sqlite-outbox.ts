@@ -179,8 +179,9 @@ function openDatabase(
   synchronous: string,
   onCorrupt?: (movedTo: string, err: Error) => void,
 ): Database.Database {
+  // Outside the try: a file whose mode cannot be set is not a damaged file to move aside.
+  restrictFileModes(path);
   try {
-    restrictFileModes(path);
     return tryOpen(path, synchronous);
   } catch (err) {
     if (!existsSync(path)) throw err;
