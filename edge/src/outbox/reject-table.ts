@@ -94,9 +94,7 @@ export class RejectTable {
       totals: db.prepare<[], { n: number; b: number }>(
         'SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM rejects',
       ),
-      oldest: db.prepare<[number, number], { id: number; bytes: number }>(
-        'SELECT id, bytes FROM rejects WHERE id > ? ORDER BY id LIMIT ?',
-      ),
+      oldest: db.prepare<[], { id: number; bytes: number }>('SELECT id, bytes FROM rejects ORDER BY id'),
       deleteUpTo: db.prepare('DELETE FROM rejects WHERE id <= ?'),
       list: db.prepare<[number], KeptReject>(
         'SELECT id, at_ms, source, topic, reason, payload, payload_bytes FROM rejects ORDER BY id DESC LIMIT ?',
@@ -116,7 +114,8 @@ export class RejectTable {
 
   /** Takes an entry to be written with the next commit; only its first `payloadBytes` are copied. */
   queue(entry: RejectEntry): Promise<void> {
-    if (this.opts.keep === 0) return Promise.resolve();
+    // Configured to keep none: nothing is dropped that was ever to be kept.
+    if (this.opts.keep === 0 || this.opts.budgetBytes === 0) return Promise.resolve();
     const payload = Buffer.from(entry.payload.subarray(0, this.opts.payloadBytes));
     const source = cut(entry.source);
     const topic = cut(entry.topic);
@@ -210,20 +209,18 @@ export class RejectTable {
 
   /** Deletes the oldest rows until both bounds hold. Runs inside a transaction. */
   private trim(): void {
-    let after = 0;
+    const over = () => this.count > this.opts.keep || this.bytes > this.opts.budgetBytes;
+    if (!over()) return;
     let upTo = 0;
-    while (this.count > this.opts.keep || this.bytes > this.opts.budgetBytes) {
-      const rows = this.stmt.oldest.all(after, 512);
-      if (rows.length === 0) break;
-      for (const r of rows) {
-        if (this.count <= this.opts.keep && this.bytes <= this.opts.budgetBytes) break;
-        if (this.count > this.opts.keep) this.trimmed.count++;
-        else this.trimmed.bytes++;
-        this.count--;
-        this.bytes -= r.bytes;
-        upTo = r.id;
-        after = r.id;
-      }
+    // Row by row, stopping as soon as the bounds hold: usually one or two rows per commit, and each
+    // row read walks to its `bytes` column past the payload.
+    for (const r of this.stmt.oldest.iterate()) {
+      if (this.count > this.opts.keep) this.trimmed.count++;
+      else this.trimmed.bytes++;
+      this.count--;
+      this.bytes -= r.bytes;
+      upTo = r.id;
+      if (!over()) break;
     }
     if (upTo > 0) this.stmt.deleteUpTo.run(upTo);
   }
