@@ -600,10 +600,13 @@ const msgIdSquatting: Attack = {
         first: (db.prepare('SELECT min(seq) AS s FROM outbox').get() as { s: number | null }).s ?? 1,
       }));
       // After the cut the forwarder resends what was in flight and then takes full batches of up
-      // to 500 readings: squat every start near the oldest buffered reading, for four batches on.
+      // to 500 readings from the backlog: predictable ranges, hence predictable ids were they made
+      // of edge, buffer id and range alone.
       const ids: string[] = [];
       for (const guess of [randomBytes(6).toString('hex'), '000000000000', bufferId]) {
-        const span = guess === bufferId ? 250 : 20;
+        // Every start in the first 2,000 after the oldest buffered reading: wherever the resent
+        // batches end, the full batches after them are covered.
+        const span = guess === bufferId ? 500 : 20;
         for (let b = 0; b < 4; b++)
           for (let d = 0; d < span; d++) {
             const f = first + b * 500 + d;
