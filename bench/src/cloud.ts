@@ -37,7 +37,8 @@ import pg from 'pg';
 const N = Number(process.env.BENCH_CLOUD_N ?? 1_000_000);
 const STATIONS = 200;
 const VARIABLES = ['air_temperature', 'relative_humidity'];
-const WINDOW_START = Date.parse('2026-11-30T10:00:00.000Z');
+// An hour of yesterday: recent enough for the collector's accepted time range (FB_INGEST_MAX_AGE).
+const WINDOW_START = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 86_400_000;
 const WINDOW_MS = 3_600_000;
 const BUILD_RUNS = 3;
 
@@ -209,7 +210,10 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
     }
     if ((await count(pool)) !== N) throw new Error('COPY baseline did not store every row');
     await pool.query('TRUNCATE observations');
-    await pool.query('CHECKPOINT');
+    // CHECKPOINT needs the superuser; the collector's own role may not run it.
+    const admin = new pg.Client(postgres.superuserUrl);
+    await admin.connect();
+    await admin.query('CHECKPOINT').finally(() => admin.end());
 
     process.stdout.write('ingest (collector, idempotent COPY + ON CONFLICT)...\n');
     const ingest = await measureIngest(nats, postgres, dir.path, 'bench-ingest');

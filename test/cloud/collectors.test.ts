@@ -27,7 +27,8 @@ import { publishObservations, reading } from './fixtures.js';
  * at once, and a collector killed in the middle of a build leaves nothing stuck.
  */
 const MINUTE = 60_000;
-const T0 = Date.parse('2026-02-01T08:00:00.000Z');
+// 08:00 UTC the day before yesterday: recent enough for the collector's accepted time range.
+const T0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 2 * 86_400_000 + 8 * 3_600_000;
 const WINDOWS = 20;
 const PER_WINDOW = 1500;
 const DATASETS = `datasets:

@@ -5,6 +5,8 @@ import { tempDir } from './temp-dir.js';
 
 export interface TestPostgres {
   readonly url: string;
+  /** The cluster's superuser, for what the collector's role may not do (CHECKPOINT in benchmarks). */
+  readonly superuserUrl: string;
   readonly port: number;
   /**
    * Creates a database owned by the role of `url` (which may not create databases itself) and returns
@@ -22,11 +24,13 @@ export async function startPostgres(): Promise<TestPostgres> {
   const port = await freePort();
   let pg = await startEmbeddedPostgres({ dir: dir.path, port });
   let running = true;
+  const superuserUrl = embeddedDatabaseUrl(dir.path, port, 'postgres', 'superuser');
   return {
     url: pg.url,
+    superuserUrl,
     port,
     createDatabase: async (name) => {
-      const admin = new pgLib.Client(embeddedDatabaseUrl(dir.path, port, 'postgres', 'superuser'));
+      const admin = new pgLib.Client(superuserUrl);
       await admin.connect();
       try {
         const owner = admin.escapeIdentifier(new URL(pg.url).username);
