@@ -172,7 +172,7 @@ async function accountAttacker(sys: FaultSystem, rec: Recorder, attacker: Attack
   if (reasons.length > 0) rec.notes.push(`dead-letter reasons e.g. ${reasons.join(' | ')}`);
   if (unaccounted.length > 0)
     rec.failures.push(
-      `${unaccounted.length} attacker messages with bad parts are in no dead letter: ${unaccounted.slice(0, 4).join(', ')}`,
+      `${unaccounted.length} attacker messages with bad parts are in no dead letter: ${[...new Set(unaccounted)].slice(0, 4).join(', ')}`,
     );
   if (validMissing.length > 0)
     rec.failures.push(
@@ -429,6 +429,16 @@ const dates: Attack = {
       );
       const n = r.rows[0]?.n ?? 0;
       if (n > 0) rec.failures.push(`${n} observations dated before 2000 or after 2100 were stored`);
+      // Each month is a partition: the 100 asked for are bounded by the accepted range (the
+      // collector's default, P366D back and PT10M ahead, touches at most 14 months).
+      const m = await sys.pool.query<{ n: number }>(
+        `SELECT count(DISTINCT date_trunc('month', time))::int AS n FROM observations WHERE edge = $1`,
+        [attacker.edge],
+      );
+      const months = m.rows[0]?.n ?? 0;
+      rec.notes.push(`the attacker's rows fall in ${months} months`);
+      if (months > 14)
+        rec.failures.push(`the attacker's rows fall in ${months} months (partitions), over 14`);
     };
   },
 };
