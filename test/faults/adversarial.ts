@@ -162,7 +162,7 @@ async function accountAttacker(sys: FaultSystem, rec: Recorder, attacker: Attack
   const refused = attacker.messages.filter((m) => m.error !== undefined);
   const dups = attacker.messages.filter((m) => m.duplicate).length;
   rec.notes.push(
-    `attacker: ${attacker.messages.length} messages (${stored.length} stored by JetStream, ${refused.length} refused, ${dups} dropped as duplicates); ${badParts} bad parts -> ${deadLetters} dead letters; ${validStored} valid neighbours stored`,
+    `attacker: ${attacker.messages.length} messages (${stored.length} stored by JetStream, ${refused.length} refused, ${dups} dropped as duplicates); ${badParts} bad parts in ${stored.filter((m) => m.bad > 0).length} messages -> ${deadLetters} dead letters; ${validStored} valid neighbours stored`,
   );
   if (refused.length > 0)
     rec.notes.push(
