@@ -99,9 +99,12 @@ describe('per-edge NATS identity', () => {
       const js = jetstream(nc, { timeout: 1500 });
       await expect(js.publish('fb.obs.gw-b', '{}', { msgID: 'spoof' })).rejects.toThrow();
       nc.publish('fb.edge.gw-b.status', '{}');
+      // Of its own namespace, only the status subject.
+      nc.publish('fb.edge.gw-a.config', '{}');
       await nc.flush();
-      await waitFor('permission violations', () => (errors.length >= 2 ? true : undefined), 5000);
+      await waitFor('permission violations', () => (errors.length >= 3 ? true : undefined), 5000);
       expect(errors.join('\n')).toMatch(/Permissions Violation for Publish to "fb\.obs\.gw-b"/i);
+      expect(errors.join('\n')).toMatch(/Permissions Violation for Publish to "fb\.edge\.gw-a\.config"/i);
       // No stream management either.
       await expect(jetstreamManager(nc, { timeout: 1500 })).rejects.toThrow();
     } finally {
