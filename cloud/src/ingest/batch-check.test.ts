@@ -86,6 +86,16 @@ describe('checkBatch', () => {
     });
   });
 
+  it('rejects a message over the protocol batch size whole, even when its observations are valid', () => {
+    const big = Array.from({ length: 499 }, (_, i) => obs('gw-1', { station: `st-${'x'.repeat(600)}-${i}` }));
+    const data = message('gw-1', big);
+    expect(data.byteLength).toBeGreaterThan(256 * 1024);
+    expect(checkBatch('fb.obs.gw-1', data, window)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^batch of \d+ bytes is over the protocol's limit of 262144 bytes$/),
+    });
+  });
+
   it('keeps a batch whose observations are all bad, empty', () => {
     const r = checkBatch(
       'fb.obs.gw-1',

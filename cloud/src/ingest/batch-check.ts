@@ -1,5 +1,6 @@
 import {
   type AcceptedTimeRange,
+  batchLimits,
   checkValue,
   decodeMessage,
   edgeOfObsSubject,
@@ -72,6 +73,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function checkBatch(subject: string, data: Uint8Array, window: TimeWindow): BatchCheck {
   const edge = edgeOfObsSubject(subject);
   if (!edge) return { ok: false, reason: `subject ${subject} is not fb.obs.<edge>` };
+  // No edge sends more (its forwarder cuts batches below the limit): a larger one is not a batch of ours.
+  if (data.byteLength > batchLimits.maxBytes) {
+    return {
+      ok: false,
+      reason: `batch of ${data.byteLength} bytes is over the protocol's limit of ${batchLimits.maxBytes} bytes`,
+    };
+  }
   let raw: unknown;
   let json: string;
   try {
