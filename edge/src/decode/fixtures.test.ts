@@ -1,5 +1,5 @@
 /**
- * Every sample of the shared payload corpus (shared/fixtures/payloads, beside the repository) that a
+ * Every sample of the payload corpus (test/fixtures/payloads) that a
  * family decoder here handles, checked against the corpus's own expectations: numeric fields appear
  * as readings with that value (converted to the canonical unit by units.ts), "no reading" values are
  * skipped, states are text readings, availability is a status, and a UTC timestamp is the reading time.
@@ -17,7 +17,7 @@ import type { DecodeOutcome } from './types.js';
 import { toCanonical } from './units.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const FIXTURES = resolve(REPO, '../shared/fixtures/payloads');
+const FIXTURES = resolve(REPO, 'test/fixtures/payloads');
 const RECEIVED_MS = Date.UTC(2026, 0, 1);
 
 interface Field {
@@ -110,8 +110,7 @@ const FILES: readonly [string, DecoderFamily | undefined][] = [
 
 function load(file: string): Sample[] {
   const path = resolve(FIXTURES, `${file}.json`);
-  if (!existsSync(path))
-    throw new Error(`payload corpus not found at ${path}: check out shared/ beside the repository`);
+  if (!existsSync(path)) throw new Error(`payload corpus not found at ${path}`);
   return JSON.parse(readFileSync(path, 'utf8')) as Sample[];
 }
 

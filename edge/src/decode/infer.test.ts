@@ -166,12 +166,12 @@ describe('inferReadings: nothing numeric, nothing registered', () => {
 });
 
 /**
- * The shared payload corpus (shared/fixtures/payloads, beside the repository): every sample that
+ * The payload corpus (test/fixtures/payloads): every sample that
  * its own family's decoder turns into numeric readings is inferred as that family, with the same
  * outcome, when it is on the family's default topics.
  */
 describe('inferReadings on the payload corpus', () => {
-  const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures/payloads');
+  const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/payloads');
   const FAMILIES: DecoderFamily[] = ['zigbee2mqtt', 'tasmota', 'shelly', 'esphome', 'senml'];
   /** Samples off their family's default topics. */
   const OFF_CONVENTION: Readonly<Record<string, string>> = {

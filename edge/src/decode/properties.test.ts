@@ -187,7 +187,7 @@ describe.each(DECODERS)('%s decoder on arbitrary input', (_name, make) => {
 
 /** Real payloads, cut short or with a byte changed: the damage MQTT brokers and firmware really do. */
 describe('corpus payloads, damaged', () => {
-  const dir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures/payloads');
+  const dir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/payloads');
   const samples = ['zigbee2mqtt', 'tasmota', 'shelly', 'esphome', 'senml', 'edge_cases'].flatMap(
     (f) =>
       JSON.parse(readFileSync(resolve(dir, `${f}.json`), 'utf8')) as {
