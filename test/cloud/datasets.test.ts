@@ -432,6 +432,33 @@ describe.each([
     expect((await api('/collections/nope/items')).status).toBe(404);
   });
 
+  it('pages through the same reading sent by two edges: both rows, one per page, none skipped', async () => {
+    // Rows are keyed (time, id, edge): the same reading from two edges is two rows with one id, and
+    // the paging cursor must tell them apart.
+    const time = T0 - 5 * H;
+    const twins = ['gw-twin-a', 'gw-twin-b', 'gw-twin-c'];
+    for (const edge of twins) {
+      await publishObservations(nats.url, edge, [reading({ edge, station: 1, time, value: 7 })]);
+    }
+    const at = new Date(time).toISOString();
+    await waitFor('the three copies stored', async () => {
+      const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM observations WHERE time = $1', [at]);
+      return Number(n.rows[0]?.n) === twins.length ? true : undefined;
+    });
+    const edges: string[] = [];
+    let url = `/collections/temperature/items?datetime=${at}/${at}&limit=1`;
+    for (let pages = 0; url && pages < 10; pages++) {
+      const body = (await (await api(url)).json()) as {
+        features: { id: string; properties: { edge: string } }[];
+        links: { rel: string; href: string }[];
+      };
+      edges.push(...body.features.map((f) => f.properties.edge));
+      const next = body.links.find((l) => l.rel === 'next')?.href;
+      url = next ? next.slice(next.indexOf('/collections')) : '';
+    }
+    expect(edges.sort()).toEqual(twins);
+  });
+
   it('lists windows and rebuilds one on request from the command line', async () => {
     const cliEnv = { ...process.env, ...env(name, storeEnv()) };
     const listed = await run(process.execPath, [cloudCli, 'datasets'], { env: cliEnv });

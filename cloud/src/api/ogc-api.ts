@@ -24,7 +24,7 @@ export interface ItemQuery {
   to?: Date;
   variables?: string[];
   near?: { lon: number; lat: number; km: number };
-  after?: { time: Date; id: string };
+  after?: { time: Date; id: string; edge: string };
   limit: number;
 }
 
@@ -78,10 +78,14 @@ export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values:
         ` <= ${p(q.near.km)}`,
     );
   }
-  if (q.after) where.push(`(time, id) > (${p(q.after.time)}, ${p(q.after.id)}::text COLLATE "C")`);
+  if (q.after) {
+    where.push(
+      `(time, id, edge COLLATE "C") > (${p(q.after.time)}, ${p(q.after.id)}::text COLLATE "C", ${p(q.after.edge)}::text)`,
+    );
+  }
   const text = `SELECT id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge
     FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-    ORDER BY time, id LIMIT ${p(q.limit + 1)}`;
+    ORDER BY time, id, edge COLLATE "C" LIMIT ${p(q.limit + 1)}`;
   return { text, values };
 }
 
@@ -168,7 +172,7 @@ export function ogcApiRoutes(deps: {
     const last = page.at(-1);
     if (more && last) {
       const next = new URLSearchParams(ctx.query);
-      next.set('cursor', encodeCursor(last.time.getTime(), last.id));
+      next.set('cursor', encodeCursor(last.time.getTime(), last.id, last.edge));
       next.set('limit', String(q.limit));
       links.push({ href: `${self}?${next}`, rel: 'next', type: GEOJSON });
     }

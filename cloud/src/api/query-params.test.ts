@@ -37,7 +37,13 @@ describe('OGC API query parameters', () => {
     expect(parseWithinKm('500', 'm', 1)).toBe(0.5);
     expect(() => parseWithinKm('5', 'furlong', 1)).toThrow(/within-units/);
     const id = 'a'.repeat(64);
-    expect(parseCursor(encodeCursor(123, id))).toEqual({ time: new Date(123), id });
+    expect(parseCursor(encodeCursor(123, id, 'gw-1'))).toEqual({ time: new Date(123), id, edge: 'gw-1' });
+    // A cursor from before the edge was part of it starts at the first edge of its (time, id).
+    expect(parseCursor(Buffer.from(`123_${id}`).toString('base64url'))).toEqual({
+      time: new Date(123),
+      id,
+      edge: '',
+    });
     expect(() => parseCursor('garbage')).toThrow(/cursor/);
   });
 
@@ -47,7 +53,7 @@ describe('OGC API query parameters', () => {
       const cursor = Buffer.from(`${ms}_${id}`).toString('base64url');
       expect(() => parseCursor(cursor)).toThrow(/cursor/);
     }
-    expect(parseCursor(encodeCursor(253402300799999, id))?.time.toISOString()).toBe(
+    expect(parseCursor(encodeCursor(253402300799999, id, 'gw-1'))?.time.toISOString()).toBe(
       '9999-12-31T23:59:59.999Z',
     );
   });

@@ -111,16 +111,22 @@ export function parseWithinKm(within: string | null, units: string | null, fallb
   return km;
 }
 
-/** Keyset cursor of the items paging: the last row's time (ms) and id. */
-export function encodeCursor(timeMs: number, id: string): string {
-  return Buffer.from(`${timeMs}_${id}`).toString('base64url');
+/**
+ * Keyset cursor of the items paging: the last row's time (ms), id and edge. Rows are keyed (time, id,
+ * edge), so two edges that sent the same reading are two rows, and the edge breaks the tie. A cursor
+ * made before the edge was part of it reads as edge '', which sorts before every edge.
+ */
+export function encodeCursor(timeMs: number, id: string, edge: string): string {
+  return Buffer.from(`${timeMs}_${id}_${edge}`).toString('base64url');
 }
-export function parseCursor(text: string | null): { time: Date; id: string } | undefined {
+export function parseCursor(text: string | null): { time: Date; id: string; edge: string } | undefined {
   if (text === null) return undefined;
-  const m = /^(-?\d+)_([0-9a-f]{64})$/.exec(Buffer.from(text, 'base64url').toString());
+  const m = /^(-?\d+)_([0-9a-f]{64})(?:_([^\u0000]{1,200}))?$/.exec(
+    Buffer.from(text, 'base64url').toString(),
+  );
   // The time goes to Postgres as a bind parameter: one it cannot hold would be a server error.
   if (!m || !inRange(Number(m[1]))) throw bad('cursor: not a cursor this server made');
-  return { time: new Date(Number(m[1])), id: m[2] as string };
+  return { time: new Date(Number(m[1])), id: m[2] as string, edge: m[3] ?? '' };
 }
 
 /** `parameter-name=a,b`: variable names. */
