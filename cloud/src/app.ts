@@ -213,7 +213,9 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           try {
             await pool.query('SELECT 1');
           } catch (err) {
-            database = (err as Error).message;
+            // The cause goes to the log, not to an unauthenticated client (it can name hosts and roles).
+            database = 'unavailable';
+            log.warn({ err: (err as Error).message }, 'healthz: database check failed');
           }
           const nats = nc.isClosed() ? 'closed' : 'ok';
           const ok = database === 'ok' && nats === 'ok';
