@@ -1,4 +1,4 @@
-import { isDuration } from '@fieldbeam/protocol';
+import { isDuration, LOG_FORMATS } from '@fieldbeam/protocol';
 import { z } from 'zod';
 import { CloudError, CloudErrorCode } from './errors.js';
 
@@ -45,6 +45,8 @@ export const CloudConfigSchema = z.object({
   /** Size of the OBS stream (bytes), i.e. how much the collector side can buffer while ingest is down. */
   FB_OBS_MAX_BYTES: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.string().default('info'),
+  /** json, journal (syslog priority prefixes for journald) or pretty; unset: chosen by where stdout goes. */
+  LOG_FORMAT: z.enum(LOG_FORMATS).optional(),
 
   // Everything below is optional in the type, with its default applied where it is used, so that
   // callers building a config object in code (tests, embedding) need not know every setting.

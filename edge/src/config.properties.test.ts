@@ -46,21 +46,21 @@ const topicFilter = fc
 
 const decoder = fc.oneof(
   fc.record({ type: fc.constant('number'), variable: text(1), unit: text() }),
-  fc.record({ type: fc.constant('json'), time: text(1), timeZone: zone }, { requiredKeys: ['type'] }),
+  fc.record({ type: fc.constant('json'), time: text(1), time_zone: zone }, { requiredKeys: ['type'] }),
   fc.record({ type: fc.constant('senml') }),
   fc.record(
-    { type: fc.constant('zigbee2mqtt'), baseTopic: text(1), timeZone: zone },
+    { type: fc.constant('zigbee2mqtt'), base_topic: text(1), time_zone: zone },
     { requiredKeys: ['type'] },
   ),
   fc.record(
-    { type: fc.constant('tasmota'), timeZone: zone, tempUnit: fc.constantFrom('C', 'F') },
+    { type: fc.constant('tasmota'), time_zone: zone, temperature_unit: fc.constantFrom('C', 'F') },
     { requiredKeys: ['type'] },
   ),
   fc.record(
-    { type: fc.constant('shelly'), temperatureUnit: fc.constantFrom('C', 'F') },
+    { type: fc.constant('shelly'), temperature_unit: fc.constantFrom('C', 'F') },
     { requiredKeys: ['type'] },
   ),
-  fc.record({ type: fc.constant('esphome'), learnFromDiscovery: fc.boolean() }, { requiredKeys: ['type'] }),
+  fc.record({ type: fc.constant('esphome'), learn_from_discovery: fc.boolean() }, { requiredKeys: ['type'] }),
 );
 
 const sensor = fc
@@ -251,6 +251,39 @@ describe('config loader properties', () => {
         expect(isDeepFrozen(cfg)).toBe(true);
         expect(parseEdgeConfig(structuredClone(cfg), {})).toEqual(cfg);
         expect(parseEdgeConfigText(stringify(cfg), {}, 'roundtrip.yaml')).toEqual(cfg);
+      }),
+    );
+  });
+
+  it('old spellings of renamed keys give the config the new ones do, with one warning each', () => {
+    const OLD: Record<string, string> = {
+      time_zone: 'timeZone',
+      base_topic: 'baseTopic',
+      learn_from_discovery: 'learnFromDiscovery',
+    };
+    fc.assert(
+      fc.property(validConfig, (doc) => {
+        const old = structuredClone(doc);
+        let expected = 0;
+        for (const s of (old.sensors ?? []) as { decoder: Record<string, unknown> }[]) {
+          for (const [key, value] of Object.entries(s.decoder)) {
+            const was =
+              key === 'temperature_unit'
+                ? s.decoder.type === 'tasmota'
+                  ? 'tempUnit'
+                  : 'temperatureUnit'
+                : OLD[key];
+            if (was === undefined) continue;
+            delete s.decoder[key];
+            s.decoder[was] = value;
+            expected++;
+          }
+        }
+        const warnings: string[] = [];
+        expect(parseEdgeConfig(old, {}, { onWarning: (w) => warnings.push(w) })).toEqual(
+          parseEdgeConfig(doc, {}),
+        );
+        expect(warnings).toHaveLength(expected);
       }),
     );
   });

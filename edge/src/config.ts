@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { batchLimits, isDuration, isSubjectToken } from '@fieldbeam/protocol';
 import { CST, Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { EDGE_KEY_RENAMES, renameKeys } from './config-renames.js';
 import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
 import { isTimeZone } from './decode/time.js';
 import { EdgeConfigError } from './errors.js';
@@ -349,17 +350,41 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   return [`${formatPath(issue.path)}: ${issue.message}`];
 }
 
+export interface ConfigLoadOptions {
+  /**
+   * Told once per load about each key written in an old spelling (`edge.yaml: sensors[0].decoder.tempUnit
+   * is deprecated; write temperature_unit`). Default: a Node `DeprecationWarning` on stderr.
+   */
+  onWarning?: (message: string) => void;
+  /** The file, for warnings (default `config`). */
+  name?: string;
+}
+
+const emitDeprecation = (message: string) =>
+  process.emitWarning(message, { type: 'DeprecationWarning', code: 'FIELDBEAM_CONFIG_KEY' });
+
 /**
- * Validates a parsed config document: `${ENV}` interpolation, then the schema. Every problem is
- * reported at once, each with its path, in one `EdgeConfigError`; nothing else is thrown. The
- * result is deeply frozen.
+ * Validates a parsed config document: old key spellings renamed (see `EDGE_KEY_RENAMES`, each one
+ * warned about), `${ENV}` interpolation, then the schema. Every problem is reported at once, each
+ * with its path, in one `EdgeConfigError`; nothing else is thrown. The result is deeply frozen.
  */
-export function parseEdgeConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
+export function parseEdgeConfig(
+  doc: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: ConfigLoadOptions = {},
+): EdgeConfig {
   const problems: string[] = [];
-  const interpolated = interpolate(doc ?? {}, env, [], problems);
+  const renamed = renameKeys(doc ?? {}, EDGE_KEY_RENAMES);
+  for (const c of renamed.conflicts)
+    problems.push(`${formatPath(c.path)}: give only ${c.to} (the old spelling of the same key is given too)`);
+  const interpolated = interpolate(renamed.doc, env, [], problems);
   const parsed = EdgeConfigSchema.safeParse(interpolated);
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap(describeIssue));
   if (problems.length > 0 || !parsed.success) throw new EdgeConfigError(problems);
+  // Only for a config that loads: a refused one's errors come first, and would repeat the warnings.
+  const warn = opts.onWarning ?? emitDeprecation;
+  for (const r of renamed.renamed)
+    warn(`${opts.name ?? 'config'}: ${formatPath(r.path)} is deprecated; write ${r.to}`);
   return deepFreeze(parsed.data);
 }
 
@@ -411,6 +436,7 @@ export function parseEdgeConfigText(
   text: string,
   env: NodeJS.ProcessEnv = process.env,
   name = 'config',
+  opts: Omit<ConfigLoadOptions, 'name'> = {},
 ): EdgeConfig {
   const refused = textProblem(text);
   if (refused !== undefined) throw new EdgeConfigError([`(root): ${refused}`], `${name} refused`);
@@ -433,10 +459,14 @@ export function parseEdgeConfigText(
       cause: err,
     });
   }
-  return parseEdgeConfig(doc, env);
+  return parseEdgeConfig(doc, env, { ...opts, name });
 }
 
-export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
+export function loadEdgeConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: Omit<ConfigLoadOptions, 'name'> = {},
+): EdgeConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -445,7 +475,7 @@ export function loadEdgeConfig(file: string, env: NodeJS.ProcessEnv = process.en
       cause: err,
     });
   }
-  return parseEdgeConfigText(text, env, file);
+  return parseEdgeConfigText(text, env, file, opts);
 }
 
 /**

@@ -295,7 +295,7 @@ const poisonText: Attack = {
   name: 'poison-text',
   summary:
     'NUL in text: a zigbee2mqtt sensor of the good edge sends "hot\\u0000x"; the attacker sends batches with NUL text next to valid observations',
-  sensors: [{ topic: 'zigbee2mqtt/#name', decoder: { type: 'zigbee2mqtt', baseTopic: 'zigbee2mqtt' } }],
+  sensors: [{ topic: 'zigbee2mqtt/#name', decoder: { type: 'zigbee2mqtt', base_topic: 'zigbee2mqtt' } }],
   async run({ sys, attacker, good, rounds, rec }) {
     const device = `z-${sys.run}`;
     const poisonDevice = `${device}-poison`;

@@ -24,25 +24,25 @@ describe('DecoderSpec', () => {
         type: 'json',
         fields: { 'SDS0X1.PM2.5': { variable: 'pm', unit: 'ug/m3' } },
         time: 'Time',
-        timeZone: 'Europe/Berlin',
+        time_zone: 'Europe/Berlin',
       },
       { type: 'json' },
       { type: 'senml' },
       { type: 'zigbee2mqtt' },
-      { type: 'zigbee2mqtt', baseTopic: 'zigbee', units: { voc: 'ug/m3' } },
-      { type: 'tasmota', timeZone: 'Europe/Berlin', tempUnit: 'F' },
-      { type: 'shelly', temperatureUnit: 'C' },
-      { type: 'esphome', sensors: { power: { unit: 'W' } }, learnFromDiscovery: false },
+      { type: 'zigbee2mqtt', base_topic: 'zigbee', units: { voc: 'ug/m3' } },
+      { type: 'tasmota', time_zone: 'Europe/Berlin', temperature_unit: 'F' },
+      { type: 'shelly', temperature_unit: 'C' },
+      { type: 'esphome', sensors: { power: { unit: 'W' } }, learn_from_discovery: false },
     ];
     for (const spec of specs) expect(DecoderSpec.safeParse(spec).success, JSON.stringify(spec)).toBe(true);
   });
 
   it('rejects typos and unknown zones with a message that says what to fix', () => {
     expect(DecoderSpec.safeParse({ type: 'tasmota', timezone: 'UTC' }).success).toBe(false);
-    const bad = DecoderSpec.safeParse({ type: 'tasmota', timeZone: 'Mars/Olympus' });
+    const bad = DecoderSpec.safeParse({ type: 'tasmota', time_zone: 'Mars/Olympus' });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]?.message).toContain('IANA time zone');
-    expect(DecoderSpec.safeParse({ type: 'shelly', temperatureUnit: 'K' }).success).toBe(false);
+    expect(DecoderSpec.safeParse({ type: 'shelly', temperature_unit: 'K' }).success).toBe(false);
     expect(DecoderSpec.safeParse({ type: 'lorawan' }).success).toBe(false);
   });
 

@@ -21,7 +21,11 @@ const VariableUnit = z.object({ variable: z.string().min(1), unit: z.string() })
 const TimeZone = z.string().refine(isTimeZone, 'expected an IANA time zone such as "Europe/Berlin" or "UTC"');
 const TempUnit = z.enum(['C', 'F']);
 
-/** How a sensor's payloads are decoded, as written in the agent's config (`sensors[].decoder`). */
+/**
+ * How a sensor's payloads are decoded, as written in the agent's config (`sensors[].decoder`): keys
+ * in snake_case like the rest of the config (old camelCase spellings are renamed by the loader, see
+ * `config-renames.ts`); `build` hands them to the decoders as their options.
+ */
 export const DecoderSpec = z.discriminatedUnion('type', [
   z.object({ type: z.literal('number'), variable: z.string().min(1), unit: z.string() }).strict(),
   z
@@ -29,22 +33,26 @@ export const DecoderSpec = z.discriminatedUnion('type', [
       type: z.literal('json'),
       fields: z.record(z.string(), VariableUnit).optional(),
       time: z.string().min(1).optional(),
-      timeZone: TimeZone.optional(),
+      time_zone: TimeZone.optional(),
     })
     .strict(),
   z.object({ type: z.literal('senml') }).strict(),
   z
     .object({
       type: z.literal('zigbee2mqtt'),
-      baseTopic: z.string().min(1).optional(),
+      base_topic: z.string().min(1).optional(),
       units: z.record(z.string(), z.string()).optional(),
-      timeZone: TimeZone.optional(),
+      time_zone: TimeZone.optional(),
     })
     .strict(),
   z
-    .object({ type: z.literal('tasmota'), timeZone: TimeZone.optional(), tempUnit: TempUnit.optional() })
+    .object({
+      type: z.literal('tasmota'),
+      time_zone: TimeZone.optional(),
+      temperature_unit: TempUnit.optional(),
+    })
     .strict(),
-  z.object({ type: z.literal('shelly'), temperatureUnit: TempUnit.optional() }).strict(),
+  z.object({ type: z.literal('shelly'), temperature_unit: TempUnit.optional() }).strict(),
   z
     .object({
       type: z.literal('esphome'),
@@ -54,7 +62,7 @@ export const DecoderSpec = z.discriminatedUnion('type', [
           z.object({ variable: z.string().min(1).optional(), unit: z.string().optional() }).strict(),
         )
         .optional(),
-      learnFromDiscovery: z.boolean().optional(),
+      learn_from_discovery: z.boolean().optional(),
     })
     .strict(),
 ]);
@@ -69,17 +77,17 @@ function build(spec: DecoderSpec): Decoder {
     case 'number':
       return numberDecoder(spec);
     case 'json':
-      return jsonFieldsDecoder(spec);
+      return jsonFieldsDecoder({ fields: spec.fields, time: spec.time, timeZone: spec.time_zone });
     case 'senml':
       return senmlDecoder();
     case 'zigbee2mqtt':
-      return zigbee2mqttDecoder(spec);
+      return zigbee2mqttDecoder({ baseTopic: spec.base_topic, units: spec.units, timeZone: spec.time_zone });
     case 'tasmota':
-      return tasmotaDecoder(spec);
+      return tasmotaDecoder({ timeZone: spec.time_zone, temperatureUnit: spec.temperature_unit });
     case 'shelly':
-      return shellyDecoder(spec);
+      return shellyDecoder({ temperatureUnit: spec.temperature_unit });
     case 'esphome':
-      return esphomeDecoder(spec);
+      return esphomeDecoder({ sensors: spec.sensors, learnFromDiscovery: spec.learn_from_discovery });
   }
 }
 
@@ -95,7 +103,7 @@ export function createDefaultDecoder(family: DecoderFamily, opts: { timeZone?: s
       return guarded(family, jsonFieldsDecoder(opts));
     case 'zigbee2mqtt':
     case 'tasmota':
-      return createDecoder({ type: family, ...opts });
+      return createDecoder({ type: family, time_zone: opts.timeZone });
     default:
       return createDecoder({ type: family });
   }

@@ -99,7 +99,7 @@ describe('tasmota SENSOR', () => {
     const old = decode('stat/t/STATUS10', '{"StatusSNS":{"BMP280":{"Temperature":80.9,"Pressure":984.4}}}');
     expect(readings(old).every((r) => r.quality?.includes('unit_assumed'))).toBe(true);
     const configured = decode('stat/t/STATUS10', '{"StatusSNS":{"BMP280":{"Temperature":80.9}}}', {
-      tempUnit: 'F',
+      temperatureUnit: 'F',
     });
     expect(readings(configured)[0]).toMatchObject({ value: 27.17, unit: 'degC' });
     expect(readings(configured)[0]?.quality).toBeUndefined();

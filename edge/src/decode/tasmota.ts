@@ -9,7 +9,7 @@ export interface TasmotaOptions {
   /** IANA zone of the devices' clocks, to place a `Time` without UTC offset (SetOption52 off, the default). */
   timeZone?: string;
   /** Temperature unit for messages without `TempUnit` (old firmware). Absent: C, flagged `unit_assumed`. */
-  tempUnit?: 'C' | 'F';
+  temperatureUnit?: 'C' | 'F';
 }
 
 const FAMILY = 'tasmota';
@@ -98,11 +98,13 @@ const ZIGBEE_UNITS: Units = { temp: 'degC', tempFlags: [], pressure: 'hPa', pres
 function unitsOf(obj: Record<string, unknown>, parent: Units | undefined, opts: TasmotaOptions): Units {
   const tu = obj.TempUnit;
   const pu = obj.PressureUnit;
-  const fallbackTemp = opts.tempUnit === 'F' ? 'degF' : 'degC';
+  const fallbackTemp = opts.temperatureUnit === 'F' ? 'degF' : 'degC';
   return {
     temp: tu === 'F' ? 'degF' : tu === 'C' ? 'degC' : tu === 'K' ? 'K' : (parent?.temp ?? fallbackTemp),
     tempFlags:
-      typeof tu === 'string' ? [] : (parent?.tempFlags ?? (opts.tempUnit === undefined ? ASSUMED : [])),
+      typeof tu === 'string'
+        ? []
+        : (parent?.tempFlags ?? (opts.temperatureUnit === undefined ? ASSUMED : [])),
     pressure: typeof pu === 'string' && pu !== '' ? pu : (parent?.pressure ?? 'hPa'),
     pressureFlags: typeof pu === 'string' && pu !== '' ? [] : (parent?.pressureFlags ?? ASSUMED),
   };
