@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { pino } from 'pino';
 import { createCollector } from './app.js';
 import { type CloudConfig, loadCloudConfig } from './config.js';
 import { loadDatasets } from './datasets/dataset-config.js';
@@ -11,6 +10,7 @@ import { parseWindowKey, windowKey, windowStartOf } from './datasets/windows.js'
 import { embeddedDatabaseUrl, embeddedPostgresDir } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { runEdgeCommand } from './identity/edge-command.js';
+import { createCloudLogger } from './logger.js';
 import { identityDir } from './nats/connection.js';
 
 const HELP = `fieldbeam-cloud: the Fieldbeam central collector
@@ -182,7 +182,7 @@ async function main([command, ...args]: string[]): Promise<number> {
       return rebuildCommand(args);
     case 'run': {
       const config = loadCloudConfig();
-      const log = pino({ level: config.LOG_LEVEL, base: { svc: 'fieldbeam-cloud' } });
+      const log = createCloudLogger(config);
       const collector = await createCollector(config, log);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {

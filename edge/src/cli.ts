@@ -2,12 +2,11 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EdgeStatus } from '@fieldbeam/protocol';
-import { pino } from 'pino';
 import { createEdgeAgent } from './agent.js';
 import { runDecodeCommand } from './cli/decode-command.js';
 import { configForDisplay, loadEdgeConfig } from './config.js';
+import { createEdgeLogger } from './logger.js';
 import { readRejects } from './outbox/reject-table.js';
-import { logRedaction } from './redact.js';
 import { SensorMap } from './sources/sensor-map.js';
 import { formatStatus, formatStatusLine } from './status.js';
 import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications } from './systemd-notify.js';
@@ -31,11 +30,7 @@ Environment: LOG_LEVEL (default info). Config keys are documented in edge/README
 `;
 
 async function run(configFile: string): Promise<number> {
-  const log = pino({
-    level: process.env.LOG_LEVEL ?? 'info',
-    base: { svc: 'fieldbeam-edge' },
-    redact: logRedaction,
-  });
+  const log = createEdgeLogger();
   let config = loadEdgeConfig(configFile);
   const agent = await createEdgeAgent(config, log);
   log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');

@@ -1,3 +1,14 @@
+export type { LogFormat } from './log-lines.js';
+export {
+  chooseLogFormat,
+  isJournalStream,
+  isLogFormat,
+  journalLine,
+  LOG_FORMATS,
+  logLineWriter,
+  prettyLine,
+  syslogPriority,
+} from './log-lines.js';
 export {
   DataAvailable,
   DataSetAvailable,
