@@ -320,9 +320,9 @@ async function probeAgent(agent: BenchAgent): Promise<AgentProbe> {
     readings: m.get('fb_edge_readings_total') ?? 0,
     writeBytes: io.writeBytes,
     wchar: io.wchar,
-    heapUsedMb: (m.get('fb_edge_process_nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
-    heapTotalMb: (m.get('fb_edge_process_nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
-    externalMb: (m.get('fb_edge_process_nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
+    heapUsedMb: (m.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
+    heapTotalMb: (m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
+    externalMb: (m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
   };
 }
 
@@ -673,13 +673,13 @@ async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
         rss_samples: rssSamples.length,
         memory_at_end: {
           heap_used_mb: round(
-            (m.get('fb_edge_process_nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
+            (m.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
           ),
           heap_total_mb: round(
-            (m.get('fb_edge_process_nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
+            (m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
           ),
           external_mb: round(
-            (m.get('fb_edge_process_nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
+            (m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
           ),
         },
         cpu_cores: cores(cpuUse),

@@ -1,9 +1,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { buildInfo } from './build-info.js';
 
-/** The collector's Prometheus metrics, on a registry of its own. */
-export function createCloudMetrics() {
+/**
+ * The collector's Prometheus metrics, on a registry of its own. Its own are named `fb_cloud_*`; Node's
+ * and the process's keep their standard names (`process_cpu_seconds_total`, ...) for stock dashboards.
+ */
+export function createCloudMetrics(build = buildInfo()) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'fb_cloud_process_' });
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'fb_cloud_build_info',
+    help: 'Always 1; labels say what runs: version, commit (FB_BUILD_COMMIT or a BUILDINFO.json stamp), node',
+    labelNames: ['version', 'commit', 'node'],
+    registers: [registry],
+  }).set(build, 1);
   return {
     registry,
     observations: new Counter({

@@ -86,6 +86,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       },
     });
     closers.push(() => outbox.close());
+    // /metrics reads the buffer's depth and oldest unsent reading when scraped, as /healthz does.
+    metrics.observeBuffer(() => outbox.stats());
     log.info({ bufferId: outbox.bufferId, depth: outbox.stats().depth }, 'buffer open');
 
     const publisher = createJetStreamPublisher({

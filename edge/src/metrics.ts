@@ -1,11 +1,37 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { type BuildInfo, buildInfo } from './build-info.js';
+import type { OutboxStats } from './outbox/outbox.js';
 
-/** The agent's Prometheus metrics, on a registry of its own (no process-global state). */
-export function createEdgeMetrics() {
+/**
+ * The agent's Prometheus metrics, on a registry of its own (no process-global state). The agent's own
+ * metrics are named `fb_edge_*`; Node's and the process's keep their standard names
+ * (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`, ...) so stock dashboards find them.
+ */
+export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'fb_edge_process_' });
+  collectDefaultMetrics({ register: registry });
+  /** The buffer, read at scrape time; unset until the agent has opened it. */
+  let buffer: (() => Pick<OutboxStats, 'depth' | 'bytes' | 'oldestReceivedMs'>) | undefined;
+  const readBuffer = () => {
+    try {
+      return buffer?.();
+    } catch {
+      // A buffer that cannot answer (closed, I/O error) leaves the last values; /healthz says why.
+      return undefined;
+    }
+  };
+  new Gauge({
+    name: 'fb_edge_build_info',
+    help: 'Always 1; labels say what runs: version, commit (FB_BUILD_COMMIT or the bundle stamp), node',
+    labelNames: ['version', 'commit', 'node'],
+    registers: [registry],
+  }).set({ version: build.version, commit: build.commit, node: build.node }, 1);
   const m = {
     registry,
+    /** Lets the buffer gauges read `stats` at every scrape. */
+    observeBuffer(stats: () => Pick<OutboxStats, 'depth' | 'bytes' | 'oldestReceivedMs'>): void {
+      buffer = stats;
+    },
     received: new Counter({
       name: 'fb_edge_messages_received_total',
       help: 'Messages received from sources',
@@ -115,11 +141,29 @@ export function createEdgeMetrics() {
       name: 'fb_edge_buffer_depth',
       help: 'Observations waiting in the buffer',
       registers: [registry],
+      collect() {
+        const s = readBuffer();
+        if (s) this.set(s.depth);
+      },
     }),
     bytes: new Gauge({
       name: 'fb_edge_buffer_bytes',
       help: 'Bytes used in the buffer',
       registers: [registry],
+      collect() {
+        const s = readBuffer();
+        if (s) this.set(s.bytes);
+      },
+    }),
+    oldestUnsentAge: new Gauge({
+      name: 'fb_edge_buffer_oldest_unsent_age_seconds',
+      help: 'Age of the oldest reading the uplink has not acknowledged yet (receipt time to scrape time); 0 when the buffer is empty',
+      registers: [registry],
+      collect() {
+        const s = readBuffer();
+        if (s)
+          this.set(s.oldestReceivedMs === null ? 0 : Math.max(0, (Date.now() - s.oldestReceivedMs) / 1000));
+      },
     }),
     uplink: new Gauge({
       name: 'fb_edge_uplink_connected',
