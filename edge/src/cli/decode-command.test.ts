@@ -162,11 +162,22 @@ describe('decode command', () => {
   it('prints help, and usage errors with exit status 2', async () => {
     const help = await run(['--help'], []);
     expect(help.code).toBe(0);
-    expect(help.text).toContain('--format FAMILY');
-    expect((await run([], [])).code).toBe(2);
-    expect((await run(['--format', 'lorawan'], [])).text).toContain('unknown format "lorawan"');
-    expect((await run(['--format', 'tasmota', '--time-zone', 'Mars/Olympus'], [])).code).toBe(2);
+    expect(help.text).toContain('-f, --format <family>');
+    expect(help.text).toContain('Exit status: 0 every line decoded');
+    const none = await run([], []);
+    expect(none.code).toBe(2);
+    expect(none.text).toContain('--format FAMILY or --config FILE is required');
+    const lorawan = await run(['--format', 'lorawan'], []);
+    expect(lorawan.code).toBe(2);
+    expect(lorawan.text).toMatch(/argument 'lorawan' is invalid\. Allowed choices are number, json/);
+    const mars = await run(['--format', 'tasmota', '--time-zone', 'Mars/Olympus'], []);
+    expect(mars.code).toBe(2);
+    expect(mars.text).toContain('unknown time zone "Mars/Olympus"');
     expect((await run(['--config', 'edge.yaml'], [])).text).toContain('--config is not available');
-    expect((await run(['--bogus'], [])).code).toBe(2);
+    const bogus = await run(['--bogus'], []);
+    expect(bogus.code).toBe(2);
+    expect(bogus.text).toContain("unknown option '--bogus'");
+    // Every usage error comes with the usage.
+    for (const r of [none, lorawan, mars, bogus]) expect(r.text).toContain('Usage: decode [options]');
   });
 });

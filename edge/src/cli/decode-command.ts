@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   createDefaultDecoder,
   DECODER_FAMILIES,
@@ -10,13 +10,11 @@ import {
 } from '../decode/registry.js';
 import { isTimeZone, parseTime } from '../decode/time.js';
 import type { DecodeOutcome, Decoder } from '../decode/types.js';
+import { version } from '../version.js';
+import { type ExitStatus, finishCommandLine, runCommandLine } from './command-line.js';
 
-export const DECODE_HELP = `fieldbeam-edge decode: decode MQTT payloads offline and print what the agent would store
-
-Usage:
-  fieldbeam-edge decode --format FAMILY [--time-zone ZONE] < messages.jsonl
-  fieldbeam-edge decode --help
-
+/** What `decode --help` says after the options: the input and output formats and the families. */
+export const DECODE_DETAILS = `
 Input, one JSON object per line (blank lines are skipped):
   {"topic": "tele/kitchen/SENSOR", "payload": "{\\"Time\\":\\"...\\"}"}
   {"topic": "senml/dev1", "payload_hex": "81a3..."}      raw bytes: CBOR, invalid UTF-8
@@ -39,12 +37,8 @@ Formats (each family's default topic conventions, no config needed):
   json         every numeric field as json:<path>, unit unknown; station = the topic
   number       one plain number; variable mqtt:<last level>, station = the levels before it
 
-Options:
-  --format FAMILY      one of ${DECODER_FAMILIES.join(', ')}
-  --time-zone ZONE     IANA zone (e.g. Europe/Berlin) for device times without a UTC offset
-                       (Tasmota's default "Time"); without it such readings get receipt time and
-                       the quality flag time_offset_unknown
-  --help               this text
+Example:
+  echo '{"topic":"tele/kitchen/SENSOR","payload":{"DS18B20":{"Temperature":21.4}}}' | fieldbeam-edge decode --format tasmota
 
 Exit status: 0 every line decoded (or deliberately ignored), 1 some line gave an error, 2 usage error.
 `;
@@ -62,9 +56,63 @@ export interface DecodeCommandHooks {
   sensors?: (topic: string) => DecodeRoute | undefined;
 }
 
+/** The options of `decode`, as parsed. */
+export interface DecodeOptions {
+  format?: DecoderFamily;
+  timeZone?: string;
+  config?: string;
+}
+
+/** What `decode` reads, writes and routes by. */
+export interface DecodeCommandIo {
+  input: NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+  /** The sensors hook for `--config FILE` (the CLI loads the agent config); none: `--config` is refused. */
+  hooksFor?: (configFile: string) => DecodeCommandHooks;
+  /** Receives the exit status. */
+  status: ExitStatus;
+}
+
+/** The `decode` command: its options, its help and its action. */
+export function createDecodeCommand(io: DecodeCommandIo): Command {
+  const cmd = new Command('decode')
+    .summary('decode JSON lines of MQTT messages from stdin and print what the agent would store')
+    .description(
+      'Decodes MQTT payloads offline and prints what the agent would store: by the conventions of a ' +
+        "device family (--format), or through the sensors of the agent's config (--config).",
+    )
+    .addOption(
+      new Option('-f, --format <family>', 'decode by the conventions of this device family').choices(
+        DECODER_FAMILIES,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--time-zone <zone>',
+        "IANA zone (e.g. Europe/Berlin) for device times without a UTC offset (Tasmota's default " +
+          '"Time"); without it such readings get receipt time and the quality flag time_offset_unknown',
+      ).argParser((zone) => {
+        if (!isTimeZone(zone))
+          throw new InvalidArgumentError(
+            `unknown time zone "${zone}"; use an IANA name such as Europe/Berlin`,
+          );
+        return zone;
+      }),
+    )
+    .option('-c, --config <file>', 'route topics by the sensors of this agent config (keys: edge/README.md)')
+    .addHelpText('after', DECODE_DETAILS)
+    .action(async (options: DecodeOptions) => {
+      const hooks = options.config !== undefined && io.hooksFor ? io.hooksFor(options.config) : {};
+      const usage = usageError(options, hooks);
+      if (usage !== undefined) cmd.error(`error: ${usage}`);
+      io.status.code = await decodeLines(options, io.input, io.output, hooks);
+    });
+  return cmd;
+}
+
 /**
- * `fieldbeam-edge decode`: JSON lines of MQTT messages in, one JSON line of decoded readings out per
- * input line. A bad line yields an error line, never an exception. Returns the exit status.
+ * `fieldbeam-edge decode ARGS` on the given streams (help and usage errors included), as the CLI
+ * runs it. Returns the exit status.
  */
 export async function runDecodeCommand(
   args: string[],
@@ -72,42 +120,38 @@ export async function runDecodeCommand(
   output: NodeJS.WritableStream,
   hooks: DecodeCommandHooks = {},
 ): Promise<number> {
+  const status: ExitStatus = { code: 0 };
+  const write = (text: string) => {
+    output.write(text);
+  };
+  const cmd = createDecodeCommand({
+    input,
+    output,
+    status,
+    ...(hooks.sensors ? { hooksFor: () => hooks } : {}),
+  });
+  return runCommandLine(finishCommandLine(cmd, version, { writeOut: write, writeErr: write }), args, status);
+}
+
+/**
+ * JSON lines of MQTT messages in, one JSON line of decoded readings out per input line. A bad line
+ * yields an error line, never an exception. Returns 0, or 1 when some line gave an error.
+ */
+async function decodeLines(
+  options: DecodeOptions,
+  input: NodeJS.ReadableStream,
+  output: NodeJS.WritableStream,
+  hooks: DecodeCommandHooks,
+): Promise<number> {
   const write = async (text: string) => {
     if (!output.write(text)) await once(output, 'drain');
   };
-  let values: { format?: string; 'time-zone'?: string; config?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        format: { type: 'string', short: 'f' },
-        'time-zone': { type: 'string' },
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    await write(`decode: ${(err as Error).message}\nRun with --help for usage.\n`);
-    return 2;
-  }
-  if (values.help) {
-    await write(DECODE_HELP);
-    return 0;
-  }
-  const usage = usageError(values, hooks);
-  if (usage !== undefined) {
-    await write(`decode: ${usage}\nRun with --help for usage.\n`);
-    return 2;
-  }
-
-  const family = values.format as DecoderFamily | undefined;
+  const family = options.format;
   const fallback =
     family === undefined
       ? undefined
       : {
-          decoder: createDefaultDecoder(family, values['time-zone'] ? { timeZone: values['time-zone'] } : {}),
+          decoder: createDefaultDecoder(family, options.timeZone ? { timeZone: options.timeZone } : {}),
           convention: defaultTopicPattern(family),
         };
 
@@ -124,21 +168,12 @@ export async function runDecodeCommand(
   return failed ? 1 : 0;
 }
 
-function usageError(
-  values: { format?: string; 'time-zone'?: string; config?: string },
-  hooks: DecodeCommandHooks,
-): string | undefined {
-  if (values.config !== undefined && hooks.sensors === undefined) {
+function usageError(options: DecodeOptions, hooks: DecodeCommandHooks): string | undefined {
+  if (options.config !== undefined && hooks.sensors === undefined) {
     return '--config is not available in this build yet; use --format FAMILY';
   }
-  if (values.format === undefined && hooks.sensors === undefined)
-    return `--format is required (${DECODER_FAMILIES.join(', ')})`;
-  if (values.format !== undefined && !(DECODER_FAMILIES as readonly string[]).includes(values.format)) {
-    return `unknown format "${values.format}"; expected one of ${DECODER_FAMILIES.join(', ')}`;
-  }
-  const tz = values['time-zone'];
-  if (tz !== undefined && !isTimeZone(tz))
-    return `unknown time zone "${tz}"; use an IANA name such as Europe/Berlin`;
+  if (options.format === undefined && hooks.sensors === undefined)
+    return `--format FAMILY or --config FILE is required (families: ${DECODER_FAMILIES.join(', ')})`;
   return undefined;
 }
 

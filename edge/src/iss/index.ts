@@ -13,7 +13,7 @@ export { formatIssTimestamp, issTimestampToMs, parseIssTimestamp } from './iss-t
 export { ISS_ADAPTER_SET, ISS_CLOCK_ITEM, ISS_FIELDS } from './isslive-schema.js';
 export type { ItemUpdate } from './item-feed.js';
 export type { IssReplayIo } from './replay-command.js';
-export { ISS_REPLAY_USAGE, runIssReplayCommand } from './replay-command.js';
+export { createIssReplayCommand, runIssReplayCommand } from './replay-command.js';
 export { parseReplayJsonl, ReplayLine } from './replay-source.js';
 export type {
   ReplayServerMode,

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import type { EdgeStatus } from '@fieldbeam/protocol';
+import { configForDisplay, loadEdgeConfig } from '../config.js';
+import { readRejects } from '../outbox/reject-table.js';
+import { formatStatus } from '../status.js';
+
+/** `fieldbeam-edge check`: the config with defaults applied, secrets redacted. */
+export function checkConfig(configFile: string, out: NodeJS.WritableStream): number {
+  out.write(`${configForDisplay(loadEdgeConfig(configFile))}\n`);
+  return 0;
+}
+
+/** `fieldbeam-edge status`: asks the running agent (its /healthz) and prints its state for a person. */
+export async function showStatus(
+  configFile: string,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
+  const cfg = loadEdgeConfig(configFile);
+  const url = `http://${cfg.http.host === '0.0.0.0' ? '127.0.0.1' : cfg.http.host}:${cfg.http.port}/healthz`;
+  let s: EdgeStatus;
+  try {
+    s = (await (await fetch(url, { signal: AbortSignal.timeout(3000) })).json()) as EdgeStatus;
+  } catch (e) {
+    err.write(`no agent answers at ${url}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  out.write(formatStatus(s));
+  return 0;
+}
+
+/** `fieldbeam-edge rejects`: the latest rejected inputs kept in the buffer file, one JSON line each. */
+export function showRejects(configFile: string, limit: number, out: NodeJS.WritableStream): number {
+  const cfg = loadEdgeConfig(configFile);
+  // Read-only: the agent may be running on the same file.
+  for (const r of readRejects(join(cfg.data_dir, `${cfg.edge}.buffer.sqlite`), limit)) {
+    const { payload, ...rest } = r;
+    out.write(
+      `${JSON.stringify({
+        ...rest,
+        at: new Date(r.at_ms).toISOString(),
+        // Only the first buffer.reject_payload_bytes of a payload are kept.
+        truncated: r.payload_bytes > payload.length,
+        payload: payload.toString('utf8'),
+      })}\n`,
+    );
+  }
+  return 0;
+}

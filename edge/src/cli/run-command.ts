@@ -1,0 +1,48 @@
+import type { Logger } from 'pino';
+import { createEdgeAgent } from '../agent.js';
+import { loadEdgeConfig } from '../config.js';
+import { formatStatusLine } from '../status.js';
+import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications } from '../systemd-notify.js';
+
+/**
+ * `fieldbeam-edge run`: the agent until SIGTERM or SIGINT. SIGHUP reloads the sensors from the config
+ * file; under systemd (Type=notify, WatchdogSec=) it sends READY=1, keep-alives while alive and
+ * STOPPING=1 at the end.
+ */
+export async function runAgent(configFile: string, log: Logger): Promise<number> {
+  let config = loadEdgeConfig(configFile);
+  const agent = await createEdgeAgent(config, log);
+  log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
+  const notifier = createSystemdNotifier({ transport: await loadNotifyTransport(), log });
+  const service = startServiceNotifications(
+    notifier,
+    { statusLine: () => formatStatusLine(agent.status()), alive: () => agent.alive() },
+    { statusIntervalMs: config.status_interval_ms },
+  );
+  if (notifier.enabled) log.info({ watchdogMs: notifier.watchdogMs }, 'systemd notified: ready');
+  process.on('SIGHUP', () => {
+    try {
+      config = loadEdgeConfig(configFile);
+      agent.reloadSensors(config.sensors, config.auto_register);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; keeping the previous sensors');
+    }
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      // A second signal, or a stuck close, must not keep a service manager waiting forever.
+      setTimeout(() => process.exit(1), 15_000).unref();
+      const stopping = service.stopping();
+      void agent
+        .close()
+        .then(() => stopping)
+        .then(() => service.close())
+        .then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  log.info('stopped');
+  return 0;
+}
