@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,10 +24,23 @@ an edge agent with its embedded MQTT broker, and a simulator publishing sensor r
   --live-iss      take ISS telemetry from the public server (push.lightstreamer.com) instead of
                   the local replay server (needs internet)
   --no-iss        no ISS telemetry
-Data (buffer, Postgres, logs) stays in .data/demo.
+Data (buffer, Postgres, logs) stays in .data/demo (the collector's in /var/lib/fieldbeam-demo when
+the checkout is in a folder other users cannot enter, such as /root, and the demo runs as root).
 `;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/**
+ * As root the collector's Postgres runs as the system user postgres, which cannot reach a data folder
+ * inside a checkout in a private folder (a clone in /root): the collector's data then goes elsewhere.
+ */
+function cloudDataDir(dataDir: string): string {
+  const enterable = (p: string): boolean =>
+    (statSync(p).mode & 0o001) !== 0 && (dirname(p) === p || enterable(dirname(p)));
+  return process.getuid?.() === 0 && !enterable(dataDir)
+    ? '/var/lib/fieldbeam-demo/cloud'
+    : join(dataDir, 'cloud');
+}
 
 async function portOr(preferred: number): Promise<number> {
   try {
@@ -82,7 +95,7 @@ async function main(): Promise<void> {
     env: {
       ...process.env,
       NATS_URL: nats.url,
-      FB_DATA_DIR: join(dataDir, 'cloud'),
+      FB_DATA_DIR: cloudDataDir(dataDir),
       FB_EMBEDDED_PG_PORT: String(pgPort),
       FB_HTTP_PORT: String(cloudHttp),
       LOG_LEVEL: 'warn',
