@@ -6,6 +6,7 @@ import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
+import { createUplinkErrorLog } from './forward/uplink-error-log.js';
 import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
@@ -80,6 +81,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       onRejectsDropped: (n, limit) => metrics.rejectsDropped.inc({ limit }, n),
       deliveryMaxClients: config.mqtt.max_delivery_clients,
       onDeliveryClientsForgotten: (n) => metrics.mqttDeliveryClientsForgotten.inc(n),
+      retainedMaxTopics: config.mqtt.max_retained_topics,
+      onRetainedTopicsForgotten: (n) => metrics.mqttRetainedTopicsForgotten.inc(n),
       onDrop: (n) => {
         metrics.dropped.inc(n);
         log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');
@@ -106,6 +109,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     });
     closers.push(() => publisher.close());
 
+    // A lasting cause (no stream yet, server down) is logged once a minute, not at every retry.
+    const logUplinkError = createUplinkErrorLog(log, { everyMs: 60_000 });
     const forwarder = startForwarder(
       outbox,
       publisher,
@@ -127,7 +132,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         },
         onError: (err, attempt, retryInMs) => {
           metrics.uplinkErrors.inc();
-          log.warn({ err: (err as Error).message, attempt, retryInMs }, 'uplink publish failed; will resend');
+          logUplinkError(err, attempt, retryInMs);
         },
       },
     );
@@ -182,7 +187,9 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
           log.warn({ err: err.message, topic: e.topic }, 'a rejected input could not be kept');
         }),
     };
-    const mqttSink: MqttSink = { submit: (obs, delivery) => outbox.appendOnce(obs, delivery) };
+    const mqttSink: MqttSink = {
+      submit: (obs, delivery, retained) => outbox.appendOnce(obs, delivery, retained),
+    };
     const ingest = createMqttIngest({
       edge: config.edge,
       sensors: () => sensorMap,
@@ -298,7 +305,11 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       return {
         ok: true,
         ...s,
-        mqtt: { ...mqttState(), duplicates: outbox.duplicateDeliveries },
+        mqtt: {
+          ...mqttState(),
+          duplicates: outbox.duplicateDeliveries,
+          retainedRepeats: outbox.retainedRepeatDeliveries,
+        },
         autoRegister: autoRegistry.status(),
         ...(iss ? { iss: iss.status() } : {}),
       };

@@ -77,6 +77,7 @@ const MQTT_DEFAULTS = {
   max_retained: 1000,
   max_retained_bytes: 8 * 1024 * 1024,
   max_delivery_clients: 1000,
+  max_retained_topics: 10_000,
 } as const;
 
 const AUTO_REGISTER_DEFAULTS = { enabled: false, topics: ['#'], max_sensors: 100, decoder: 'auto' } as const;
@@ -189,6 +190,16 @@ export const EdgeConfigSchema = z
           .min(10)
           .max(100_000)
           .default(MQTT_DEFAULTS.max_delivery_clients),
+        /**
+         * External broker: topics whose last stored retained payload is remembered (a digest each, in the
+         * buffer file), so the broker's replay of it on every subscribe is not stored again.
+         */
+        max_retained_topics: z
+          .number()
+          .int()
+          .min(10)
+          .max(1_000_000)
+          .default(MQTT_DEFAULTS.max_retained_topics),
       })
       .strict()
       .default({

@@ -112,6 +112,16 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
       help: 'QoS 1/2 MQTT messages re-delivered after being committed (PUBACK lost): acknowledged, not stored again',
       registers: [registry],
     }),
+    mqttRetainedRepeats: new Counter({
+      name: 'fb_edge_mqtt_retained_repeat_total',
+      help: 'External broker: retained messages replayed on subscribe whose payload was already stored from their topic: acknowledged, not stored again',
+      registers: [registry],
+    }),
+    mqttRetainedTopicsForgotten: new Counter({
+      name: 'fb_edge_mqtt_retained_topics_forgotten_total',
+      help: 'Topics whose last stored retained payload was forgotten because mqtt.max_retained_topics was reached (least recently updated first)',
+      registers: [registry],
+    }),
     forwarded: new Counter({
       name: 'fb_edge_forwarded_total',
       help: 'Observations acknowledged by the uplink',

@@ -5,7 +5,7 @@ import {
   textProblem,
   timeRangeProblem,
 } from '@fieldbeam/protocol';
-import type { DeliveryOutcome, MqttDelivery, RejectEntry } from './outbox/outbox.js';
+import type { DeliveryOutcome, MqttDelivery, RejectEntry, RetainedState } from './outbox/outbox.js';
 
 /**
  * A reading as a decoder or a source yields it, before it becomes an observation.
@@ -138,9 +138,15 @@ export interface ObservationSink {
  * Where MQTT intake hands its observations: as {@link ObservationSink}, and for a QoS 1/2 message with
  * its `delivery`, remembered in the same commit. Resolves `'duplicate'`, storing nothing, when the
  * message re-delivers one already committed: acknowledging it again is then all that is left to do.
+ * With `retained` (an external broker's message), resolves `'retained_repeat'`, storing nothing, when
+ * it is the broker's replay of the retained payload already stored from its topic.
  */
 export interface MqttSink {
-  submit(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome>;
+  submit(
+    observations: Observation[],
+    delivery?: MqttDelivery,
+    retained?: RetainedState,
+  ): Promise<DeliveryOutcome>;
 }
 
 /**

@@ -48,8 +48,25 @@ export interface MqttDelivery {
   mayBeResend: boolean;
 }
 
-/** What became of an append with a delivery: committed, or recognised as a re-delivery and not stored. */
-export type DeliveryOutcome = 'stored' | 'duplicate';
+/**
+ * A message from an external broker, as retained messages are concerned. A broker sends the retained
+ * message of every topic a subscription matches each time the agent subscribes (each start, each
+ * reconnect): the buffer remembers, per topic, the payload it last stored, and does not store such a
+ * replay of it again (see `RetainedTable`).
+ */
+export interface RetainedState {
+  topic: string;
+  /** Digest of topic and payload (`deliveryHash`). */
+  payloadHash: Uint8Array;
+  /** Sent from the broker's retained store on subscribe (the RETAIN flag on a delivery to a subscriber). */
+  replayed: boolean;
+}
+
+/**
+ * What became of an append with a delivery: committed, recognised as a re-delivery and not stored, or
+ * a broker's replay of the retained message already stored from its topic, not stored either.
+ */
+export type DeliveryOutcome = 'stored' | 'duplicate' | 'retained_repeat';
 
 /**
  * The edge's durable buffer. Readings are appended by sources and removed only once the uplink

@@ -23,8 +23,10 @@ import type {
   OutboxStats,
   RejectEntry,
   RejectLog,
+  RetainedState,
 } from './outbox.js';
 import { prepareRejectTable, type RejectLimit, RejectTable } from './reject-table.js';
+import { pendingKey, prepareRetainedTable, type RetainedCheck, RetainedTable } from './retained-table.js';
 
 export interface SqliteOutboxOptions {
   path: string;
@@ -69,6 +71,13 @@ export interface SqliteOutboxOptions {
   deliveryMaxClients?: number;
   /** Called with the number of client ids forgotten for `deliveryMaxClients`. */
   onDeliveryClientsForgotten?: (count: number) => void;
+  /**
+   * Topics whose last stored retained payload is remembered (default 10,000); past it the least
+   * recently updated tenth are forgotten at once, and a forgotten topic's next replay is stored again.
+   */
+  retainedMaxTopics?: number;
+  /** Called with the number of topics forgotten for `retainedMaxTopics`. */
+  onRetainedTopicsForgotten?: (count: number) => void;
 }
 
 export const CLOCK_UNSYNCED = 'clock_unsynced';
@@ -141,10 +150,12 @@ function tryOpen(path: string, synchronous: string): Database.Database {
     db.pragma(`synchronous = ${synchronous}`);
     db.exec(SCHEMA);
     prepareRejectTable(db);
+    prepareRetainedTable(db);
     // Touch every table so a damaged file fails here, at start, and not on the first write.
     db.prepare('SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox').get();
     db.prepare('SELECT COUNT(*) FROM rejects').get();
     db.prepare('SELECT COUNT(*) FROM mqtt_deliveries').get();
+    db.prepare('SELECT COUNT(*) FROM mqtt_retained').get();
     const check = db.pragma('quick_check(1)', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
     return db;
@@ -210,6 +221,9 @@ interface Pending {
   rows: { obs: string; bytes: number; receivedMs: number; monoMs: number | null }[];
   bytes: number;
   delivery: MqttDelivery | undefined;
+  retained: RetainedState | undefined;
+  /** What its retained state asks of the commit, found when it is admitted to one. */
+  retainedCheck?: RetainedCheck;
   /** Set inside a commit when the delivery turned out to re-deliver one committed earlier in it. */
   duplicate?: boolean;
   resolve: (outcome: DeliveryOutcome) => void;
@@ -254,6 +268,8 @@ export class SqliteOutbox implements Outbox, RejectLog {
   private readonly lastDelivery = new Map<string, { n: number; atMs: number }>();
   private lastPruneMs = 0;
   private duplicates = 0;
+  private readonly retained: RetainedTable;
+  private retainedRepeats = 0;
   private readonly stmt;
 
   constructor(private readonly opts: SqliteOutboxOptions) {
@@ -331,6 +347,10 @@ export class SqliteOutbox implements Outbox, RejectLog {
       forgetClient: this.db.prepare('DELETE FROM mqtt_deliveries WHERE client_id = ?'),
     };
     this.deliveryClients = this.stmt.countDeliveryClients.get()?.c ?? 0;
+    this.retained = new RetainedTable(this.db, {
+      maxTopics: opts.retainedMaxTopics ?? 10_000,
+      ...(opts.onRetainedTopicsForgotten ? { onForgotten: opts.onRetainedTopicsForgotten } : {}),
+    });
   }
 
   append(observations: Observation[]): Promise<void> {
@@ -342,8 +362,14 @@ export class SqliteOutbox implements Outbox, RejectLog {
    * Resolves `'duplicate'` and stores nothing when `delivery` re-delivers a message already committed:
    * it `mayBeResend`, and the client's delivery under that packet id has the same hash and is among its
    * latest `resendWindow`. Such a message needs no room, so it is answered even while the buffer is full.
+   * With `retained` (messages from an external broker), resolves `'retained_repeat'` and stores nothing
+   * when it is the broker's replay of the payload last stored from its topic (see `RetainedTable`).
    */
-  appendOnce(observations: Observation[], delivery?: MqttDelivery): Promise<DeliveryOutcome> {
+  appendOnce(
+    observations: Observation[],
+    delivery?: MqttDelivery,
+    retained?: RetainedState,
+  ): Promise<DeliveryOutcome> {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
     if (observations.length === 0) return Promise.resolve('stored');
@@ -361,7 +387,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
       );
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { rows, bytes, delivery, resolve, reject };
+      const p: Pending = { rows, bytes, delivery, retained, resolve, reject };
       if (this.blocked.length > 0) this.blocked.push(p);
       else this.queue.push(p);
       this.schedule();
@@ -422,16 +448,28 @@ export class SqliteOutbox implements Outbox, RejectLog {
     const candidates = [...this.blocked, ...this.queue];
     this.blocked = [];
     this.queue = [];
+    /** Retained payloads the admitted appends will remember, by topic: a replay may follow in the same commit. */
+    const retainedAhead = new Map<string, Uint8Array>();
     for (const p of candidates) {
       if (p.delivery && this.isResend(p.delivery)) {
         this.duplicates++;
         p.resolve('duplicate');
         continue;
       }
+      if (p.retained) {
+        p.retainedCheck = this.retained.check(p.retained, retainedAhead);
+        if (p.retainedCheck.repeat) {
+          this.retainedRepeats++;
+          p.resolve('retained_repeat');
+          continue;
+        }
+      }
       const room = this.capacity - this.bytes - incoming;
       if (this.blocked.length === 0 && (p.bytes <= room || this.opts.policy === 'drop_oldest')) {
         admitted.push(p);
         incoming += p.bytes;
+        if (p.retained && p.retainedCheck?.remember)
+          retainedAhead.set(pendingKey(p.retainedCheck), p.retained.payloadHash);
       } else {
         // `block`: keep order; everything behind waits too, and its sensors wait for their acks.
         this.blocked.push(p);
@@ -464,6 +502,8 @@ export class SqliteOutbox implements Outbox, RejectLog {
             delivered.add(key);
             this.rememberDelivery(d, now);
           }
+          if (p.retained && p.retainedCheck?.remember)
+            this.retained.remember(p.retainedCheck, p.retained.payloadHash);
           for (const r of p.rows)
             this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
         }
@@ -688,6 +728,11 @@ export class SqliteOutbox implements Outbox, RejectLog {
   /** MQTT re-deliveries recognised and not stored again since the buffer was opened. */
   get duplicateDeliveries(): number {
     return this.duplicates;
+  }
+
+  /** Brokers' replays of retained messages already stored, not stored again since the buffer was opened. */
+  get retainedRepeatDeliveries(): number {
+    return this.retainedRepeats;
   }
 
   stats(): OutboxStats {

@@ -20,6 +20,10 @@ export interface ExternalSubscriber {
  * `block`, that one message waits, and the broker holds the rest. If the agent dies after a commit and
  * before its PUBACK, the broker sends the message again (DUP set, same packet id) once the agent is
  * back: recognised by packet id and content in the outbox, it is acknowledged and not stored twice.
+ *
+ * The broker also sends the retained message of each matching topic every time the agent subscribes,
+ * which is on every start and reconnect: the outbox remembers the payload last stored per topic and
+ * does not store such a replay of it again (`RetainedTable`).
  */
 export async function startExternalSubscriber(
   url: string,
@@ -41,7 +45,11 @@ export async function startExternalSubscriber(
   let deliveries = new ConnectionDeliveries(sessionId, true);
   client.handleMessage = (packet, callback) => {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    ingest(packet.topic, payload, deliveries.delivery(packet, payload)).then(
+    // RETAIN on a delivery to a subscriber marks the broker's replay of its retained message on
+    // subscribe (MQTT 3.1.1 clears it on messages passed on live or queued for the session).
+    ingest(packet.topic, payload, deliveries.delivery(packet, payload), {
+      replayed: packet.retain === true,
+    }).then(
       () => callback(),
       (err: Error) => {
         // Not acknowledged: drop the connection so the broker delivers it again after reconnecting.

@@ -11,6 +11,7 @@ import {
   type RejectSink,
   toObservation,
 } from '../readings.js';
+import { deliveryHash } from './mqtt-delivery.js';
 import type { SensorMap } from './sensor-map.js';
 
 export interface MqttIngestDeps {
@@ -66,6 +67,11 @@ export function createMqttIngest(deps: MqttIngestDeps) {
     topic: string,
     payload: Uint8Array,
     delivery?: MqttDelivery,
+    /**
+     * Given for messages from an external broker: `replayed` is the RETAIN flag of the delivery, set
+     * when the broker sends it from its retained store on subscribe, which it does on every (re)start.
+     */
+    broker?: { replayed: boolean },
   ): Promise<IngestOutcome> {
     const receivedMs = Date.now();
     received.inc();
@@ -133,11 +139,26 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         if (observations.length === 0) return 'rejected';
         const restamped = observations.filter((o) => o.quality?.includes('time_out_of_range')).length;
         if (restamped > 0) metrics.timeOutOfRange.inc(restamped);
-        if ((await deps.sink.submit(observations, delivery)) === 'duplicate') {
+        const retained = broker && {
+          topic,
+          // The same digest as the delivery's, which QoS 0 messages do not have.
+          payloadHash: delivery?.hash ?? deliveryHash(topic, payload),
+          replayed: broker.replayed,
+        };
+        const stored = await deps.sink.submit(observations, delivery, retained);
+        if (stored === 'duplicate') {
           metrics.mqttDuplicates.inc();
           log.debug(
             { topic, client: delivery?.clientId, packetId: delivery?.packetId },
             'mqtt re-delivery not stored again',
+          );
+          return 'stored';
+        }
+        if (stored === 'retained_repeat') {
+          metrics.mqttRetainedRepeats.inc();
+          log.debug(
+            { topic },
+            'retained message replayed by the broker on subscribe; stored before, not again',
           );
           return 'stored';
         }
