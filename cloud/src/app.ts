@@ -14,7 +14,7 @@ import { loadDatasets } from './datasets/dataset-config.js';
 import { WindowStore } from './datasets/window-store.js';
 import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
-import { type ExporterName, startExporters } from './export/exporters.js';
+import { DEFAULT_EXPORT_RETRY, type ExporterName, startExporters } from './export/exporters.js';
 import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
@@ -148,6 +148,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           owner: id,
           pollMs: config.FB_BUILD_POLL_MS ?? 1000,
           leaseMs: config.FB_BUILD_LEASE_MS ?? 60_000,
+          ...(config.FB_BUILD_MAX_ATTEMPTS ? { maxAttempts: config.FB_BUILD_MAX_ATTEMPTS } : {}),
+          ...(config.FB_BUILD_RETRY_MS ? { firstRetryMs: config.FB_BUILD_RETRY_MS } : {}),
         },
       );
       const b = builder;
@@ -164,7 +166,15 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         .filter(Boolean) as ExporterName[];
       const exporters = await startExporters(
         { js, jsm, pool, store: objects, log, metrics },
-        { exporters: names, durablePrefix: `${prefix}-export` },
+        {
+          exporters: names,
+          durablePrefix: `${prefix}-export`,
+          datasets: datasets.map((d) => d.name),
+          retry: {
+            maxDeliver: config.FB_EXPORT_MAX_DELIVER ?? DEFAULT_EXPORT_RETRY.maxDeliver,
+            firstRetryMs: config.FB_EXPORT_RETRY_MS ?? DEFAULT_EXPORT_RETRY.firstRetryMs,
+          },
+        },
       );
       for (const e of exporters) {
         closers.push(() => e.close());

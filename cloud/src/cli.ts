@@ -7,6 +7,7 @@ import { loadDatasets } from './datasets/dataset-config.js';
 import { windowToRebuild } from './datasets/rebuild.js';
 import { WindowStore } from './datasets/window-store.js';
 import { parseWindowKey, windowKey, windowStartOf } from './datasets/windows.js';
+import { runDeadLettersCommand } from './db/dead-letters-command.js';
 import { embeddedDatabaseUrl, embeddedPostgresDir } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { runEdgeCommand } from './identity/edge-command.js';
@@ -24,6 +25,8 @@ Usage:
   fieldbeam-cloud rebuild DATASET WINDOW
                              make a window due now (WINDOW: its start, or any time inside it,
                              e.g. 2026-11-30T12:00:00Z); a running collector builds it
+  fieldbeam-cloud dead-letters [--source SOURCE] [--limit N] [--json]
+                             what ingest, the builder and exporters set aside, with the reason
   fieldbeam-cloud edge add ID [--rotate] [--url URL --nats URL]
                              issue an edge's NATS key, update the server authorization; with
                              --url also a Raspberry Pi first-boot user-data file (edge --help)
@@ -180,6 +183,8 @@ async function main([command, ...args]: string[]): Promise<number> {
       return datasetsCommand(args);
     case 'rebuild':
       return rebuildCommand(args);
+    case 'dead-letters':
+      return withPool(loadCloudConfig(), (pool) => runDeadLettersCommand(args, pool, process.stdout));
     case 'run': {
       const config = loadCloudConfig();
       const log = createCloudLogger(config);

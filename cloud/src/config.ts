@@ -83,6 +83,17 @@ export const CloudConfigSchema = z.object({
     .string()
     .regex(/^\s*((geoparquet|api)\s*(,\s*|$))*$/, 'a comma-separated list of geoparquet, api')
     .optional(),
+  /**
+   * Deliveries of one dataset version to an exporter before a failure that may pass (object store
+   * down) is given up and dead-lettered; default 20 (about an hour with the default delays).
+   */
+  FB_EXPORT_MAX_DELIVER: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Wait before an exporter's first retry (ms), doubling per try up to 5 min; default 2000. */
+  FB_EXPORT_RETRY_MS: z.coerce.number().int().min(10).max(300_000).optional(),
+  /** Tries of one window's build before a failure that may pass is given up and dead-lettered; default 20. */
+  FB_BUILD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Wait before a failed build's first retry (ms), doubling per try up to 5 min; default 1000. */
+  FB_BUILD_RETRY_MS: z.coerce.number().int().min(10).max(300_000).optional(),
   /** Largest page the read API returns (`limit`); default 10000. */
   FB_API_MAX_LIMIT: z.coerce.number().int().min(1).max(100_000).optional(),
   /** This process in leases and build records; default `<hostname>:<pid>`. */

@@ -6,6 +6,22 @@ export const CloudErrorCode = {
   HTTP_INTERNAL: 'FB_CLOUD_HTTP_INTERNAL',
   /** Postgres refused the data itself (bad value, constraint, size limit): retrying the same rows cannot help. */
   DATA_REFUSED: 'FB_CLOUD_DATA_REFUSED',
+  /** No NATS server answered at NATS_URL (refused, unknown host, timeout): it may be up later. */
+  NATS_UNREACHABLE: 'FB_CLOUD_NATS_UNREACHABLE',
+  /** A message on a stream is not what the protocol says (bad JSON, schema): set aside, never retried. */
+  MESSAGE_INVALID: 'FB_CLOUD_MESSAGE_INVALID',
+  /** The object store could not be reached or failed the request: a later try may pass. */
+  OBJECT_STORE: 'FB_CLOUD_OBJECT_STORE',
+  /** A dataset version's object is not in the object store: it stays missing until the window is rebuilt. */
+  EXPORT_INPUT_MISSING: 'FB_CLOUD_EXPORT_INPUT_MISSING',
+  /** A dataset version's object is not what was announced (checksum, rows) or cannot be decoded. */
+  EXPORT_INPUT_INVALID: 'FB_CLOUD_EXPORT_INPUT_INVALID',
+  /** An exporter's encoder (GeoParquet) failed on the data itself: the same data fails the same way. */
+  EXPORT_ENCODE: 'FB_CLOUD_EXPORT_ENCODE',
+  /** The dataset named by a window or version is not in this collector's datasets file (any more). */
+  DATASET_UNKNOWN: 'FB_CLOUD_DATASET_UNKNOWN',
+  /** Turning a window's rows into its Arrow object failed on the data itself. */
+  BUILD_ENCODE: 'FB_CLOUD_BUILD_ENCODE',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

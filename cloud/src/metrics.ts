@@ -92,6 +92,24 @@ export function createCloudMetrics(build = buildInfo()) {
       labelNames: ['exporter', 'outcome'],
       registers: [registry],
     }),
+    exportFailures: new Counter({
+      name: 'fb_cloud_export_failures_total',
+      help: 'Failed tries of an exporter on a dataset version, by error code and whether a retry can help',
+      labelNames: ['exporter', 'code', 'retryable'],
+      registers: [registry],
+    }),
+    buildFailures: new Counter({
+      name: 'fb_cloud_build_failures_total',
+      help: 'Failed window builds, by error code and whether a retry can help',
+      labelNames: ['dataset', 'code', 'retryable'],
+      registers: [registry],
+    }),
+    datasetDeadLetters: new Counter({
+      name: 'fb_cloud_datasets_dead_letters_total',
+      help: 'Dataset versions (exporters) and windows (builder) given up and set aside in dead_letters, by source and code',
+      labelNames: ['source', 'code'],
+      registers: [registry],
+    }),
     exportSeconds: new Histogram({
       name: 'fb_cloud_export_duration_seconds',
       help: 'Time an exporter took for one dataset version',

@@ -4,6 +4,7 @@ import type { DatasetDef } from '../datasets/dataset-config.js';
 import { windowToRebuild } from '../datasets/rebuild.js';
 import type { WindowStore } from '../datasets/window-store.js';
 import { windowKey } from '../datasets/windows.js';
+import { listDeadLetters } from '../db/dead-letters.js';
 import { HttpError, type Route, sendJson } from '../http-api.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -30,15 +31,6 @@ export function requireToken(token: string | undefined, route: Route): Route {
   };
 }
 
-interface DeadLetterRow {
-  id: string;
-  at: Date;
-  subject: string;
-  stream_seq: string | null;
-  reason: string;
-  payload: Buffer | null;
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A payload as text when it is UTF-8, else base64, and never more than `max` bytes of it. */
@@ -57,7 +49,8 @@ function preview(
 
 /**
  * Operator routes under `/admin`, each behind the admin token:
- * - `GET /admin/dead-letters?limit=N&before=ID`: what ingest refused, newest first, with the reason;
+ * - `GET /admin/dead-letters?limit=N&before=ID&source=S`: what ingest, the builder and exporters set
+ *   aside, newest first, with the reason, its source and code;
  * - `POST /admin/datasets/:dataset/rebuild?window=TIME`: make a window due now (as `fieldbeam-cloud
  *   rebuild`); a running collector builds it.
  */
@@ -76,17 +69,15 @@ export function adminRoutes(deps: {
       }
       const before = query.get('before');
       if (before !== null && !/^\d{1,18}$/.test(before)) throw new HttpError(400, 'before: a dead-letter id');
-      const { rows } = await pool.query<DeadLetterRow>(
-        `SELECT id, at, subject, stream_seq, reason, payload FROM dead_letters
-         WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2`,
-        [before, limit],
-      );
+      const rows = await listDeadLetters(pool, { limit, before, source: query.get('source') });
       sendJson(res, 200, {
         deadLetters: rows.map((r) => ({
-          id: Number(r.id),
+          id: r.id,
           at: r.at.toISOString(),
+          source: r.source,
+          code: r.code,
           subject: r.subject,
-          streamSeq: r.stream_seq === null ? null : Number(r.stream_seq),
+          streamSeq: r.streamSeq,
           reason: r.reason,
           ...preview(r.payload, 4096),
         })),

@@ -4,7 +4,11 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { tableToIPC } from 'apache-arrow';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { insertDeadLetters } from '../db/dead-letters.js';
+import { databaseError } from '../db/pg-errors.js';
+import { CloudError, CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
+import { asCloudError, describeError, retryDelayMs } from '../retry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { DatasetDef } from './dataset-config.js';
 import { readWindow } from './window-reader.js';
@@ -37,10 +41,29 @@ export async function buildWindowObject(
     ['fieldbeam:generation', String(w.generation)],
     ['fieldbeam:provisional', String(w.provisional)],
   ]);
-  const table = await readWindow(pool, def, w.windowStart, w.windowEnd, metadata);
-  const bytes = tableToIPC(table, 'file');
+  const table = await readWindow(pool, def, w.windowStart, w.windowEnd, metadata).catch((err: unknown) => {
+    throw databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`);
+  });
+  let bytes: Uint8Array;
+  try {
+    bytes = tableToIPC(table, 'file');
+  } catch (err) {
+    throw new CloudError(
+      CloudErrorCode.BUILD_ENCODE,
+      `Arrow encoding of ${table.numRows} rows failed: ${(err as Error)?.message ?? String(err)}`,
+      false,
+      { cause: err },
+    );
+  }
   const key = datasetObjectKey(def.name, w.windowStart, w.version);
-  await store.put(key, bytes, ARROW_CONTENT_TYPE);
+  await store.put(key, bytes, ARROW_CONTENT_TYPE).catch((err: unknown) => {
+    throw new CloudError(
+      CloudErrorCode.OBJECT_STORE,
+      `object store: writing ${key} failed: ${(err as Error)?.message ?? String(err)}`,
+      true,
+      { cause: err },
+    );
+  });
   return {
     key,
     rows: table.numRows,
@@ -56,6 +79,10 @@ export interface BuilderOptions {
   owner: string;
   pollMs: number;
   leaseMs: number;
+  /** Tries of one window before a failure that may pass is given up too; default 20. */
+  maxAttempts?: number;
+  /** Wait before a failed build's first retry (ms), doubling per try up to 5 min; default 1000. */
+  firstRetryMs?: number;
 }
 
 export interface Builder {
@@ -101,6 +128,8 @@ export async function startBuilder(
   opts: BuilderOptions,
 ): Promise<Builder> {
   const { pool, windows, store, js, log, metrics } = deps;
+  const maxAttempts = opts.maxAttempts ?? 20;
+  const firstRetryMs = opts.firstRetryMs ?? 1000;
   const byName = new Map(opts.datasets.map((d) => [d.name, d]));
   const abort = new AbortController();
   const encoder = new TextEncoder();
@@ -114,14 +143,74 @@ export async function startBuilder(
     await windows.markAnnounced(v.dataset, v.windowStart, v.version);
   }
 
+  /**
+   * Records a failed build: retried after a growing delay when the cause may pass and tries are left;
+   * otherwise the window is marked failed without a due time (visible in `fieldbeam-cloud datasets`
+   * and the window metrics) and a dead letter keeps the reason, until new data or a rebuild.
+   */
+  async function failed(claim: Claim, err: CloudError, log1: Logger): Promise<void> {
+    metrics.builds.inc({ dataset: claim.dataset, outcome: 'failed' });
+    metrics.buildFailures.inc({ dataset: claim.dataset, code: err.code, retryable: String(err.retryable) });
+    const giveUp = !err.retryable || claim.attempts >= maxAttempts;
+    const reason =
+      err.retryable && giveUp
+        ? `${describeError(err)} (given up after ${claim.attempts} tries)`
+        : describeError(err);
+    const retryMs = giveUp ? null : retryDelayMs(claim.attempts, firstRetryMs);
+    if (giveUp)
+      log1.error(
+        { code: err.code, err: err.message, attempts: claim.attempts },
+        'build given up; window marked failed',
+      );
+    else
+      log1.warn(
+        { code: err.code, err: err.message, attempts: claim.attempts, retryMs },
+        'build failed; will retry',
+      );
+    try {
+      await windows.fail(claim, opts.owner, reason, retryMs);
+      if (giveUp) {
+        const window = {
+          dataset: claim.dataset,
+          window: claim.windowStart.toISOString(),
+          version: claim.version,
+          generation: claim.generation,
+          attempts: claim.attempts,
+        };
+        await insertDeadLetters(pool, [
+          {
+            subject: subjects.dataset(claim.dataset),
+            streamSeq: null,
+            reason: `window ${window.window}: ${reason}`,
+            payload: encoder.encode(JSON.stringify(window)),
+            source: 'builder',
+            code: err.code,
+          },
+        ]);
+        metrics.datasetDeadLetters.inc({ source: 'builder', code: err.code });
+      }
+    } catch (recordErr) {
+      // The lease runs out and the window is claimed again: the failure is tried once more, not lost.
+      const e = databaseError(recordErr, 'recording a failed build');
+      log1.error({ code: e.code, err: e.message }, 'could not record the failed build');
+    }
+  }
+
   async function build(claim: Claim): Promise<void> {
-    const def = byName.get(claim.dataset);
-    if (!def) return;
     const log1 = log.child({
       dataset: claim.dataset,
       window: claim.windowStart.toISOString(),
       version: claim.version,
     });
+    const def = byName.get(claim.dataset);
+    if (!def) {
+      const err = new CloudError(
+        CloudErrorCode.DATASET_UNKNOWN,
+        `dataset ${claim.dataset} is not in this collector's datasets file (FB_DATASETS_FILE)`,
+        false,
+      );
+      return failed(claim, err, log1);
+    }
     log1.info({ generation: claim.generation, provisional: claim.provisional }, 'building window');
     const renew = setInterval(
       () => {
@@ -135,29 +224,35 @@ export async function startBuilder(
       Math.max(100, Math.floor(opts.leaseMs / 3)),
     );
     const timer = metrics.buildSeconds.startTimer({ dataset: def.name });
+    let built: BuiltVersion;
+    let ours: boolean;
     try {
-      const built = await buildWindowObject(pool, store, def, claim);
+      built = await buildWindowObject(pool, store, def, claim);
       clearInterval(renew);
-      const ours = await windows.complete(claim, opts.owner, built, def.grace);
-      timer();
-      if (!ours) {
-        metrics.builds.inc({ dataset: def.name, outcome: 'superseded' });
-        log1.warn('build superseded (lease ran out); not recorded');
-        return;
-      }
-      metrics.builds.inc({ dataset: def.name, outcome: 'built' });
-      metrics.buildRows.inc({ dataset: def.name }, built.rows);
-      log1.info({ rows: built.rows, key: built.key, ms: Math.round(built.buildMs) }, 'window built');
-      await announce({ ...claim, ...built }).catch((err: Error) =>
-        log1.warn({ err: err.message }, 'DataSetAvailable publish failed; will retry'),
-      );
+      ours = await windows.complete(claim, opts.owner, built, def.grace).catch((err: unknown) => {
+        throw databaseError(err, 'recording the build');
+      });
     } catch (err) {
       clearInterval(renew);
-      metrics.builds.inc({ dataset: def.name, outcome: 'failed' });
-      const retryMs = Math.min(300_000, 1000 * 2 ** Math.min(8, claim.attempts - 1));
-      log1.error({ err: (err as Error).message, retryMs }, 'build failed');
-      await windows.fail(claim, opts.owner, (err as Error).message, retryMs).catch(() => {});
+      return failed(
+        claim,
+        asCloudError(err, (e) => databaseError(e, 'building the window')),
+        log1,
+      );
     }
+    timer();
+    if (!ours) {
+      metrics.builds.inc({ dataset: def.name, outcome: 'superseded' });
+      log1.warn('build superseded (lease ran out); not recorded');
+      return;
+    }
+    metrics.builds.inc({ dataset: def.name, outcome: 'built' });
+    metrics.buildRows.inc({ dataset: def.name }, built.rows);
+    log1.info({ rows: built.rows, key: built.key, ms: Math.round(built.buildMs) }, 'window built');
+    // Recorded but not announced: any builder announces it again later (see `unannounced`).
+    await announce({ ...claim, ...built }).catch((err: Error) =>
+      log1.warn({ err: err.message }, 'DataSetAvailable publish failed; will retry'),
+    );
   }
 
   async function tick(): Promise<void> {
@@ -176,7 +271,10 @@ export async function startBuilder(
       try {
         await tick();
       } catch (err) {
-        if (!abort.signal.aborted) log.warn({ err: (err as Error).message }, 'builder tick failed');
+        if (!abort.signal.aborted) {
+          const e = asCloudError(err, (x) => databaseError(x, 'looking for due windows'));
+          log.warn({ code: e.code, err: e.message }, 'builder tick failed; tries again at the next tick');
+        }
       }
       await new Promise<void>((resolve) => {
         const done = () => {

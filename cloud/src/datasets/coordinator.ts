@@ -3,6 +3,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
+import { CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
 import { type DurableConsumer, startDurableConsumer } from '../nats/durable-consumer.js';
 import { type DatasetDef, datasetMayMatch } from './dataset-config.js';
@@ -58,7 +59,14 @@ export async function startCoordinator(
       for (const m of msgs) {
         const checked = decodeMessage(DataAvailable, m.data);
         if (!checked.ok) {
-          dead.push({ subject: m.subject, streamSeq: m.seq, reason: checked.reason, payload: m.data });
+          dead.push({
+            subject: m.subject,
+            streamSeq: m.seq,
+            reason: checked.reason,
+            payload: m.data,
+            source: 'coordinator',
+            code: CloudErrorCode.MESSAGE_INVALID,
+          });
           log.warn({ seq: m.seq, reason: checked.reason }, 'DataAvailable rejected to dead letters');
           continue;
         }

@@ -75,6 +75,7 @@ const STATE_SQL = `CASE
   WHEN w.lease_until > now() THEN 'building'
   WHEN w.due_at IS NOT NULL AND w.due_at <= now() THEN CASE WHEN w.last_error IS NULL THEN 'due' ELSE 'failed' END
   WHEN w.due_at IS NOT NULL THEN CASE WHEN w.last_error IS NULL THEN 'waiting' ELSE 'failed' END
+  WHEN w.last_error IS NOT NULL THEN 'failed'
   ELSE 'built' END`;
 
 interface RawWindow {
@@ -298,8 +299,11 @@ export class WindowStore {
     }
   }
 
-  /** Gives the window back after a failed build, due again after a backoff. */
-  async fail(claim: Claim, owner: string, error: string, retryMs: number): Promise<void> {
+  /**
+   * Gives the window back after a failed build, due again after `retryMs`; with `retryMs` null it is
+   * given up: failed with no due time, until new data or a rebuild makes it due again.
+   */
+  async fail(claim: Claim, owner: string, error: string, retryMs: number | null): Promise<void> {
     await this.pool.query(
       `WITH w AS (
          UPDATE dataset_windows SET lease_owner = NULL, lease_until = NULL, claimed_generation = NULL,

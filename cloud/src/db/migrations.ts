@@ -219,6 +219,18 @@ export const migrations: readonly { version: number; name: string; sql: string }
       ALTER TABLE observations ADD PRIMARY KEY (time, id, edge);
     `,
   },
+  {
+    version: 5,
+    name: 'dead letters say which part of the collector set them aside, and its error code',
+    // Ingest was the only writer until the builder and exporters dead-lettered too; older rows came
+    // from ingest or the coordinator, told apart by their subject.
+    sql: `
+      ALTER TABLE dead_letters ADD COLUMN source text NOT NULL DEFAULT 'ingest';
+      ALTER TABLE dead_letters ADD COLUMN code text;
+      UPDATE dead_letters SET source = 'coordinator' WHERE subject LIKE 'fb.events.%';
+      CREATE INDEX dead_letters_source_idx ON dead_letters (source, id);
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */

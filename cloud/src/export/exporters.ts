@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { DataSetAvailable, decodeMessage, streams, subjects } from '@fieldbeam/protocol';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { datasetObjectKey } from '../datasets/builder.js';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
+import { CloudError, CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
 import { type DurableConsumer, startDurableConsumer } from '../nats/durable-consumer.js';
+import { asCloudError, describeError, retryDelayMs } from '../retry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { arrowToGeoParquet, PARQUET_CONTENT_TYPE } from './geoparquet.js';
 
@@ -18,32 +20,70 @@ interface ExportDone {
   bytes: number | null;
 }
 
-/** What one exporter does with one announced version; must be safe to repeat. */
+/**
+ * What one exporter does with one announced version; must be safe to repeat. It throws a
+ * `CloudError` saying whether a retry can help; anything else it throws counts as an object-store
+ * failure (the one step that talks to another system).
+ */
 type ExportFn = (e: DataSetAvailable) => Promise<ExportDone>;
+
+/** How an exporter's durable consumer retries and when it gives up. */
+export interface ExportRetry {
+  /** Deliveries of one version before a retryable failure is given up (dead-lettered too). */
+  maxDeliver: number;
+  /** Wait before the first retry (ms); doubles per try, at most 5 min. */
+  firstRetryMs: number;
+}
+
+export const DEFAULT_EXPORT_RETRY: ExportRetry = { maxDeliver: 20, firstRetryMs: 2000 };
+
+const storeFailure = (doing: string) => (err: unknown) =>
+  new CloudError(
+    CloudErrorCode.OBJECT_STORE,
+    `object store: ${doing} failed: ${(err as Error)?.message ?? String(err)}`,
+    true,
+    { cause: err },
+  );
 
 /**
  * Runs an exporter as its own durable consumer of `fb.dataset.>`. Idempotent on (dataset, window,
- * version) through `dataset_exports`: a version already exported is acknowledged and skipped.
+ * version) through `dataset_exports`: a version already exported is acknowledged and skipped. A
+ * version that cannot be exported (missing or damaged object, unknown dataset, data the encoder
+ * refuses) is dead-lettered with its reason and terminated at once; one that failed for a cause
+ * that may pass is retried with growing delays, and dead-lettered too after `maxDeliver` tries.
  */
 async function startExporter(
   deps: { js: JetStreamClient; jsm: JetStreamManager; pool: pg.Pool; log: Logger; metrics: CloudMetrics },
   name: ExporterName,
   durable: string,
   run: ExportFn,
+  retry: ExportRetry,
 ): Promise<DurableConsumer> {
   const { pool, log, metrics } = deps;
+  const source = `exporter:${name}`;
   return startDurableConsumer(deps, {
     stream: streams.DATASETS.name,
     durable,
     filterSubject: subjects.datasetAll,
     batch: 8,
     ackWaitMs: 60_000,
+    maxDeliver: retry.maxDeliver,
+    retryDelayMs: (n) => retryDelayMs(n, retry.firstRetryMs),
     async handle(msgs) {
       const dead: DeadLetter[] = [];
+      const again: JsMsg[] = [];
+      const given: JsMsg[] = [];
       for (const m of msgs) {
         const checked = decodeMessage(DataSetAvailable, m.data);
         if (!checked.ok) {
-          dead.push({ subject: m.subject, streamSeq: m.seq, reason: checked.reason, payload: m.data });
+          dead.push({
+            subject: m.subject,
+            streamSeq: m.seq,
+            reason: checked.reason,
+            payload: m.data,
+            source,
+            code: CloudErrorCode.MESSAGE_INVALID,
+          });
           continue;
         }
         const e = checked.value;
@@ -56,51 +96,137 @@ async function startExporter(
           continue;
         }
         const timer = metrics.exportSeconds.startTimer({ exporter: name });
+        let out: ExportDone;
         try {
-          const out = await run(e);
-          await pool.query(
-            `INSERT INTO dataset_exports (exporter, dataset, window_start, version, key, rows, bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-            [name, e.dataset, e.start, e.version, out.key, out.rows, out.bytes],
-          );
-          timer();
-          metrics.exports.inc({ exporter: name, outcome: 'exported' });
-          log.info({ exporter: name, dataset: e.dataset, window: e.start, version: e.version }, 'exported');
-        } catch (err) {
+          out = await run(e);
+        } catch (thrown) {
+          const err = asCloudError(thrown, storeFailure('export'));
+          const attempt = m.info.deliveryCount;
+          const what = { exporter: name, dataset: e.dataset, window: e.start, version: e.version };
           metrics.exports.inc({ exporter: name, outcome: 'failed' });
-          throw err;
+          metrics.exportFailures.inc({ exporter: name, code: err.code, retryable: String(err.retryable) });
+          if (err.retryable && attempt < retry.maxDeliver) {
+            const retryMs = retryDelayMs(attempt, retry.firstRetryMs);
+            log.warn(
+              { ...what, code: err.code, err: err.message, attempt, retryMs },
+              'export failed; will retry',
+            );
+            again.push(m);
+            continue;
+          }
+          const reason = err.retryable
+            ? `${describeError(err)} (given up after ${attempt} tries)`
+            : describeError(err);
+          log.error({ ...what, code: err.code, err: err.message, attempt }, 'export given up; dead-lettered');
+          dead.push({
+            subject: m.subject,
+            streamSeq: m.seq,
+            reason,
+            payload: m.data,
+            source,
+            code: err.code,
+          });
+          given.push(m);
+          continue;
         }
+        await pool.query(
+          `INSERT INTO dataset_exports (exporter, dataset, window_start, version, key, rows, bytes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+          [name, e.dataset, e.start, e.version, out.key, out.rows, out.bytes],
+        );
+        timer();
+        metrics.exports.inc({ exporter: name, outcome: 'exported' });
+        log.info({ exporter: name, dataset: e.dataset, window: e.start, version: e.version }, 'exported');
       }
-      if (dead.length > 0) await insertDeadLetters(pool, dead);
+      // Written before the messages are terminated: a failure here retries the whole batch, and the
+      // versions exported meanwhile are skipped on the next delivery.
+      await insertDeadLetters(pool, dead);
+      for (const d of dead) metrics.datasetDeadLetters.inc({ source, code: d.code ?? '' });
+      return { retry: again, terminate: given };
     },
   });
 }
 
 /** Reads a version's Arrow object and checks it is the one announced. */
 async function arrowOf(store: ObjectStore, e: DataSetAvailable): Promise<Uint8Array> {
-  const bytes = await store.get(e.key);
-  if (!bytes) throw new Error(`object ${e.key} is missing`);
+  const bytes = await store.get(e.key).catch((err: unknown) => {
+    throw storeFailure(`reading ${e.key}`)(err);
+  });
+  if (!bytes) {
+    throw new CloudError(
+      CloudErrorCode.EXPORT_INPUT_MISSING,
+      `object ${e.key} of ${e.dataset} version ${e.version} is missing from the object store; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
+      false,
+    );
+  }
   const sha = createHash('sha256').update(bytes).digest('hex');
-  if (sha !== e.sha256) throw new Error(`object ${e.key} has sha256 ${sha}, announced ${e.sha256}`);
+  if (sha !== e.sha256) {
+    throw new CloudError(
+      CloudErrorCode.EXPORT_INPUT_INVALID,
+      `object ${e.key} has sha256 ${sha}, announced ${e.sha256}; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
+      false,
+    );
+  }
   return bytes;
 }
 
+/** The dataset must still be configured: its files would otherwise land where nothing serves them. */
+function requireDataset(datasets: ReadonlySet<string>, e: DataSetAvailable): void {
+  if (!datasets.has(e.dataset)) {
+    throw new CloudError(
+      CloudErrorCode.DATASET_UNKNOWN,
+      `dataset ${e.dataset} is not in this collector's datasets file (FB_DATASETS_FILE); version ${e.version} of window ${e.start} is not exported`,
+      false,
+    );
+  }
+}
+
 /** GeoParquet next to the Arrow object: `datasets/<name>/<window>/<version>.parquet`. */
-export function geoParquetExport(store: ObjectStore): ExportFn {
+export function geoParquetExport(store: ObjectStore, datasets: ReadonlySet<string>): ExportFn {
   return async (e) => {
-    const { parquet, rows } = arrowToGeoParquet(await arrowOf(store, e));
-    if (rows !== e.rows) throw new Error(`object ${e.key} has ${rows} rows, announced ${e.rows}`);
+    requireDataset(datasets, e);
+    const arrow = await arrowOf(store, e);
+    let encoded: { parquet: Uint8Array; rows: number };
+    try {
+      encoded = arrowToGeoParquet(arrow);
+    } catch (err) {
+      throw new CloudError(
+        CloudErrorCode.EXPORT_ENCODE,
+        `GeoParquet encoding of ${e.key} failed: ${(err as Error)?.message ?? String(err)}`,
+        false,
+        { cause: err },
+      );
+    }
+    const { parquet, rows } = encoded;
+    if (rows !== e.rows) {
+      throw new CloudError(
+        CloudErrorCode.EXPORT_INPUT_INVALID,
+        `object ${e.key} has ${rows} rows, announced ${e.rows}`,
+        false,
+      );
+    }
     const key = datasetObjectKey(e.dataset, new Date(e.start), e.version, 'parquet');
-    await store.put(key, parquet, PARQUET_CONTENT_TYPE);
+    await store.put(key, parquet, PARQUET_CONTENT_TYPE).catch((err: unknown) => {
+      throw storeFailure(`writing ${key}`)(err);
+    });
     return { key, rows, bytes: parquet.byteLength };
   };
 }
 
 /** The read API's catalog: a version becomes downloadable through the API once checked here. */
-export function apiCatalogExport(store: ObjectStore): ExportFn {
+export function apiCatalogExport(store: ObjectStore, datasets: ReadonlySet<string>): ExportFn {
   return async (e) => {
-    const info = await store.head(e.key);
-    if (!info) throw new Error(`object ${e.key} is missing`);
+    requireDataset(datasets, e);
+    const info = await store.head(e.key).catch((err: unknown) => {
+      throw storeFailure(`reading ${e.key}`)(err);
+    });
+    if (!info) {
+      throw new CloudError(
+        CloudErrorCode.EXPORT_INPUT_MISSING,
+        `object ${e.key} of ${e.dataset} version ${e.version} is missing from the object store; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
+        false,
+      );
+    }
     return { key: e.key, rows: e.rows, bytes: info.size };
   };
 }
@@ -114,13 +240,31 @@ export async function startExporters(
     log: Logger;
     metrics: CloudMetrics;
   },
-  opts: { exporters: readonly ExporterName[]; durablePrefix: string },
+  opts: {
+    exporters: readonly ExporterName[];
+    durablePrefix: string;
+    /** Names of the configured datasets: a version of any other is dead-lettered. */
+    datasets: readonly string[];
+    retry?: ExportRetry;
+  },
 ): Promise<DurableConsumer[]> {
   const started: DurableConsumer[] = [];
+  const datasets = new Set(opts.datasets);
   try {
     for (const name of opts.exporters) {
-      const run = name === 'geoparquet' ? geoParquetExport(deps.store) : apiCatalogExport(deps.store);
-      started.push(await startExporter(deps, name, `${opts.durablePrefix}-${name}`, run));
+      const run =
+        name === 'geoparquet'
+          ? geoParquetExport(deps.store, datasets)
+          : apiCatalogExport(deps.store, datasets);
+      started.push(
+        await startExporter(
+          deps,
+          name,
+          `${opts.durablePrefix}-${name}`,
+          run,
+          opts.retry ?? DEFAULT_EXPORT_RETRY,
+        ),
+      );
     }
   } catch (err) {
     await Promise.all(started.map((c) => c.close()));

@@ -15,12 +15,15 @@ export interface DurableSpec {
   /** How long a delivered message may stay unacknowledged before the server hands it out again. */
   ackWaitMs: number;
   filterSubject?: string;
+  /** Deliveries of one message before the server stops offering it; unset: without limit. */
+  maxDeliver?: number;
 }
 
 /**
  * The shared durable pull consumer every collector reads through, created when missing. An existing
- * consumer with another `ack_wait` (made by an older version) is brought to this one, so the time a
- * killed collector's messages wait before another takes them is what this version says.
+ * consumer with another `ack_wait` or `max_deliver` (made by an older version) is brought to this one,
+ * so the time a killed collector's messages wait before another takes them, and how often a message
+ * is tried, are what this version says.
  */
 export async function ensureDurable(
   js: JetStreamClient,
@@ -28,6 +31,7 @@ export async function ensureDurable(
   spec: DurableSpec,
 ): Promise<Consumer> {
   const ackWait = nanos(spec.ackWaitMs);
+  const maxDeliver = spec.maxDeliver ?? -1;
   const info = await jsm.consumers.info(spec.stream, spec.durable).catch(() => undefined);
   if (!info) {
     await jsm.consumers.add(spec.stream, {
@@ -36,10 +40,11 @@ export async function ensureDurable(
       deliver_policy: DeliverPolicy.All,
       ack_wait: ackWait,
       max_ack_pending: 10_000,
+      max_deliver: maxDeliver,
       ...(spec.filterSubject ? { filter_subject: spec.filterSubject } : {}),
     });
-  } else if (info.config.ack_wait !== ackWait) {
-    await jsm.consumers.update(spec.stream, spec.durable, { ack_wait: ackWait });
+  } else if (info.config.ack_wait !== ackWait || (info.config.max_deliver ?? -1) !== maxDeliver) {
+    await jsm.consumers.update(spec.stream, spec.durable, { ack_wait: ackWait, max_deliver: maxDeliver });
   }
   return js.consumers.get(spec.stream, spec.durable);
 }
