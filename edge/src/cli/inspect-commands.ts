@@ -6,7 +6,9 @@ import { formatStatus } from '../status.js';
 
 /** `fieldbeam-edge check`: the config with defaults applied, secrets redacted. */
 export function checkConfig(configFile: string, out: NodeJS.WritableStream): number {
-  out.write(`${configForDisplay(loadEdgeConfig(configFile))}\n`);
+  // Keys in an old spelling are named on stderr, so the config on stdout stays parseable.
+  const onWarning = (message: string) => process.stderr.write(`warning: ${message}\n`);
+  out.write(`${configForDisplay(loadEdgeConfig(configFile, process.env, { onWarning }))}\n`);
   return 0;
 }
 

@@ -10,7 +10,9 @@ import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications }
  * STOPPING=1 at the end.
  */
 export async function runAgent(configFile: string, log: Logger): Promise<number> {
-  let config = loadEdgeConfig(configFile);
+  // Keys in an old spelling: one warning each in the agent's log, at start and at each reload.
+  const onWarning = (message: string) => log.warn(message);
+  let config = loadEdgeConfig(configFile, process.env, { onWarning });
   const agent = await createEdgeAgent(config, log);
   log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
   const notifier = createSystemdNotifier({ transport: await loadNotifyTransport(), log });
@@ -22,7 +24,7 @@ export async function runAgent(configFile: string, log: Logger): Promise<number>
   if (notifier.enabled) log.info({ watchdogMs: notifier.watchdogMs }, 'systemd notified: ready');
   process.on('SIGHUP', () => {
     try {
-      config = loadEdgeConfig(configFile);
+      config = loadEdgeConfig(configFile, process.env, { onWarning });
       agent.reloadSensors(config.sensors, config.auto_register);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the previous sensors');
