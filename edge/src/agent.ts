@@ -6,6 +6,7 @@ import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
+import { createUplinkErrorLog } from './forward/uplink-error-log.js';
 import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
 import { createEdgeMetrics } from './metrics.js';
@@ -108,6 +109,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     });
     closers.push(() => publisher.close());
 
+    // A lasting cause (no stream yet, server down) is logged once a minute, not at every retry.
+    const logUplinkError = createUplinkErrorLog(log, { everyMs: 60_000 });
     const forwarder = startForwarder(
       outbox,
       publisher,
@@ -129,7 +132,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         },
         onError: (err, attempt, retryInMs) => {
           metrics.uplinkErrors.inc();
-          log.warn({ err: (err as Error).message, attempt, retryInMs }, 'uplink publish failed; will resend');
+          logUplinkError(err, attempt, retryInMs);
         },
       },
     );

@@ -4,6 +4,8 @@ export const EdgeErrorCode = {
   BUFFER_FULL: 'FB_EDGE_BUFFER_FULL',
   BUFFER_CLOSED: 'FB_EDGE_BUFFER_CLOSED',
   UPLINK: 'FB_EDGE_UPLINK',
+  /** NATS answered a publish with "no responders": no JetStream stream takes the subject (yet). */
+  NO_STREAM: 'FB_EDGE_NO_STREAM',
 } as const;
 export type EdgeErrorCode = (typeof EdgeErrorCode)[keyof typeof EdgeErrorCode];
 

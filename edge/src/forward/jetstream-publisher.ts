@@ -1,3 +1,4 @@
+import { streams } from '@fieldbeam/protocol';
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
@@ -103,8 +104,12 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
     },
     async publish(subject, data, msgId) {
       if (!js) throw new EdgeError(EdgeErrorCode.UPLINK, 'not connected to NATS yet', true);
-      const ack = await js.publish(subject, data, { msgID: msgId, timeout: opts.ackTimeoutMs });
-      return { duplicate: ack.duplicate };
+      try {
+        const ack = await js.publish(subject, data, { msgID: msgId, timeout: opts.ackTimeoutMs });
+        return { duplicate: ack.duplicate };
+      } catch (err) {
+        throw explainPublishError(err, subject);
+      }
     },
     whenReconnected() {
       if (!reconnected) {
@@ -128,4 +133,29 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
       if (nc) await nc.drain().catch(() => nc?.close());
     },
   };
+}
+
+/**
+ * A publish nobody answered explained. The server answers "no responders" when no JetStream stream
+ * takes the subject, which is what an edge sees before the collector has created the streams (the
+ * client reports it as "jetstream is not enabled", but the server usually has JetStream); an edge has
+ * no right to ask the JetStream API which it is, so the message names both. Other errors unchanged.
+ */
+export function explainPublishError(err: unknown, subject: string): unknown {
+  if (!isNoResponders(err)) return err;
+  return new EdgeError(
+    EdgeErrorCode.NO_STREAM,
+    `no JetStream stream takes ${subject}; start the collector, which creates the streams (or create ` +
+      `${streams.OBS.name}), and check that the NATS server has JetStream enabled`,
+    true,
+    { cause: err },
+  );
+}
+
+function isNoResponders(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  // nats.js: JetStreamNotEnabled (not exported) wrapping a RequestError whose status is 503.
+  if (err.name === 'JetStreamNotEnabled') return true;
+  const cause = err.cause as { isNoResponders?: () => boolean } | undefined;
+  return typeof cause?.isNoResponders === 'function' && cause.isNoResponders();
 }
