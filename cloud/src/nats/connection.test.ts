@@ -58,7 +58,19 @@ describe('collector NATS connection', () => {
   it('explains a refused connection with the key it used', () => {
     const err = explainConnectError(new Error('Authorization Violation'), base()) as Error;
     expect(err.message).toMatch(/no credentials .*collector\.nk.*nats-authorization\.conf/);
-    const other = new Error('ECONNREFUSED');
-    expect(explainConnectError(other, base())).toBe(other);
+  });
+
+  it('names where it looked, credentials redacted, when no server answers', () => {
+    const refused = new Error('connection refused');
+    const err = explainConnectError(refused, {
+      ...base(),
+      NATS_URL: 'nats://fb:s3cret@a:4222,nats://t0ken@b:4222',
+    }) as Error & { code: string; cause: unknown };
+    expect(err.message).toBe(
+      'cannot reach NATS at nats://fb:(redacted)@a:4222, nats://(redacted)@b:4222 (connection refused): ' +
+        'start nats-server with JetStream there (see deploy/README.md), or set NATS_URL to where it runs',
+    );
+    expect(err.code).toBe('FB_CLOUD_NATS_UNREACHABLE');
+    expect(err.cause).toBe(refused);
   });
 });

@@ -73,12 +73,43 @@ export function collectorConnectOptions(
 }
 
 /**
- * A refused first connection explained: which key the collector used and where the server's
- * authorization should come from. Other errors are returned unchanged.
+ * NATS_URL for people to read: the servers with any credentials in them (`nats://user:pass@`,
+ * `nats://token@`) replaced by `(redacted)`.
  */
-export function explainConnectError(err: unknown, config: AuthConfig): unknown {
+export function displayNatsUrl(natsUrl: string): string {
+  return natsUrl
+    .split(',')
+    .map((s) =>
+      s
+        .trim()
+        .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@/i, (_, scheme: string, user: string) =>
+          user.includes(':')
+            ? `${scheme}${user.slice(0, user.indexOf(':'))}:(redacted)@`
+            : `${scheme}(redacted)@`,
+        ),
+    )
+    .join(', ');
+}
+
+/**
+ * A failed first connection explained. Refused by the server: which key the collector used and where
+ * the server's authorization should come from. No server reached (refused, unknown host, timeout):
+ * where the collector looked (NATS_URL, credentials redacted) and what to do.
+ */
+export function explainConnectError(
+  err: unknown,
+  config: AuthConfig & Pick<CloudConfig, 'NATS_URL'>,
+): unknown {
   const message = (err as Error)?.message ?? String(err);
-  if (!/authorization/i.test(message)) return err;
+  if (!/authorization/i.test(message)) {
+    return new CloudError(
+      CloudErrorCode.NATS_UNREACHABLE,
+      `cannot reach NATS at ${displayNatsUrl(config.NATS_URL)} (${message}): start nats-server with ` +
+        'JetStream there (see deploy/README.md), or set NATS_URL to where it runs',
+      true,
+      { cause: err },
+    );
+  }
   const seedFile = collectorSeedFile(config);
   const used = seedFile
     ? `the collector's key ${seedFile}`
