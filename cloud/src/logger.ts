@@ -1,14 +1,7 @@
 import { fstatSync } from 'node:fs';
-import { chooseLogFormat, isJournalStream, logLineWriter } from '@fieldbeam/protocol';
+import { chooseLogFormat, isJournalStream, type LogOutput, logLineWriter } from '@fieldbeam/protocol';
 import { type Logger, pino } from 'pino';
 import type { CloudConfig } from './config.js';
-
-/** Where the collector's log lines go, and what that is: a terminal, systemd's journal, or neither. */
-export interface LogOutput {
-  write(text: string): void;
-  readonly tty: boolean;
-  readonly journal: boolean;
-}
 
 /** Standard output, written synchronously; `journal` when it is the stream systemd's JOURNAL_STREAM names. */
 export function stdoutLogOutput(journalStream = process.env.JOURNAL_STREAM): LogOutput {

@@ -1,6 +1,7 @@
+import type { LogOutput } from '@fieldbeam/protocol';
 import { describe, expect, it } from 'vitest';
 import { EdgeConfigError } from './errors.js';
-import { createEdgeLogger, type LogOutput } from './logger.js';
+import { createEdgeLogger } from './logger.js';
 
 function capture(where: { tty?: boolean; journal?: boolean } = {}): LogOutput & { text(): string } {
   let text = '';

@@ -4,18 +4,12 @@ import {
   isJournalStream,
   isLogFormat,
   LOG_FORMATS,
+  type LogOutput,
   logLineWriter,
 } from '@fieldbeam/protocol';
 import { type Logger, pino } from 'pino';
 import { EdgeConfigError } from './errors.js';
 import { logRedaction } from './redact.js';
-
-/** Where the agent's log lines go, and what that is: a terminal, systemd's journal, or neither. */
-export interface LogOutput {
-  write(text: string): void;
-  readonly tty: boolean;
-  readonly journal: boolean;
-}
 
 /** Standard output, written synchronously (a line is out before the process can end). */
 export function stdoutLogOutput(env: NodeJS.ProcessEnv = process.env): LogOutput {

@@ -1,4 +1,4 @@
-export type { LogFormat } from './log-lines.js';
+export type { LogFormat, LogOutput } from './log-lines.js';
 export {
   chooseLogFormat,
   isJournalStream,

@@ -12,6 +12,13 @@
 export const LOG_FORMATS = ['json', 'journal', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
+/** Where a program's log lines go (its standard output), and what that is: a terminal, the journal, or neither. */
+export interface LogOutput {
+  write(text: string): void;
+  readonly tty: boolean;
+  readonly journal: boolean;
+}
+
 export const isLogFormat = (value: string): value is LogFormat =>
   (LOG_FORMATS as readonly string[]).includes(value);
 
