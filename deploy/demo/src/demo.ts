@@ -21,6 +21,8 @@ an edge agent with its embedded MQTT broker, and a simulator publishing sensor r
   --duration S    stop by itself after S seconds (default: run until Ctrl-C)
   --rate N        simulated readings per second (default 50)
   --mqtt-port P   port of the edge's MQTT broker (default 1883, or a free port if taken)
+  --http-port P   port of the collector's HTTP API (default 8080, or a free port if taken)
+  --data-dir D    where the demo keeps its data (default .data/demo in the checkout)
   --live-iss      take ISS telemetry from the public server (push.lightstreamer.com) instead of
                   the local replay server (needs internet)
   --no-iss        no ISS telemetry
@@ -90,6 +92,8 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       rate: { type: 'string', default: '50' },
       'mqtt-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'data-dir': { type: 'string' },
       'live-iss': { type: 'boolean' },
       'no-iss': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
     return;
   }
   const rate = Math.max(1, Math.min(5000, Number(values.rate)));
-  const dataDir = join(root, '.data', 'demo');
+  const dataDir = values['data-dir'] ? resolve(values['data-dir']) : join(root, '.data', 'demo');
   mkdirSync(dataDir, { recursive: true });
   const stack: (() => Promise<void>)[] = [];
   const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -109,7 +113,11 @@ async function main(): Promise<void> {
   const nats = await startNatsServer();
   stack.push(() => nats.close());
 
-  const [cloudHttp, pgPort, edgeHttp] = await Promise.all([portOr(8080), freePort(), freePort()]);
+  const [cloudHttp, pgPort, edgeHttp] = await Promise.all([
+    values['http-port'] ? Number(values['http-port']) : portOr(8080),
+    freePort(),
+    freePort(),
+  ]);
   const mqttPort = values['mqtt-port'] ? Number(values['mqtt-port']) : await portOr(1883);
 
   say('starting collector (embedded Postgres) ...');

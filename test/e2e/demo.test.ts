@@ -1,0 +1,154 @@
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import {
+  freePort,
+  repoRoot,
+  type Spawned,
+  spawnProcess,
+  type TempDir,
+  tempDir,
+  waitFor,
+} from '../harness/index.js';
+
+/**
+ * `pnpm demo` as a user runs it (the built demo, after `pnpm build`), with its own data folder and
+ * ports: within a couple of minutes the read API lists the demo's datasets, serves items, and the
+ * first one-minute window is built and exported to GeoParquet; Ctrl-C (SIGINT) then stops every
+ * process it started.
+ */
+
+let dir: TempDir | undefined;
+let demo: Spawned | undefined;
+
+afterAll(async () => {
+  await demo?.stop(30_000);
+  dir?.remove();
+});
+
+/** Every process below `pid`, from /proc (parent ids), so the test can tell they all exited. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while listing
+    }
+  }
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    for (const c of children.get(todo.pop() as number) ?? []) {
+      out.push(c);
+      todo.push(c);
+    }
+  }
+  return out;
+}
+
+/** Running, i.e. neither gone nor a zombie waiting to be reaped. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function files(root: string, ext: string): string[] {
+  try {
+    return readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(ext));
+  } catch {
+    return [];
+  }
+}
+
+const getJson = async (url: string) => {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    return r.ok ? ((await r.json()) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+it('shows datasets, items and a built GeoParquet window, and stops everything on Ctrl-C', async () => {
+  dir = tempDir('fieldbeam-demo-');
+  // The collector's Postgres runs as another user when the test runs as root: it must reach the folder.
+  chmodSync(dir.path, 0o755);
+  const [httpPort, mqttPort] = await Promise.all([freePort(), freePort()]);
+  demo = spawnProcess(
+    process.execPath,
+    [
+      join(repoRoot(), 'deploy/demo/dist/demo.js'),
+      '--data-dir',
+      dir.path,
+      '--http-port',
+      String(httpPort),
+      '--mqtt-port',
+      String(mqttPort),
+    ],
+    { env: { ...process.env, LOG_LEVEL: 'warn' } },
+  );
+  const d = demo;
+  const api = `http://127.0.0.1:${httpPort}`;
+  const fail = (what: string) => (err: Error) => {
+    throw new Error(`${err.message} (${what})\ndemo output:\n${d.output().slice(-5000)}`);
+  };
+  await waitFor(
+    'the banner',
+    () => (d.output().includes('Fieldbeam demo running') ? true : undefined),
+    90_000,
+  ).catch(fail('banner'));
+  const parquetDir = join(dir.path, 'cloud', 'objects', 'datasets');
+  expect(d.output()).toContain(`${api}/collections`);
+  expect(d.output()).toContain(`${api}/collections/demo_sensors/items`);
+  expect(d.output()).toContain(parquetDir);
+
+  const collections = await waitFor('the collections', async () => {
+    const c = (await getJson(`${api}/collections`)) as { collections?: { id: string }[] } | undefined;
+    return c?.collections?.length ? c.collections.map((x) => x.id) : undefined;
+  });
+  expect(collections).toEqual(['demo_sensors', 'iss']);
+  await waitFor('demo sensor items', async () => {
+    const items = (await getJson(`${api}/collections/demo_sensors/items?limit=5`)) as
+      | { features?: unknown[] }
+      | undefined;
+    return items?.features?.length ? true : undefined;
+  }).catch(fail('items'));
+  // The first window closes within a minute of the first reading, then grace and build.
+  const built = await waitFor(
+    'a built window and its GeoParquet file',
+    async () => {
+      const w = (await getJson(`${api}/collections/demo_sensors/windows`)) as
+        | { windows?: { version: number | null; state: string }[] }
+        | undefined;
+      const parquet = files(join(parquetDir, 'demo_sensors'), '.parquet');
+      return w?.windows?.some((x) => x.version !== null) && parquet.length > 0 ? parquet : undefined;
+    },
+    150_000,
+  ).catch(fail('built window'));
+  expect(built[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\/\d+\.parquet$/);
+
+  const started = descendants(d.pid);
+  expect(started.length).toBeGreaterThanOrEqual(4); // nats-server, collector (+ Postgres), edge, ISS replay
+  const exited = new Promise<number | null>((resolve) => d.child.once('exit', (code) => resolve(code)));
+  d.child.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 90_000))]);
+  expect(code, d.output().slice(-3000)).toBe(0);
+  expect(d.output()).toContain('stopped.');
+  const left = await waitFor(
+    'every process the demo started to exit',
+    () => {
+      const alive = started.filter(running);
+      return alive.length === 0 ? alive : undefined;
+    },
+    15_000,
+  ).catch(() => started.filter(running));
+  expect(left).toEqual([]);
+}, 300_000);
