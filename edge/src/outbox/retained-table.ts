@@ -25,10 +25,11 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
 
 /** What a message's retained state asks of the commit that stores its readings. */
 export interface RetainedCheck {
-  /** A replay of the payload already stored from its topic: acknowledge, store nothing. */
+  /**
+   * A replay of the payload already stored from its topic: acknowledge, store nothing. Otherwise its
+   * payload is remembered as the topic's last stored one (`remember`) by the commit storing its readings.
+   */
   repeat: boolean;
-  /** Remember its payload as the topic's last stored one, in the commit that stores its readings (unless a repeat). */
-  remember: boolean;
   topicHash: Buffer;
 }
 
@@ -92,7 +93,7 @@ export class RetainedTable {
     const key = topicHash.toString('hex');
     const last = pending.get(key) ?? this.stmt.get.get(topicHash)?.payload_hash;
     const repeat = state.replayed && last !== undefined && sameBytes(last, state.payloadHash);
-    return { repeat, remember: !repeat, topicHash };
+    return { repeat, topicHash };
   }
 
   /** Remembers the payload as its topic's last stored one. Runs inside the commit storing its readings. */

@@ -468,7 +468,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
       if (this.blocked.length === 0 && (p.bytes <= room || this.opts.policy === 'drop_oldest')) {
         admitted.push(p);
         incoming += p.bytes;
-        if (p.retained && p.retainedCheck?.remember)
+        if (p.retained && p.retainedCheck)
           retainedAhead.set(pendingKey(p.retainedCheck), p.retained.payloadHash);
       } else {
         // `block`: keep order; everything behind waits too, and its sensors wait for their acks.
@@ -502,8 +502,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
             delivered.add(key);
             this.rememberDelivery(d, now);
           }
-          if (p.retained && p.retainedCheck?.remember)
-            this.retained.remember(p.retainedCheck, p.retained.payloadHash);
+          if (p.retained && p.retainedCheck) this.retained.remember(p.retainedCheck, p.retained.payloadHash);
           for (const r of p.rows)
             this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
         }
