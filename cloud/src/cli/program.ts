@@ -1,0 +1,127 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Logger } from 'pino';
+import { type CloudConfig, loadCloudConfig } from '../config.js';
+import type { DeadLettersOptions } from '../db/dead-letters-command.js';
+import { createEdgeCommand } from '../identity/edge-command.js';
+import { identityDir } from '../nats/connection.js';
+import { version } from '../version.js';
+import { allCommands, type ExitStatus, finishCommandLine, integerIn } from './command-line.js';
+import { settingsHelp } from './settings-help.js';
+
+/** What the CLI takes from its caller: the logger of `run` (made only when the collector runs). */
+export interface CloudCliDeps {
+  createLogger(config: CloudConfig): Logger;
+}
+
+/** The settings of the commands that only read the database (DATABASE_URL, else the embedded one). */
+const DATABASE_SETTINGS = ['DATABASE_URL', 'FB_DATA_DIR', 'FB_EMBEDDED_PG_PORT'];
+
+/**
+ * `fieldbeam-cloud`: every command, its options and help. Settings come from the environment and are
+ * read when an action runs, so `--help` and `--version` touch nothing. The exit status of the action
+ * lands in `status`.
+ */
+export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { code: 0 }): Command {
+  const program = new Command('fieldbeam-cloud')
+    .description(
+      'The Fieldbeam collector: JetStream ingest into Postgres, datasets, exporters, read API. ' +
+        'Settings come from the environment (run --help lists them all).',
+    )
+    .addHelpText('after', '\nEach command has --help (fieldbeam-cloud help COMMAND).');
+
+  program
+    .command('run')
+    .description(
+      'run the collector (ingest, datasets, exporters, HTTP); SIGTERM/SIGINT stop it cleanly. Without ' +
+        'DATABASE_URL it starts an embedded Postgres in $FB_DATA_DIR/postgres',
+    )
+    .addHelpText('after', () => settingsHelp())
+    .action(async () => {
+      const config = loadCloudConfig();
+      const { runCollector } = await import('./run-command.js');
+      status.code = await runCollector(config, deps.createLogger(config));
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending schema migrations to DATABASE_URL and exit (run migrates by itself at start)')
+    .addHelpText('after', () => settingsHelp(['DATABASE_URL']))
+    .action(async () => {
+      const { migrateDatabase } = await import('./run-command.js');
+      status.code = await migrateDatabase(loadCloudConfig());
+    });
+
+  program
+    .command('datasets')
+    .summary('the configured datasets and their windows: state, version, due time')
+    .description(
+      'The configured datasets (FB_DATASETS_FILE) and their windows: state, version, generation, due ' +
+        "time, lease; with --window, that window's versions and the batches that touched it (audit).",
+    )
+    .option('--dataset <name>', 'only this dataset')
+    .option('--window <time>', 'with --dataset: the window holding this time, e.g. 2026-11-30T12:00:00Z')
+    .addOption(
+      new Option('--limit <n>', 'windows listed at most').default(50).argParser(integerIn(1, 100_000)),
+    )
+    .option('--json', 'print JSON instead of a table')
+    .addHelpText('after', () => settingsHelp([...DATABASE_SETTINGS, 'FB_DATASETS_FILE']))
+    .action(async (options: { dataset?: string; window?: string; limit: number; json?: boolean }) => {
+      const { showDatasets } = await import('./datasets-command.js');
+      status.code = await showDatasets(loadCloudConfig(), options);
+    });
+
+  program
+    .command('rebuild')
+    .summary('make a window due now; a running collector builds it')
+    .description('Makes a window of a dataset due now; a running collector builds it.')
+    .argument('<dataset>', 'a dataset of FB_DATASETS_FILE')
+    .argument('<window>', 'the window: its start or any time inside it, e.g. 2026-11-30T12:00:00Z')
+    .addHelpText('after', () => settingsHelp([...DATABASE_SETTINGS, 'FB_DATASETS_FILE']))
+    .action(async (dataset: string, window: string) => {
+      const { requestRebuild } = await import('./datasets-command.js');
+      status.code = await requestRebuild(loadCloudConfig(), dataset, window);
+    });
+
+  program
+    .command('dead-letters')
+    .summary('what ingest, the builder and exporters set aside, with the reason')
+    .description(
+      'What ingest, the coordinator, the builder and exporters set aside, newest first: when, source, ' +
+        'code, subject and reason.',
+    )
+    .option(
+      '--source <source>',
+      'only from ingest, coordinator, builder, exporter (every exporter) or exporter:geoparquet',
+    )
+    .addOption(new Option('--limit <n>', 'how many at most').default(50).argParser(integerIn(1, 10_000)))
+    .addOption(
+      new Option('--before <id>', 'only those older than this dead-letter id (the next page)').argParser(
+        (id: string) => {
+          if (!/^\d{1,18}$/.test(id)) throw new InvalidArgumentError('expected a dead-letter id');
+          return id;
+        },
+      ),
+    )
+    .option('--json', 'print JSON instead of a table')
+    .addHelpText('after', () => settingsHelp(DATABASE_SETTINGS))
+    .action(async (options: DeadLettersOptions) => {
+      const [{ runDeadLettersCommand }, { withPool }] = await Promise.all([
+        import('../db/dead-letters-command.js'),
+        import('./database.js'),
+      ]);
+      status.code = await withPool(loadCloudConfig(), (pool) =>
+        runDeadLettersCommand(options, pool, process.stdout),
+      );
+    });
+
+  const edge = createEdgeCommand(() => {
+    const config = loadCloudConfig();
+    return { identityDir: identityDir(config), releasesDir: config.FB_RELEASES_DIR };
+  }, process.stdout);
+  for (const cmd of allCommands(edge)) {
+    cmd.addHelpText('after', () => settingsHelp(['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR']));
+  }
+  program.addCommand(edge);
+
+  return finishCommandLine(program, version);
+}

@@ -1,0 +1,94 @@
+import { CloudConfigSchema } from '../config.js';
+
+/**
+ * Default and meaning of the collector's settings, as `--help` shows them (cloud/README.md has the
+ * long form). Which settings exist is the schema's say: one missing here is still listed, pointing
+ * to the README; a default the schema declares wins over the one written here.
+ */
+const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning: string]>> = {
+  NATS_URL: ['', 'comma-separated NATS servers'],
+  NATS_USER: ['-', 'NATS user (when no nkey is used)'],
+  NATS_PASS: ['-', 'password of NATS_USER'],
+  NATS_NKEY_SEED_FILE: ['$FB_IDENTITY_DIR/collector.nk', "the collector's nkey seed (made by edge add)"],
+  FB_IDENTITY_DIR: ['$FB_DATA_DIR/identity', 'edges.json, nats-authorization.conf, collector.nk'],
+  DATABASE_URL: ['-', 'any PostgreSQL; unset: an embedded Postgres in $FB_DATA_DIR/postgres'],
+  FB_DATA_DIR: ['', "the collector's data folder"],
+  FB_EMBEDDED_PG_PORT: ['', 'loopback port of the embedded Postgres'],
+  FB_HTTP_HOST: ['', 'HTTP address: read API, /healthz, /metrics'],
+  FB_HTTP_PORT: ['', 'HTTP port'],
+  FB_INGEST_CONSUMER: ['', 'durable consumer name; collectors sharing it share the work'],
+  FB_INGEST_FETCH: ['', 'batches fetched and committed per transaction'],
+  FB_INGEST_PARALLEL: ['2', 'ingest transactions committing at once'],
+  FB_INGEST_MAX_AGE: ['P366D', 'oldest observation time accepted (ISO-8601 duration back from now)'],
+  FB_INGEST_MAX_FUTURE: ['PT1H', 'how far ahead of the clock an observation time may be'],
+  FB_OBS_MAX_BYTES: ['2 GiB', 'size of the FB_OBS stream'],
+  LOG_LEVEL: ['', 'pino level: trace, debug, info, warn, error, fatal'],
+  LOG_FORMAT: [
+    '-',
+    'json, journal or pretty; unset: journal under systemd, pretty on a terminal, json otherwise',
+  ],
+  FB_DATASETS_FILE: ['-', 'datasets YAML; unset: ingest only'],
+  FB_OBJECT_STORE: ['folder', 'where datasets go: folder or s3'],
+  FB_OBJECT_DIR: ['$FB_DATA_DIR/objects', 'root of the folder store'],
+  FB_S3_BUCKET: ['-', 'bucket (required for s3)'],
+  FB_S3_PREFIX: ['-', 'key prefix'],
+  FB_S3_ENDPOINT: ['-', 'S3-compatible endpoint (unset for AWS)'],
+  FB_S3_REGION: ['us-east-1', 'S3 region'],
+  FB_S3_FORCE_PATH_STYLE: ['true with an endpoint', 'path-style URLs'],
+  FB_S3_ACCESS_KEY_ID: ['-', "static credentials; unset: the SDK's chain"],
+  FB_S3_SECRET_ACCESS_KEY: ['-', 'secret of FB_S3_ACCESS_KEY_ID'],
+  FB_BUILD_POLL_MS: ['1000', 'how often the builder looks for due windows'],
+  FB_BUILD_LEASE_MS: ['60000', "build lease; a dead builder's window is claimable again after it"],
+  FB_BUILD_MAX_ATTEMPTS: ['20', "tries of a window's build before a lasting failure is dead-lettered"],
+  FB_BUILD_RETRY_MS: ['1000', "wait before a failed build's first retry, doubling"],
+  FB_COORDINATOR_CONSUMER: ['datasets', "prefix of the coordinator's and exporters' consumers"],
+  FB_EXPORTERS: ['geoparquet,api', 'exporters to run'],
+  FB_EXPORT_MAX_DELIVER: ['20', 'deliveries of a version to an exporter before it is dead-lettered'],
+  FB_EXPORT_RETRY_MS: ['2000', "wait before an exporter's first retry, doubling"],
+  FB_API_MAX_LIMIT: ['10000', 'largest page of the read API'],
+  FB_COLLECTOR_ID: ['host:pid:random', 'this process in leases and build records'],
+  FB_RELEASES_DIR: ['-', 'folder served at /edge/releases/ (edge add --url takes its release.json)'],
+  FB_ADMIN_TOKEN: ['-', 'bearer token of /admin/... (24+ characters); unset: 403'],
+};
+
+/** Every setting the collector reads, in the schema's order. */
+export const settingNames: readonly string[] = Object.keys(CloudConfigSchema.shape);
+
+/** Names in the table above that are no setting (a renamed or removed one); tests keep it empty. */
+export const unknownSettingsInHelp = (): string[] =>
+  Object.keys(SETTINGS).filter((name) => !settingNames.includes(name));
+
+function defaultOf(name: string): string {
+  const field = (
+    CloudConfigSchema.shape as Record<string, { def: { type: string; defaultValue?: unknown } }>
+  )[name];
+  if (field?.def.type === 'default') return String(field.def.defaultValue);
+  return SETTINGS[name]?.[0] || '-';
+}
+
+/**
+ * The "Environment" part of a command's help: each setting with its meaning and default, `names`
+ * (default: all) in the schema's order, wrapped to `width` columns.
+ */
+export function settingsHelp(names: readonly string[] = settingNames, width = 100): string {
+  const shown = settingNames.filter((n) => names.includes(n));
+  const indent = Math.max(...shown.map((n) => n.length)) + 4;
+  const lines = shown.map((n) => {
+    const d = defaultOf(n);
+    const text = `${SETTINGS[n]?.[1] ?? 'see cloud/README.md'}${d === '-' ? '' : ` (default: ${d})`}`;
+    return `  ${n.padEnd(indent - 2)}${wrap(text, width - indent).join(`\n${' '.repeat(indent)}`)}`;
+  });
+  return ['', 'Environment (cloud/README.md has every detail):', ...lines].join('\n');
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
+}
