@@ -147,18 +147,20 @@ async function startExporter(
   });
 }
 
+/** The builder writes the object before it announces the version: missing, it stays missing. */
+const missingObject = (e: DataSetAvailable) =>
+  new CloudError(
+    CloudErrorCode.EXPORT_INPUT_MISSING,
+    `object ${e.key} of ${e.dataset} version ${e.version} is missing from the object store; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
+    false,
+  );
+
 /** Reads a version's Arrow object and checks it is the one announced. */
 async function arrowOf(store: ObjectStore, e: DataSetAvailable): Promise<Uint8Array> {
   const bytes = await store.get(e.key).catch((err: unknown) => {
     throw storeFailure(`reading ${e.key}`)(err);
   });
-  if (!bytes) {
-    throw new CloudError(
-      CloudErrorCode.EXPORT_INPUT_MISSING,
-      `object ${e.key} of ${e.dataset} version ${e.version} is missing from the object store; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
-      false,
-    );
-  }
+  if (!bytes) throw missingObject(e);
   const sha = createHash('sha256').update(bytes).digest('hex');
   if (sha !== e.sha256) {
     throw new CloudError(
@@ -220,13 +222,7 @@ export function apiCatalogExport(store: ObjectStore, datasets: ReadonlySet<strin
     const info = await store.head(e.key).catch((err: unknown) => {
       throw storeFailure(`reading ${e.key}`)(err);
     });
-    if (!info) {
-      throw new CloudError(
-        CloudErrorCode.EXPORT_INPUT_MISSING,
-        `object ${e.key} of ${e.dataset} version ${e.version} is missing from the object store; rebuild the window (fieldbeam-cloud rebuild ${e.dataset} ${e.start})`,
-        false,
-      );
-    }
+    if (!info) throw missingObject(e);
     return { key: e.key, rows: e.rows, bytes: info.size };
   };
 }
