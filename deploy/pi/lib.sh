@@ -15,7 +15,8 @@ FB_PI_CACHE=${FB_PI_CACHE:-/var/cache/fieldbeam-pi}
 FB_PI_OUT=${FB_PI_OUT:-$FB_PI_ROOT/deploy/pi/dist}
 FB_PI_ZSTD_LEVEL=${FB_PI_ZSTD_LEVEL:-12}
 
-# Node 24 is the Maintenance LTS line (supported until April 2028); better-sqlite3 12.x supports Node 20-26.
+# Node 24 is the Maintenance LTS line (supported until April 2028), the release deploy/setup.sh installs too;
+# better-sqlite3 13.x needs Node >= 22.
 FB_PI_DEFAULT_NODE_VERSION=24.22.3
 FB_PI_DEFAULT_NODE_INTEGRITY='sha512-IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw=='
 FB_PI_NODE_VERSION=${FB_PI_NODE_VERSION:-$FB_PI_DEFAULT_NODE_VERSION}
@@ -124,12 +125,13 @@ pi_better_sqlite3_addon() {
     pi_log "cross-compiling better-sqlite3 for arm64 (Node ABI $abi); about a minute"
     local gyp
     gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+    # --force_build=1: better-sqlite3 13 skips the compile when it ships a prebuild for the build host (x64).
     [ -f "$gyp" ] || pi_die "node-gyp not found at $gyp (it comes with npm)"
     (
       cd "$pkg"
       CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
         CC_host=gcc CXX_host=g++ \
-        node "$gyp" rebuild --release --arch=arm64 --nodedir="$node" -j "$(nproc)" >"$FB_PI_CACHE/better-sqlite3-build.log" 2>&1
+        node "$gyp" rebuild --release --arch=arm64 --nodedir="$node" --force_build=1 -j "$(nproc)" >"$FB_PI_CACHE/better-sqlite3-build.log" 2>&1
     ) || pi_die "better-sqlite3 cross-build failed; see $FB_PI_CACHE/better-sqlite3-build.log"
     aarch64-linux-gnu-strip --strip-unneeded -o "$cached.tmp" "$pkg/build/Release/better_sqlite3.node"
     mv "$cached.tmp" "$cached"
