@@ -32,6 +32,7 @@ export type { TestPostgres } from './postgres.js';
 export { startPostgres } from './postgres.js';
 export type { Crash, Spawned } from './process.js';
 export { spawnProcess, waitFor, waitForPort } from './process.js';
+export { commandLine, descendants, running } from './process-tree.js';
 export { builtCli, repoRoot } from './repo-root.js';
 export type { S3Server } from './s3rver.js';
 export { startS3rver } from './s3rver.js';

@@ -1,36 +1,111 @@
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   freePort,
   type Spawned,
   spawnProcess,
-  startNatsServer,
+  startNatsServerAt,
   waitFor,
   waitForPort,
 } from '@fieldbeam/test/harness';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import mqtt from 'mqtt';
-
-const HELP = `pnpm demo [-- --duration SECONDS] [--rate N] [--mqtt-port P]
-
-Runs Fieldbeam on this machine: nats-server (JetStream), the collector with its embedded Postgres,
-an edge agent with its embedded MQTT broker, and a simulator publishing sensor readings over MQTT
-(QoS 1). Prints a status line every few seconds; Ctrl-C stops everything.
-
-  --duration S    stop by itself after S seconds (default: run until Ctrl-C)
-  --rate N        simulated readings per second (default 50)
-  --mqtt-port P   port of the edge's MQTT broker (default 1883, or a free port if taken)
-  --http-port P   port of the collector's HTTP API (default 8080, or a free port if taken)
-  --data-dir D    where the demo keeps its data (default .data/demo in the checkout)
-  --live-iss      take ISS telemetry from the public server (push.lightstreamer.com) instead of
-                  the local replay server (needs internet)
-  --no-iss        no ISS telemetry
-Data (buffer, Postgres, logs) stays in .data/demo (the collector's in /var/lib/fieldbeam-demo when
-the checkout is in a folder other users cannot enter, such as /root, and the demo runs as root).
-`;
+import { ChildWatch, describeExit } from './child-watch.js';
+import { stopLeftoverPostgres } from './leftover-postgres.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** What the demo is asked to do, from its command line. */
+interface DemoOptions {
+  duration?: number;
+  rate: number;
+  mqttPort?: number;
+  httpPort?: number;
+  dataDir?: string;
+  liveIss?: boolean;
+  iss: boolean;
+}
+
+function numberIn(min: number, max: number, integer: boolean): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (
+      text.trim() === '' ||
+      !Number.isFinite(n) ||
+      n < min ||
+      n > max ||
+      (integer && !Number.isInteger(n))
+    ) {
+      throw new InvalidArgumentError(
+        `expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`,
+      );
+    }
+    return n;
+  };
+}
+
+/** The demo's command line: its options with their defaults, --help and --version. */
+function createDemoProgram(
+  run: (options: DemoOptions) => Promise<number>,
+  status: { code: number },
+): Command {
+  const version = (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  ).version;
+  return new Command('pnpm demo')
+    .usage('[-- options]')
+    .description(
+      'Runs Fieldbeam on this machine: nats-server (JetStream), the collector with its embedded Postgres, ' +
+        'an edge agent with its embedded MQTT broker, and a simulator publishing sensor readings over MQTT ' +
+        '(QoS 1). Prints a status line every few seconds; Ctrl-C stops everything. If one of its processes ' +
+        'ends by itself, the demo says which and why, and stops.',
+    )
+    .addOption(
+      new Option(
+        '--duration <seconds>',
+        'stop by itself after this long (default: run until Ctrl-C)',
+      ).argParser(numberIn(1, 31_536_000, false)),
+    )
+    .addOption(
+      new Option('--rate <n>', 'simulated readings per second')
+        .argParser(numberIn(1, 5000, true))
+        .default(50),
+    )
+    .addOption(
+      new Option(
+        '--mqtt-port <port>',
+        "port of the edge's MQTT broker (default: 1883, or a free port if taken)",
+      ).argParser(numberIn(1, 65535, true)),
+    )
+    .addOption(
+      new Option(
+        '--http-port <port>',
+        "port of the collector's HTTP API (default: 8080, or a free port if taken)",
+      ).argParser(numberIn(1, 65535, true)),
+    )
+    .option('--data-dir <dir>', 'where the demo keeps its data (default: .data/demo in the checkout)')
+    .option(
+      '--live-iss',
+      'take ISS telemetry from the public server (push.lightstreamer.com) instead of the local replay server (needs internet)',
+    )
+    .option('--no-iss', 'no ISS telemetry')
+    .addHelpText(
+      'after',
+      `
+The collector's data goes to /var/lib/fieldbeam-demo instead when the data folder is inside a folder
+other users cannot enter (such as /root) and the demo runs as root: its Postgres user must reach it.
+The collector and the edge agent log warnings and errors only; if one of the demo's processes ends,
+its last lines are shown.`,
+    )
+    .version(version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .showHelpAfterError()
+    .exitOverride()
+    .action(async (options: DemoOptions) => {
+      status.code = await run(options);
+    });
+}
 
 /**
  * The demo's datasets: one-minute windows with a short grace, so the first window is built, exported
@@ -84,41 +159,45 @@ async function getJson(url: string): Promise<Record<string, unknown> | undefined
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    // `pnpm demo -- --flag` passes the `--` through.
-    args: process.argv.slice(2).filter((a) => a !== '--'),
-    options: {
-      duration: { type: 'string' },
-      rate: { type: 'string', default: '50' },
-      'mqtt-port': { type: 'string' },
-      'http-port': { type: 'string' },
-      'data-dir': { type: 'string' },
-      'live-iss': { type: 'boolean' },
-      'no-iss': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  const rate = Math.max(1, Math.min(5000, Number(values.rate)));
-  const dataDir = values['data-dir'] ? resolve(values['data-dir']) : join(root, '.data', 'demo');
-  mkdirSync(dataDir, { recursive: true });
+/** The demo from start to stop; whatever it started is stopped again, also when starting fails. */
+async function runDemo(values: DemoOptions): Promise<number> {
   const stack: (() => Promise<void>)[] = [];
   const say = (s: string) => process.stdout.write(`${s}\n`);
+  // Every process the demo starts: the first to end by itself ends the demo, saying why.
+  const children = new ChildWatch();
+  try {
+    return await demo(values, stack, children, say);
+  } finally {
+    children.stopping();
+    say('\nstopping ...');
+    for (const close of stack.reverse()) {
+      await close().catch((err: Error) => say(`while stopping: ${err.message}`));
+    }
+    say('stopped.');
+  }
+}
+
+async function demo(
+  values: DemoOptions,
+  stack: (() => Promise<void>)[],
+  children: ChildWatch,
+  say: (s: string) => void,
+): Promise<number> {
+  const rate = values.rate;
+  const dataDir = values.dataDir ? resolve(values.dataDir) : join(root, '.data', 'demo');
+  mkdirSync(dataDir, { recursive: true });
 
   say('starting nats-server ...');
-  const nats = await startNatsServer();
+  const nats = await startNatsServerAt('127.0.0.1');
   stack.push(() => nats.close());
+  if (nats.process) children.watch('nats-server', nats.process);
 
   const [cloudHttp, pgPort, edgeHttp] = await Promise.all([
-    values['http-port'] ? Number(values['http-port']) : portOr(8080),
+    values.httpPort ?? portOr(8080),
     freePort(),
     freePort(),
   ]);
-  const mqttPort = values['mqtt-port'] ? Number(values['mqtt-port']) : await portOr(1883);
+  const mqttPort = values.mqttPort ?? (await portOr(1883));
 
   say('starting collector (embedded Postgres) ...');
   const cloudDir = cloudDataDir(dataDir);
@@ -135,18 +214,28 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
     },
   });
-  stack.push(() => cloud.stop(20_000));
-  await waitFor(
-    'collector /healthz',
-    async () => ((await getJson(`http://127.0.0.1:${cloudHttp}/healthz`))?.ok ? true : undefined),
-    60_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}\ncollector output:\n${cloud.output()}`);
+  // Unwound after the collector's stop: a collector that was killed leaves its Postgres running.
+  stack.push(async () => {
+    const pid = await stopLeftoverPostgres(join(cloudDir, 'postgres'));
+    if (pid !== undefined) say(`stopped the collector's Postgres (pid ${pid}), left running without it`);
   });
+  stack.push(() => cloud.stop(20_000));
+  children.watch('collector', cloud);
+  await children
+    .unlessExited(
+      waitFor(
+        'collector /healthz',
+        async () => ((await getJson(`http://127.0.0.1:${cloudHttp}/healthz`))?.ok ? true : undefined),
+        60_000,
+      ),
+    )
+    .catch((err: Error) => {
+      throw new Error(`${err.message}\ncollector output:\n${cloud.output()}`);
+    });
 
   let issUrl: string | undefined;
-  if (values['live-iss']) issUrl = 'https://push.lightstreamer.com';
-  else if (!values['no-iss']) {
+  if (values.liveIss) issUrl = 'https://push.lightstreamer.com';
+  else if (values.iss) {
     const issPort = await freePort();
     say('starting the ISS telemetry replay server (Lightstreamer TLCP) ...');
     const replay = spawnProcess(process.execPath, [
@@ -158,7 +247,8 @@ async function main(): Promise<void> {
       '1',
     ]);
     stack.push(() => replay.stop());
-    await waitForPort(issPort, 15_000);
+    children.watch('ISS replay server', replay);
+    await children.unlessExited(waitForPort(issPort, 15_000));
     issUrl = `http://127.0.0.1:${issPort}`;
   }
 
@@ -200,7 +290,8 @@ sensors:
     },
   );
   stack.push(() => edge.stop(15_000));
-  await waitForPort(mqttPort, 30_000).catch((err: Error) => {
+  children.watch('edge agent', edge);
+  await children.unlessExited(waitForPort(mqttPort, 30_000)).catch((err: Error) => {
     throw new Error(`${err.message}\nedge output:\n${edge.output()}`);
   });
 
@@ -257,19 +348,33 @@ sensors:
   }, 3000);
   stack.push(async () => clearInterval(status));
 
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-    if (values.duration) setTimeout(resolveStop, Number(values.duration) * 1000);
+  const ended = await new Promise<string | undefined>((resolveStop) => {
+    // Ctrl-C reaches the children too: their exits from here on are expected.
+    const stop = () => {
+      children.stopping();
+      resolveStop(undefined);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (values.duration) setTimeout(stop, values.duration * 1000);
+    void children.exited.then((exit) => resolveStop(describeExit(exit)));
   });
-  say('\nstopping ...');
-  for (const close of stack.reverse()) {
-    await close().catch((err: Error) => say(`while stopping: ${err.message}`));
-  }
-  say('stopped.');
+  if (ended) process.stderr.write(`\ndemo stopping: ${ended}\n`);
+  return ended ? 1 : 0;
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`demo failed: ${err.message}\n`);
-  process.exit(1);
-});
+const status = { code: 0 };
+createDemoProgram(runDemo, status)
+  // `pnpm demo -- --flag` passes the `--` through.
+  .parseAsync(
+    process.argv.slice(2).filter((a) => a !== '--'),
+    { from: 'user' },
+  )
+  .then(
+    () => process.exit(status.code),
+    (err: Error) => {
+      if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+      process.stderr.write(`demo failed: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
