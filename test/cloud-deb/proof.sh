@@ -302,6 +302,9 @@ check "fieldbeam-cloud edge list (as root) names both edges" \
 check "edge $EDGE_B's key cannot publish as $EDGE_A" \
   bash -c "! nsenter --net=/proc/$NETNS_PID/ns/net ${PUBLISH[*]} --nats nats://127.0.0.1:4222 --edge $EDGE_A --seed-file $work/$EDGE_B.nk --count 1 >>'$logs/publish.jsonl' 2>&1"
 
+check "fieldbeam-cloud dead-letters (as root) reads the running collector's database: none" \
+  bash -c "test \"\$(nsenter --net=/proc/$NETNS_PID/ns/net chroot '$root' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin fieldbeam-cloud dead-letters --json 2>>'$logs/cli.log')\" = '[]'"
+
 stop_collector() { # SIGTERM like systemctl stop; exit 0 within TimeoutStopSec (30 s), Postgres stopped
   kill -TERM "$COLLECTOR_PID"
   local rc=0
@@ -331,6 +334,13 @@ exposure=$(grep -o 'Overall exposure level for .*' "$logs/systemd-security.log" 
 pg_data=/var/lib/fieldbeam-cloud/postgres/PG_VERSION
 check "reinstall (upgrade path) succeeds" in_root "dpkg -i /root/$deb_file >>/root/lifecycle.log 2>&1"
 check "data and identity kept on upgrade" bash -c "test -f '$root$pg_data' && test -f '$root/etc/fieldbeam/identity/collector.nk'"
+# The upgraded collector starts on the kept data folder (its Postgres, its credentials) and identity.
+start_unit fieldbeam-cloud.service collector-2.log
+COLLECTOR_PID=$UNIT_PID
+check "after the upgrade the collector starts on its kept data (/healthz)" emulate_curl "curl -fsS http://127.0.0.1:8080/healthz"
+check "after the upgrade the readings are still there" \
+  in_net "${HELPER[@]}" pg-count --db "$DB" --edge "$EDGE_A" --count 10 --timeout-s 10 >>"$logs/pg-count.jsonl"
+check "SIGTERM after the upgrade: exits 0" stop_collector
 check "dpkg -r succeeds" in_root "dpkg -r fieldbeam-cloud >>/root/lifecycle.log 2>&1"
 check "data and identity kept on removal, program files gone" \
   bash -c "test -f '$root$pg_data' && test -f '$root/etc/fieldbeam/identity/collector.nk' && ! test -e '$root/usr/lib/fieldbeam-cloud' && ! test -e '$root/usr/bin/fieldbeam-cloud'"
