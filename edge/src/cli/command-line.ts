@@ -57,6 +57,21 @@ export async function runCommandLine(
   }
 }
 
+/**
+ * Marks options the command cannot run without. Unlike commander's mandatory options they are checked
+ * after unknown options, so a misspelt `--conifg` is reported as unknown (with a suggestion), not
+ * as a missing `--config`.
+ */
+export function requireOptions(cmd: Command, ...names: string[]): Command {
+  return cmd.hook('preAction', () => {
+    for (const name of names) {
+      const option = cmd.options.find((o) => o.attributeName() === name);
+      if (option && cmd.getOptionValue(name) === undefined)
+        cmd.error(`error: required option '${option.flags}' not specified`);
+    }
+  });
+}
+
 /** An option value parser for whole numbers in [min, max]; commander reports the problem as a usage error. */
 export function integerIn(min: number, max: number): (text: string) => number {
   return (text) => {

@@ -4,7 +4,7 @@ import { loadEdgeConfig } from '../config.js';
 import { createIssReplayCommand } from '../iss/replay-command.js';
 import { SensorMap } from '../sources/sensor-map.js';
 import { version } from '../version.js';
-import { type ExitStatus, finishCommandLine, integerIn } from './command-line.js';
+import { type ExitStatus, finishCommandLine, integerIn, requireOptions } from './command-line.js';
 import { createDecodeCommand } from './decode-command.js';
 
 /** What the CLI takes from its caller: the logger of `run` (made only when the agent runs). */
@@ -21,7 +21,7 @@ Environment:
   A config file may name any other variable as \${NAME} (e.g. nats.nkey_seed: \${FB_NKEY_SEED}).`;
 
 const configOption = () =>
-  new Option('-c, --config <file>', "the agent's YAML config (keys: edge/README.md)").makeOptionMandatory();
+  new Option('-c, --config <file>', "the agent's YAML config, required (keys: edge/README.md)");
 
 /**
  * `fieldbeam-edge`: every command, its options and help. Actions load what they need when they run,
@@ -34,8 +34,7 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
     )
     .addHelpText('after', `${ENVIRONMENT}\n\nEach command has --help (fieldbeam-edge help COMMAND).`);
 
-  program
-    .command('run')
+  requireOptions(program.command('run'), 'config')
     .description('run the agent (SIGHUP reloads the sensors, SIGTERM/SIGINT stop it cleanly)')
     .addOption(configOption())
     .addHelpText('after', ENVIRONMENT)
@@ -44,8 +43,7 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
       status.code = await runAgent(o.config, deps.createLogger());
     });
 
-  program
-    .command('check')
+  requireOptions(program.command('check'), 'config')
     .summary('validate a config file and print it with defaults applied')
     .description(
       'Validates a config file and prints it with defaults applied; passwords, nkey seeds and URL ' +
@@ -57,8 +55,7 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
       status.code = checkConfig(o.config, process.stdout);
     });
 
-  program
-    .command('status')
+  requireOptions(program.command('status'), 'config')
     .description(
       "ask the running agent (its /healthz, at the config's http.host and http.port) and print its state",
     )
@@ -68,8 +65,7 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
       status.code = await showStatus(o.config, process.stdout, process.stderr);
     });
 
-  program
-    .command('rejects')
+  requireOptions(program.command('rejects'), 'config')
     .summary('print the most recent rejected inputs kept in the buffer file')
     .description(
       'Prints the most recent rejected inputs kept in the buffer file, one JSON line each (read-only: ' +
