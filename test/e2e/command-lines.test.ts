@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCloudProgram } from '../../cloud/src/cli/program.js';
 import { CloudConfigSchema } from '../../cloud/src/config.js';
@@ -14,6 +13,9 @@ import { builtCli, repoRoot, type TempDir, tempDir } from '../harness/index.js';
  * option and exits 0 having touched nothing (no folder, no database, no server), `--version` prints
  * the package version, and an unknown option or command is a usage error (status 2, usage on stderr).
  */
+
+/** A commander command, as the CLIs define them (the test package does not depend on commander). */
+type Command = ReturnType<typeof createEdgeProgram>;
 
 const noLogger = () => {
   throw new Error('--help must not make a logger');
