@@ -62,14 +62,8 @@ const ignored = (() => {
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith('#'))
     : [];
-  const toRegExp = (p: string) =>
-    new RegExp(
-      `^${p
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*\*\//g, '\u0000')
-        .replace(/\*/g, '[^/]*')
-        .replace(/\u0000/g, '(?:.*/)?')}(?:/.*)?$`,
-    );
+  const glob = (part: string) => part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*');
+  const toRegExp = (p: string) => new RegExp(`^${p.split('**/').map(glob).join('(?:.*/)?')}(?:/.*)?$`);
   const res = patterns.map(toRegExp);
   return (path: string) => res.some((r) => r.test(path));
 })();
