@@ -25,8 +25,12 @@ export class ChildWatch {
 
   watch(name: string, p: Spawned, lines = 15): void {
     const report = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (this.#stopping) return;
-      this.#report({ name, pid: p.pid, code, signal, lastLines: lastLines(p.output(), lines) });
+      // Ctrl-C at a terminal reaches the children too, and one may end before the demo has seen its
+      // own SIGINT: a moment's wait tells that from a process ending on its own.
+      setTimeout(() => {
+        if (this.#stopping) return;
+        this.#report({ name, pid: p.pid, code, signal, lastLines: lastLines(p.output(), lines) });
+      }, 250);
     };
     if (p.child.exitCode !== null || p.child.signalCode !== null)
       report(p.child.exitCode, p.child.signalCode);
