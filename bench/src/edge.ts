@@ -672,15 +672,9 @@ async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
         rss_mb_end: round(rssSamples[rssSamples.length - 1] ?? Number.NaN),
         rss_samples: rssSamples.length,
         memory_at_end: {
-          heap_used_mb: round(
-            (m.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
-          ),
-          heap_total_mb: round(
-            (m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
-          ),
-          external_mb: round(
-            (m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
-          ),
+          heap_used_mb: round((m.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2),
+          heap_total_mb: round((m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2),
+          external_mb: round((m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2),
         },
         cpu_cores: cores(cpuUse),
         prefill: {

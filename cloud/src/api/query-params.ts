@@ -112,7 +112,8 @@ export function parseWithinKm(within: string | null, units: string | null, fallb
 }
 
 /**
- * Keyset cursor of the items paging: the last row's time (ms), id and edge. Rows are keyed (time, id,
+ * Keyset cursor of the items paging: the last row's time (ms), id and edge (a
+ * subject token, see protocol's subjects). Rows are keyed (time, id,
  * edge), so two edges that sent the same reading are two rows, and the edge breaks the tie. A cursor
  * made before the edge was part of it reads as edge '', which sorts before every edge.
  */
@@ -121,7 +122,7 @@ export function encodeCursor(timeMs: number, id: string, edge: string): string {
 }
 export function parseCursor(text: string | null): { time: Date; id: string; edge: string } | undefined {
   if (text === null) return undefined;
-  const m = /^(-?\d+)_([0-9a-f]{64})(?:_([^\u0000]{1,200}))?$/.exec(
+  const m = /^(-?\d+)_([0-9a-f]{64})(?:_([A-Za-z0-9_-]{1,64}))?$/.exec(
     Buffer.from(text, 'base64url').toString(),
   );
   // The time goes to Postgres as a bind parameter: one it cannot hold would be a server error.
