@@ -64,7 +64,9 @@ pi_time_start assemble
   cd "$bundle/app"
   rm -rf src tsconfig.json tsconfig.tsbuildinfo pnpm-lock.yaml node_modules/.pnpm-workspace-state*.json node_modules/.bin
   find dist -name '*.d.ts' -delete -o -name '*.map' -delete
-  rm -rf "$bs3/deps" "$bs3/src" "$bs3/binding.gyp"
+  # prebuilds/: better-sqlite3's own addons for other machines; the one built above (build/Release) is
+  # the one it loads first.
+  rm -rf "$bs3/deps" "$bs3/src" "$bs3/binding.gyp" "$bs3/prebuilds"
   find node_modules/.pnpm -maxdepth 1 -type d -name '@types+*' -exec rm -rf {} +
   find node_modules -xtype l -delete
 )
