@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
+import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttAccess } from './mqtt-auth.js';
 import { ConnectionDeliveries } from './mqtt-delivery.js';
@@ -87,13 +88,15 @@ export async function startEmbeddedBroker(
   const pending = new Map<Socket, { gate: MqttFrameGate; timer: NodeJS.Timeout }>();
   const retained = new RetainedBudget(opts.maxRetained, opts.maxRetainedBytes);
 
-  const lastWarned = new Map<Refusal, number>();
+  const refusalWarnings = createLogThrottle(WARN_INTERVAL_MS);
   const refuse = (reason: Refusal, detail: Record<string, unknown>, msg: string) => {
     metrics.mqttRefused.inc({ reason });
-    const now = Date.now();
-    if (now - (lastWarned.get(reason) ?? 0) >= WARN_INTERVAL_MS) {
-      lastWarned.set(reason, now);
-      log.warn({ ...detail, reason }, `${msg} (further ones counted in fb_edge_mqtt_refused_total)`);
+    const logged = refusalWarnings.pass(reason);
+    if (logged) {
+      log.warn(
+        { ...detail, reason, ...logged },
+        `${msg} (further ones counted in fb_edge_mqtt_refused_total)`,
+      );
     } else log.debug({ ...detail, reason }, msg);
   };
   const loggedIn = (socket: Socket) => {

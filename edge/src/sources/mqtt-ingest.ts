@@ -1,6 +1,7 @@
 import type { AcceptedTimeRange } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { BoundedLabels } from '../bounded-labels.js';
+import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
@@ -54,9 +55,18 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   const readings = metrics.readings.labels('mqtt');
   const skipped = metrics.skipped.labels('mqtt');
   const unmatchedPrefix = new BoundedLabels(UNMATCHED_PREFIXES);
+  // Every reject is counted and kept; its warning is logged once per 10 s per kind, so a flood of bad
+  // messages cannot flood the journal (topics can be 64 KiB: the line keeps their first 200 characters).
+  const rejectWarnings = createLogThrottle(10_000);
   const reject = (topic: string, payload: Uint8Array, kind: string, reason: string) => {
     metrics.rejected.inc({ source: 'mqtt', kind });
-    log.warn({ topic, reason }, 'mqtt message rejected');
+    const logged = rejectWarnings.pass(kind);
+    if (logged) {
+      log.warn(
+        { topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic, reason, kind, ...logged },
+        'mqtt message rejected (further ones within 10 s counted in fb_edge_rejected_total and kept: fieldbeam-edge rejects)',
+      );
+    }
     // Its first bytes are copied now and kept with the buffer's next commit. The PUBACK does not wait
     // for that: a reject need not be durable, and in external mode, where messages are taken one at
     // a time, good ones would queue behind it.
