@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { withoutServiceManagerEnv } from './systemd-notify.js';
 
 export type ClockState = 'synced' | 'unsynced' | 'unknown';
 
@@ -13,16 +14,33 @@ export type ClockState = 'synced' | 'unsynced' | 'unknown';
  */
 export type ClockCheck = 'auto' | 'none' | `file:${string}`;
 
-export function probeClock(check: ClockCheck): Promise<ClockState> {
+/** Where the `auto` check looks; the defaults are the system's (tests point them elsewhere). */
+export interface ClockProbeOptions {
+  /** The agent's environment; timedatectl gets it without systemd's variables for the agent. */
+  env?: NodeJS.ProcessEnv;
+  /** systemd-timesyncd's flag file. */
+  syncedFlag?: string;
+  /** The program asked when the flag is absent (looked up on the env's `PATH`). */
+  timedatectl?: string;
+}
+
+export function probeClock(check: ClockCheck, opts: ClockProbeOptions = {}): Promise<ClockState> {
   if (check === 'none') return Promise.resolve('synced');
   if (check.startsWith('file:')) return Promise.resolve(existsSync(check.slice(5)) ? 'synced' : 'unsynced');
-  if (existsSync('/run/systemd/timesync/synchronized')) return Promise.resolve('synced');
+  if (existsSync(opts.syncedFlag ?? '/run/systemd/timesync/synchronized')) return Promise.resolve('synced');
   return new Promise((resolve) => {
-    execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 2000 }, (err, out) => {
-      if (err) return resolve('unknown');
-      const v = out.trim();
-      resolve(v === 'yes' ? 'synced' : v === 'no' ? 'unsynced' : 'unknown');
-    });
+    execFile(
+      opts.timedatectl ?? 'timedatectl',
+      ['show', '-p', 'NTPSynchronized', '--value'],
+      // With the agent's NOTIFY_SOCKET, a failing timedatectl (no D-Bus yet) would tell systemd
+      // `ERRNO=112` as if the agent had failed.
+      { timeout: 2000, env: withoutServiceManagerEnv(opts.env ?? process.env) },
+      (err, out) => {
+        if (err) return resolve('unknown');
+        const v = out.trim();
+        resolve(v === 'yes' ? 'synced' : v === 'no' ? 'unsynced' : 'unknown');
+      },
+    );
   });
 }
 

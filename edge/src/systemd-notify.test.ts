@@ -12,6 +12,7 @@ import {
   notifyMessage,
   readNotifyEnv,
   startServiceNotifications,
+  withoutServiceManagerEnv,
 } from './systemd-notify.js';
 
 function fakeTransport(fail = false) {
@@ -30,6 +31,25 @@ function fakeTransport(fail = false) {
 }
 
 const env = (over: Record<string, string> = {}) => ({ NOTIFY_SOCKET: '/run/systemd/notify', ...over });
+
+describe('withoutServiceManagerEnv', () => {
+  it("drops what systemd set for the agent itself and keeps the rest, leaving the agent's own alone", () => {
+    const agentEnv = env({
+      WATCHDOG_USEC: '30000000',
+      WATCHDOG_PID: '42',
+      LISTEN_FDS: '1',
+      LISTEN_PID: '42',
+      LISTEN_FDNAMES: 'mqtt',
+      MEMORY_PRESSURE_WATCH: '/sys/fs/cgroup/system.slice/fieldbeam-edge.service/memory.pressure',
+      MEMORY_PRESSURE_WRITE: 'c29tZSAyMDAwMDAgMjAwMDAwMAA=',
+      PATH: '/usr/bin:/bin',
+      INVOCATION_ID: 'abc',
+    });
+    const before = { ...agentEnv };
+    expect(withoutServiceManagerEnv(agentEnv)).toEqual({ PATH: '/usr/bin:/bin', INVOCATION_ID: 'abc' });
+    expect(agentEnv).toEqual(before);
+  });
+});
 
 describe('readNotifyEnv', () => {
   it('reads the socket and the watchdog interval meant for this process', () => {

@@ -36,6 +36,31 @@ export function readNotifyEnv(
   return { socket, watchdogMs };
 }
 
+/**
+ * Variables through which systemd talks to the process it started: the notify socket and watchdog
+ * (sd_notify(3)), socket activation (sd_listen_fds(3)) and memory pressure (sd_event's
+ * `MEMORY_PRESSURE_WATCH`). They are meant for the agent alone. A systemd tool run by the agent
+ * (timedatectl) reads them as its own: on failure it reports `ERRNO=<n>` to the manager in the
+ * agent's name, as if the agent had failed.
+ */
+export const SERVICE_MANAGER_ENV = [
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+  'LISTEN_FDS',
+  'LISTEN_PID',
+  'LISTEN_FDNAMES',
+  'MEMORY_PRESSURE_WATCH',
+  'MEMORY_PRESSURE_WRITE',
+] as const;
+
+/** The environment for a program the agent runs: its own, without `SERVICE_MANAGER_ENV`. */
+export function withoutServiceManagerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const child = { ...env };
+  for (const name of SERVICE_MANAGER_ENV) delete child[name];
+  return child;
+}
+
 /** One notification: `KEY=VALUE` lines. Values may not contain a newline (it would start a new field). */
 export function notifyMessage(fields: Readonly<Record<string, string | number>>): Buffer {
   const lines = Object.entries(fields).map(([k, v]) => {

@@ -33,21 +33,26 @@ afterEach(async () => {
   await receiver?.stop();
 });
 
+/** Starts the receiver on a socket in the test's folder; `messages()` are those received so far. */
+async function startReceiver(): Promise<{ socket: string; messages: () => string[] }> {
+  const socket = join(servers.dir.path, 'notify.sock');
+  const script = join(servers.dir.path, 'receiver.py');
+  writeFileSync(script, RECEIVER);
+  const r = spawnProcess('python3', ['-u', script, socket]);
+  receiver = r;
+  await waitFor('the receiver', () => (r.output().includes('"ready"') ? true : undefined));
+  const messages = () =>
+    r
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{"msg"'))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+  return { socket, messages };
+}
+
 describe('systemd notifications with the real systemd-notify', () => {
   it('READY=1 with MAINPID and a status line, WATCHDOG=1 while running, STOPPING=1 on SIGTERM', async () => {
-    const socket = join(servers.dir.path, 'notify.sock');
-    const script = join(servers.dir.path, 'receiver.py');
-    writeFileSync(script, RECEIVER);
-    receiver = spawnProcess('python3', ['-u', script, socket]);
-    const messages = () =>
-      (receiver as Spawned)
-        .output()
-        .split('\n')
-        .filter((l) => l.startsWith('{"msg"'))
-        .map((l) => (JSON.parse(l) as { msg: string }).msg);
-    await waitFor('the receiver', () =>
-      (receiver as Spawned).output().includes('"ready"') ? true : undefined,
-    );
+    const { socket, messages } = await startReceiver();
 
     const edge = await startEdgeProcess(
       servers.dir.path,
@@ -75,5 +80,33 @@ describe('systemd notifications with the real systemd-notify', () => {
       messages().some((m) => m.split('\n').includes('STOPPING=1')) ? true : undefined,
     );
     expect(edge.process.child.exitCode).toBe(0);
+  }, 60_000);
+
+  it("a failing timedatectl run by the clock check tells systemd nothing in the agent's name", async () => {
+    // Here timedatectl fails as on a Pi before D-Bus is up ("Failed to connect to bus: Host is
+    // down"). systemd's tools report such a failure as ERRNO=<n> to $NOTIFY_SOCKET when they have one.
+    const { socket, messages } = await startReceiver();
+    const edge = await startEdgeProcess(
+      servers.dir.path,
+      {
+        edge: 'gw-clock-sd',
+        nats: { servers: [servers.nats.url] },
+        clock: { sync_check: 'auto', check_interval_ms: 200 },
+      },
+      { env: { NOTIFY_SOCKET: socket } },
+    );
+    try {
+      // The first clock check ran (and failed: state unknown) before the agent said READY=1.
+      await waitFor('READY=1', () => messages().find((m) => m.split('\n').includes('READY=1')));
+      expect((await edge.status()).clock).toBe('unknown');
+      expect(messages().filter((m) => m.includes('ERRNO='))).toEqual([]);
+    } finally {
+      await edge.stop();
+    }
+    await waitFor('STOPPING=1', () =>
+      messages().some((m) => m.split('\n').includes('STOPPING=1')) ? true : undefined,
+    );
+    // Every clock check the agent ran meanwhile failed the same way.
+    expect(messages().filter((m) => m.includes('ERRNO='))).toEqual([]);
   }, 60_000);
 });
