@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { FolderObjectStore, type ObjectStore, S3ObjectStore } from '@fieldbeam/cloud';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3Server, startS3rver, type TempDir, tempDir } from '../harness/index.js';
@@ -101,4 +102,31 @@ describe.each(adapters)('object store contract: %s', (_name, make) => {
       await expect(store.put(key, Buffer.from('x'))).rejects.toThrow(/invalid object key/);
     }
   });
+});
+
+describe('S3 store against a server that accepts connections and never answers', () => {
+  it('fails each request after its timeout instead of hanging', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const store = new S3ObjectStore({
+      bucket: 'silent',
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      requestTimeoutMs: 500,
+    });
+    try {
+      await expect(store.put('a/b', new Uint8Array([1]))).rejects.toThrow();
+      await expect(store.get('a/b')).rejects.toThrow();
+    } finally {
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  }, 60_000);
 });

@@ -20,6 +20,12 @@ export interface S3StoreOptions {
   forcePathStyle?: boolean;
   /** Static credentials; unset uses the SDK's default chain (env, profile, instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * A request whose socket stays silent this long fails (retryable), and so does a connection not
+   * made within a tenth of it: a store that accepts and never answers must not hang an export or a
+   * build forever. Default 60 s.
+   */
+  requestTimeoutMs?: number;
 }
 
 const missing = (err: unknown) => {
@@ -43,6 +49,12 @@ export class S3ObjectStore implements ObjectStore {
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       forcePathStyle: opts.forcePathStyle ?? false,
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      requestHandler: {
+        requestTimeout: opts.requestTimeoutMs ?? 60_000,
+        connectionTimeout: Math.ceil((opts.requestTimeoutMs ?? 60_000) / 10),
+        // Without it the handler only warns and the request goes on waiting.
+        throwOnRequestTimeout: true,
+      },
     });
   }
 
