@@ -22,6 +22,8 @@ export const CloudErrorCode = {
   DATASET_UNKNOWN: 'FB_CLOUD_DATASET_UNKNOWN',
   /** Turning a window's rows into its Arrow object failed on the data itself. */
   BUILD_ENCODE: 'FB_CLOUD_BUILD_ENCODE',
+  /** `edge add` was given a bad argument or input (nothing was registered or written): fix it and run it again. */
+  EDGE_ADD_INVALID: 'FB_CLOUD_EDGE_ADD_INVALID',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

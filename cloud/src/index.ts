@@ -43,6 +43,8 @@ export type {
 } from './provision/index.js';
 export {
   EDGE_RELEASES_PATH,
+  FIRMWARE_TOPICS,
+  isLoopbackHost,
   PI_PATHS,
   releaseFileUrl,
   renderEdgeConfig,

@@ -116,10 +116,16 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
 
   const edge = createEdgeCommand(() => {
     const config = loadCloudConfig();
-    return { identityDir: identityDir(config), releasesDir: config.FB_RELEASES_DIR };
+    return {
+      identityDir: identityDir(config),
+      releasesDir: config.FB_RELEASES_DIR,
+      httpHost: config.FB_HTTP_HOST,
+    };
   }, process.stdout);
   for (const cmd of allCommands(edge)) {
-    cmd.addHelpText('after', () => settingsHelp(['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR']));
+    cmd.addHelpText('after', () =>
+      settingsHelp(['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR', 'FB_HTTP_HOST']),
+    );
   }
   program.addCommand(edge);
 

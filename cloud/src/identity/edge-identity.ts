@@ -1,5 +1,16 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { isSubjectToken, subjects } from '@fieldbeam/protocol';
 import { createUser, fromSeed } from '@nats-io/nkeys';
 
@@ -81,7 +92,16 @@ ${users.join('\n')}
 
 function readRegistry(file: string): EdgeRecord[] {
   if (!existsSync(file)) return [];
-  return JSON.parse(readFileSync(file, 'utf8')) as EdgeRecord[];
+  const text = readFileSync(file, 'utf8');
+  try {
+    const edges = JSON.parse(text) as unknown;
+    if (!Array.isArray(edges)) throw new Error('not a JSON array');
+    return edges as EdgeRecord[];
+  } catch (err) {
+    throw new Error(
+      `${file} is not a registry of edges (${(err as Error).message}); restore it from a backup`,
+    );
+  }
 }
 
 function writeSecret(file: string, text: string): void {
@@ -89,13 +109,24 @@ function writeSecret(file: string, text: string): void {
   chmodSync(file, 0o600);
 }
 
+/**
+ * Writes `text` beside `file` under a temporary name; `rename` then puts it in place in one step, so
+ * a reader (nats-server reloading, another command) sees the old file or the new one, never half.
+ */
+function stage(file: string, text: string, mode: number): { rename(): void; discard(): void } {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode);
+  return { rename: () => renameSync(tmp, file), discard: () => rmSync(tmp, { force: true }) };
+}
+
+const newSeed = () => new TextDecoder().decode(createUser().getSeed());
+
 /** The collector's nkey seed, created on first use. */
 export function collectorSeed(dir: string): string {
   const files = identityFiles(dir);
   mkdirSync(dir, { recursive: true });
-  if (!existsSync(files.collectorSeed)) {
-    writeSecret(files.collectorSeed, `${new TextDecoder().decode(createUser().getSeed())}\n`);
-  }
+  if (!existsSync(files.collectorSeed)) writeSecret(files.collectorSeed, `${newSeed()}\n`);
   return readFileSync(files.collectorSeed, 'utf8').trim();
 }
 
@@ -107,11 +138,22 @@ export interface AddedEdge {
   files: IdentityFiles;
 }
 
+/** A registration checked and computed in memory; nothing is on disk until `commit`. */
+export interface PreparedEdge extends AddedEdge {
+  /** Writes the registration (collector key if new, authorization, then the registry) or nothing. */
+  commit(): void;
+}
+
 /**
- * Registers an edge (or rotates its key with `rotate`) and rewrites the server authorization.
- * Returns the new seed: it is shown once and not stored on the collector.
+ * Checks that `id` can be registered in `dir` (a valid, unreserved id; free unless `rotate`; the
+ * registry and the collector's key readable; the folder writable) and computes the new key, registry
+ * and authorization, without touching the disk. `commit` then writes them.
  */
-export function addEdge(dir: string, id: string, opts: { rotate?: boolean; now?: Date } = {}): AddedEdge {
+export function prepareEdge(
+  dir: string,
+  id: string,
+  opts: { rotate?: boolean; now?: Date } = {},
+): PreparedEdge {
   checkEdgeId(id);
   const files = identityFiles(dir);
   const edges = readRegistry(files.registry);
@@ -121,21 +163,68 @@ export function addEdge(dir: string, id: string, opts: { rotate?: boolean; now?:
       `edge "${id}" is already registered; use --rotate to issue a new key (the old one stops working)`,
     );
   }
+  checkWritable(dir);
+  const storedCollectorSeed = existsSync(files.collectorSeed)
+    ? readFileSync(files.collectorSeed, 'utf8').trim()
+    : undefined;
+  const collector = storedCollectorSeed ?? newSeed();
+  let collectorKey: string;
+  try {
+    collectorKey = fromSeed(new TextEncoder().encode(collector)).getPublicKey();
+  } catch (err) {
+    throw new Error(`${files.collectorSeed} does not hold an nkey seed: ${(err as Error).message}`);
+  }
   const kp = createUser();
   const record: EdgeRecord = {
     id,
     publicKey: kp.getPublicKey(),
     created: (opts.now ?? new Date()).toISOString(),
   };
-  if (existing >= 0) edges[existing] = record;
-  else edges.push(record);
-  edges.sort((a, b) => a.id.localeCompare(b.id));
-  const collectorKey = fromSeed(new TextEncoder().encode(collectorSeed(dir))).getPublicKey();
-  writeFileSync(files.registry, `${JSON.stringify(edges, null, 2)}\n`);
-  // Renamed into place: a server reloading meanwhile reads the old file or the new one, never half.
-  writeFileSync(`${files.authorization}.tmp`, renderAuthorization(edges, collectorKey), { mode: 0o644 });
-  renameSync(`${files.authorization}.tmp`, files.authorization);
-  return { id, publicKey: record.publicKey, seed: new TextDecoder().decode(kp.getSeed()), files };
+  const next = existing >= 0 ? edges.map((e, i) => (i === existing ? record : e)) : [...edges, record];
+  next.sort((a, b) => a.id.localeCompare(b.id));
+  const authorization = renderAuthorization(next, collectorKey);
+  return {
+    id,
+    publicKey: record.publicKey,
+    seed: new TextDecoder().decode(kp.getSeed()),
+    files,
+    commit() {
+      mkdirSync(dir, { recursive: true });
+      const staged = [
+        ...(storedCollectorSeed === undefined ? [stage(files.collectorSeed, `${collector}\n`, 0o600)] : []),
+        stage(files.authorization, authorization, 0o644),
+        stage(files.registry, `${JSON.stringify(next, null, 2)}\n`, 0o644),
+      ];
+      try {
+        // The registry last: until it names the edge, running the command again starts afresh.
+        for (const s of staged) s.rename();
+      } finally {
+        for (const s of staged) s.discard();
+      }
+    },
+  };
+}
+
+/** The identity folder (or, before it exists, the nearest existing parent) must be writable. */
+function checkWritable(dir: string): void {
+  let at = resolve(dir);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    if (!statSync(at).isDirectory()) throw new Error('not a folder');
+    accessSync(at, constants.W_OK);
+  } catch (err) {
+    throw new Error(`identity folder ${dir}: cannot write to ${at} (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Registers an edge (or rotates its key with `rotate`) and rewrites the server authorization.
+ * Returns the new seed: it is shown once and not stored on the collector.
+ */
+export function addEdge(dir: string, id: string, opts: { rotate?: boolean; now?: Date } = {}): AddedEdge {
+  const { commit, ...added } = prepareEdge(dir, id, opts);
+  commit();
+  return added;
 }
 
 export function listEdges(dir: string): EdgeRecord[] {

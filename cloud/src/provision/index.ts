@@ -1,3 +1,7 @@
+export type { SensorEntry, SensorSetup } from './edge-sensors.js';
+export { FIRMWARE_TOPICS, sensorSetup } from './edge-sensors.js';
+export { COLLECTOR_LISTEN_HINT, isLoopbackHost, reachabilityWarnings } from './reachability.js';
+export { readRelease } from './release.js';
 export type {
   EdgeRelease,
   MqttUserSpec,

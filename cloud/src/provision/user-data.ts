@@ -59,6 +59,8 @@ export interface ProvisionOptions {
   http?: { host?: string; port?: number };
   /** The edge config's `sensors` list (see edge/README.md). */
   sensors?: unknown[];
+  /** MQTT filters whose unmatched topics the agent turns into sensors (`auto_register`); none: off. */
+  autoRegisterTopics?: readonly string[];
   /** More edge config keys (buffer, clock, iss, ...), laid over the generated ones. */
   edgeConfig?: Record<string, unknown>;
   /** The Pi's hostname (cloud-init `hostname`); Raspberry Pi Imager usually sets it already. */
@@ -80,8 +82,8 @@ export interface Provisioning {
   downloadUrl: string;
 }
 
-const SAFE_FILE = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
-const SHA256 = /^[0-9a-f]{64}$/;
+export const SAFE_FILE = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+export const SHA256 = /^[0-9a-f]{64}$/;
 const NKEY_SEED = /^SU[A-Z2-7]{56}$/;
 
 function problem(message: string): never {
@@ -152,6 +154,9 @@ export function renderEdgeConfig(o: ProvisionOptions): string {
     ...(Object.keys(mqtt).length > 0 ? { mqtt } : {}),
     ...(o.http ? { http: { ...o.http } } : {}),
     sensors: o.sensors ?? [],
+    ...(o.autoRegisterTopics?.length
+      ? { auto_register: { enabled: true, topics: [...o.autoRegisterTopics] } }
+      : {}),
     ...o.edgeConfig,
   };
   return `# Fieldbeam edge agent config for ${o.edgeId}, written at first boot (fieldbeam-cloud edge add).
