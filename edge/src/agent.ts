@@ -305,6 +305,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       return {
         ok: true,
         ...s,
+        // Not in the heartbeat: `fieldbeam-edge status` says what a full buffer does.
+        buffer: { ...s.buffer, policy: config.buffer.policy },
         mqtt: {
           ...mqttState(),
           duplicates: outbox.duplicateDeliveries,

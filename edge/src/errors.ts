@@ -6,6 +6,8 @@ export const EdgeErrorCode = {
   UPLINK: 'FB_EDGE_UPLINK',
   /** NATS answered a publish with "no responders": no JetStream stream takes the subject (yet). */
   NO_STREAM: 'FB_EDGE_NO_STREAM',
+  /** A command cannot read the agent's config or buffer as the user running it (run it as root or the service user). */
+  ACCESS_DENIED: 'FB_EDGE_ACCESS_DENIED',
 } as const;
 export type EdgeErrorCode = (typeof EdgeErrorCode)[keyof typeof EdgeErrorCode];
 

@@ -1,6 +1,6 @@
 import { statfsSync } from 'node:fs';
 import type { EdgeStatus } from '@fieldbeam/protocol';
-import type { OutboxStats } from './outbox/outbox.js';
+import type { FullPolicy, OutboxStats } from './outbox/outbox.js';
 import type { AutoRegisterStatus } from './sources/auto-register.js';
 
 /** Per-second rate of a monotonically growing count, over the time between two samples. */
@@ -71,8 +71,27 @@ export function formatStatusLine(s: EdgeStatus): string {
 /** Auto-registered sensors listed by `fieldbeam-edge status`; the rest is counted. */
 const LISTED_AUTO_SENSORS = 20;
 
+/** What `/healthz` adds to the heartbeat's buffer: the configured `buffer.policy`. */
+export type HealthBuffer = EdgeStatus['buffer'] & { policy?: FullPolicy };
+
+/**
+ * What a full buffer does. The drop count lives in the buffer file, so under `block` it only holds
+ * readings dropped while the agent ran with `drop_oldest`.
+ */
+function whenFull(b: HealthBuffer): string {
+  if (b.policy === 'block')
+    return (
+      'block: blocks intake (MQTT acknowledgements wait, sensors back off)' +
+      (b.dropped > 0 ? `; ${b.dropped} readings dropped earlier under drop_oldest` : '')
+    );
+  if (b.policy === 'drop_oldest') return `drop_oldest: ${b.dropped} readings dropped`;
+  return `${b.dropped} readings dropped (policy not reported)`;
+}
+
 /** The status as a person reads it (`fieldbeam-edge status`), with `/healthz`'s extras when present. */
-export function formatStatus(s: EdgeStatus & { autoRegister?: AutoRegisterStatus }): string {
+export function formatStatus(
+  s: EdgeStatus & { buffer: HealthBuffer; autoRegister?: AutoRegisterStatus },
+): string {
   const age = s.buffer.oldestUnsentAgeS;
   const auto = s.autoRegister;
   const autoLines =
@@ -95,7 +114,7 @@ export function formatStatus(s: EdgeStatus & { autoRegister?: AutoRegisterStatus
     `uplink      ${s.uplink}`,
     `buffer      ${s.buffer.depth} readings, ${mib(s.buffer.bytes)} of ${mib(s.buffer.capacityBytes)}` +
       (age === null ? '' : `, oldest unsent ${age.toFixed(1)} s`),
-    `dropped     ${s.buffer.dropped} (drop_oldest)`,
+    `when full   ${whenFull(s.buffer)}`,
     `rates       in ${s.rates.inPerS.toFixed(1)}/s, out ${s.rates.outPerS.toFixed(1)}/s`,
     `rejected    ${s.rejected} inputs (fieldbeam-edge rejects)`,
     `disk free   ${s.diskFreeBytes === null ? 'unknown' : mib(s.diskFreeBytes)}`,

@@ -6,6 +6,7 @@ import { SensorMap } from '../sources/sensor-map.js';
 import { version } from '../version.js';
 import { type ExitStatus, finishCommandLine, integerIn, requireOptions } from './command-line.js';
 import { createDecodeCommand } from './decode-command.js';
+import { readingAgentFiles } from './file-access.js';
 
 /** What the CLI takes from its caller: the logger of `run` (made only when the agent runs). */
 export interface EdgeCliDeps {
@@ -86,7 +87,10 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
       output: process.stdout,
       status,
       hooksFor: (configFile) => {
-        const map = new SensorMap(loadEdgeConfig(configFile).sensors);
+        const config = readingAgentFiles(['decode', '--config', configFile], () =>
+          loadEdgeConfig(configFile),
+        );
+        const map = new SensorMap(config.sensors);
         return { sensors: (topic) => map.route(topic) };
       },
     }),

@@ -1,0 +1,55 @@
+import type { EdgeStatus } from '@fieldbeam/protocol';
+import { describe, expect, it } from 'vitest';
+import type { FullPolicy } from './outbox/outbox.js';
+import { formatStatus } from './status.js';
+
+const status = (buffer: Partial<EdgeStatus['buffer']> & { policy?: FullPolicy }) => ({
+  v: 1 as const,
+  edge: 'gw-17',
+  time: '2026-12-05T12:00:00.000Z',
+  version: '0.1.0',
+  uptimeS: 60,
+  buffer: {
+    depth: 3,
+    bytes: 4096,
+    capacityBytes: 64 * 1024 * 1024,
+    oldestUnsentAgeS: 1.5,
+    dropped: 0,
+    ...buffer,
+  },
+  rates: { inPerS: 1, outPerS: 1 },
+  rejected: 0,
+  diskFreeBytes: null,
+  clock: 'synced' as const,
+  uplink: 'connected' as const,
+});
+
+const line = (text: string, label: string) => text.split('\n').find((l) => l.startsWith(label));
+
+describe('formatStatus: what a full buffer does', () => {
+  it('under block says that intake blocks, with no drop count that cannot grow', () => {
+    const text = formatStatus(status({ policy: 'block' }));
+    expect(line(text, 'when full')).toBe(
+      'when full   block: blocks intake (MQTT acknowledgements wait, sensors back off)',
+    );
+    expect(text).not.toMatch(/drop_oldest|dropped/);
+  });
+
+  it('under block names readings dropped earlier under drop_oldest (the count is kept in the buffer file)', () => {
+    expect(line(formatStatus(status({ policy: 'block', dropped: 12 })), 'when full')).toBe(
+      'when full   block: blocks intake (MQTT acknowledgements wait, sensors back off); 12 readings dropped earlier under drop_oldest',
+    );
+  });
+
+  it('under drop_oldest counts the readings dropped', () => {
+    expect(line(formatStatus(status({ policy: 'drop_oldest', dropped: 7 })), 'when full')).toBe(
+      'when full   drop_oldest: 7 readings dropped',
+    );
+  });
+
+  it('from an agent that does not say its policy, gives the count alone', () => {
+    const text = formatStatus(status({ dropped: 2 }));
+    expect(line(text, 'when full')).toBe('when full   2 readings dropped (policy not reported)');
+    expect(text).not.toMatch(/drop_oldest/);
+  });
+});
