@@ -135,7 +135,7 @@ pi_time_end buffer-survives
 
 # ---------------------------------------------------------------------------------------------------
 pi_time_start package-lifecycle
-# systemd-analyze on the host, against the rootfs, so the unit's paths (node, /bin/kill) resolve. The minbase
+# systemd-analyze on the host, against the rootfs, so the unit's paths (node, /bin/sh) resolve. The minbase
 # rootfs has no systemd: lend it the host's targets (sysinit.target, ...), which a Pi has.
 cp -n /usr/lib/systemd/system/*.target "$root/usr/lib/systemd/system/"
 if systemd-analyze verify --root="$root" fieldbeam-edge.service >"$logs/systemd-analyze.log" 2>&1 &&
