@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectorSeed, ensureStreams, FIRMWARE_TOPICS, PI_PATHS } from '@fieldbeam/cloud';
 import { parseTopicPattern } from '@fieldbeam/edge';
@@ -59,6 +59,7 @@ let agent: Spawned | undefined;
 let mqttPort: number;
 let printed: string;
 let credentials: { username: string; password: string };
+let env: NodeJS.ProcessEnv & { FB_IDENTITY_DIR: string };
 let collectorAuth: { authenticator: ReturnType<typeof nkeyAuthenticator> };
 
 function cloud(args: string[], env: NodeJS.ProcessEnv) {
@@ -66,6 +67,14 @@ function cloud(args: string[], env: NodeJS.ProcessEnv) {
     env: { ...process.env, ...env },
     encoding: 'utf8',
   });
+}
+
+/** The agent's own loader, as the first-boot script runs it: `fieldbeam-edge check --config`. */
+function edgeCheck(configFile: string): void {
+  const check = spawnSync(process.execPath, [builtCli.edge, 'check', '--config', configFile], {
+    encoding: 'utf8',
+  });
+  expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
 }
 
 beforeAll(async () => {
@@ -84,7 +93,7 @@ beforeAll(async () => {
   );
   mqttPort = await freePort();
   const userData = join(dir.path, 'gw-lan.user-data');
-  const env = {
+  env = {
     FB_DATA_DIR: join(dir.path, 'collector'),
     FB_IDENTITY_DIR: join(dir.path, 'identity'),
     FB_RELEASES_DIR: releases,
@@ -144,10 +153,7 @@ beforeAll(async () => {
   );
   mkdirSync(join(dir.path, 'edge-data'));
 
-  const check = spawnSync(process.execPath, [builtCli.edge, 'check', '--config', configFile], {
-    encoding: 'utf8',
-  });
-  expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+  edgeCheck(configFile);
 
   agent = spawnProcess(process.execPath, [builtCli.edge, 'run', '--config', configFile], {
     env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
@@ -203,5 +209,53 @@ describe('edge add --url: a device pointed at the Pi delivers readings with no f
         }),
       ).rejects.toThrow(/Not authorized|Bad username or password/i);
     }
+  });
+
+  it('writes configs the agent accepts for the sensors given with --sensor', () => {
+    const out = join(dir.path, 'gw-listed.user-data');
+    const r = cloud(
+      [
+        ...[
+          'edge',
+          'add',
+          'gw-listed',
+          '--url',
+          'http://collector.lan:8080',
+          '--nats',
+          'nats://collector.lan:4222',
+        ],
+        ...['--out', out, '--sensor', 'garden/+station/t=number:air_temperature:degC'],
+        ...['--sensor', 'meters/+station=json', '--sensor', 'zigbee2mqtt/#=zigbee2mqtt'],
+        ...['--sensor', 'tele/+/SENSOR=tasmota', '--sensor', 'shellies/#=shelly', '--sensor', 'esp/#'],
+      ],
+      env,
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const files = (parse(readFileSync(out, 'utf8')) as { write_files: { path: string; content: string }[] })
+      .write_files;
+    const configFile = join(dir.path, 'listed.yaml');
+    writeFileSync(configFile, files.find((f) => f.path === PI_PATHS.config)?.content as string);
+    edgeCheck(configFile);
+  });
+
+  it('as a command: a failing edge add exits non-zero naming the problem and changes nothing; the retry needs no --rotate', () => {
+    const identity = () =>
+      readdirSync(env.FB_IDENTITY_DIR)
+        .sort()
+        .map((f) => `${f}:${readFileSync(join(env.FB_IDENTITY_DIR, f), 'base64')}`);
+    const before = identity();
+    const out = join(dir.path, 'pi-02.user-data');
+    const base = ['edge', 'add', 'pi-02', '--url', 'http://collector.lan:8080', '--out', out];
+    const usage = cloud(base, env);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('--url needs --nats');
+    const noRelease = cloud([...base, '--nats', 'nats://c:4222', '--releases', join(dir.path, 'none')], env);
+    expect(noRelease.status).toBe(1);
+    expect(noRelease.stderr).toMatch(/no edge release in .*none.*nothing was registered or written/);
+    expect(identity()).toEqual(before);
+    expect(existsSync(out)).toBe(false);
+    const retry = cloud([...base, '--nats', 'nats://c:4222'], env);
+    expect(retry.status, retry.stderr).toBe(0);
+    expect(existsSync(out)).toBe(true);
   });
 });
