@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromSeed } from '@nats-io/nkeys';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { addEdge, edgePermissions, listEdges } from './edge-identity.js';
+import { addEdge, edgePermissions, listEdges, prepareEdge } from './edge-identity.js';
 
 let dir: string;
 beforeEach(() => {
@@ -45,5 +45,19 @@ describe('edge identity', () => {
 
   it("refuses the collector's name, whose inbox carries every edge's data", () => {
     expect(() => addEdge(dir, 'collector')).toThrow(/reserved/);
+  });
+});
+
+describe('prepared registration', () => {
+  it('writes nothing until committed, and refuses to commit over a registry another command changed', () => {
+    const prepared = prepareEdge(dir, 'gw-1');
+    expect(readdirSync(dir)).toEqual([]);
+    addEdge(dir, 'gw-2');
+    expect(() => prepared.commit()).toThrow(/changed while this command ran/);
+    expect(listEdges(dir).map((e) => e.id)).toEqual(['gw-2']);
+    const again = prepareEdge(dir, 'gw-1');
+    again.commit();
+    expect(listEdges(dir).map((e) => e.id)).toEqual(['gw-1', 'gw-2']);
+    expect(readdirSync(dir).sort()).toEqual(['collector.nk', 'edges.json', 'nats-authorization.conf']);
   });
 });

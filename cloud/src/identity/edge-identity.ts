@@ -104,6 +104,10 @@ function readRegistry(file: string): EdgeRecord[] {
   }
 }
 
+function readIfExists(file: string): string | undefined {
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
 function writeSecret(file: string, text: string): void {
   writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600);
@@ -156,6 +160,7 @@ export function prepareEdge(
 ): PreparedEdge {
   checkEdgeId(id);
   const files = identityFiles(dir);
+  const registryText = readIfExists(files.registry);
   const edges = readRegistry(files.registry);
   const existing = edges.findIndex((e) => e.id === id);
   if (existing >= 0 && !opts.rotate) {
@@ -189,6 +194,9 @@ export function prepareEdge(
     seed: new TextDecoder().decode(kp.getSeed()),
     files,
     commit() {
+      // Another edge add that committed meanwhile would otherwise be overwritten and its edge lost.
+      if (readIfExists(files.registry) !== registryText)
+        throw new Error(`${files.registry} changed while this command ran (another edge add?); run it again`);
       mkdirSync(dir, { recursive: true });
       const staged = [
         ...(storedCollectorSeed === undefined ? [stage(files.collectorSeed, `${collector}\n`, 0o600)] : []),
