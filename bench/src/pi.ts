@@ -388,7 +388,7 @@ export async function runPiSuite(argv: string[]): Promise<void> {
     ['agent ready after start, s', fmt(ready.agentReadySeconds, 1)],
     [`bundle ${r.bundle.file}`, mb(sizes.bundle_bytes)],
     [`.deb ${r.deb.file}`, mb(sizes.deb_bytes)],
-    ['installed (/opt/fieldbeam/edge)', mb(sizes.installed_bytes)],
+    ['installed (/usr/lib/fieldbeam-edge)', mb(sizes.installed_bytes)],
   ];
   if (native) {
     rows.push([

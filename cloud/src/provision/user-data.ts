@@ -17,7 +17,7 @@ export const PI_PATHS = {
   seed: '/etc/fieldbeam/edge.nk',
   firstBoot: '/usr/local/sbin/fieldbeam-firstboot',
   dataDir: '/var/lib/fieldbeam',
-  cli: '/opt/fieldbeam/edge/bin/fieldbeam-edge',
+  cli: '/usr/lib/fieldbeam-edge/bin/fieldbeam-edge',
 } as const;
 
 /** One file of a release, as listed in `release.json` (written by deploy/pi/build.sh). */
@@ -160,7 +160,7 @@ export function renderEdgeConfig(o: ProvisionOptions): string {
     ...o.edgeConfig,
   };
   return `# Fieldbeam edge agent config for ${o.edgeId}, written at first boot (fieldbeam-cloud edge add).
-# Keys: /opt/fieldbeam/edge/app/README.md. After a change: systemctl reload fieldbeam-edge (sensors)
+# Keys: /usr/lib/fieldbeam-edge/app/README.md. After a change: systemctl reload fieldbeam-edge (sensors)
 # or systemctl restart fieldbeam-edge (everything else).
 ${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Installs this bundle without dpkg: the same files and maintainer steps as the fieldbeam-edge .deb.
-#   sudo ./install.sh              install or upgrade into /opt/fieldbeam/edge, enable the service
+#   sudo ./install.sh              install or upgrade into /usr/lib/fieldbeam-edge, enable the service
 #   sudo ./install.sh --uninstall  stop and remove it (the config and the buffer stay)
 # Prefer the .deb where dpkg is available: it is the same content, and apt knows about it.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-dest=/opt/fieldbeam/edge
+# The package's layout, so that the unit and the maintainer scripts are the same for both.
+dest=/usr/lib/fieldbeam-edge
+# Where earlier bundles installed; an upgrade from there removes it.
+old_dest=/opt/fieldbeam/edge
 unit=/etc/systemd/system/fieldbeam-edge.service
 
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
@@ -21,7 +24,8 @@ esac
 
 if [ "${1:-}" = --uninstall ]; then
   sh "$here/share/maintainer/prerm" remove
-  rm -rf "$dest" "$unit" /usr/local/bin/fieldbeam-edge
+  rm -rf "$dest" "$old_dest" "$unit" /usr/local/bin/fieldbeam-edge
+  rmdir /opt/fieldbeam 2>/dev/null || true
   sh "$here/share/maintainer/postrm" remove
   echo "fieldbeam-edge removed; /etc/fieldbeam and /var/lib/fieldbeam (the buffer) were kept"
   exit 0
@@ -29,6 +33,7 @@ fi
 
 old=
 [ -x "$dest/bin/fieldbeam-edge" ] && old=installed
+[ -x "$old_dest/bin/fieldbeam-edge" ] && old=installed
 [ -n "$old" ] && sh "$here/share/maintainer/prerm" upgrade
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest.new"
@@ -36,7 +41,8 @@ cp -a "$here" "$dest.new"
 rm -rf "$dest.old"
 [ -d "$dest" ] && mv "$dest" "$dest.old"
 mv "$dest.new" "$dest"
-rm -rf "$dest.old"
+rm -rf "$dest.old" "$old_dest"
+rmdir /opt/fieldbeam 2>/dev/null || true
 install -m 0644 "$dest/share/fieldbeam-edge.service" "$unit"
 ln -sf "$dest/bin/fieldbeam-edge" /usr/local/bin/fieldbeam-edge
 # postinst's second argument is the previously configured version (empty on a first install).
