@@ -41,7 +41,7 @@ start_agent agent.log || {
 }
 pi_time_end agent-start
 
-installed_kb=$(du -sk "$root/opt/fieldbeam/edge" | cut -f1)
+installed_kb=$(du -sk "$root/usr/lib/fieldbeam-edge" | cut -f1)
 node -e '
 const [release, ...rest] = process.argv.slice(1);
 const r = require(release);

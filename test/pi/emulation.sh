@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proof that the Raspberry Pi release works, on an x86-64 Debian host, under arm64 emulation
 # (binfmt + qemu-user-static, a cached debootstrapped arm64 bookworm rootfs):
-#   1. builds the bundle and the .deb (deploy/pi/build.sh)
+#   1. builds the bundle and the .deb (deploy/pi/build.sh), builds them again and compares the bytes
+#      (reproducible), looks for the checkout's and the build folder's paths inside, runs lintian
 #   2. starts nats-server (JetStream, nkey authorization as `edge add` writes it) and the collector
 #      (embedded Postgres), which serves the release at /edge/releases/ from FB_RELEASES_DIR, on 127.0.0.1
 #   3. renders the edge's cloud-init user-data, applies it to the rootfs as cloud-init would, and runs
@@ -12,8 +13,8 @@
 #      measures the emulated ingest rate and VmRSS (a short run; `pnpm bench pi` is the benchmark)
 #   6. takes NATS away, buffers readings, SIGTERMs the agent (clean exit), checks the buffer file kept
 #      them, restarts both and sees them arrive
-#   7. systemd-analyze verify on the installed unit; reinstall (upgrade), remove and purge keep the buffer;
-#      the bundle's install.sh path
+#   7. systemd-analyze verify on the installed unit; the upgrade from the old /opt/fieldbeam/edge layout,
+#      remove and purge keep the config (until purge) and the buffer; the bundle's install.sh path
 #   8. cleanup: every process it started (by pid), the chroot mounts, binfmt_misc as it was (a failure
 #      of the cleanup fails the run)
 # The emulated Pi itself (setup and teardown) is test/pi/proof-lib.sh, shared with test/pi/bench.sh.
@@ -22,6 +23,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/pi/lib.sh"
 source "$FB_PI_ROOT/test/pi/proof-lib.sh"
+source "$FB_PI_ROOT/test/pi/package-checks.sh"
 cd "$FB_PI_ROOT"
 
 BENCH_COUNT=${FB_PI_BENCH_COUNT:-2000}
@@ -55,6 +57,7 @@ EOF
 pi_proof_begin emulation
 pi_proof_host
 pi_proof_build
+pi_proof_package
 # The collector starts in the background (embedded Postgres, migrations, streams) while the rootfs unpacks.
 pi_proof_services
 pi_proof_rootfs
@@ -78,7 +81,7 @@ check "config root:fieldbeam 0640" test "$(owner /etc/fieldbeam/edge.yaml)" = "r
 check "seed root:fieldbeam 0640" test "$(owner /etc/fieldbeam/edge.nk)" = "root:fieldbeam 640"
 check "buffer dir fieldbeam 0750" test "$(owner /var/lib/fieldbeam)" = "fieldbeam:fieldbeam 750"
 check "service enabled (multi-user.target.wants)" test -L "$root/etc/systemd/system/multi-user.target.wants/fieldbeam-edge.service"
-check "bundled node is arm64 $FB_PI_NODE_VERSION" test "$(chroot "$root" /usr/bin/env -i /opt/fieldbeam/edge/node/bin/node -p 'process.arch+" "+process.version')" = "arm64 v$FB_PI_NODE_VERSION"
+check "bundled node is arm64 $FB_PI_NODE_VERSION" test "$(chroot "$root" /usr/bin/env -i /usr/lib/fieldbeam-edge/node/bin/node -p 'process.arch+" "+process.version')" = "arm64 v$FB_PI_NODE_VERSION"
 
 # ---------------------------------------------------------------------------------------------------
 pi_proof_unit
@@ -150,10 +153,23 @@ exposure=$(grep -o 'Overall exposure level for .*' "$logs/systemd-security.log" 
 
 cp "$FB_PI_OUT/$deb_file" "$root/tmp/"
 chroot_sh() { chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin QEMU_CPU="$QEMU_CPU_MODEL" sh -c "$1" >>"$logs/lifecycle.log" 2>&1; }
-check "reinstall (upgrade path) succeeds" chroot_sh "dpkg -i /tmp/$deb_file"
+# Upgrade from the layout of earlier packages (/opt/fieldbeam/edge): that package, then this one over it.
+pi_old_layout_deb "$FB_PI_OUT/$deb_file" "$root/tmp/old-layout.deb"
+check "earlier package (/opt/fieldbeam/edge) installs over this one" chroot_sh "dpkg -i /tmp/old-layout.deb"
+check "earlier package's CLI is /opt/fieldbeam/edge/bin/fieldbeam-edge" \
+  test "$(chroot "$root" readlink -f /usr/bin/fieldbeam-edge)" = /opt/fieldbeam/edge/bin/fieldbeam-edge
+check "upgrade from /opt/fieldbeam/edge succeeds" chroot_sh "dpkg -i /tmp/$deb_file"
+check "upgrade moved the program to /usr/lib/fieldbeam-edge, nothing left in /opt" \
+  bash -c "test -x '$root/usr/lib/fieldbeam-edge/node/bin/node' && ! test -e '$root/opt/fieldbeam'"
+check "upgrade kept the config, the seed, the buffer and the enabled service" \
+  bash -c "test -f '$buffer' && test -f '$root/etc/fieldbeam/edge.yaml' && test -f '$root/etc/fieldbeam/edge.nk' &&
+    test -L '$root/etc/systemd/system/multi-user.target.wants/fieldbeam-edge.service'"
+check "after the upgrade, fieldbeam-edge check accepts the kept config" \
+  chroot_sh "fieldbeam-edge check --config /etc/fieldbeam/edge.yaml"
+check "reinstall (same version) succeeds" chroot_sh "dpkg -i /tmp/$deb_file"
 check "buffer kept on upgrade" test -f "$buffer"
 check "dpkg -r succeeds" chroot_sh "dpkg -r fieldbeam-edge"
-check "buffer kept on removal, program files gone" bash -c "test -f '$buffer' && ! test -e '$root/opt/fieldbeam/edge'"
+check "buffer kept on removal, program files gone" bash -c "test -f '$buffer' && ! test -e '$root/usr/lib/fieldbeam-edge'"
 check "dpkg -P succeeds" chroot_sh "dpkg -P fieldbeam-edge"
 check "buffer kept on purge, config and seed gone" bash -c "test -f '$buffer' && ! test -e '$root/etc/fieldbeam/edge.yaml' && ! test -e '$root/etc/fieldbeam/edge.nk'"
 
@@ -161,8 +177,8 @@ check "buffer kept on purge, config and seed gone" bash -c "test -f '$buffer' &&
 mkdir -p "$root/tmp/bundle"
 zstd -dc "$FB_PI_OUT/$bundle_file" | tar -x -C "$root/tmp/bundle"
 check "bundle install.sh installs" chroot_sh "/tmp/bundle/*/install.sh"
-check "bundle: node + better-sqlite3 (arm64) work" chroot_sh "cd /opt/fieldbeam/edge/app && /opt/fieldbeam/edge/node/bin/node -e \"const D=require('better-sqlite3'); const d=new D(':memory:'); if (process.arch!=='arm64' || d.prepare('select 1 x').get().x!==1) process.exit(1)\""
-check "bundle: CLI on PATH" test "$(chroot "$root" readlink -f /usr/local/bin/fieldbeam-edge)" = /opt/fieldbeam/edge/bin/fieldbeam-edge
+check "bundle: node + better-sqlite3 (arm64) work" chroot_sh "cd /usr/lib/fieldbeam-edge/app && /usr/lib/fieldbeam-edge/node/bin/node -e \"const D=require('better-sqlite3'); const d=new D(':memory:'); if (process.arch!=='arm64' || d.prepare('select 1 x').get().x!==1) process.exit(1)\""
+check "bundle: CLI on PATH" test "$(chroot "$root" readlink -f /usr/local/bin/fieldbeam-edge)" = /usr/lib/fieldbeam-edge/bin/fieldbeam-edge
 check "bundle install.sh --uninstall" chroot_sh "/tmp/bundle/*/install.sh --uninstall"
 pi_time_end package-lifecycle
 
@@ -171,6 +187,7 @@ deb_size=$(stat -c %s "$FB_PI_OUT/$deb_file")
 bundle_size=$(stat -c %s "$FB_PI_OUT/$bundle_file")
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 SUMMARY="artifacts: bundle $bundle_file $(mib "$bundle_size"), deb $deb_file $(mib "$deb_size"), Node $FB_PI_NODE_VERSION
+package: ${PACKAGE_FILES:-?} files, installed size ${PACKAGE_INSTALLED_KB:-?} KiB (lintian: $(grep -c '^[EW]: ' "$logs/lintian.log" 2>/dev/null || true) errors or warnings)
 emulated (qemu-user, QEMU_CPU=$QEMU_CPU_MODEL; not Pi figures): agent ready in ${AGENT_READY_FIRST_S}s (first start),
   ${AGENT_READY_AGAIN_S}s (restart, compile cache warm); ingest $bench_rate readings/s (mqtt.js QoS 1, window 64,
   $BENCH_COUNT readings; all in Postgres after ${bench_e2e_ms} ms); agent VmRSS peak $bench_rss MiB (VmHWM $bench_hwm MiB,
