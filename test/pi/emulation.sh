@@ -176,7 +176,11 @@ check "buffer kept on purge, config and seed gone" bash -c "test -f '$buffer' &&
 # The bundle path: install.sh from the tar.zst, then the agent's Node loads the arm64 addon.
 mkdir -p "$root/tmp/bundle"
 zstd -dc "$FB_PI_OUT/$bundle_file" | tar -x -C "$root/tmp/bundle"
-check "bundle install.sh installs" chroot_sh "/tmp/bundle/*/install.sh"
+# As if an earlier bundle had been installed where those went (/opt/fieldbeam/edge): install.sh replaces it.
+mkdir -p "$root/opt/fieldbeam"
+cp -a "$root"/tmp/bundle/*/ "$root/opt/fieldbeam/edge"
+check "bundle install.sh installs (over an earlier bundle in /opt/fieldbeam/edge)" chroot_sh "/tmp/bundle/*/install.sh"
+check "bundle: the earlier /opt/fieldbeam/edge is gone" test ! -e "$root/opt/fieldbeam"
 check "bundle: node + better-sqlite3 (arm64) work" chroot_sh "cd /usr/lib/fieldbeam-edge/app && /usr/lib/fieldbeam-edge/node/bin/node -e \"const D=require('better-sqlite3'); const d=new D(':memory:'); if (process.arch!=='arm64' || d.prepare('select 1 x').get().x!==1) process.exit(1)\""
 check "bundle: CLI on PATH" test "$(chroot "$root" readlink -f /usr/local/bin/fieldbeam-edge)" = /usr/lib/fieldbeam-edge/bin/fieldbeam-edge
 check "bundle install.sh --uninstall" chroot_sh "/tmp/bundle/*/install.sh --uninstall"
