@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtCli, freePort, startEdgeAgentProcess, type TempDir, tempDir } from '../harness/index.js';
@@ -17,14 +17,26 @@ beforeEach(() => {
 });
 afterEach(() => dir.remove());
 
-/** The built CLI, as root or, through runuser, as another user. */
-function cli(args: string[], user?: string) {
+/**
+ * The built CLI as root, or as root without the capabilities that bypass file permissions
+ * (`setpriv`): to files owned by another user it is then a user like any other. Unlike `runuser -u
+ * nobody`, it can still reach the built CLI when the checkout sits under a private folder.
+ */
+function cli(args: string[], as: 'root' | 'unprivileged' = 'root') {
   const argv = [builtCli.edge, ...args];
-  const r = user
-    ? spawnSync('runuser', ['-u', user, '--', process.execPath, ...argv], { encoding: 'utf8' })
-    : spawnSync(process.execPath, argv, { encoding: 'utf8' });
+  const r =
+    as === 'unprivileged'
+      ? spawnSync(
+          'setpriv',
+          ['--bounding-set', '-dac_override,-dac_read_search', '--', process.execPath, ...argv],
+          { encoding: 'utf8' },
+        )
+      : spawnSync(process.execPath, argv, { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** The service user's stand-in: owns the agent's files, as `fieldbeam` does on a Pi. */
+const SERVICE_UID = 65534;
 
 describe('fieldbeam-edge status: what a full buffer does', () => {
   it.each([
@@ -77,12 +89,16 @@ describe("as a user who may not read the agent's files", () => {
     writeFileSync(config, JSON.stringify({ edge: 'gw-perm', nats: { servers: ['nats://127.0.0.1:4222'] } }), {
       mode: 0o640,
     });
+    // The package makes them root:fieldbeam; the asking user is neither, as root without its
+    // capabilities is not when they belong to the service user's stand-in.
+    chownSync(etc, SERVICE_UID, SERVICE_UID);
+    chownSync(config, SERVICE_UID, SERVICE_UID);
     expect(cli(['check', '--config', config]).status).toBe(0); // root reads it
 
-    expectAdvice(cli(['status', '--config', config], 'nobody'), config, `status --config ${config}`);
-    expectAdvice(cli(['check', '--config', config], 'nobody'), config, `check --config ${config}`);
+    expectAdvice(cli(['status', '--config', config], 'unprivileged'), config, `status --config ${config}`);
+    expectAdvice(cli(['check', '--config', config], 'unprivileged'), config, `check --config ${config}`);
     expectAdvice(
-      cli(['rejects', '--config', config], 'nobody'),
+      cli(['rejects', '--config', config], 'unprivileged'),
       config,
       `rejects --config ${config} --limit 20`,
     );
@@ -94,6 +110,7 @@ describe("as a user who may not read the agent's files", () => {
     // The agent's buffer, 0600 and owned by another user than the one asking.
     const buffer = join(data, 'gw-perm.buffer.sqlite');
     writeFileSync(buffer, '', { mode: 0o600 });
+    chownSync(buffer, SERVICE_UID, SERVICE_UID);
     const config = join(dir.path, 'edge.yaml');
     writeFileSync(
       config,
@@ -101,7 +118,7 @@ describe("as a user who may not read the agent's files", () => {
       { mode: 0o644 },
     );
     expectAdvice(
-      cli(['rejects', '--config', config, '--limit', '5'], 'nobody'),
+      cli(['rejects', '--config', config, '--limit', '5'], 'unprivileged'),
       buffer,
       `rejects --config ${config} --limit 5`,
     );
