@@ -149,6 +149,14 @@ describe('numberDecoder', () => {
 
   it('rejects text and invalid UTF-8', () => {
     expect(numberDecoder({ variable: 'v', unit: '' })(input('idle')).kind).toBe('rejected');
+    // Longer than any number's spelling: refused before it is decoded, with its size.
+    expect(numberDecoder({ variable: 'v', unit: '' })(input(`21.5${' '.repeat(61)}`))).toEqual({
+      kind: 'rejected',
+      reason: 'a plain number payload is at most 64 bytes; got 65',
+    });
+    expect(numberDecoder({ variable: 'v', unit: '' })(input(`21.5${' '.repeat(60)}`)).kind).not.toBe(
+      'rejected',
+    );
     expect(
       numberDecoder({ variable: 'v', unit: '' })({ ...input(''), payload: Uint8Array.of(0xb0) }),
     ).toEqual({

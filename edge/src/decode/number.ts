@@ -9,9 +9,22 @@ export interface NumberOptions {
   unit?: string;
 }
 
+/**
+ * The longest payload read as one plain number: a double's longest spelling is 24 characters, and the
+ * rest allows for padding and "no reading" words. Anything longer is refused before it is decoded, so
+ * a flood of large payloads on a number topic costs no text copies of them.
+ */
+export const MAX_NUMBER_PAYLOAD_BYTES = 64;
+
 /** A payload that is one plain number, e.g. `21.5`. */
 export function numberDecoder(opts: NumberOptions = {}): Decoder {
   return ({ topic, payload }) => {
+    if (payload.byteLength > MAX_NUMBER_PAYLOAD_BYTES) {
+      return {
+        kind: 'rejected',
+        reason: `a plain number payload is at most ${MAX_NUMBER_PAYLOAD_BYTES} bytes; got ${payload.byteLength}`,
+      };
+    }
     const text = utf8(payload);
     if (text === undefined) return { kind: 'rejected', reason: 'payload is not valid UTF-8 text' };
     const variable = opts.variable ?? `mqtt:${topic.split('/').pop() || 'value'}`;
