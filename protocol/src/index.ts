@@ -10,11 +10,15 @@ export {
   syslogPriority,
 } from './log-lines.js';
 export {
+  ConfigState,
   DataAvailable,
   DataSetAvailable,
   EdgeStatus,
+  IssState,
   ObservationBatch,
   ObservationBatchEnvelope,
+  SensorState,
+  statusLimits,
 } from './messages.js';
 export { IsoTime, isIsoTime, Observation, textProblem } from './observation.js';
 export type { ObservationKey } from './observation-id.js';

@@ -39,6 +39,42 @@ export const ObservationBatchEnvelope = z
   .refine(seqInOrder, { message: 'seq[0] must not exceed seq[1]', path: ['seq'] });
 export type ObservationBatchEnvelope = z.infer<typeof ObservationBatchEnvelope>;
 
+/** Bounds of a heartbeat, so that one stays small whatever an edge has registered. */
+export const statusLimits = { maxSensors: 200 } as const;
+
+/** One sensor of an edge as its heartbeat reports it. */
+export const SensorState = z.object({
+  /** The MQTT topic filter (or, for an auto-registered sensor, the topic). */
+  topic: z.string().max(256),
+  decoder: z.string().max(64),
+  station: z.string().max(128).optional(),
+  /** Where it comes from: the edge's own YAML, the collector's central config, or auto-registration. */
+  origin: z.enum(['local', 'central', 'auto']),
+  /** The newest reading it gave since the agent started, or null. */
+  lastReadingTime: IsoTime.nullable(),
+});
+export type SensorState = z.infer<typeof SensorState>;
+
+/** The central sensor configuration an edge runs with. */
+export const ConfigState = z.object({
+  /** KV revision of the central config applied (null: none yet, local YAML only). */
+  revision: z.number().int().nonnegative().nullable(),
+  /** When that revision was applied. */
+  appliedAt: IsoTime.nullable(),
+  /** Why the newest central revision was refused (the last good one stays applied), or null. */
+  error: z.string().max(1024).nullable(),
+  /** The revision that was refused, when `error` is set. */
+  refusedRevision: z.number().int().nonnegative().nullable(),
+});
+export type ConfigState = z.infer<typeof ConfigState>;
+
+/** The ISS (Lightstreamer) source of an edge. */
+export const IssState = z.object({
+  state: z.string().max(32),
+  lastUpdateTime: IsoTime.nullable(),
+});
+export type IssState = z.infer<typeof IssState>;
+
 /** Heartbeat of one edge agent, on `fb.edge.<edge>.status`. */
 export const EdgeStatus = z.object({
   v: z.literal(1),
@@ -58,6 +94,26 @@ export const EdgeStatus = z.object({
   diskFreeBytes: z.number().nonnegative().nullable(),
   clock: z.enum(['synced', 'unsynced', 'unknown']),
   uplink: z.enum(['connected', 'disconnected']),
+  /*
+   * The fields below are optional so that a collector reads the heartbeats of older agents; an agent
+   * of this version sends them all. The fleet registry keeps them as sent.
+   */
+  /** The buffer file's id: its sequence numbers start again when the file is replaced. */
+  bufferId: z.string().max(64).optional(),
+  /** Sensors by origin (at most `statusLimits.maxSensors`; `sensorCount` is the full count). */
+  sensors: z.array(SensorState).max(statusLimits.maxSensors).optional(),
+  sensorCount: z.number().int().nonnegative().optional(),
+  /** The sensor configuration in force: the central revision applied, or the error that refused one. */
+  config: ConfigState.optional(),
+  /** The ISS telemetry source, when configured. */
+  iss: IssState.optional(),
+  /** Readings the edge knows it never sent, by reason, for this buffer file (completeness). */
+  gaps: z
+    .object({
+      droppedOldest: z.number().int().nonnegative(),
+      quarantined: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type EdgeStatus = z.infer<typeof EdgeStatus>;
 
