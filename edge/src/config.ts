@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { batchLimits, isDuration, isSubjectToken } from '@fieldbeam/protocol';
+import {
+  AUTO_REGISTER_DEFAULTS,
+  AutoRegisterConfig,
+  batchLimits,
+  isDuration,
+  isSubjectToken,
+  SensorConfig,
+} from '@fieldbeam/protocol';
 import { CST, Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { EDGE_KEY_RENAMES, renameKeys } from './config-renames.js';
-import { DECODER_FAMILIES, DecoderSpec } from './decode/registry.js';
-import { isTimeZone } from './decode/time.js';
 import { EdgeConfigError } from './errors.js';
 import { redactSecrets } from './redact.js';
-import { isTopicFilter, parseTopicPattern } from './sources/topic-pattern.js';
 
 const Port = z.number().int().min(0).max(65535);
 
@@ -33,42 +37,6 @@ const MqttUser = z
   .strict();
 export type MqttUser = z.infer<typeof MqttUser>;
 
-const SensorConfig = z
-  .object({
-    /** MQTT topic pattern with named captures, e.g. `sensors/+station/temperature`. */
-    topic: z
-      .string()
-      .min(1)
-      .superRefine((t, ctx) => {
-        try {
-          parseTopicPattern(t);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }),
-    decoder: DecoderSpec,
-    /** Fixed station id; otherwise the `station` capture of the topic. */
-    station: z.string().min(1).optional(),
-    /** Fixed sensor id; otherwise the `sensor` capture of the topic, if any. */
-    sensor: z.string().min(1).optional(),
-    lat: z.number().min(-90).max(90).optional(),
-    lon: z.number().min(-180).max(180).optional(),
-    alt: z.number().optional(),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    // Firmware decoders name the device themselves; plain number and JSON payloads cannot.
-    const namesItself = s.decoder.type !== 'number' && s.decoder.type !== 'json';
-    if (!s.station && !namesItself && !/[+#]station\b/.test(s.topic)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['station'],
-        message: 'set station, or capture it in the topic with +station',
-      });
-    }
-  });
-export type SensorConfig = z.infer<typeof SensorConfig>;
-
 /** Bounds of the embedded broker against clients that never log in or fill its memory. */
 const MQTT_DEFAULTS = {
   max_connect_bytes: 16 * 1024,
@@ -80,39 +48,8 @@ const MQTT_DEFAULTS = {
   max_retained_topics: 10_000,
 } as const;
 
-const AUTO_REGISTER_DEFAULTS = { enabled: false, topics: ['#'], max_sensors: 100, decoder: 'auto' } as const;
-
-/**
- * Sensors made from topics no configured sensor matches (`auto_register`). `true` / `false` are
- * short for `{ enabled: ... }`.
- */
-const AutoRegisterConfig = z.preprocess(
-  (v) => (typeof v === 'boolean' ? { enabled: v } : v),
-  z
-    .object({
-      enabled: z.boolean().default(AUTO_REGISTER_DEFAULTS.enabled),
-      /** Only unmatched topics under these MQTT filters are registered. */
-      topics: z
-        .array(
-          z
-            .string()
-            .refine(isTopicFilter, 'expected an MQTT topic filter (+ and # only as whole levels, # last)'),
-        )
-        .min(1)
-        .default([...AUTO_REGISTER_DEFAULTS.topics]),
-      /** Bound on auto-registered sensors (one per topic); beyond it messages are counted and skipped. */
-      max_sensors: z.number().int().min(1).max(10_000).default(AUTO_REGISTER_DEFAULTS.max_sensors),
-      /** `auto` infers the family from topic and payload; a family name skips the inference. */
-      decoder: z.enum(['auto', ...DECODER_FAMILIES]).default(AUTO_REGISTER_DEFAULTS.decoder),
-      /** IANA zone for device times without a UTC offset (Tasmota's default `Time`). */
-      time_zone: z
-        .string()
-        .refine(isTimeZone, 'expected an IANA time zone such as "Europe/Berlin" or "UTC"')
-        .optional(),
-    })
-    .strict(),
-);
-export type AutoRegisterConfig = z.infer<typeof AutoRegisterConfig>;
+// The sensor schema is shared with the collector's central configuration (`fieldbeam-cloud sensors`).
+export { AutoRegisterConfig, SensorConfig } from '@fieldbeam/protocol';
 
 export const EdgeConfigSchema = z
   .object({

@@ -23,10 +23,24 @@ export {
 export { IsoTime, isIsoTime, Observation, textProblem } from './observation.js';
 export type { ObservationKey } from './observation-id.js';
 export { observationId } from './observation-id.js';
+export type { DecoderFamily } from './sensor-config.js';
+export {
+  AUTO_REGISTER_DEFAULTS,
+  AutoRegisterConfig,
+  CentralSensorConfig,
+  centralSensors,
+  DECODER_FAMILIES,
+  DecoderSpec,
+  isTimeZone,
+  MAX_CENTRAL_SENSORS,
+  SensorConfig,
+} from './sensor-config.js';
 export type { StreamSpec } from './streams.js';
 export { batchLimits, streams } from './streams.js';
 export { batchMsgId, edgeOfObsSubject, isSubjectToken, subjects } from './subjects.js';
 export type { AcceptedTimeRange } from './time-range.js';
 export { isDuration, parseDuration, timeRangeProblem } from './time-range.js';
+export type { TopicPattern } from './topic-pattern.js';
+export { isTopicFilter, parseTopicPattern } from './topic-pattern.js';
 export type { Checked } from './validate.js';
 export { checkValue, decodeMessage, describeIssues } from './validate.js';

@@ -1,72 +1,26 @@
-import { z } from 'zod';
+import type { DecoderSpec } from '@fieldbeam/protocol';
 import { esphomeDecoder } from './esphome.js';
 import { jsonFieldsDecoder } from './json-fields.js';
 import { numberDecoder } from './number.js';
 import { senmlDecoder } from './senml.js';
 import { shellyDecoder } from './shelly.js';
 import { tasmotaDecoder } from './tasmota.js';
-import { isTimeZone } from './time.js';
 import type { DecoderFamily } from './topic-conventions.js';
 import type { Decoder } from './types.js';
 import { zigbee2mqttDecoder } from './zigbee2mqtt.js';
 
+/**
+ * How a sensor's payloads are decoded (`sensors[].decoder`), shared with the collector's central
+ * config; old camelCase spellings are renamed by the edge's loader (`config-renames.ts`); `build`
+ * hands the keys to the decoders as their options.
+ */
+export { DecoderSpec } from '@fieldbeam/protocol';
 export {
   DECODER_FAMILIES,
   type DecoderFamily,
   defaultTopicPattern,
   type TopicConvention,
 } from './topic-conventions.js';
-
-const VariableUnit = z.object({ variable: z.string().min(1), unit: z.string() });
-const TimeZone = z.string().refine(isTimeZone, 'expected an IANA time zone such as "Europe/Berlin" or "UTC"');
-const TempUnit = z.enum(['C', 'F']);
-
-/**
- * How a sensor's payloads are decoded, as written in the agent's config (`sensors[].decoder`): keys
- * in snake_case like the rest of the config (old camelCase spellings are renamed by the loader, see
- * `config-renames.ts`); `build` hands them to the decoders as their options.
- */
-export const DecoderSpec = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('number'), variable: z.string().min(1), unit: z.string() }).strict(),
-  z
-    .object({
-      type: z.literal('json'),
-      fields: z.record(z.string(), VariableUnit).optional(),
-      time: z.string().min(1).optional(),
-      time_zone: TimeZone.optional(),
-    })
-    .strict(),
-  z.object({ type: z.literal('senml') }).strict(),
-  z
-    .object({
-      type: z.literal('zigbee2mqtt'),
-      base_topic: z.string().min(1).optional(),
-      units: z.record(z.string(), z.string()).optional(),
-      time_zone: TimeZone.optional(),
-    })
-    .strict(),
-  z
-    .object({
-      type: z.literal('tasmota'),
-      time_zone: TimeZone.optional(),
-      temperature_unit: TempUnit.optional(),
-    })
-    .strict(),
-  z.object({ type: z.literal('shelly'), temperature_unit: TempUnit.optional() }).strict(),
-  z
-    .object({
-      type: z.literal('esphome'),
-      sensors: z
-        .record(
-          z.string(),
-          z.object({ variable: z.string().min(1).optional(), unit: z.string().optional() }).strict(),
-        )
-        .optional(),
-      learn_from_discovery: z.boolean().optional(),
-    })
-    .strict(),
-]);
-export type DecoderSpec = z.infer<typeof DecoderSpec>;
 
 export function createDecoder(spec: DecoderSpec): Decoder {
   return guarded(spec.type, build(spec));

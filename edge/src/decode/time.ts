@@ -120,15 +120,7 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** True when `timeZone` is an IANA zone this runtime knows (`Europe/Berlin`, `UTC`). */
-export function isTimeZone(timeZone: string): boolean {
-  try {
-    formatter(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isTimeZone } from '@fieldbeam/protocol';
 
 /** The zone's offset from UTC at instant `utcMs`, in ms. */
 function zoneOffsetMs(utcMs: number, timeZone: string): number {

@@ -5,16 +5,9 @@
  * generic decoders, which do not name a station.
  */
 
-export const DECODER_FAMILIES = [
-  'number',
-  'json',
-  'senml',
-  'zigbee2mqtt',
-  'tasmota',
-  'shelly',
-  'esphome',
-] as const;
-export type DecoderFamily = (typeof DECODER_FAMILIES)[number];
+import type { DecoderFamily } from '@fieldbeam/protocol';
+
+export { DECODER_FAMILIES, type DecoderFamily } from '@fieldbeam/protocol';
 
 export interface TopicConvention {
   /**
