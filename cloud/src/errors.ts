@@ -24,6 +24,16 @@ export const CloudErrorCode = {
   BUILD_ENCODE: 'FB_CLOUD_BUILD_ENCODE',
   /** `edge add` was given a bad argument or input (nothing was registered or written): fix it and run it again. */
   EDGE_ADD_INVALID: 'FB_CLOUD_EDGE_ADD_INVALID',
+  /** No edge answers its control subjects (it is not connected to NATS): a retry helps once it is back. */
+  EDGE_NOT_CONNECTED: 'FB_CLOUD_EDGE_NOT_CONNECTED',
+  /** The edge took the control request but did not answer in time (busy, slow link): a retry may pass. */
+  EDGE_TIMEOUT: 'FB_CLOUD_EDGE_TIMEOUT',
+  /** The edge refused the control request (bad request, or for reload its invalid config file): the same fails again. */
+  EDGE_REFUSED: 'FB_CLOUD_EDGE_REFUSED',
+  /** The edge failed while answering a control request (its own error): a later try may pass. */
+  EDGE_FAILED: 'FB_CLOUD_EDGE_FAILED',
+  /** The edge's answer is not what the protocol says (another agent version?): retrying gets the same. */
+  EDGE_REPLY_INVALID: 'FB_CLOUD_EDGE_REPLY_INVALID',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

@@ -1,3 +1,15 @@
+export type { ControlOp } from './edge-control.js';
+export {
+  ControlErrorBody,
+  ControlErrorStatus,
+  ControlReject,
+  ControlReply,
+  ControlRequest,
+  controlLimits,
+  controlOps,
+  controlServiceName,
+  SensorChanges,
+} from './edge-control.js';
 export type { LogFormat, LogOutput } from './log-lines.js';
 export {
   chooseLogFormat,

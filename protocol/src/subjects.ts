@@ -26,6 +26,9 @@ export const subjects = {
   /** A dataset window was (re)built. */
   dataset: (name: string) => `fb.dataset.${token('dataset name', name)}`,
   datasetAll: 'fb.dataset.>',
+  /** Control requests to one edge's service (status, sensors, rejects, reload, ping), answered by that edge. */
+  control: (edge: string, op: string) => `fb.ctl.${token('edge id', edge)}.${token('control op', op)}`,
+  controlAll: (edge: string) => `fb.ctl.${token('edge id', edge)}.>`,
   /**
    * Inbox prefix of a NATS identity (an edge id, or the collector's): its replies, JetStream acks and
    * pull deliveries arrive under it, and its credentials may subscribe under nothing else, so no
