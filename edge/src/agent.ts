@@ -294,7 +294,9 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     };
     const heartbeat = setInterval(() => {
       void sample().then(() => {
-        publisher.publishStatus(subjects.edgeStatus(config.edge), Buffer.from(JSON.stringify(status())));
+        // The interval tells the collector when this edge counts as offline (a few missed beats).
+        const beat = { ...status(), intervalMs: config.status_interval_ms };
+        publisher.publishStatus(subjects.edgeStatus(config.edge), Buffer.from(JSON.stringify(beat)));
       });
     }, config.status_interval_ms);
     heartbeat.unref();

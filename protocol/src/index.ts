@@ -49,7 +49,7 @@ export {
 } from './sensor-config.js';
 export type { StreamSpec } from './streams.js';
 export { batchLimits, streams } from './streams.js';
-export { batchMsgId, edgeOfObsSubject, isSubjectToken, subjects } from './subjects.js';
+export { batchMsgId, edgeOfObsSubject, edgeOfStatusSubject, isSubjectToken, subjects } from './subjects.js';
 export type { AcceptedTimeRange } from './time-range.js';
 export { isDuration, parseDuration, timeRangeProblem } from './time-range.js';
 export type { TopicPattern } from './topic-pattern.js';

@@ -98,6 +98,11 @@ export const EdgeStatus = z.object({
    * The fields below are optional so that a collector reads the heartbeats of older agents; an agent
    * of this version sends them all. The fleet registry keeps them as sent.
    */
+  /**
+   * How long until this edge's next heartbeat (its `status_interval_ms`): the collector counts it
+   * offline after a few missed ones.
+   */
+  intervalMs: z.number().int().positive().max(86_400_000).optional(),
   /** The buffer file's id: its sequence numbers start again when the file is replaced. */
   bufferId: z.string().max(64).optional(),
   /** Sensors by origin (at most `statusLimits.maxSensors`; `sensorCount` is the full count). */

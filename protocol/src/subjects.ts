@@ -43,6 +43,12 @@ export function edgeOfObsSubject(subject: string): string | undefined {
   return m?.[1];
 }
 
+/** The edge id in a heartbeat subject (`fb.edge.<edge>.status`), or undefined when it is not one. */
+export function edgeOfStatusSubject(subject: string): string | undefined {
+  const m = /^fb\.edge\.([^.]+)\.status$/.exec(subject);
+  return m?.[1];
+}
+
 /**
  * The `Nats-Msg-Id` of a batch. JetStream de-duplicates per stream, across every edge's subject, so
  * `nonce` must be a secret random value per batch (kept for its resends): an id another edge could
