@@ -15,6 +15,7 @@ import { WindowStore } from './datasets/window-store.js';
 import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { DEFAULT_EXPORT_RETRY, type ExporterName, startExporters } from './export/exporters.js';
+import { refreshFleetGauges, startFleetRegistry } from './fleet/fleet-registry.js';
 import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
@@ -137,6 +138,11 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     closers.push(() => ingest.close());
 
     const consumers: { stream: string; consumer: DurableConsumer }[] = [];
+    // The fleet registry: every edge's latest heartbeat, in Postgres (see fleet/fleet-registry.ts).
+    const fleet = await startFleetRegistry({ js, jsm, pool, log, metrics });
+    closers.push(() => fleet.close());
+    consumers.push({ stream: streams.STATUS.name, consumer: fleet });
+    const fleetSeries = new Set<string>();
     let builder: Builder | undefined;
     if (datasets.length > 0) {
       log.info({ datasets: datasets.map((d) => d.name), objects: objects.describe }, 'datasets configured');
@@ -190,6 +196,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       await Promise.allSettled([
         lag(streams.OBS.name, config.FB_INGEST_CONSUMER),
         ...consumers.map((c) => lag(c.stream, c.consumer.name)),
+        refreshFleetGauges(pool, metrics, fleetSeries),
       ]);
       if (datasets.length > 0) {
         const counts = await windows.stateCounts();

@@ -117,6 +117,47 @@ export function createCloudMetrics(build = buildInfo()) {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    fleetHeartbeats: new Counter({
+      name: 'fb_cloud_fleet_heartbeats_total',
+      help: 'Edge heartbeats recorded in the fleet registry',
+      registers: [registry],
+    }),
+    fleetHeartbeatsRefused: new Counter({
+      name: 'fb_cloud_fleet_heartbeats_refused_total',
+      help: 'Edge heartbeats set aside in dead_letters (source fleet), by reason (subject, json, schema, edge_mismatch, database)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    fleetEdges: new Gauge({
+      name: 'fb_cloud_fleet_edges',
+      help: 'Edges of the fleet registry by state (online, offline)',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    edgeOnline: new Gauge({
+      name: 'fb_cloud_edge_online',
+      help: '1 while the edge heartbeats, 0 once it missed 3 heartbeats in a row (one series per edge seen)',
+      labelNames: ['edge'],
+      registers: [registry],
+    }),
+    edgeLastSeenAge: new Gauge({
+      name: 'fb_cloud_edge_last_seen_age_seconds',
+      help: "Time since the edge's latest heartbeat reached the stream",
+      labelNames: ['edge'],
+      registers: [registry],
+    }),
+    edgeBufferDepth: new Gauge({
+      name: 'fb_cloud_edge_buffer_depth',
+      help: "Readings in the edge's buffer not yet acknowledged by the stream, as of its latest heartbeat",
+      labelNames: ['edge'],
+      registers: [registry],
+    }),
+    edgeOldestUnsentAge: new Gauge({
+      name: 'fb_cloud_edge_oldest_unsent_age_seconds',
+      help: "Age of the oldest reading in the edge's buffer (0: empty), as of its latest heartbeat",
+      labelNames: ['edge'],
+      registers: [registry],
+    }),
     httpErrors: new Counter({
       name: 'fb_cloud_http_errors_total',
       help: 'HTTP answers with a 4xx or 5xx status, malformed requests included, by status',

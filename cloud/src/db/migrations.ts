@@ -231,6 +231,35 @@ export const migrations: readonly { version: number; name: string; sql: string }
       CREATE INDEX dead_letters_source_idx ON dead_letters (source, id);
     `,
   },
+  {
+    version: 6,
+    name: 'fleet registry: the latest heartbeat of every edge',
+    // One row per edge, replaced by each newer heartbeat (last_seen is the stream's time of it, so a
+    // redelivered older one never overwrites a newer one). The columns are what the fleet view, the
+    // metrics and the offline rule query; the whole heartbeat is kept as sent in status.
+    sql: `
+      CREATE TABLE fleet_edges (
+        edge                text PRIMARY KEY,
+        first_seen          timestamptz NOT NULL,
+        last_seen           timestamptz NOT NULL,
+        stream_seq          bigint NOT NULL,
+        interval_ms         int,
+        version             text NOT NULL,
+        uplink              text NOT NULL,
+        buffer_depth        bigint NOT NULL,
+        buffer_bytes        bigint NOT NULL,
+        buffer_capacity     bigint NOT NULL,
+        oldest_unsent_age_s double precision,
+        dropped             bigint NOT NULL,
+        rejected            bigint NOT NULL,
+        clock               text NOT NULL,
+        disk_free_bytes     double precision,
+        sensor_count        int,
+        config_revision     bigint,
+        status              jsonb NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */
