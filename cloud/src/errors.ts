@@ -34,6 +34,8 @@ export const CloudErrorCode = {
   EDGE_FAILED: 'FB_CLOUD_EDGE_FAILED',
   /** The edge's answer is not what the protocol says (another agent version?): retrying gets the same. */
   EDGE_REPLY_INVALID: 'FB_CLOUD_EDGE_REPLY_INVALID',
+  /** An edge command named an edge neither registered (`edge add`) nor ever seen by the fleet registry. */
+  EDGE_UNKNOWN: 'FB_CLOUD_EDGE_UNKNOWN',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

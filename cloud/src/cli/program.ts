@@ -114,17 +114,28 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
       );
     });
 
-  const edge = createEdgeCommand(() => {
-    const config = loadCloudConfig();
-    return {
-      identityDir: identityDir(config),
-      releasesDir: config.FB_RELEASES_DIR,
-      httpHost: config.FB_HTTP_HOST,
-    };
-  }, process.stdout);
+  const edge = createEdgeCommand(
+    () => {
+      const config = loadCloudConfig();
+      return {
+        identityDir: identityDir(config),
+        releasesDir: config.FB_RELEASES_DIR,
+        httpHost: config.FB_HTTP_HOST,
+        config,
+      };
+    },
+    process.stdout,
+    process.stderr,
+    status,
+  );
   for (const cmd of allCommands(edge)) {
+    const fleet = cmd.name() !== 'add' && cmd !== edge;
     cmd.addHelpText('after', () =>
-      settingsHelp(['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR', 'FB_HTTP_HOST']),
+      settingsHelp(
+        fleet
+          ? ['NATS_URL', 'NATS_NKEY_SEED_FILE', 'FB_IDENTITY_DIR', ...DATABASE_SETTINGS]
+          : ['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR', 'FB_HTTP_HOST'],
+      ),
     );
   }
   program.addCommand(edge);
