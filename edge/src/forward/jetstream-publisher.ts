@@ -22,6 +22,11 @@ export interface JetStreamPublisherOptions {
 }
 
 export interface JetStreamPublisher extends Publisher {
+  /**
+   * The uplink's connection once it is made (for the agent's other NATS clients: central sensor
+   * config); never settles if the publisher is closed first. The client reconnects it by itself.
+   */
+  connection(): Promise<NatsConnection>;
   close(): Promise<void>;
 }
 
@@ -37,6 +42,10 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
   let closed = false;
   let wake: (() => void) | undefined;
   let reconnected: { promise: Promise<void>; resolve: () => void } | undefined;
+  let madeConnection: (conn: NatsConnection) => void = () => {};
+  const made = new Promise<NatsConnection>((resolve) => {
+    madeConnection = resolve;
+  });
   const up = () => {
     connected = true;
     opts.onState?.('connected');
@@ -82,6 +91,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
         }
         nc = conn;
         js = jetstream(conn, { timeout: opts.ackTimeoutMs });
+        madeConnection(conn);
         up();
         void watch(conn);
         return;
@@ -121,6 +131,7 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
       }
       return reconnected.promise;
     },
+    connection: () => made,
     publishStatus(subject, data) {
       if (nc && !nc.isClosed() && connected) nc.publish(subject, data);
     },
