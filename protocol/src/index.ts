@@ -22,6 +22,8 @@ export {
   syslogPriority,
 } from './log-lines.js';
 export {
+  BatchBuffer,
+  bufferLimits,
   ConfigState,
   DataAvailable,
   DataSetAvailable,

@@ -4,11 +4,46 @@ import { batchLimits } from './streams.js';
 
 const Seq = z.number().int().nonnegative();
 
+/** Bounds of a batch's buffer account: one batch reports at most this many dropped ranges. */
+export const bufferLimits = { maxDroppedRanges: 64 } as const;
+
+const SeqRange = z
+  .tuple([Seq, Seq])
+  .refine((r) => r[0] <= r[1], { message: 'a range must not start after its end' });
+
+/**
+ * Which buffer file a batch's sequence numbers belong to, so that the collector can prove its
+ * completeness per edge (every number from `start` on either arrived, was dropped as the edge says, or
+ * is an unexplained gap). An optional field of the batch rather than a new message or a header: it is
+ * validated with the batch, arrives with it or not at all, and costs some 40 bytes per batch. Collectors
+ * accept batches with and without it (agents of earlier versions send none); a collector of an earlier
+ * version refuses it (the batch schema is strict), so the collector is upgraded before the edges.
+ */
+export const BatchBuffer = z
+  .object({
+    /** The buffer file's random id: a replaced file starts a new sequence space under a new id. */
+    id: z.string().min(1).max(64),
+    /**
+     * The first sequence number this id accounts for: 1 for a file made by an agent that sends this
+     * field; for a file from an earlier version, the first number it handed out after the upgrade.
+     */
+    start: Seq.min(1),
+    /**
+     * Ranges of this buffer dropped unsent under `drop_oldest` and not yet reported by an acknowledged
+     * batch (they may lie before or after this batch's own range). A batch repeated after a failure
+     * repeats them; the collector's account is idempotent.
+     */
+    dropped: z.array(SeqRange).max(bufferLimits.maxDroppedRanges).optional(),
+  })
+  .strict();
+export type BatchBuffer = z.infer<typeof BatchBuffer>;
+
 const batchFields = {
   v: z.literal(1),
   edge: z.string().min(1),
   seq: z.tuple([Seq, Seq]),
   sent: IsoTime,
+  buffer: BatchBuffer.optional(),
 };
 const seqInOrder = (b: { seq: [number, number] }) => b.seq[0] <= b.seq[1];
 

@@ -44,14 +44,32 @@ const observation = (edge: string) =>
       requiredKeys: ['id', 'source', 'edge', 'station', 'variable', 'unit', 'time', 'received'],
     },
   );
+/** A batch's buffer account, valid or nearly so. */
+const bufferAccount = fc.record(
+  {
+    id: fc.string({ minLength: 0, maxLength: 66 }),
+    start: fc.integer({ min: -1, max: 3 }),
+    dropped: fc.oneof(
+      fc.array(fc.tuple(fc.integer({ min: -1, max: 5 }), fc.integer({ min: -1, max: 5 })), { maxLength: 3 }),
+      fc.constant([[1, 2, 3]]),
+      fc.constant(Array.from({ length: 65 }, () => [1, 1])),
+    ),
+    extra: fc.constant(1),
+  },
+  { requiredKeys: [] },
+);
 const batch = fc.string({ minLength: 0, maxLength: 3 }).chain((edge) =>
-  fc.record({
-    v: fc.constantFrom(1, 2),
-    edge: fc.constant(edge),
-    seq: fc.tuple(fc.integer({ min: -1, max: 5 }), fc.integer({ min: -1, max: 5 })),
-    sent: nearlyIso,
-    observations: fc.array(observation(edge), { maxLength: 4 }),
-  }),
+  fc.record(
+    {
+      v: fc.constantFrom(1, 2),
+      edge: fc.constant(edge),
+      seq: fc.tuple(fc.integer({ min: -1, max: 5 }), fc.integer({ min: -1, max: 5 })),
+      sent: nearlyIso,
+      buffer: fc.oneof(bufferAccount, fc.constant(null)),
+      observations: fc.array(observation(edge), { maxLength: 4 }),
+    },
+    { requiredKeys: ['v', 'edge', 'seq', 'sent', 'observations'] },
+  ),
 );
 
 /** Batches that are valid but for the odd field, so both checks have to look closely. */
@@ -82,6 +100,17 @@ const validBatch = fc.string({ minLength: 1, maxLength: 20 }).chain((edge) =>
     edge: fc.constant(edge),
     seq: fc.tuple(fc.nat(1000), fc.nat(1000)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)]),
     sent: iso,
+    buffer: fc.record(
+      {
+        id: fc.string({ minLength: 1, maxLength: 64 }),
+        start: fc.integer({ min: 1, max: 1000 }),
+        dropped: fc.array(
+          fc.tuple(fc.nat(1000), fc.nat(1000)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)]),
+          { maxLength: 4 },
+        ),
+      },
+      { requiredKeys: ['id', 'start'] },
+    ),
     observations: fc.array(validObservation(edge), { minLength: 1, maxLength: 4 }),
   }),
 );

@@ -1,4 +1,4 @@
-import { batchLimits, isIsoTime, textProblem } from '@fieldbeam/protocol';
+import { batchLimits, bufferLimits, isIsoTime, textProblem } from '@fieldbeam/protocol';
 
 /**
  * A hand-written check of an ObservationBatch that is several times faster than the zod schema on
@@ -25,7 +25,8 @@ const OBS_KEYS = new Set([
   'alt',
   'quality',
 ]);
-const BATCH_KEYS = new Set(['v', 'edge', 'seq', 'sent', 'observations']);
+const BATCH_KEYS = new Set(['v', 'edge', 'seq', 'sent', 'buffer', 'observations']);
+const BUFFER_KEYS = new Set(['id', 'start', 'dropped']);
 
 const isObject = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -84,8 +85,22 @@ export function fastValidEnvelope(b: unknown): b is Record<string, unknown> & { 
   const s = b.seq;
   if (!Array.isArray(s) || s.length !== 2 || !seq(s[0]) || !seq(s[1]) || s[0] > s[1]) return false;
   if (!iso(b.sent)) return false;
+  if (b.buffer !== undefined && !bufferOk(b.buffer)) return false;
   const obs = b.observations;
   return Array.isArray(obs) && obs.length >= 1 && obs.length <= batchLimits.maxObservations;
+}
+
+/** The batch's optional buffer account (`BatchBuffer`). */
+function bufferOk(x: unknown): boolean {
+  if (!isObject(x) || !onlyKeys(x, BUFFER_KEYS)) return false;
+  if (typeof x.id !== 'string' || x.id.length < 1 || x.id.length > 64) return false;
+  if (!seq(x.start) || x.start < 1) return false;
+  const d = x.dropped;
+  if (d === undefined) return true;
+  if (!Array.isArray(d) || d.length > bufferLimits.maxDroppedRanges) return false;
+  for (const r of d)
+    if (!Array.isArray(r) || r.length !== 2 || !seq(r[0]) || !seq(r[1]) || r[0] > r[1]) return false;
+  return true;
 }
 
 /** True only for values the ObservationBatch schema accepts (may say false for some it accepts). */
