@@ -295,6 +295,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     const heartbeat = setInterval(() => {
       void sample().then(() => {
         // The interval tells the collector when this edge counts as offline (a few missed beats).
+        bufferId: outbox.bufferId,
         const beat = { ...status(), intervalMs: config.status_interval_ms };
         publisher.publishStatus(subjects.edgeStatus(config.edge), Buffer.from(JSON.stringify(beat)));
       });

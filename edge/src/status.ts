@@ -34,6 +34,8 @@ export function buildEdgeStatus(input: {
   diskFree: number | null;
   uplinkConnected: boolean;
   clock: EdgeStatus['clock'];
+  /** The buffer file's id: with it the heartbeat reports the file's known gaps. */
+  bufferId?: string;
 }): EdgeStatus {
   const now = Date.now();
   return {
@@ -55,6 +57,12 @@ export function buildEdgeStatus(input: {
     diskFreeBytes: input.diskFree,
     clock: input.clock,
     uplink: input.uplinkConnected ? 'connected' : 'disconnected',
+    ...(input.bufferId === undefined
+      ? {}
+      : {
+          bufferId: input.bufferId,
+          gaps: { droppedOldest: input.buffer.dropped, quarantined: input.buffer.quarantined },
+        }),
   };
 }
 

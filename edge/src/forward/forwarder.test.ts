@@ -10,7 +10,9 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
   let taken = 0;
   return {
     rows,
-    bufferId: 'b1',
+    // Long enough that no random message id contains it by chance.
+    bufferId: 'buffer-id-b1',
+    bufferStart: 1,
     append: async () => {},
     whenAppended: () => new Promise(() => {}),
     take(max) {
@@ -35,6 +37,7 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
       capacityBytes: 1,
       oldestReceivedMs: null,
       dropped: 0,
+      quarantined: 0,
       appended: 0,
       acked: 0,
     }),
@@ -249,5 +252,15 @@ describe('batchMessage', () => {
     const checked = decodeMessage(ObservationBatch, batchMessage('gw', { first: 7, last: 8, rows }, 1e12));
     expect(checked.ok && checked.value.seq).toEqual([7, 8]);
     expect(checked.ok && checked.value.observations.map((o) => o.value)).toEqual([1, 2]);
+    // With its buffer account: the file's id and start, and the drops the batch carries.
+    const buffer = { id: 'b1', start: 1 };
+    const withDrops = batchMessage('gw', { first: 7, last: 8, rows, dropped: [[3, 5]] }, 1e12, buffer);
+    const account = decodeMessage(ObservationBatch, withDrops);
+    expect(account.ok && account.value.buffer).toEqual({ id: 'b1', start: 1, dropped: [[3, 5]] });
+    const plain = decodeMessage(
+      ObservationBatch,
+      batchMessage('gw', { first: 7, last: 8, rows }, 1e12, buffer),
+    );
+    expect(plain.ok && plain.value.buffer).toEqual({ id: 'b1', start: 1 });
   });
 });

@@ -47,14 +47,23 @@ export interface Forwarder {
 
 /**
  * The `ObservationBatch` message of a batch, its stored observation texts spliced in unchanged
- * (each already is the JSON of a valid observation).
+ * (each already is the JSON of a valid observation). With `buffer`, it says which buffer file its
+ * sequence numbers belong to, and carries the drops not yet reported, for the collector's account.
  */
-export function batchMessage(edge: string, batch: OutboxBatch, sentMs = Date.now()): string {
+export function batchMessage(
+  edge: string,
+  batch: OutboxBatch,
+  sentMs = Date.now(),
+  buffer?: { id: string; start: number },
+): string {
   const head: Omit<ObservationBatch, 'observations'> = {
     v: 1,
     edge,
     seq: [batch.first, batch.last],
     sent: new Date(sentMs).toISOString(),
+    ...(buffer
+      ? { buffer: { ...buffer, ...(batch.dropped?.length ? { dropped: batch.dropped } : {}) } }
+      : {}),
   };
   return `${JSON.stringify(head).slice(0, -1)},"observations":[${batch.rows.join(',')}]}`;
 }
@@ -104,6 +113,7 @@ export function startForwarder(
   const encoder = new TextEncoder();
   const nonce = opts.nonce ?? randomNonce;
   const newMsgId = (b: OutboxBatch) => batchMsgId(opts.edge, nonce(), b.first, b.last);
+  const buffer = { id: outbox.bufferId, start: outbox.bufferStart };
   let sentObservations = 0;
   let failures = 0;
   let unexpectedDuplicates = 0;
@@ -160,7 +170,7 @@ export function startForwarder(
   async function send(p: Pending): Promise<void> {
     const { batch } = p;
     unacked.set(batch.first, p);
-    const data = encoder.encode(batchMessage(opts.edge, batch));
+    const data = encoder.encode(batchMessage(opts.edge, batch, Date.now(), buffer));
     let ack: { duplicate: boolean };
     for (let renamed = 0; ; renamed++) {
       const expected = p.attempted;

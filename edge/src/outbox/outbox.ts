@@ -9,6 +9,11 @@ export interface OutboxBatch {
    * into the batch message as they are: no parse and re-serialise per reading on the way out.
    */
   rows: string[];
+  /**
+   * Ranges dropped under `drop_oldest` not yet reported, sent along with this batch (see
+   * `DroppedRanges`); forgotten once it is acknowledged.
+   */
+  dropped?: [number, number][];
 }
 
 /** The observations of a batch, parsed (for tools and tests; the forwarder does not need it). */
@@ -24,6 +29,8 @@ export interface OutboxStats {
   capacityBytes: number;
   oldestReceivedMs: number | null;
   dropped: number;
+  /** Inputs set aside as rejects by this buffer file (they never took a sequence number). */
+  quarantined: number;
   appended: number;
   acked: number;
 }
@@ -75,6 +82,11 @@ export type DeliveryOutcome = 'stored' | 'duplicate' | 'retained_repeat';
 export interface Outbox {
   /** Random per buffer file: with the sequence range it makes batch message ids that never repeat. */
   readonly bufferId: string;
+  /**
+   * The first sequence number accounted for under `bufferId` (1 for a new file): the collector proves
+   * completeness from here on.
+   */
+  readonly bufferStart: number;
   /** Resolves once the observations are committed to disk; waits while full under `block`. */
   append(observations: Observation[]): Promise<void>;
   /**

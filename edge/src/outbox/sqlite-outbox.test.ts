@@ -548,3 +548,73 @@ describe('SqliteOutbox retained replays', () => {
     await box.close();
   });
 });
+
+describe('SqliteOutbox: the buffer account the collector proves completeness with', () => {
+  const size = JSON.stringify(obs(1)).length + 32;
+  const dropBox = () => open({ policy: 'drop_oldest', capacityBytes: size * 5 + 10 });
+
+  it('a new file starts its sequence space at 1; an older file at the next number it hands out', async () => {
+    let box = open();
+    expect(box.bufferStart).toBe(1);
+    await box.append([obs(1), obs(2)]);
+    await box.close();
+    box = open();
+    expect(box.bufferStart).toBe(1);
+    await box.close();
+    // A file written before the account existed: no seq_start in its meta.
+    const db = new Database(join(dir, 'buf.sqlite'));
+    db.prepare("DELETE FROM meta WHERE key = 'seq_start'").run();
+    db.close();
+    box = open();
+    expect(box.bufferStart).toBe(3);
+    await box.append([obs(3)]);
+    expect(box.take(10, 1e6)).toMatchObject({ first: 1, last: 3 });
+    await box.close();
+    expect(open().bufferStart).toBe(3);
+  });
+
+  it('drop_oldest records the exact ranges it dropped; the next batch carries them until it is acked', async () => {
+    const box = dropBox();
+    await box.append([1, 2, 3, 4, 5].map(obs));
+    const inFlight = box.take(1, 1e6); // row 1 is spared
+    await box.append([obs(6), obs(7)]); // drops 2 and 3
+    await box.append([obs(8)]); // drops 4: extends the same range
+    const b = box.take(1, 1e6);
+    expect(b).toMatchObject({ first: 5, last: 5, dropped: [[2, 4]] });
+    // Carried ranges are not carried twice, nor extended while on their way.
+    await box.append([obs(9)]); // drops 6 (5 is taken)
+    const c = box.take(1, 1e6);
+    expect(c).toMatchObject({ first: 7, dropped: [[6, 6]] });
+    if (!inFlight || !b || !c) throw new Error('no batch');
+    box.ack(b.first, b.last);
+    await box.append([obs(10)]); // a commit forgets the acked batch's ranges
+    await box.close();
+    // Reopened, the unacknowledged batch's range goes with the next batch again; the acked one is gone.
+    const reopened = dropBox();
+    const values: unknown[] = [];
+    const carried: unknown[] = [];
+    for (let next = reopened.take(10, 1e6); next; next = reopened.take(10, 1e6)) {
+      values.push(...batchObservations(next).map((o) => o.value));
+      carried.push(...(next.dropped ?? []));
+      reopened.ack(next.first, next.last);
+    }
+    expect(values).toEqual([1, 7, 8, 9, 10]);
+    expect(carried).toEqual([[6, 6]]);
+    expect(reopened.stats().dropped).toBe(4);
+    await reopened.append([obs(11)]);
+    expect(reopened.take(10, 1e6)?.dropped).toBeUndefined();
+    await reopened.close();
+  });
+
+  it('counts rejected inputs per buffer file, across a reopen', async () => {
+    let box = open({ keepRejects: 0 });
+    await box.recordReject({ source: 'mqtt', topic: 't', reason: 'bad', payload: new Uint8Array(1) });
+    await box.recordReject({ source: 'mqtt', topic: 't', reason: 'bad', payload: new Uint8Array(1) });
+    expect(box.stats().quarantined).toBe(2);
+    await box.append([obs(1)]); // persisted with the next commit
+    await box.close();
+    box = open();
+    expect(box.stats().quarantined).toBe(2);
+    await box.close();
+  });
+});

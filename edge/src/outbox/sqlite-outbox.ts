@@ -10,9 +10,10 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { type Observation, observationId } from '@fieldbeam/protocol';
+import { bufferLimits, type Observation, observationId } from '@fieldbeam/protocol';
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
+import { DroppedRanges, prepareDroppedRanges } from './dropped-ranges.js';
 import type {
   DeliveryOutcome,
   FullPolicy,
@@ -151,11 +152,13 @@ function tryOpen(path: string, synchronous: string): Database.Database {
     db.exec(SCHEMA);
     prepareRejectTable(db);
     prepareRetainedTable(db);
+    prepareDroppedRanges(db);
     // Touch every table so a damaged file fails here, at start, and not on the first write.
     db.prepare('SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox').get();
     db.prepare('SELECT COUNT(*) FROM rejects').get();
     db.prepare('SELECT COUNT(*) FROM mqtt_deliveries').get();
     db.prepare('SELECT COUNT(*) FROM mqtt_retained').get();
+    db.prepare('SELECT COUNT(*) FROM dropped_ranges').get();
     const check = db.pragma('quick_check(1)', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
     return db;
@@ -232,6 +235,7 @@ interface Pending {
 
 export class SqliteOutbox implements Outbox, RejectLog {
   readonly bufferId: string;
+  readonly bufferStart: number;
   private readonly db: Database.Database;
   /** What readings may use: the capacity less the rejects' share. */
   private readonly capacity: number;
@@ -246,7 +250,16 @@ export class SqliteOutbox implements Outbox, RejectLog {
   /** Bytes of rows taken and not yet acked; bounded so `drop_oldest` always has room to work with. */
   private takenBytes = 0;
   /** Rows and bytes of each taken batch by its first sequence number, so an ack needs no query. */
-  private readonly taken = new Map<number, { last: number; n: number; bytes: number }>();
+  private readonly taken = new Map<
+    number,
+    { last: number; n: number; bytes: number /** Dropped ranges it carries. */; dropped?: number[] }
+  >();
+  private readonly droppedRanges: DroppedRanges;
+  /** Dropped ranges reported by acknowledged batches, forgotten with the next commit (as deletes are). */
+  private pendingForget: number[] = [];
+  /** Inputs this buffer file set aside as rejects (persisted with the next commit). */
+  private quarantined: number;
+  private quarantinedSaved: number;
   private queue: Pending[] = [];
   /** Appends waiting for space under the `block` policy, oldest first. */
   private blocked: Pending[] = [];
@@ -290,7 +303,21 @@ export class SqliteOutbox implements Outbox, RejectLog {
       setMeta.run('buffer_id', bufferId);
     }
     this.bufferId = bufferId;
+    // Where this id's account of sequence numbers begins: 1 for a new file; for a file from a version
+    // that did not report its buffer to the collector, the next number it hands out.
+    let start = Number(getMeta.get('seq_start')?.value ?? 0);
+    if (!(start >= 1)) {
+      const used = this.db
+        .prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+        .get();
+      start = (used?.seq ?? 0) + 1;
+      setMeta.run('seq_start', String(start));
+    }
+    this.bufferStart = start;
     this.dropped = Number(getMeta.get('dropped')?.value ?? 0);
+    this.quarantined = Number(getMeta.get('quarantined')?.value ?? 0);
+    this.quarantinedSaved = this.quarantined;
+    this.droppedRanges = new DroppedRanges(this.db);
     const totals = this.db
       .prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM outbox')
       .get() as {
@@ -425,12 +452,16 @@ export class SqliteOutbox implements Outbox, RejectLog {
   private applyDeletes(): void {
     for (const [first, last] of this.pendingDeletes) this.stmt.deleteRange.run(first, last);
     this.pendingDeletes = [];
+    if (this.pendingForget.length > 0) {
+      this.droppedRanges.forget(this.pendingForget);
+      this.pendingForget = [];
+    }
   }
 
   /** Deletes acked ranges on their own when no append came to carry them. */
   private flushDeletes(): void {
     this.deleteTimer = undefined;
-    if (this.closed || this.pendingDeletes.length === 0) return;
+    if (this.closed || (this.pendingDeletes.length === 0 && this.pendingForget.length === 0)) return;
     // Losing a delete to a power cut only means sending those readings again (and the collector
     // drops repeats by id), so this commit need not wait for the disk.
     this.db.pragma('synchronous = NORMAL');
@@ -507,6 +538,10 @@ export class SqliteOutbox implements Outbox, RejectLog {
             this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
         }
         if (dropped > 0) this.stmt.setMeta.run('dropped', String(this.dropped + dropped));
+        if (this.quarantined !== this.quarantinedSaved) {
+          this.stmt.setMeta.run('quarantined', String(this.quarantined));
+          this.quarantinedSaved = this.quarantined;
+        }
         if (now - this.lastPruneMs >= PRUNE_DELIVERIES_MS) this.pruneDeliveries(now);
         return dropped;
       });
@@ -608,11 +643,16 @@ export class SqliteOutbox implements Outbox, RejectLog {
     this.lastPruneMs = nowMs;
   }
 
-  /** Deletes the oldest rows not currently taken until `need` bytes are free; returns how many. Runs inside a transaction. */
+  /**
+   * Deletes the oldest rows not currently taken until `need` bytes are free, and records which (see
+   * `DroppedRanges`); returns how many. Runs inside a transaction.
+   */
   private dropOldest(need: number): number {
     let freed = 0;
     let count = 0;
     let after = this.takenUpTo;
+    /** Runs of consecutive sequence numbers dropped. */
+    const runs: [number, number][] = [];
     while (freed < need) {
       const rows = this.stmt.oldestFree.all(after, 512);
       if (rows.length === 0) break;
@@ -622,8 +662,12 @@ export class SqliteOutbox implements Outbox, RejectLog {
         freed += r.bytes;
         count++;
         after = r.seq;
+        const run = runs[runs.length - 1];
+        if (run && run[1] + 1 === r.seq) run[1] = r.seq;
+        else runs.push([r.seq, r.seq]);
       }
     }
+    if (runs.length > 0) this.droppedRanges.record(runs);
     this.bytes -= freed;
     this.depth -= count;
     return count;
@@ -637,13 +681,16 @@ export class SqliteOutbox implements Outbox, RejectLog {
     if (budget <= 0) return undefined;
     const rows = this.stmt.take.all(this.takenUpTo, maxCount);
     if (rows.length === 0) return undefined;
+    // Drops not yet reported ride along; the room they take in the message comes off the readings'.
+    const dropped = this.droppedRanges.carry(bufferLimits.maxDroppedRanges);
+    const room = dropped.length > 0 ? maxBytes - JSON.stringify(dropped).length - 16 : maxBytes;
     const texts: string[] = [];
     let size = 0;
     let last = 0;
     let takenBytes = 0;
     for (const r of rows) {
       // The first row always goes, even alone, so one large reading can never wedge the buffer.
-      if (texts.length > 0 && (size + r.obs.length + 1 > maxBytes || takenBytes + r.bytes > budget)) break;
+      if (texts.length > 0 && (size + r.obs.length + 1 > room || takenBytes + r.bytes > budget)) break;
       texts.push(r.obs);
       size += r.obs.length + 1;
       takenBytes += r.bytes;
@@ -651,6 +698,11 @@ export class SqliteOutbox implements Outbox, RejectLog {
     }
     this.takenBytes += takenBytes;
     const first = rows[0]?.seq ?? last;
+    if (dropped.length > 0) {
+      this.taken.set(first, { last, n: texts.length, bytes: takenBytes, dropped: dropped.map((r) => r[0]) });
+      this.takenUpTo = last;
+      return { first, last, rows: texts, dropped };
+    }
     this.taken.set(first, { last, n: texts.length, bytes: takenBytes });
     this.takenUpTo = last;
     return { first, last, rows: texts };
@@ -666,6 +718,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
       // cost an fsync each, the largest cost of draining a backlog.
       this.taken.delete(first);
       this.pendingDeletes.push([first, last]);
+      if (known.dropped) this.pendingForget.push(...known.dropped);
       this.deleteTimer ??= setTimeout(() => this.flushDeletes(), 50);
       removed = { n: known.n, b: known.bytes };
     } else {
@@ -710,6 +763,8 @@ export class SqliteOutbox implements Outbox, RejectLog {
   recordReject(entry: RejectEntry): Promise<void> {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
+    // Counted whether or not the log keeps it: the buffer's account of inputs it never stored.
+    this.quarantined++;
     const written = this.rejects.queue(entry);
     // Not a commit of its own: the next readings' commit takes it along, or, when none comes, one
     // commit for all the rejects of the next moment (each commit rewrites the table's pages).
@@ -741,6 +796,7 @@ export class SqliteOutbox implements Outbox, RejectLog {
       capacityBytes: this.capacity,
       oldestReceivedMs: this.closed ? null : (this.stmt.oldest.get()?.received_ms ?? null),
       dropped: this.dropped,
+      quarantined: this.quarantined,
       appended: this.appended,
       acked: this.acked,
     };
