@@ -282,6 +282,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         diskFree: diskFreeBytes(config.data_dir),
         uplinkConnected: publisher.connected,
         clock: clock.state,
+        bufferId: outbox.bufferId,
       });
     const sample = async () => {
       const s = outbox.stats();
@@ -295,7 +296,6 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     const heartbeat = setInterval(() => {
       void sample().then(() => {
         // The interval tells the collector when this edge counts as offline (a few missed beats).
-        bufferId: outbox.bufferId,
         const beat = { ...status(), intervalMs: config.status_interval_ms };
         publisher.publishStatus(subjects.edgeStatus(config.edge), Buffer.from(JSON.stringify(beat)));
       });
