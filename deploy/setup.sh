@@ -93,6 +93,8 @@ command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # The agent's systemd notifications go through systemd-notify; its test binds the socket with python3.
 command -v systemd-notify >/dev/null || [ -x /bin/systemd-notify ] || missing+=(systemd)
 command -v python3 >/dev/null || missing+=(python3)
+# The fleet test checks deploy/prometheus/fieldbeam-rules.yml with promtool (Debian's prometheus package).
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ "$with_pi" = 1 ]; then
   # shellcheck source=pi/lib.sh
   source deploy/pi/lib.sh

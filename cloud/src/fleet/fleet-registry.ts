@@ -38,6 +38,9 @@ const BATCH = 256;
 export async function startFleetRegistry(deps: FleetRegistryDeps): Promise<DurableConsumer> {
   const { pool, log, metrics } = deps;
   const store = new FleetStore(pool);
+  // Every reason exported from the start, so that an alert on its increase sees the first one.
+  for (const reason of ['subject', 'json', 'schema', 'edge_mismatch', 'database'])
+    metrics.fleetHeartbeatsRefused.inc({ reason }, 0);
 
   const deadLetter = (m: JsMsg, reason: string, code: string): DeadLetter => ({
     subject: m.subject,
