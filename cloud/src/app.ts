@@ -20,9 +20,10 @@ import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
-import { collectorConnectOptions, explainConnectError } from './nats/connection.js';
+import { collectorConnectOptions, explainConnectError, identityDir } from './nats/connection.js';
 import type { DurableConsumer } from './nats/durable-consumer.js';
 import { ensureStreams } from './nats/streams.js';
+import { enrollRoutes } from './provision/enroll-route.js';
 import { releaseRoutes } from './releases/index.js';
 import { createObjectStore } from './storage/create-object-store.js';
 
@@ -224,6 +225,12 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           maxLimit: config.FB_API_MAX_LIMIT ?? 10_000,
         }),
         ...releaseRoutes({ dir: config.FB_RELEASES_DIR }),
+        ...enrollRoutes({
+          identityDir: identityDir(config),
+          releasesDir: config.FB_RELEASES_DIR,
+          log,
+          onOutcome: (outcome) => metrics.edgeEnrollments.inc({ outcome }),
+        }),
         ...adminRoutes({ pool, windows, datasets, token: config.FB_ADMIN_TOKEN }),
         '/healthz': async ({ res }) => {
           let database = 'ok';

@@ -52,6 +52,28 @@ function compile(key: string, route: Route): Compiled {
   };
 }
 
+/**
+ * Route parameters that are secrets (an install link's one-time token): a log line names the route
+ * with `(redacted)` in their place, never the request's own target.
+ */
+const SECRET_PARAMS: ReadonlySet<string> = new Set(['token']);
+
+/** The request's target as log lines show it: a secret path parameter of its route redacted. */
+function loggableTarget(compiled: readonly Compiled[], url: string | undefined): string {
+  const target = parseRequestTarget(url);
+  if (!target.ok) return '(not a valid target)';
+  const query = target.query.size > 0 ? `?${target.query}` : '';
+  for (const c of compiled) {
+    if (!c.parts.some((p) => p.startsWith(':') && SECRET_PARAMS.has(p.slice(1)))) continue;
+    if (!match(c, target.segments)) continue;
+    const parts = c.parts.map((p, i) =>
+      p.startsWith(':') && SECRET_PARAMS.has(p.slice(1)) ? '(redacted)' : target.segments[i],
+    );
+    return `/${parts.join('/')}${query}`;
+  }
+  return `${target.path}${query}`;
+}
+
 const allows = (c: Compiled, method: string) =>
   c.method === method || (c.method === 'GET' && method === 'HEAD');
 
@@ -201,14 +223,20 @@ export async function startHttpApi(opts: HttpApiOptions, routes: Record<string, 
       if (res.headersSent) {
         // A client going away mid-answer is no server fault; anything else is logged.
         if (!res.destroyed) {
-          log?.error({ err, method: req.method, url: req.url }, 'HTTP route failed after its answer began');
+          log?.error(
+            { err, method: req.method, url: loggableTarget(compiled, req.url) },
+            'HTTP route failed after its answer began',
+          );
         }
         res.destroy();
         return;
       }
       if (err instanceof HttpError) return answer(res, err.status, { error: err.message });
       const ref = randomBytes(6).toString('hex');
-      log?.error({ err, ref, method: req.method, url: req.url }, 'HTTP route failed');
+      log?.error(
+        { err, ref, method: req.method, url: loggableTarget(compiled, req.url) },
+        'HTTP route failed',
+      );
       answer(res, 500, {
         error: `internal error; the collector's log has the cause under ref ${ref}`,
         code: CloudErrorCode.HTTP_INTERNAL,

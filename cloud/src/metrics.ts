@@ -158,6 +158,12 @@ export function createCloudMetrics(build = buildInfo()) {
       labelNames: ['edge'],
       registers: [registry],
     }),
+    edgeEnrollments: new Counter({
+      name: 'fb_cloud_edge_enrollments_total',
+      help: 'Requests for edge install links (GET /edge/install/<token>), by outcome: redeemed, or refused as unknown, used, expired, damaged, no_release',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     httpErrors: new Counter({
       name: 'fb_cloud_http_errors_total',
       help: 'HTTP answers with a 4xx or 5xx status, malformed requests included, by status',

@@ -11,11 +11,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { FIRMWARE_TOPICS } from '../provision/edge-sensors.js';
+import { enrollmentsDir, openEnrollment, tokenHash } from '../provision/enrollment.js';
 import { type EdgeCommandContext, runEdgeCommand } from './edge-command.js';
 import { addEdge } from './edge-identity.js';
 
@@ -78,8 +79,16 @@ const urlArgs = (id: string, out = `DIR/${id}.user-data`) => [
 const add = (id: string, extra: string[], releasesDir?: string) => {
   const r = run([...urlArgs(id), ...extra], { releasesDir });
   if (r.status !== 0) throw r.status instanceof Error ? r.status : new Error(`status ${r.status}: ${r.err}`);
-  return readFileSync(join(dir, `${id}.user-data`), 'utf8');
+  return r.out;
 };
+
+/** The config and seed sealed in the enrollment whose install link `printed` shows. */
+function enrolled(printed: string) {
+  const token = /curl -fsSL \S+\/edge\/install\/([A-Za-z0-9_-]+) \| sudo sh/.exec(printed)?.[1] ?? '';
+  const file = join(enrollmentsDir(join(dir, 'identity')), `${tokenHash(token)}.json`);
+  const { secret, edge, expires } = openEnrollment(token, readFileSync(file, 'utf8'));
+  return { token, file, edge, expires, secret, config: parse(secret.config) };
+}
 
 /** Every file under `folder` (recursively) with its bytes and mode. */
 function snapshot(folder: string): Record<string, string> {
@@ -104,6 +113,59 @@ describe('fieldbeam-cloud edge add --url', () => {
     );
   });
 
+  it('seals the config and seed in a one-time enrollment and prints the install link instead of the seed', () => {
+    writeRelease(join(dir, 'rel'), '1.0.0');
+    const before = Date.now();
+    const r = run(urlArgs('gw-e'), { releasesDir: join(dir, 'rel') });
+    expect(r.status, r.err).toBe(0);
+    const e = enrolled(r.out);
+    expect(e.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(e.edge).toBe('gw-e');
+    expect(e.secret.seed).toMatch(/^SU[A-Z2-7]{56}$/);
+    expect(e.config.edge).toBe('gw-e');
+    expect(e.config.nats.servers).toEqual(['nats://collector.lan:4222']);
+    // The seed is shown nowhere: not printed, not in the user-data, not in clear on the collector.
+    expect(r.out).not.toContain(e.secret.seed);
+    expect(r.out).not.toMatch(/^seed/m);
+    const file = readFileSync(e.file, 'utf8');
+    expect(file).not.toContain(e.secret.seed);
+    expect(file).not.toContain('nats://');
+    expect(statSync(e.file).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(e.file)).mode & 0o777).toBe(0o700);
+    // Default lifetime: seven days.
+    const days = (e.expires.getTime() - before) / 86_400_000;
+    expect(days).toBeGreaterThan(6.99);
+    expect(days).toBeLessThan(7.01);
+    const expiry = e.expires.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    expect(r.out).toContain(
+      `one-line install (on the Pi, once, until ${expiry}): curl -fsSL http://collector.lan:8080/edge/install/${e.token} | sudo sh`,
+    );
+    // The user-data holds the link, not the config or the seed.
+    const userData = readFileSync(join(dir, 'gw-e.user-data'), 'utf8');
+    expect(userData.split('\n')[0]).toBe('#cloud-config');
+    expect(userData).toContain(`edge gw-e`);
+    expect(userData).toContain(expiry);
+    expect(userData).not.toContain(e.secret.seed);
+    expect(parse(userData)).toEqual({
+      runcmd: [
+        `sh -c 'curl -fsSL --retry 30 --retry-delay 5 --retry-all-errors http://collector.lan:8080/edge/install/${e.token} | sh'`,
+      ],
+    });
+  });
+
+  it('--token-ttl sets the lifetime; --rotate removes the earlier enrollments of that edge only', () => {
+    writeRelease(join(dir, 'rel'), '1.0.0');
+    const first = enrolled(add('gw-r', ['--token-ttl', 'PT12H'], join(dir, 'rel')));
+    expect(first.expires.getTime() - Date.now()).toBeLessThanOrEqual(12 * 3_600_000);
+    expect(first.expires.getTime() - Date.now()).toBeGreaterThan(11.9 * 3_600_000);
+    const other = enrolled(add('gw-o', [], join(dir, 'rel')));
+    const second = enrolled(add('gw-r', ['--rotate'], join(dir, 'rel')));
+    expect(readdirSync(enrollmentsDir(join(dir, 'identity'))).sort()).toEqual(
+      [basename(other.file), basename(second.file)].sort(),
+    );
+    expect(second.secret.seed).not.toBe(first.secret.seed);
+  });
+
   it('says where it looked when there is no release', () => {
     expect(() => add('gw-3', [], join(dir, 'empty'))).toThrow(
       /no edge release in .*empty.*deploy\/pi\/build\.sh/,
@@ -118,11 +180,9 @@ describe('fieldbeam-cloud edge add --url', () => {
       r.out,
     )?.[1];
     expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
-    const userData = parse(readFileSync(join(dir, 'gw-4.user-data'), 'utf8')) as {
-      write_files: { path: string; content: string }[];
-    };
-    const config = parse(
-      userData.write_files.find((f) => f.path === '/etc/fieldbeam/edge.yaml')?.content ?? '',
+    const { config } = enrolled(r.out);
+    expect(readFileSync(join(dir, 'gw-4.user-data'), 'utf8')).toContain(
+      `MQTT for sensors: mqtt://<this Pi>:1883 user sensors password ${password}`,
     );
     expect(config.mqtt).toEqual({ host: '0.0.0.0', port: 1883, users: [{ username: 'sensors', password }] });
     expect(config.auto_register).toEqual({ enabled: true, topics: [...FIRMWARE_TOPICS] });
@@ -151,10 +211,7 @@ describe('fieldbeam-cloud edge add --url', () => {
       { releasesDir: join(dir, 'rel') },
     );
     expect(r.status).toBe(0);
-    const userData = parse(readFileSync(join(dir, 'gw-6.user-data'), 'utf8')) as {
-      write_files: { path: string; content: string }[];
-    };
-    const config = parse(userData.write_files[0]?.content ?? '');
+    const { config } = enrolled(r.out);
     expect(config.sensors).toEqual([
       {
         topic: 'garden/+station/temp',
@@ -244,6 +301,40 @@ describe('a failing edge add leaves no trace', () => {
       /'#' may only be the last/,
     ],
     ['a bad MQTT port', [...urlArgs('pi-02'), '--mqtt-port', '70000'], /whole number from 1 to 65535/],
+    [
+      'a token lifetime that is not a duration',
+      [...urlArgs('pi-02'), '--token-ttl', '7d'],
+      /--token-ttl 7d: .*ISO-8601/,
+    ],
+    ['a token lifetime of months', [...urlArgs('pi-02'), '--token-ttl', 'P1M'], /--token-ttl P1M/],
+    ['a token lifetime over a year', [...urlArgs('pi-02'), '--token-ttl', 'P400D'], /at most P366D/],
+    [
+      '--token-ttl without --url',
+      ['add', 'pi-02', '--token-ttl', 'P1D'],
+      /--token-ttl only apply with --url/,
+    ],
+    [
+      '--user-data-from without --url',
+      ['add', 'pi-02', '--user-data-from', 'DIR/imager'],
+      /--user-data-from only apply with --url/,
+    ],
+    [
+      "Imager's user-data missing",
+      [...urlArgs('pi-02'), '--user-data-from', 'DIR/nothing-here'],
+      /--user-data-from .*nothing-here: cannot read it/,
+    ],
+    [
+      "Imager's user-data with two runcmd keys",
+      [...urlArgs('pi-02'), '--user-data-from', 'DIR/imager'],
+      /imager:4: duplicate key "runcmd"/,
+      () => writeFileSync(join(dir, 'imager'), '#cloud-config\nruncmd:\n- a\nruncmd:\n- b\n'),
+    ],
+    [
+      "Imager's user-data that is not a cloud-config",
+      [...urlArgs('pi-02'), '--user-data-from', 'DIR/imager'],
+      /imager:1: not a cloud-init user-data file/,
+      () => writeFileSync(join(dir, 'imager'), 'hostname: pi\n'),
+    ],
   ];
 
   it.each(bad)('%s', (_, args, message, breakInput) => {
@@ -260,6 +351,7 @@ describe('a failing edge add leaves no trace', () => {
     if (r.status instanceof Error) expect(text).toMatch(/nothing was registered or written/);
     expect(r.out).not.toMatch(/registered; key|seed/);
     expect(snapshot(identity())).toEqual(before);
+    expect(existsSync(enrollmentsDir(identity()))).toBe(false);
     expect(snapshot(dir)).toEqual(cwdBefore);
     expect(existsSync(join(dir, 'pi-02.user-data'))).toBe(false);
 
@@ -269,6 +361,26 @@ describe('a failing edge add leaves no trace', () => {
     expect(good.status, good.err).toBe(0);
     expect(good.out).toMatch(/edge pi-02 registered/);
     expect(existsSync(join(dir, 'pi-02.user-data'))).toBe(true);
+    expect(readdirSync(enrollmentsDir(identity()))).toHaveLength(1);
+  });
+
+  it('takes the enrollment and the user-data back when the registry cannot be committed', () => {
+    const rel = join(dir, 'REL');
+    writeRelease(rel, '1.0.0');
+    addEdge(identity(), 'gw-0');
+    const imager = join(dir, 'imager');
+    writeFileSync(imager, '#cloud-config\nhostname: pi\n');
+    // A folder where the commit stages the authorization: the last step fails, as a full disk would.
+    const blocker = join(identity(), `nats-authorization.conf.${process.pid}.tmp`);
+    mkdirSync(blocker);
+    const before = snapshot(identity());
+    const r = run([...urlArgs('pi-02', imager), '--user-data-from', imager], { releasesDir: rel });
+    expect(r.status).toBeInstanceOf(Error);
+    expect((r.status as Error).message).toMatch(/EISDIR.*nothing was registered or written/);
+    expect(readFileSync(imager, 'utf8')).toBe('#cloud-config\nhostname: pi\n');
+    expect(snapshot(identity())).toEqual(before);
+    expect(existsSync(enrollmentsDir(identity()))).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
   });
 
   it('does not create the identity folder or the collector key when the first edge add fails', () => {

@@ -23,7 +23,7 @@ import {
   prepareEnrollment,
   removeEnrollments,
 } from '../provision/enrollment.js';
-import { renderEdgeConfig, renderFirstBootScript, releaseFileUrl } from '../provision/index.js';
+import { releaseFileUrl, renderEdgeConfig, renderFirstBootScript } from '../provision/index.js';
 import { COLLECTOR_LISTEN_HINT, reachabilityWarnings } from '../provision/reachability.js';
 import { readRelease } from '../provision/release.js';
 import { prepareEdge } from './edge-identity.js';

@@ -179,7 +179,7 @@ export function renderFirstBootScript(o: ProvisionOptions): string {
   const wait = o.clockWaitSeconds ?? 180;
   return `#!/bin/sh
 # Fieldbeam first boot for edge ${o.edgeId}: install the edge agent from the collector and start it.
-# Written by fieldbeam-cloud edge add; cloud-init runs it once (runcmd). Safe to run again by hand.
+# Written by the collector's install link (or cloud-init). Safe to run again: sudo ${PI_PATHS.firstBoot}
 set -eu
 URL=${shq(url)}
 FILE=${shq(f.file)}
@@ -242,7 +242,10 @@ ${PI_PATHS.cli} check --config "$CONF" >/dev/null
 log "config ok"
 
 if [ -d /run/systemd/system ]; then
-  systemctl enable --now fieldbeam-edge.service
+  # restart, not start: an agent already running (installed before, now given a new identity by
+  # the install link) must read the new config and seed.
+  systemctl enable fieldbeam-edge.service
+  systemctl restart fieldbeam-edge.service
   log "service started: journalctl -u fieldbeam-edge"
 else
   systemctl enable fieldbeam-edge.service 2>/dev/null || true
