@@ -20,6 +20,9 @@ export {
 } from './db/postgres-binaries.js';
 export { PostgresServer, type PostgresServerOptions, postgresOsUser } from './db/postgres-server.js';
 export { arrowToGeoParquet } from './export/geoparquet.js';
+export { CloudError, CloudErrorCode } from './errors.js';
+export type { ControlConnection, RequestEdgeOptions } from './fleet/edge-control.js';
+export { DEFAULT_CONTROL_TIMEOUT_MS, EdgeControlError, requestEdge } from './fleet/edge-control.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
 export {
   addEdge,

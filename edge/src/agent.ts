@@ -4,11 +4,15 @@ import { parseDuration, subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
+import { startControlService } from './control/control-service.js';
+import { type ReloadOutcome, reloadOutcome } from './control/reload.js';
+import { sensorStates } from './control/sensor-states.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { createUplinkErrorLog } from './forward/uplink-error-log.js';
 import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
+import { issState } from './iss/iss-state.js';
 import { createEdgeMetrics } from './metrics.js';
 import type { RejectLog } from './outbox/outbox.js';
 import { SqliteOutbox } from './outbox/sqlite-outbox.js';
@@ -33,7 +37,12 @@ export interface EdgeAgent {
    * `autoRegister`, its settings too; auto-registered sensors are kept or dropped as
    * `AutoRegistry.reconfigure` says.
    */
-  reloadSensors(sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig): void;
+  reloadSensors(sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig): ReloadOutcome;
+  /**
+   * Reads the config file again (`opts.loadConfig`) and applies its sensors: SIGHUP and the control
+   * service's reload. Throws (EdgeConfigError) when the file is refused; the running sensors stay.
+   */
+  reload(): ReloadOutcome;
   status(): ReturnType<typeof buildEdgeStatus>;
   /** Sensors made by `auto_register`. */
   autoRegistered(): AutoRegisterStatus;
@@ -48,7 +57,11 @@ export interface EdgeAgent {
 }
 
 /** Starts the edge agent: buffer, uplink, forwarder, MQTT intake, status. Resources close in reverse order. */
-export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<EdgeAgent> {
+export async function createEdgeAgent(
+  config: EdgeConfig,
+  log: Logger,
+  opts: { loadConfig?: () => EdgeConfig } = {},
+): Promise<EdgeAgent> {
   const closers: (() => Promise<void>)[] = [];
   const startedMs = Date.now();
   const metrics = createEdgeMetrics();
@@ -270,7 +283,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     const outRate = new RateMeter();
     const rejectedTotal = async () => (await metrics.rejected.get()).values.reduce((s, v) => s + v.value, 0);
     let rejectedCount = 0;
-    const status = () =>
+    const heartbeatStatus = () =>
       buildEdgeStatus({
         edge: config.edge,
         version,
@@ -284,6 +297,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
         clock: clock.state,
         bufferId: outbox.bufferId,
       });
+    const status = () => ({ ...heartbeatStatus(), ...(iss ? { iss: issState(iss.status()) } : {}) });
     const sample = async () => {
       const s = outbox.stats();
       inRate.sample(s.appended);
@@ -303,7 +317,7 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
     heartbeat.unref();
     closers.push(async () => clearInterval(heartbeat));
 
-    const http = await startStatusHttp(config.http, metrics.registry, () => {
+    const health = () => {
       const s = status();
       return {
         ok: true,
@@ -316,10 +330,60 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
           retainedRepeats: outbox.retainedRepeatDeliveries,
         },
         autoRegister: autoRegistry.status(),
-        ...(iss ? { iss: iss.status() } : {}),
+        // The source's own figures beside the heartbeat's state and last update.
+        ...(iss ? { iss: { ...iss.status(), ...s.iss } } : {}),
       };
-    });
+    };
+    const http = await startStatusHttp(config.http, metrics.registry, health);
     closers.push(() => http.close());
+
+    let localSensors: readonly SensorConfig[] = config.sensors;
+    const reloadSensors = (sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig) => {
+      const next = new SensorMap(sensors, autoRegistry);
+      autoSettings = autoRegister ?? autoSettings;
+      const auto = autoRegistry.reconfigure(autoSettings, (topic) => next.route(topic) !== undefined);
+      metrics.autoRegistered.set(autoRegistry.size);
+      sensorMap = next;
+      onReload();
+      const outcome = reloadOutcome(localSensors, sensors, auto);
+      localSensors = sensors;
+      log.info(
+        {
+          sensors: sensors.length,
+          autoRegistered: auto.kept,
+          autoDropped: auto.dropped,
+          changes: outcome.changes,
+        },
+        'sensor mappings reloaded',
+      );
+      return outcome;
+    };
+    const reload = () => {
+      if (!opts.loadConfig)
+        throw new Error('this agent was started without a config file, so there is nothing to reload');
+      const next = opts.loadConfig();
+      return reloadSensors(next.sensors, next.auto_register);
+    };
+
+    // Answers the collector's requests (fb.ctl.<edge>.*) once the uplink is connected.
+    const control = startControlService(
+      publisher.connection(),
+      {
+        edge: config.edge,
+        version,
+        startedMs,
+        status: health,
+        sensors: () =>
+          sensorStates(
+            localSensors.map((sensor) => ({ sensor, origin: 'local' as const })),
+            autoRegistry.status(),
+          ),
+        rejects: (limit) => outbox.listRejects(limit),
+        reload,
+      },
+      { log: log.child({ control: true }), requests: metrics.controlRequests },
+    );
+    closers.push(() => control.close());
 
     let closing: Promise<void> | undefined;
     return {
@@ -327,18 +391,8 @@ export async function createEdgeAgent(config: EdgeConfig, log: Logger): Promise<
       mqttPort,
       httpPort: http.port,
       outbox,
-      reloadSensors(sensors, autoRegister) {
-        const next = new SensorMap(sensors, autoRegistry);
-        autoSettings = autoRegister ?? autoSettings;
-        const auto = autoRegistry.reconfigure(autoSettings, (topic) => next.route(topic) !== undefined);
-        metrics.autoRegistered.set(autoRegistry.size);
-        sensorMap = next;
-        onReload();
-        log.info(
-          { sensors: sensors.length, autoRegistered: auto.kept, autoDropped: auto.dropped },
-          'sensor mappings reloaded',
-        );
-      },
+      reloadSensors,
+      reload,
       status,
       autoRegistered: () => autoRegistry.status(),
       alive() {

@@ -142,6 +142,12 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
       help: 'Observations dropped by the drop_oldest policy',
       registers: [registry],
     }),
+    controlRequests: new Counter({
+      name: 'fb_edge_control_requests_total',
+      help: 'Requests to the control service (fb.ctl.<edge>.<op>) by op and outcome: ok, refused (bad request or invalid config file, answered with an error), failed',
+      labelNames: ['op', 'outcome'],
+      registers: [registry],
+    }),
     bufferRecovered: new Counter({
       name: 'fb_edge_buffer_file_recovered_total',
       help: 'Unreadable buffer files moved aside at start',

@@ -23,9 +23,22 @@ describe('edge identity', () => {
     expect(conf).not.toContain('"_INBOX.>"');
     expect(conf).not.toContain(a.seed);
     expect(statSync(a.files.collectorSeed).mode & 0o777).toBe(0o600);
+    expect(conf).toContain('allow_responses: { max: 1, expires: "1m" }');
     expect(edgePermissions('gw-1')).toEqual({
       publish: { allow: ['fb.obs.gw-1', 'fb.edge.gw-1.status'] },
-      subscribe: { allow: ['_INBOX.gw-1.>'] },
+      // Its inbox, its control service's endpoints and the $SRV discovery of its own service name.
+      subscribe: {
+        allow: [
+          '_INBOX.gw-1.>',
+          'fb.ctl.gw-1.>',
+          '$SRV.PING',
+          '$SRV.INFO',
+          '$SRV.STATS',
+          '$SRV.*.fieldbeam-edge-gw-1',
+          '$SRV.*.fieldbeam-edge-gw-1.*',
+        ],
+      },
+      allow_responses: { max: 1, expires: '1m' },
     });
   });
 

@@ -12,8 +12,10 @@ import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications }
 export async function runAgent(configFile: string, log: Logger): Promise<number> {
   // Keys in an old spelling: one warning each in the agent's log, at start and at each reload.
   const onWarning = (message: string) => log.warn(message);
-  let config = loadEdgeConfig(configFile, process.env, { onWarning });
-  const agent = await createEdgeAgent(config, log);
+  const load = () => loadEdgeConfig(configFile, process.env, { onWarning });
+  const config = load();
+  // The control service's reload and SIGHUP read the file again the same way.
+  const agent = await createEdgeAgent(config, log, { loadConfig: load });
   log.info({ edge: agent.edge, mqttPort: agent.mqttPort, httpPort: agent.httpPort }, 'edge agent running');
   const notifier = createSystemdNotifier({ transport: await loadNotifyTransport(), log });
   const service = startServiceNotifications(
@@ -24,8 +26,7 @@ export async function runAgent(configFile: string, log: Logger): Promise<number>
   if (notifier.enabled) log.info({ watchdogMs: notifier.watchdogMs }, 'systemd notified: ready');
   process.on('SIGHUP', () => {
     try {
-      config = loadEdgeConfig(configFile, process.env, { onWarning });
-      agent.reloadSensors(config.sensors, config.auto_register);
+      agent.reload();
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the previous sensors');
     }
