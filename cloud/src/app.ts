@@ -15,6 +15,7 @@ import { WindowStore } from './datasets/window-store.js';
 import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { DEFAULT_EXPORT_RETRY, type ExporterName, startExporters } from './export/exporters.js';
+import { ensureSensorBucket } from './fleet/central-sensors.js';
 import { refreshFleetGauges, startFleetRegistry } from './fleet/fleet-registry.js';
 import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
@@ -111,6 +112,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         : s,
     );
     await ensureStreams(jsm, specs);
+    // Edges watch their keys of it from their first connection on (central sensor config).
+    await ensureSensorBucket(nc);
     const js = jetstream(nc);
 
     const metrics = createCloudMetrics();

@@ -36,6 +36,10 @@ export const CloudErrorCode = {
   EDGE_REPLY_INVALID: 'FB_CLOUD_EDGE_REPLY_INVALID',
   /** An edge command named an edge neither registered (`edge add`) nor ever seen by the fleet registry. */
   EDGE_UNKNOWN: 'FB_CLOUD_EDGE_UNKNOWN',
+  /** A central sensor config refused by the edges' schema (`sensors add`, `promote`): nothing was written. */
+  SENSOR_CONFIG_INVALID: 'FB_CLOUD_SENSOR_CONFIG_INVALID',
+  /** A central sensor key kept changing under concurrent writers: running the command again helps. */
+  SENSOR_CONFIG_CONFLICT: 'FB_CLOUD_SENSOR_CONFIG_CONFLICT',
 } as const;
 export type CloudErrorCode = (typeof CloudErrorCode)[keyof typeof CloudErrorCode];
 

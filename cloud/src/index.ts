@@ -39,21 +39,32 @@ export { collectorConnectOptions, identityDir } from './nats/connection.js';
 export { ensureStreams } from './nats/streams.js';
 export type {
   EdgeRelease,
+  EnrollmentSecret,
+  EnrollOutcome,
   MqttUserSpec,
   Provisioning,
   ProvisionOptions,
   ReleaseFile,
 } from './provision/index.js';
 export {
+  EDGE_INSTALL_PATH,
   EDGE_RELEASES_PATH,
+  enrollmentsDir,
+  enrollRoutes,
   FIRMWARE_TOPICS,
+  installRuncmd,
+  installUrl,
   isLoopbackHost,
+  mergeImagerUserData,
+  openEnrollment,
   PI_PATHS,
   releaseFileUrl,
   renderEdgeConfig,
   renderFirstBootScript,
+  renderInstallScript,
   renderProvisioning,
   renderUserData,
+  tokenHash,
 } from './provision/index.js';
 export { createObjectStore } from './storage/create-object-store.js';
 export { FolderObjectStore } from './storage/folder-object-store.js';

@@ -6,6 +6,7 @@ import { createEdgeCommand } from '../identity/edge-command.js';
 import { identityDir } from '../nats/connection.js';
 import { version } from '../version.js';
 import { allCommands, type ExitStatus, finishCommandLine, integerIn } from './command-line.js';
+import { createSensorsCommand } from './sensors-command.js';
 import { settingsHelp } from './settings-help.js';
 
 /** What the CLI takes from its caller: the logger of `run` (made only when the collector runs). */
@@ -139,6 +140,13 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
     );
   }
   program.addCommand(edge);
+
+  const sensors = createSensorsCommand({ config: () => loadCloudConfig(), out: process.stdout }, status);
+  for (const cmd of allCommands(sensors))
+    cmd.addHelpText('after', () =>
+      settingsHelp(['NATS_URL', 'NATS_USER', 'NATS_PASS', 'NATS_NKEY_SEED_FILE', 'FB_IDENTITY_DIR', 'FB_DATA_DIR']),
+    );
+  program.addCommand(sensors);
 
   return finishCommandLine(program, version);
 }

@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { controlServiceName, isSubjectToken, subjects } from '@fieldbeam/protocol';
+import { centralSensors, controlServiceName, isSubjectToken, subjects } from '@fieldbeam/protocol';
 import { createUser, fromSeed } from '@nats-io/nkeys';
 
 /** One registered edge: its id and the public half of its NATS nkey. The seed never stays here. */
@@ -54,7 +54,7 @@ export const COLLECTOR_IDENTITY = 'collector';
  */
 export function edgePermissions(id: string) {
   return {
-    publish: { allow: [subjects.obs(id), subjects.edgeStatus(id)] },
+    publish: { allow: [subjects.obs(id), subjects.edgeStatus(id), ...centralSensorReads(id)] },
     subscribe: { allow: [`${subjects.inbox(id)}.>`, ...controlSubscriptions(id)] },
     // The control service answers on the reply subject of a request it received, once, within a
     // minute; no other publish. It receives only its own requests (below), so it answers no one else's.
@@ -76,6 +76,25 @@ function controlSubscriptions(id: string): string[] {
     ...['PING', 'INFO', 'STATS'].map((verb) => `$SRV.${verb}`),
     `$SRV.*.${name}`,
     `$SRV.*.${name}.*`,
+  ];
+}
+
+/**
+ * Reading the edge's two keys of the central sensor bucket (its own, `edge.<id>`, and `all`), and
+ * nothing else of it. A KV watch is an ordered push consumer created with the filtered-subject API
+ * (nats-server 2.9: `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, whose server checks that the
+ * request's filter is the subject's), delivered to the edge's own inbox; its flow-control replies go
+ * to `$JS.FC.<stream>.>`. A get is a direct get with the key's subject in the request subject. No
+ * stream info, message get by sequence, consumer of another filter, or write: another edge's key
+ * stays unreadable and the bucket is the collector's to change.
+ */
+function centralSensorReads(id: string): string[] {
+  const stream = centralSensors.stream;
+  const keys = [centralSensors.edgeKey(id), centralSensors.allKey].map(centralSensors.subject);
+  return [
+    ...keys.map((k) => `$JS.API.CONSUMER.CREATE.${stream}.*.${k}`),
+    ...keys.map((k) => `$JS.API.DIRECT.GET.${stream}.${k}`),
+    `$JS.FC.${stream}.>`,
   ];
 }
 
