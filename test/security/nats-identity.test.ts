@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { addEdge, collectorConnectOptions, collectorSeed, ensureStreams } from '@fieldbeam/cloud';
+import {
+  addEdge,
+  CloudErrorCode,
+  collectorConnectOptions,
+  collectorSeed,
+  EdgeControlError,
+  ensureStreams,
+  requestEdge,
+} from '@fieldbeam/cloud';
 import {
   createEdgeAgent,
   createJetStreamPublisher,
@@ -9,7 +17,7 @@ import {
   startForwarder,
   toObservation,
 } from '@fieldbeam/edge';
-import { type ObservationBatch, streams, subjects } from '@fieldbeam/protocol';
+import { controlServiceName, type ObservationBatch, streams, subjects } from '@fieldbeam/protocol';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createUser } from '@nats-io/nkeys';
 import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
@@ -264,6 +272,90 @@ describe('inbox isolation', () => {
       expect(pulled).toBeGreaterThan(0);
       await attacker.flush();
       expect(Object.fromEntries(snooped)).toEqual(Object.fromEntries([...snooped.keys()].map((k) => [k, 0])));
+    } finally {
+      await collector.close();
+      await attacker.close();
+      await victim.close();
+    }
+  });
+});
+
+describe('control isolation', () => {
+  it("lets the collector call an edge's control service, and no other edge read, call or answer it", async () => {
+    const victim = await startAgent('gw-v', seedVictim);
+    const { nc: attacker, errors } = await connectAttacker();
+    const collector = await connect(
+      collectorConnectOptions({
+        NATS_URL: nats.url,
+        FB_IDENTITY_DIR: `${dir.path}/identity`,
+        FB_DATA_DIR: dir.path,
+      }),
+    );
+    const snooped = new Map<string, number>();
+    const snoop = [
+      subjects.controlAll('gw-v'),
+      subjects.control('gw-v', 'status'),
+      'fb.ctl.>',
+      'fb.ctl.*.ping',
+      `$SRV.PING.${controlServiceName('gw-v')}`,
+      `$SRV.*.${controlServiceName('gw-v')}.*`,
+      '$SRV.>',
+      // Where the victim's replies go.
+      `${subjects.inbox('collector')}.>`,
+    ];
+    try {
+      await waitFor('the victim answering the collector', () =>
+        requestEdge(collector, 'gw-v', 'ping').then(
+          () => true,
+          () => undefined,
+        ),
+      );
+      // Its own control subjects are allowed, and carry nothing of the victim's.
+      for (const subject of [...snoop, subjects.controlAll('gw-x')]) {
+        snooped.set(subject, 0);
+        attacker.subscribe(subject, {
+          callback: (err) => {
+            if (!err) snooped.set(subject, (snooped.get(subject) ?? 0) + 1);
+          },
+        });
+      }
+      await attacker.flush();
+      await waitFor(
+        "every subscription to the victim's control subjects refused",
+        () =>
+          snoop.every((subject) => errors.some((e) => e.includes(`Subscription to "${subject}"`)))
+            ? true
+            : undefined,
+        10_000,
+      );
+      // The victim answers the collector while the attacker listens: nothing reaches the attacker.
+      expect((await requestEdge(collector, 'gw-v', 'status', { id: 'c-1' })).id).toBe('c-1');
+      expect((await requestEdge(collector, 'gw-v', 'rejects')).edge).toBe('gw-v');
+      await attacker.flush();
+      expect(Object.fromEntries(snooped)).toEqual(Object.fromEntries([...snooped.keys()].map((k) => [k, 0])));
+
+      // It may not call the victim, nor slip a forged answer into the collector's inbox.
+      attacker.publish(subjects.control('gw-v', 'reload'), '{}');
+      attacker.publish(`${subjects.inbox('collector')}.forged`, '{"edge":"gw-v"}');
+      await attacker.flush();
+      await waitFor(
+        'the call and the forged reply refused',
+        () =>
+          errors.some((e) => e.includes(`Publish to "${subjects.control('gw-v', 'reload')}"`)) &&
+          errors.some((e) => e.includes(`Publish to "${subjects.inbox('collector')}.forged"`))
+            ? true
+            : undefined,
+        5000,
+      );
+
+      // With the victim gone, nobody answers in its name: the collector hears "no responders".
+      await victim.close();
+      const err = await requestEdge(collector, 'gw-v', 'status').then(
+        () => undefined,
+        (e: unknown) => e as EdgeControlError,
+      );
+      expect(err).toBeInstanceOf(EdgeControlError);
+      expect(err?.code).toBe(CloudErrorCode.EDGE_NOT_CONNECTED);
     } finally {
       await collector.close();
       await attacker.close();

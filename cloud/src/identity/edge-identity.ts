@@ -64,10 +64,12 @@ export function edgePermissions(id: string) {
 
 /**
  * The edge's control service (a NATS service named after the edge): its endpoints `fb.ctl.<id>.>`,
- * and the `$SRV` discovery subjects of its own name. The services API also listens on the
- * name-less `$SRV.PING|INFO|STATS` (a discovery of every service); it stops when a subscription is
- * refused, and those subjects carry only the caller's discovery request, so they are allowed too.
- * Nothing of another edge: its requests and its replies stay out of reach.
+ * and the `$SRV` discovery subjects of its own name. The services API also subscribes to the
+ * name-less `$SRV.PING|INFO|STATS` (discovery of every service, as `nats micro ls` asks); refused,
+ * they are a permission violation at every start, and the service stops if the client closes a
+ * refused subscription. They carry only a discovery request (no edge may publish there) and the
+ * asker's reply subject, so they are allowed. Nothing of another edge: its requests and its replies
+ * stay out of reach.
  */
 function controlSubscriptions(id: string): string[] {
   const name = controlServiceName(id);
