@@ -16,6 +16,7 @@ import { embeddedPostgresDir, startEmbeddedPostgres } from './db/embedded-postgr
 import { migrate } from './db/migrations.js';
 import { DEFAULT_EXPORT_RETRY, type ExporterName, startExporters } from './export/exporters.js';
 import { ensureSensorBucket } from './fleet/central-sensors.js';
+import { startCompleteness } from './fleet/completeness.js';
 import { refreshFleetGauges, startFleetRegistry } from './fleet/fleet-registry.js';
 import { sendJson, startHttpApi } from './http-api.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
@@ -123,8 +124,10 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     closers.push(() => objects.close());
     const store = new ObservationStore(pool);
     const windows = new WindowStore(pool);
+    const completeness = startCompleteness(pool, { log, gauge: metrics.edgeUnexplainedGaps });
+    closers.push(() => completeness.close());
     const ingest = await startIngest(
-      { js, jsm, store, log, metrics },
+      { js, jsm, store, log, metrics, completeness },
       {
         consumer: config.FB_INGEST_CONSUMER,
         fetch: config.FB_INGEST_FETCH,

@@ -21,6 +21,8 @@ export {
 export { PostgresServer, type PostgresServerOptions, postgresOsUser } from './db/postgres-server.js';
 export { arrowToGeoParquet } from './export/geoparquet.js';
 export { CloudError, CloudErrorCode } from './errors.js';
+export type { BufferCompleteness, EdgeCompleteness } from './fleet/completeness.js';
+export { edgeCompleteness } from './fleet/completeness.js';
 export type { ControlConnection, RequestEdgeOptions } from './fleet/edge-control.js';
 export { DEFAULT_CONTROL_TIMEOUT_MS, EdgeControlError, requestEdge } from './fleet/edge-control.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';

@@ -164,6 +164,12 @@ export function createCloudMetrics(build = buildInfo()) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    edgeUnexplainedGaps: new Gauge({
+      name: 'fb_cloud_edge_unexplained_gap_readings',
+      help: 'Per edge: readings its buffers sent that never arrived and that the edge did not explain (drop_oldest); should be 0 (alert when it stays above)',
+      labelNames: ['edge'],
+      registers: [registry],
+    }),
     httpErrors: new Counter({
       name: 'fb_cloud_http_errors_total',
       help: 'HTTP answers with a 4xx or 5xx status, malformed requests included, by status',

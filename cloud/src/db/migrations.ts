@@ -260,6 +260,33 @@ export const migrations: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 7,
+    name: 'completeness: the sequence ranges each edge buffer sent, received or dropped',
+    // Ingest appends one row per buffer and kind per round, in the round's transaction (no row is
+    // updated there, so rounds of one edge never wait on each other); a compaction after the commit
+    // merges a buffer's new rows with the ranges they touch (merged = true). Batches of agents that do
+    // not name their buffer are kept under buffer_id '' (their sequence spaces cannot be told apart).
+    sql: `
+      CREATE TABLE edge_buffers (
+        edge       text NOT NULL,
+        buffer_id  text NOT NULL,
+        start      bigint NOT NULL,
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (edge, buffer_id)
+      );
+      CREATE TABLE edge_seq_ranges (
+        edge      text NOT NULL,
+        buffer_id text NOT NULL,
+        kind      text NOT NULL CHECK (kind IN ('received', 'dropped')),
+        first     bigint NOT NULL,
+        last      bigint NOT NULL,
+        merged    boolean NOT NULL DEFAULT false
+      );
+      CREATE INDEX edge_seq_ranges_last_idx ON edge_seq_ranges (edge, buffer_id, last);
+      CREATE INDEX edge_seq_ranges_new_idx ON edge_seq_ranges (edge, buffer_id, first) WHERE NOT merged;
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */

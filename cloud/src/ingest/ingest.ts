@@ -9,6 +9,7 @@ import {
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { CloudError, CloudErrorCode } from '../errors.js';
+import { type CompletenessTracker, roundSpans, type SeqSpan } from '../fleet/completeness.js';
 import type { CloudMetrics } from '../metrics.js';
 import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
 import { checkBatch, type RejectedObservation, type RejectKind, timeWindow } from './batch-check.js';
@@ -178,6 +179,8 @@ export async function startIngest(
     store: ObservationStore;
     log: Logger;
     metrics: CloudMetrics;
+    /** Told about each committed round's sequence spans (completeness). */
+    completeness?: CompletenessTracker;
   },
   opts: IngestOptions,
 ): Promise<Ingest> {
@@ -234,10 +237,13 @@ export async function startIngest(
   }
 
   /** Commits the round; when Postgres refuses some of its data, isolates it and commits the rest. */
-  async function commitData(round: Round): Promise<CommitResult & { dead: Rejection[]; isolated: boolean }> {
+  async function commitData(
+    round: Round,
+    spans: readonly SeqSpan[],
+  ): Promise<CommitResult & { dead: Rejection[]; isolated: boolean }> {
     const batches = round.accepted.map((a) => ({ seq: a.msg.seq, observations: a.batch.observations }));
     try {
-      return { ...(await store.commit(batches, round.dead)), dead: round.dead, isolated: false };
+      return { ...(await store.commit(batches, round.dead, spans)), dead: round.dead, isolated: false };
     } catch (err) {
       if (!isDataRefused(err)) throw err;
       log.warn({ err: (err as Error).message }, 'Postgres refused data in a round; isolating it');
@@ -246,7 +252,7 @@ export async function startIngest(
       for (const d of isolated.dead)
         log.warn({ seq: d.streamSeq, reason: d.reason }, 'observation rejected to dead letters');
       const dead = [...round.dead, ...isolated.dead];
-      await store.commit([], dead);
+      await store.commit([], dead, spans);
       for (const a of round.accepted) {
         if (a.batch.observations.some((o) => isolated.guilty.has(o))) {
           a.batch = { ...a.batch, observations: a.batch.observations.filter((o) => !isolated.guilty.has(o)) };
@@ -263,8 +269,10 @@ export async function startIngest(
     let result: Awaited<ReturnType<typeof commitData>>;
     const timer = metrics.ingestCommitSeconds.startTimer();
     const stopWorking = keepWorking(msgs, INGEST_ACK_WAIT_MS);
+    // Every batch that arrived whole enough to read its envelope, whatever became of its observations.
+    const spans = roundSpans(accepted.map((a) => a.batch));
     try {
-      result = await commitData(round);
+      result = await commitData(round, spans);
     } catch (err) {
       log.error(
         { err: (err as Error).message, code: (err as CloudError).code, messages: msgs.length },
@@ -277,6 +285,7 @@ export async function startIngest(
       return;
     }
     timer();
+    deps.completeness?.committed(spans);
     metrics.ingestRounds.inc({ path: result.isolated ? 'isolated' : result.path });
     let observations = 0;
     for (const a of accepted) observations += a.batch.observations.length;

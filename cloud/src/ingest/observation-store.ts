@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
 import { databaseError, sqlState, UNIQUE_VIOLATION } from '../db/pg-errors.js';
+import { recordSpans, type SeqSpan } from '../fleet/completeness.js';
 
 export type { DeadLetter } from '../db/dead-letters.js';
 
@@ -132,14 +133,19 @@ export class ObservationStore {
   }
 
   /**
-   * Inserts the batches' observations and the dead letters in one transaction and reports how many
+   * Inserts the batches' observations, the dead letters and the batches' sequence spans (see
+   * `recordSpans`: what the collector proves each edge's completeness with) in one transaction and reports how many
    * observations were new, per batch. An id repeated inside the call is written once. Fails with a
    * CloudError: `DATA_REFUSED` (not retryable) when Postgres refused the rows themselves, so the
    * caller can set the guilty ones aside, `DATABASE` (retryable) otherwise.
    */
-  async commit(batches: readonly StagedBatch[], deadLetters: readonly DeadLetter[]): Promise<CommitResult> {
+  async commit(
+    batches: readonly StagedBatch[],
+    deadLetters: readonly DeadLetter[],
+    spans: readonly SeqSpan[] = [],
+  ): Promise<CommitResult> {
     try {
-      return await this.commitOnce(batches, deadLetters);
+      return await this.commitOnce(batches, deadLetters, spans);
     } catch (err) {
       throw databaseError(err, 'the ingest commit');
     }
@@ -148,6 +154,7 @@ export class ObservationStore {
   private async commitOnce(
     batches: readonly StagedBatch[],
     deadLetters: readonly DeadLetter[],
+    spans: readonly SeqSpan[],
   ): Promise<CommitResult> {
     // Few allocations per row on this path: it runs for every observation the fleet sends.
     const months = new Set<string>();
@@ -190,6 +197,7 @@ export class ObservationStore {
         }
       }
       await insertDeadLetters(client, deadLetters);
+      await recordSpans(client, spans);
       await client.query('COMMIT');
       let inserted = 0;
       for (const n of perBatch.values()) inserted += n;
