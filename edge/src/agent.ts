@@ -2,11 +2,11 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDuration, subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
+import { createCentralSensors, type MergedSensors } from './central/central-sensors.js';
 import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
 import { startControlService } from './control/control-service.js';
 import { type ReloadOutcome, reloadOutcome } from './control/reload.js';
-import { sensorStates } from './control/sensor-states.js';
 import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { createUplinkErrorLog } from './forward/uplink-error-log.js';
@@ -166,8 +166,17 @@ export async function createEdgeAgent(
     if (clock.state === 'unsynced')
       log.warn('wall clock not synchronised: readings are flagged clock_unsynced');
 
+    // The YAML's sensors merged with the central config (KV fb_sensors) last applied, kept in data_dir.
+    let localAuto = config.auto_register;
+    const central = createCentralSensors({
+      edge: config.edge,
+      dataDir: config.data_dir,
+      local: { sensors: config.sensors, autoRegister: localAuto },
+      log: log.child({ central_config: true }),
+      metrics,
+    });
     const autoLog = log.child({ auto_register: true });
-    const autoRegistry = new AutoRegistry(config.auto_register, {
+    const autoRegistry = new AutoRegistry(central.merged().autoRegister, {
       registered: (s, count) => {
         metrics.autoRegistered.set(count);
         autoLog.info(
@@ -190,8 +199,8 @@ export async function createEdgeAgent(
         { topics: config.auto_register.topics, max_sensors: config.auto_register.max_sensors },
         'auto_register on: unmatched topics with numeric payloads become sensors',
       );
-    let autoSettings = config.auto_register;
-    let sensorMap = new SensorMap(config.sensors, autoRegistry);
+    let autoSettings = central.merged().autoRegister;
+    let sensorMap = new SensorMap(central.merged().sensors, autoRegistry);
     const sink: ObservationSink = { submit: (obs) => outbox.append(obs) };
     const rejectLog: RejectLog = outbox;
     const rejects: RejectSink = {
@@ -297,7 +306,12 @@ export async function createEdgeAgent(
         clock: clock.state,
         bufferId: outbox.bufferId,
       });
-    const status = () => ({ ...heartbeatStatus(), ...(iss ? { iss: issState(iss.status()) } : {}) });
+    const status = () => ({
+      ...heartbeatStatus(),
+      ...(iss ? { iss: issState(iss.status()) } : {}),
+      config: central.configState(),
+      ...central.sensorStates(sensorMap.states(), autoRegistry.status()),
+    });
     const sample = async () => {
       const s = outbox.stats();
       inRate.sample(s.appended);
@@ -338,13 +352,22 @@ export async function createEdgeAgent(
     closers.push(() => http.close());
 
     let localSensors: readonly SensorConfig[] = config.sensors;
-    const reloadSensors = (sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig) => {
-      const next = new SensorMap(sensors, autoRegistry);
-      autoSettings = autoRegister ?? autoSettings;
-      const auto = autoRegistry.reconfigure(autoSettings, (topic) => next.route(topic) !== undefined);
+    let auto = { kept: 0, dropped: 0 };
+    // Replaces the mappings without touching connections or the buffer: the YAML's (SIGHUP, reload)
+    // and the central config's changes both come here, merged.
+    const applySensors = (merged: MergedSensors) => {
+      const next = new SensorMap(merged.sensors, autoRegistry, sensorMap);
+      autoSettings = merged.autoRegister;
+      auto = autoRegistry.reconfigure(autoSettings, (topic) => next.route(topic) !== undefined);
       metrics.autoRegistered.set(autoRegistry.size);
       sensorMap = next;
       onReload();
+    };
+    central.watch(() => publisher.connection(), applySensors);
+    closers.push(() => central.close());
+    const reloadSensors = (sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig) => {
+      localAuto = autoRegister ?? localAuto;
+      central.setLocal({ sensors, autoRegister: localAuto });
       const outcome = reloadOutcome(localSensors, sensors, auto);
       localSensors = sensors;
       log.info(
@@ -373,11 +396,7 @@ export async function createEdgeAgent(
         version,
         startedMs,
         status: health,
-        sensors: () =>
-          sensorStates(
-            localSensors.map((sensor) => ({ sensor, origin: 'local' as const })),
-            autoRegistry.status(),
-          ),
+        sensors: () => central.sensorStates(sensorMap.states(), autoRegistry.status(), Infinity).sensors,
         rejects: (limit) => outbox.listRejects(limit),
         reload,
       },

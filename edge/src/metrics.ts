@@ -78,6 +78,16 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
       help: 'Sensors registered from unmatched topics (auto_register)',
       registers: [registry],
     }),
+    centralConfigRefused: new Counter({
+      name: 'fb_edge_central_config_refused_total',
+      help: 'Central sensor config values (KV fb_sensors) refused as invalid; the last good config stays applied',
+      registers: [registry],
+    }),
+    centralConfigRevision: new Gauge({
+      name: 'fb_edge_central_config_revision',
+      help: 'KV revision of the central sensor config applied (0: none)',
+      registers: [registry],
+    }),
     autoRegisterSkipped: new Counter({
       name: 'fb_edge_auto_register_skipped_total',
       help: 'Unmatched messages in auto_register scope that made no sensor: limit (max_sensors reached), no_reading (nothing numeric inferred)',

@@ -74,16 +74,19 @@ describe('AutoRegistry', () => {
         since: '2026-01-01T00:00:00.000Z',
         variables: ['air_temperature', 'relative_humidity'],
         messages: 1,
+        lastReadingMs: 0,
       },
     ]);
-    const second = r.decode('tele/kitchen/SENSOR', tasmota(22), 0);
+    const second = r.decode('tele/kitchen/SENSOR', tasmota(22), 5000);
     expect(second.matched && second.outcome.kind === 'readings' && second.outcome.readings[0]?.value).toBe(
       22,
     );
     // A registered sensor's bad payload is rejected with its reason, like a configured sensor's.
-    const bad = r.decode('tele/kitchen/SENSOR', bytes('{"SI7021": '), 0);
+    const bad = r.decode('tele/kitchen/SENSOR', bytes('{"SI7021": '), 9000);
     expect(bad.matched && bad.outcome.kind).toBe('rejected');
     expect(r.status().sensors[0]?.messages).toBe(3);
+    // The newest reading's receipt time; a rejected message gave none.
+    expect(r.status().sensors[0]?.lastReadingMs).toBe(5000);
     expect(registered).toHaveLength(1);
   });
 

@@ -22,7 +22,7 @@ export interface AutoRegisterStatus {
   enabled: boolean;
   maxSensors: number;
   count: number;
-  sensors: (AutoSensor & { messages: number })[];
+  sensors: (AutoSensor & { messages: number; lastReadingMs: number | null })[];
 }
 
 export type AutoRegisterSkip = 'limit' | 'no_reading';
@@ -39,6 +39,8 @@ const MAX_LISTED_VARIABLES = 32;
 
 interface Entry extends AutoSensor {
   messages: number;
+  /** When its newest reading was received (epoch ms). */
+  lastReadingMs: number | null;
 }
 
 /**
@@ -88,7 +90,9 @@ export class AutoRegistry {
     const known = this.sensors.get(topic);
     if (known) {
       known.messages++;
-      return matchOf(this.decoders[known.family](input), known.station);
+      const outcome = this.decoders[known.family](input);
+      if (outcome.kind === 'readings' && outcome.readings.length > 0) known.lastReadingMs = receivedMs;
+      return matchOf(outcome, known.station);
     }
     if (!this.settings.enabled || !this.inScope.some((f) => f(topic))) return { matched: false };
     if (this.sensors.size >= this.settings.max_sensors) {
@@ -119,6 +123,7 @@ export class AutoRegistry {
       since: new Date(this.now()).toISOString(),
       variables,
       messages: 1,
+      lastReadingMs: receivedMs,
     };
     this.sensors.set(topic, entry);
     this.events.registered?.(entry, this.sensors.size);

@@ -9,6 +9,14 @@ interface CompiledSensor {
   config: SensorConfig;
   pattern: TopicPattern;
   decoder: Decoder;
+  /** When its newest reading was received (epoch ms), or null: one number per sensor, set per message. */
+  lastReadingMs: number | null;
+}
+
+/** A configured sensor and when its newest reading was received. */
+export interface SensorReadingState {
+  readonly config: SensorConfig;
+  readonly lastReadingMs: number | null;
 }
 
 /** Which decoder a topic goes to, with the captures of the pattern and the ids the config fixes. */
@@ -32,15 +40,24 @@ export type SensorMatch =
 export class SensorMap {
   private readonly sensors: CompiledSensor[];
 
+  /** `previous`: the map this one replaces (reload), whose sensors' last reading times carry over by topic. */
   constructor(
     configs: readonly SensorConfig[],
     private readonly auto?: AutoRegistry,
+    previous?: SensorMap,
   ) {
+    const last = new Map(previous?.sensors.map((s) => [s.config.topic, s.lastReadingMs]));
     this.sensors = configs.map((config) => ({
       config,
       pattern: parseTopicPattern(config.topic),
       decoder: createDecoder(config.decoder),
+      lastReadingMs: last.get(config.topic) ?? null,
     }));
+  }
+
+  /** The configured sensors in order, with their last reading times (status). */
+  states(): SensorReadingState[] {
+    return this.sensors.map((s) => ({ config: s.config, lastReadingMs: s.lastReadingMs }));
   }
 
   /** MQTT filters to subscribe to (external broker mode). */
@@ -49,6 +66,10 @@ export class SensorMap {
   }
 
   route(topic: string): SensorRoute | undefined {
+    return this.find(topic)?.route;
+  }
+
+  private find(topic: string): { route: SensorRoute; compiled: CompiledSensor } | undefined {
     for (const s of this.sensors) {
       const captures = s.pattern.match(topic);
       if (!captures) continue;
@@ -56,7 +77,7 @@ export class SensorMap {
       if (s.config.station) route.station = s.config.station;
       const sensor = s.config.sensor ?? captures.sensor;
       if (sensor) route.sensor = sensor;
-      return route;
+      return { route, compiled: s };
     }
     return undefined;
   }
@@ -67,8 +88,9 @@ export class SensorMap {
    * Readings without any station are rejected: an observation must say where it was taken.
    */
   decode(topic: string, payload: Uint8Array, receivedMs: number): SensorMatch {
-    const route = this.route(topic);
-    if (!route) return this.auto ? this.auto.decode(topic, payload, receivedMs) : { matched: false };
+    const found = this.find(topic);
+    if (!found) return this.auto ? this.auto.decode(topic, payload, receivedMs) : { matched: false };
+    const { route, compiled } = found;
     let outcome: DecodeOutcome;
     try {
       outcome = route.decoder({ topic, payload, captures: route.captures, receivedMs });
@@ -96,6 +118,7 @@ export class SensorMap {
     if (lat !== undefined) origin.lat = lat;
     if (lon !== undefined) origin.lon = lon;
     if (alt !== undefined) origin.alt = alt;
+    if (outcome.readings.length > 0) compiled.lastReadingMs = receivedMs;
     return { matched: true, origin, outcome };
   }
 }
