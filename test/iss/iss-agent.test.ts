@@ -4,6 +4,7 @@ import {
   formatIssTimestamp,
   parseEdgeConfig,
 } from '@fieldbeam/edge';
+import { EdgeStatus } from '@fieldbeam/protocol';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -86,6 +87,9 @@ describe('ISS readings through the agent', () => {
         iss: { signal: string };
       };
       expect(health.iss.signal).toBe('acquired');
+      // The heartbeat's ISS state (also in /healthz beside the source's own figures).
+      expect(agent.status().iss).toMatchObject({ state: 'streaming', lastUpdateTime: expect.any(String) });
+      expect(EdgeStatus.parse(agent.status()).iss?.state).toBe('streaming');
     } finally {
       await agent.close();
       await server.close();
