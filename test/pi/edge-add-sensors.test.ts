@@ -6,9 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectorSeed, ensureStreams, FIRMWARE_TOPICS, PI_PATHS } from '@fieldbeam/cloud';
+import { collectorSeed, ensureStreams, FIRMWARE_TOPICS, openEnrollment } from '@fieldbeam/cloud';
 import { parseTopicPattern } from '@fieldbeam/edge';
 import { streams } from '@fieldbeam/protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -69,6 +69,18 @@ function cloud(args: string[], env: NodeJS.ProcessEnv) {
   });
 }
 
+/**
+ * What the install link gives the Pi (its config and seed), opened with the token from the link
+ * edge add printed, from the enrollment file it names: the Pi's files without a collector to fetch from.
+ */
+function enrolled(printed: string): { config: string; seed: string } {
+  const file = /^enrollment (\S+): /m.exec(printed)?.[1];
+  const token = /^one-line install .*: curl -fsSL \S+\/edge\/install\/(\S+) \| sudo sh$/m.exec(printed)?.[1];
+  expect(file && token, printed).toBeTruthy();
+  const { secret } = openEnrollment(token as string, readFileSync(file as string, 'utf8'));
+  return { config: secret.config, seed: secret.seed };
+}
+
 /** The agent's own loader, as the first-boot script runs it: `fieldbeam-edge check --config`. */
 function edgeCheck(configFile: string): void {
   const check = spawnSync(process.execPath, [builtCli.edge, 'check', '--config', configFile], {
@@ -116,9 +128,10 @@ beforeAll(async () => {
   );
   expect(r.status, r.stderr).toBe(0);
   printed = r.stdout;
-  const seed = /seed \(shown once[^)]*\): (SU[A-Z2-7]{56})/.exec(printed)?.[1];
+  // With --url the seed is only in the enrollment the install link opens, never printed.
+  expect(printed).not.toMatch(/SU[A-Z2-7]{56}/);
   const mqttLine = /MQTT for sensors .*: mqtt:\/\/<the Pi>:\d+ user (\S+) password (\S+)/.exec(printed);
-  expect(seed && mqttLine, printed).toBeTruthy();
+  expect(mqttLine, printed).toBeTruthy();
   credentials = { username: mqttLine?.[1] as string, password: mqttLine?.[2] as string };
 
   nats = await startNatsServer({
@@ -129,16 +142,14 @@ beforeAll(async () => {
   await ensureStreams(await jetstreamManager(nc), Object.values(streams));
   await nc.close();
 
-  // The Pi's files, from the user-data as cloud-init writes them. Only what differs between a Pi and
-  // this test changes: the folders, this test's NATS port, a free status port, no NTP to wait for.
-  const files = (
-    parse(readFileSync(userData, 'utf8')) as { write_files: { path: string; content: string }[] }
-  ).write_files;
-  const fileAt = (path: string) => files.find((f) => f.path === path)?.content as string;
+  // The Pi's files, as the install link writes them. Only what differs between a Pi and this test
+  // changes: the folders, this test's NATS port, a free status port, no NTP to wait for.
+  const pi = enrolled(printed);
+  expect(pi.seed).toMatch(/^SU[A-Z2-7]{56}$/);
+  expect(readFileSync(userData, 'utf8')).not.toContain(pi.seed);
   const seedFile = join(dir.path, 'edge.nk');
-  writeFileSync(seedFile, fileAt(PI_PATHS.seed), { mode: 0o600 });
-  expect(fileAt(PI_PATHS.seed).trim()).toBe(seed);
-  const config = parse(fileAt(PI_PATHS.config));
+  writeFileSync(seedFile, `${pi.seed}\n`, { mode: 0o600 });
+  const config = parse(pi.config);
   expect(config.mqtt.host).toBe('0.0.0.0');
   const configFile = join(dir.path, 'edge.yaml');
   writeFileSync(
@@ -231,18 +242,18 @@ describe('edge add --url: a device pointed at the Pi delivers readings with no f
       env,
     );
     expect(r.status, r.stderr).toBe(0);
-    const files = (parse(readFileSync(out, 'utf8')) as { write_files: { path: string; content: string }[] })
-      .write_files;
     const configFile = join(dir.path, 'listed.yaml');
-    writeFileSync(configFile, files.find((f) => f.path === PI_PATHS.config)?.content as string);
+    writeFileSync(configFile, enrolled(r.stdout).config);
     edgeCheck(configFile);
   });
 
   it('as a command: a failing edge add exits non-zero naming the problem and changes nothing; the retry needs no --rotate', () => {
+    // Every file below the identity folder (enrollments/ included), with its content.
     const identity = () =>
-      readdirSync(env.FB_IDENTITY_DIR)
+      (readdirSync(env.FB_IDENTITY_DIR, { recursive: true }) as string[])
         .sort()
-        .map((f) => `${f}:${readFileSync(join(env.FB_IDENTITY_DIR, f), 'base64')}`);
+        .map((f) => join(env.FB_IDENTITY_DIR, f))
+        .map((f) => `${f}:${statSync(f).isDirectory() ? 'dir' : readFileSync(f, 'base64')}`);
     const before = identity();
     const out = join(dir.path, 'pi-02.user-data');
     const base = ['edge', 'add', 'pi-02', '--url', 'http://collector.lan:8080', '--out', out];
