@@ -160,7 +160,9 @@ describe('GET /edge/install/<token>', () => {
 
     const again = await get(token);
     expect(again.status).toBe(410);
-    expect((await again.json()).error).toMatch(/used already .*edge add gw-1 --rotate/);
+    expect(((await again.json()) as { error: string }).error).toMatch(
+      /used already .*edge add gw-1 --rotate/,
+    );
     const left = readdirSync(enrollmentsDir(identity()));
     expect(left).toEqual([`${tokenHash(token)}.used`]);
     const used = readFileSync(join(enrollmentsDir(identity()), left[0] as string), 'utf8');
@@ -188,7 +190,7 @@ describe('GET /edge/install/<token>', () => {
     now = new Date(Date.now() + 2 * 3_600_000);
     const r = await get(token);
     expect(r.status).toBe(410);
-    expect((await r.json()).error).toMatch(/expired/);
+    expect(((await r.json()) as { error: string }).error).toMatch(/expired/);
     expect(readdirSync(enrollmentsDir(identity()))).toEqual([]);
     expect(outcomes).toEqual(['expired']);
     // Within its time the same kind of link works.
@@ -226,7 +228,9 @@ describe('GET /edge/install/<token>', () => {
     await startCollectorHttp();
     const r = await get(token);
     expect(r.status).toBe(500);
-    expect((await r.json()).error).toMatch(/cannot be opened .*edge add gw-6 --rotate/);
+    expect(((await r.json()) as { error: string }).error).toMatch(
+      /cannot be opened .*edge add gw-6 --rotate/,
+    );
     // A flipped byte of the sealed part is refused the same way.
     writeFileSync(file, JSON.stringify({ ...f, sealed: `A${f.sealed.slice(1)}` }));
     expect((await get(token)).status).toBe(500);
@@ -239,7 +243,7 @@ describe('GET /edge/install/<token>', () => {
     await startCollectorHttp({ releasesDir: join(dir, 'none') });
     const r = await get(token);
     expect(r.status).toBe(503);
-    expect((await r.json()).error).toMatch(/not used up/);
+    expect(((await r.json()) as { error: string }).error).toMatch(/not used up/);
     await api?.close();
     await startCollectorHttp();
     expect((await get(token)).status).toBe(200);
