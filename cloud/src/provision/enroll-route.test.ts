@@ -232,7 +232,8 @@ describe('GET /edge/install/<token>', () => {
       /cannot be opened .*edge add gw-6 --rotate/,
     );
     // A flipped byte of the sealed part is refused the same way.
-    writeFileSync(file, JSON.stringify({ ...f, sealed: `A${f.sealed.slice(1)}` }));
+    const flipped = `${f.sealed[0] === 'A' ? 'B' : 'A'}${f.sealed.slice(1)}`;
+    writeFileSync(file, JSON.stringify({ ...f, sealed: flipped }));
     expect((await get(token)).status).toBe(500);
     expect(outcomes).toEqual(['damaged', 'damaged']);
     expect(readdirSync(enrollmentsDir(identity()))).toEqual([`${tokenHash(token)}.json`]);
