@@ -15,7 +15,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 let nats: NatsServer;
 let dir: TempDir;
 const seeds: Record<string, string> = {};
-const sensor = (topic: string) => ({ topic, decoder: { type: 'zigbee2mqtt' } });
+const sensor = (topic: string) => ({ topic, decoder: { type: 'zigbee2mqtt' as const } });
 
 beforeAll(async () => {
   dir = tempDir();
