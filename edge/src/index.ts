@@ -3,6 +3,8 @@ export { createEdgeAgent } from './agent.js';
 export { runDecodeCommand } from './cli/decode-command.js';
 export type { EdgeConfig, SensorConfig } from './config.js';
 export { loadEdgeConfig, parseEdgeConfig } from './config.js';
+export type { ControlService, ControlTarget } from './control/control-service.js';
+export { startControlService } from './control/control-service.js';
 export { backoffMs, startForwarder } from './forward/forwarder.js';
 export { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 export type { IssSource, IssSourceStatus, TlcpReplayServer } from './iss/index.js';

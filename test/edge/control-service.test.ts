@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   addEdge,
   CloudErrorCode,
@@ -7,10 +8,12 @@ import {
   ensureStreams,
   requestEdge,
 } from '@fieldbeam/cloud';
+import { startControlService } from '@fieldbeam/edge';
 import { controlLimits, controlServiceName, streams, subjects } from '@fieldbeam/protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import mqtt from 'mqtt';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type EdgeAgentProcess,
@@ -180,5 +183,67 @@ describe('edge control service', () => {
     await edge.stop();
     const gone = await refusal(requestEdge(collector, 'gw-ctl', 'ping', undefined, { timeoutMs: 30_000 }));
     expect(gone.code).toBe(CloudErrorCode.EDGE_NOT_CONNECTED);
+  });
+});
+
+describe('control service permissions', () => {
+  it('stops when its subscriptions are refused and comes back once the authorization allows them', async () => {
+    // An edge user as an authorization from before the control service has it: its inbox only.
+    const perms = (control: string) =>
+      `authorization { users = [
+        { user: collector, password: c },
+        { user: e, password: e, permissions: { publish: { allow: ["fb.edge.e.status"] },
+          subscribe: { allow: ["_INBOX.e.>"${control}] }, allow_responses: true } } ] }`;
+    const server = await startNatsServer({ extraConfig: perms('') });
+    const conf = join(dirname(server.storeDir), 'nats.conf');
+    const asked = await connect({ servers: server.url, user: 'collector', pass: 'c' });
+    const nc = await connect({
+      servers: server.url,
+      user: 'e',
+      pass: 'e',
+      inboxPrefix: '_INBOX.e',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+    });
+    const service = startControlService(
+      Promise.resolve(nc),
+      {
+        edge: 'e',
+        version: '1.0.0',
+        startedMs: Date.now(),
+        status: () => ({}),
+        sensors: () => [],
+        rejects: () => [],
+        reload: () => ({
+          changes: { added: [], removed: [], changed: [] },
+          sensors: 0,
+          autoRegistered: { kept: 0, dropped: 0 },
+        }),
+      },
+      { log: pino({ level: 'silent' }), restartDelayMs: 200 },
+    );
+    try {
+      await service.started;
+      const refused = await refusal(requestEdge(asked, 'e', 'ping'));
+      expect(refused.code).toBe(CloudErrorCode.EDGE_NOT_CONNECTED);
+
+      writeFileSync(
+        conf,
+        readFileSync(conf, 'utf8').replace('"_INBOX.e.>"', '"_INBOX.e.>", "fb.ctl.e.>", "$SRV.>"'),
+      );
+      await server.restart();
+      const ping = await waitFor('the control service back', () =>
+        requestEdge(asked, 'e', 'ping', { id: 'back' }).then(
+          (r) => r,
+          () => undefined,
+        ),
+      );
+      expect(ping).toMatchObject({ edge: 'e', id: 'back', version: '1.0.0' });
+    } finally {
+      await service.close();
+      await nc.close();
+      await asked.close();
+      await server.close();
+    }
   });
 });
