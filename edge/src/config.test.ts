@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configForDisplay, parseEdgeConfig } from './config.js';
+import { configForDisplay, parseEdgeConfig, parseEdgeConfigText } from './config.js';
 
 describe('parseEdgeConfig', () => {
   it('applies defaults and freezes the result', () => {
@@ -43,6 +43,36 @@ describe('parseEdgeConfig', () => {
     expect(cfg.nats.pass).toBe('s3');
     expect(() => parseEdgeConfig({ edge: 'gw-1', nats: { pass: '${NOPE}' } }, {})).toThrow(
       /nats\.pass: environment variable NOPE is not set/,
+    );
+  });
+
+  it('${VAR:-default}, $${...} as text, numbers and booleans from a whole reference, the file named in the error', () => {
+    const text = [
+      'edge: ${EDGE:-gw-7}',
+      'nats:',
+      '  servers: ["nats://${NATS_HOST:-127.0.0.1}:4222"]',
+      '  pass: ${PASS}',
+      'mqtt:',
+      '  port: ${MQTT_PORT:-1883}',
+      '  users: [{ username: u, password: "$${NOT_A_VARIABLE}" }]',
+      'iss:',
+      '  enabled: ${ISS:-false}',
+      '# ${IN_A_COMMENT} is not looked at',
+    ].join('\n');
+    const cfg = parseEdgeConfigText(text, { PASS: '12345', MQTT_PORT: '2883' }, 'edge.yaml');
+    expect(cfg.edge).toBe('gw-7');
+    expect(cfg.nats.servers).toEqual(['nats://127.0.0.1:4222']);
+    // Text where the schema wants text, whatever the value looks like.
+    expect(cfg.nats.pass).toBe('12345');
+    expect(cfg.mqtt.port).toBe(2883);
+    expect(cfg.mqtt.users[0]?.password).toBe('${NOT_A_VARIABLE}');
+    expect(cfg.iss.enabled).toBe(false);
+    expect(() => parseEdgeConfigText(text, {}, '/etc/fieldbeam/edge.yaml')).toThrow(
+      /invalid edge config \/etc\/fieldbeam\/edge\.yaml:\n {2}nats\.pass: environment variable PASS is not set/,
+    );
+    // A value that is not a number where one is wanted is still refused, naming the key.
+    expect(() => parseEdgeConfigText(text, { PASS: 'p', MQTT_PORT: 'http' }, 'edge.yaml')).toThrow(
+      /mqtt\.port:/,
     );
   });
 });

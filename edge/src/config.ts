@@ -3,8 +3,10 @@ import {
   AUTO_REGISTER_DEFAULTS,
   AutoRegisterConfig,
   batchLimits,
+  interpolateEnv,
   isDuration,
   isSubjectToken,
+  retypeReferences,
   SensorConfig,
 } from '@fieldbeam/protocol';
 import { CST, Lexer, parseDocument } from 'yaml';
@@ -243,31 +245,6 @@ export type EdgeConfig = Readonly<z.infer<typeof EdgeConfigSchema>>;
  */
 const MAX_DEPTH = 32;
 
-/** Replaces `${NAME}` in every string with the environment variable; a missing one is an error with its path. */
-function interpolate(
-  value: unknown,
-  env: NodeJS.ProcessEnv,
-  path: readonly PropertyKey[],
-  problems: string[],
-): unknown {
-  if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
-      const v = env[name];
-      if (v === undefined) problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
-      return v ?? '';
-    });
-  }
-  if (value === null || typeof value !== 'object') return value;
-  if (path.length >= MAX_DEPTH) {
-    problems.push(`${formatPath(path)}: nested more than ${MAX_DEPTH} levels deep`);
-    return undefined;
-  }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, [...path, i], problems));
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k, interpolate(v, env, [...path, k], problems)]),
-  );
-}
-
 /**
  * `sensors[3].decoder.type`; a key that is not a plain name is quoted (`fields["PM2.5"]`), so every
  * path is unambiguous and none is empty (`(root)` for the document itself).
@@ -325,10 +302,21 @@ export function parseEdgeConfig(
   const renamed = renameKeys(doc ?? {}, EDGE_KEY_RENAMES);
   for (const c of renamed.conflicts)
     problems.push(`${formatPath(c.path)}: give only ${c.to} (the old spelling of the same key is given too)`);
-  const interpolated = interpolate(renamed.doc, env, [], problems);
-  const parsed = EdgeConfigSchema.safeParse(interpolated);
+  // `${NAME}` and `${NAME:-default}` (see protocol's env-interpolation); `port: ${PORT}` becomes the
+  // number the schema wants, `pass: ${PASS}` stays text whatever PASS holds.
+  const interpolated = interpolateEnv(renamed.doc, env, { maxDepth: MAX_DEPTH });
+  for (const p of interpolated.problems) problems.push(`${formatPath(p.path)}: ${p.message}`);
+  let parsed = EdgeConfigSchema.safeParse(interpolated.value);
+  if (!parsed.success) {
+    const retyped = retypeReferences(interpolated.value, parsed.error.issues, interpolated.typed);
+    if (retyped !== undefined) parsed = EdgeConfigSchema.safeParse(retyped);
+  }
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap(describeIssue));
-  if (problems.length > 0 || !parsed.success) throw new EdgeConfigError(problems);
+  if (problems.length > 0 || !parsed.success)
+    throw new EdgeConfigError(
+      problems,
+      opts.name && opts.name !== 'config' ? `invalid edge config ${opts.name}` : undefined,
+    );
   // Only for a config that loads: a refused one's errors come first, and would repeat the warnings.
   const warn = opts.onWarning ?? emitDeprecation;
   for (const r of renamed.renamed)

@@ -10,6 +10,14 @@ export {
   controlServiceName,
   SensorChanges,
 } from './edge-control.js';
+export type {
+  ConfigPath,
+  EnvInterpolation,
+  EnvProblem,
+  TypedReference,
+  TypeIssue,
+} from './env-interpolation.js';
+export { interpolateEnv, interpolateString, retypeReferences } from './env-interpolation.js';
 export type { LogFormat, LogOutput } from './log-lines.js';
 export {
   chooseLogFormat,

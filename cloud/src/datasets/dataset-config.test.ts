@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { datasetMayMatch, parseDatasets } from './dataset-config.js';
+import { datasetMayMatch, loadDatasets, parseDatasets } from './dataset-config.js';
 
 describe('dataset configuration', () => {
   it('parses durations and defaults', () => {
@@ -41,5 +44,51 @@ describe('dataset configuration', () => {
     expect(datasetMayMatch(d, { source: ['mqtt'], stations: ['s'], variables: ['x', 'y'] })).toBe(true);
     expect(datasetMayMatch(d, { source: ['mqtt'], stations: ['s'], variables: ['y'] })).toBe(false);
     expect(datasetMayMatch(d, { source: ['mqtt'], stations: ['s'] })).toBe(true);
+  });
+});
+
+describe('dataset configuration: ${VAR} interpolation', () => {
+  const yaml = [
+    'datasets:',
+    '  - name: ${DATASET:-minutely}',
+    '    window: ${FB_TEST_UNSET_WINDOW}',
+    '    provisional: ${PROVISIONAL:-false}',
+    '    filter: { stations: ["${FB_TEST_UNSET_STATION}"] }',
+  ].join('\n');
+
+  it('replaces ${VAR} and ${VAR:-default}; $${...} is text; a whole reference can be a boolean', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fb-datasets-'));
+    try {
+      const file = join(dir, 'datasets.yaml');
+      writeFileSync(file, yaml);
+      const [d] = parseDatasets(
+        {
+          datasets: [
+            { name: '${N:-a}', window: '${W}', provisional: '${P}', filter: { stations: ['${S}'] } },
+          ],
+        },
+        'x',
+        { W: 'PT1M', P: 'true', S: 'gh-1' },
+      );
+      expect(d).toMatchObject({
+        name: 'a',
+        window: 60_000,
+        provisional: true,
+        filter: { stations: ['gh-1'] },
+      });
+      expect(() => loadDatasets(file)).toThrow(
+        new RegExp(
+          `invalid dataset configuration in ${file.replace(/[.]/g, '\\.')}:\\n {2}datasets\\.0\\.window: environment variable FB_TEST_UNSET_WINDOW is not set\\n {2}datasets\\.0\\.filter\\.stations\\.0: environment variable FB_TEST_UNSET_STATION is not set`,
+        ),
+      );
+      const [e] = parseDatasets(
+        { datasets: [{ name: 'b', title: '$${WINDOW} is written so', window: 'PT1H' }] },
+        'x',
+        {},
+      );
+      expect(e?.title).toBe('${WINDOW} is written so');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isSubjectToken } from '@fieldbeam/protocol';
+import { interpolateEnv, isSubjectToken, retypeReferences } from '@fieldbeam/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CloudError, CloudErrorCode } from '../errors.js';
@@ -65,15 +65,27 @@ function invalid(where: string, problems: string[]): CloudError {
   );
 }
 
-/** Validates a parsed datasets document; every problem is reported with its path, in one error. */
-export function parseDatasets(doc: unknown, where = 'datasets'): readonly DatasetDef[] {
-  const parsed = FileSchema.safeParse(doc ?? {});
+const showPath = (path: readonly PropertyKey[]) => (path.length ? path.map(String).join('.') : '(root)');
+
+/**
+ * Validates a parsed datasets document, with `${NAME}` and `${NAME:-default}` in its string values
+ * replaced from `env` (as in the edge's config; `$${NAME}` is the text itself); every problem,
+ * an unset variable included, is reported with its path, in one error.
+ */
+export function parseDatasets(
+  doc: unknown,
+  where = 'datasets',
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): readonly DatasetDef[] {
+  const interpolated = interpolateEnv(doc ?? {}, env);
+  let parsed = FileSchema.safeParse(interpolated.value);
   if (!parsed.success) {
-    throw invalid(
-      where,
-      parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
-    );
+    const retyped = retypeReferences(interpolated.value, parsed.error.issues, interpolated.typed);
+    if (retyped !== undefined) parsed = FileSchema.safeParse(retyped);
   }
+  const problems = interpolated.problems.map((p) => `${showPath(p.path)}: ${p.message}`);
+  if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${showPath(i.path)}: ${i.message}`));
+  if (problems.length > 0 || !parsed.success) throw invalid(where, problems);
   return Object.freeze(
     parsed.data.datasets.map((d) => Object.freeze({ ...d, filter: Object.freeze(d.filter) })),
   );
