@@ -101,7 +101,12 @@ describe('edge control service', () => {
   it('lists sensors and the recent rejects with their reasons', async () => {
     const sensors = await requestEdge(collector, 'gw-ctl', 'sensors');
     expect(sensors.count).toBe(1);
-    expect(sensors.sensors[0]).toMatchObject({ topic: 'a/+station/t', decoder: 'number', origin: 'local' });
+    expect(sensors.sensors[0]).toMatchObject({
+      topic: 'a/+station/t',
+      decoder: 'number',
+      origin: 'local',
+      lastReadingTime: null,
+    });
 
     const c = await mqtt.connectAsync(edge.mqttUrl);
     try {
@@ -120,6 +125,9 @@ describe('edge control service', () => {
       truncated: false,
     });
     expect(rejects.rejects[0]?.reason.length).toBeGreaterThan(0);
+    // The good reading gave the sensor its last reading time.
+    const after = await requestEdge(collector, 'gw-ctl', 'sensors');
+    expect(after.sensors[0]?.lastReadingTime).toEqual(expect.any(String));
   });
 
   it('reloads the config file and says what changed; a broken file is refused and the agent keeps its sensors', async () => {
