@@ -335,6 +335,59 @@ describe('sensors added centrally', () => {
     expect(await readingsIn('gw-b', 'shellyht-1')).toEqual([{ variable: 'air_temperature', value: 5.5 }]);
   });
 
+  it('promotes a sensor the edge auto-registered into its central config', async () => {
+    const b = agent('gw-b');
+    b.writeConfig({ ...configs.get('gw-b'), auto_register: true });
+    b.signal('SIGHUP');
+    const { client } = await sensorClient('gw-b');
+    await waitFor('the heartbeat listing the auto-registered sensor', async () => {
+      await client.publishAsync('zigbee2mqtt/attic', JSON.stringify({ temperature: 15.5 }), { qos: 1 });
+      const list = await cloud(['sensors', 'list', 'gw-b', '--json']);
+      const reported = (JSON.parse(list.stdout) as { reported?: { topic: string; origin: string }[] })
+        .reported;
+      return reported?.some((x) => x.topic === 'zigbee2mqtt/attic' && x.origin === 'auto') ? true : undefined;
+    });
+    const unknown = await cloud(['sensors', 'promote', 'gw-b', 'zigbee2mqtt/cellar']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no auto-registered sensor on zigbee2mqtt\/cellar .*zigbee2mqtt\/attic/);
+    const r = await cloud(['sensors', 'promote', 'gw-b', 'zigbee2mqtt/attic']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/promoted zigbee2mqtt\/attic \(decoder zigbee2mqtt, station attic\)/);
+    const revision = Number(/revision (\d+)/.exec(r.stdout)?.[1]);
+    const s = await statusWhen('gw-b', 'the promoted sensor', (x) => x.config?.revision === revision);
+    expect(s.sensors?.filter((x) => x.topic === 'zigbee2mqtt/attic').map((x) => x.origin)).toEqual([
+      'central',
+    ]);
+    await client.publishAsync('zigbee2mqtt/attic', JSON.stringify({ temperature: 16 }), { qos: 1 });
+    await waitFor('the promoted sensor decoding', async () => {
+      const { rows } = await db.query(
+        "SELECT 1 FROM observations WHERE edge = 'gw-b' AND station = 'attic' AND value = 16",
+      );
+      return rows.length > 0 ? true : undefined;
+    });
+  });
+
+  it('keeps both of two concurrent changes of one key (conditional writes), and removes by topic', async () => {
+    const topics = ['c1/+station', 'c2/+station', 'c3/+station', 'c4/+station'];
+    const results = await Promise.all(
+      topics.map((topic) => cloud(['sensors', 'add', '--all', '--topic', topic, '--decoder', 'json'])),
+    );
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const all = JSON.parse((await cloud(['sensors', 'list', '--all', '--json'])).stdout) as {
+      value: { sensors: { topic: string }[] };
+    };
+    expect(all.value.sensors.map((x) => x.topic).sort()).toEqual(['tele/+station/SENSOR', ...topics].sort());
+    for (const topic of topics)
+      expect((await cloud(['sensors', 'remove', '--all', '--topic', topic])).code).toBe(0);
+    const missing = await cloud(['sensors', 'remove', '--all', '--topic', 'c1/+station']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/all has no sensor on c1\/\+station/);
+    const after = JSON.parse((await cloud(['sensors', 'list', '--all', '--json'])).stdout) as {
+      value: { sensors: { topic: string }[] };
+    };
+    expect(after.value.sensors.map((x) => x.topic)).toEqual(['tele/+station/SENSOR']);
+  });
+
   it('boots with its last applied central config when NATS is unreachable', async () => {
     const a = agent('gw-a');
     const applied = (await a.status()) as Status;
