@@ -20,6 +20,11 @@ const suites: Record<string, { about: string; load: () => Promise<Suite> }> = {
     about: 'collector: 1M observations OBS -> Postgres vs raw COPY, 1M-row window -> Arrow + GeoParquet',
     load: async () => (await import('./cloud.js')).runCloudSuite,
   },
+  fleet: {
+    about:
+      'fleet registry: 1,000 simulated edges heartbeating every 5 s; collector CPU and RSS, edge list time',
+    load: async () => (await import('./fleet.js')).runFleetSuite,
+  },
 };
 
 const HELP = `pnpm bench SUITE [SUITE ...] [--flags]   (pnpm bench SUITE --help for a suite's flags)

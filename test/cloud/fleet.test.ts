@@ -188,6 +188,45 @@ describe('fleet registry', () => {
     expect(check.stdout).toContain('SUCCESS');
   });
 
+  it('asks an online edge over NATS: ping, status, rejects, reload', async () => {
+    const a = agents.get('gw-a') as EdgeAgentProcess;
+    const c = await mqtt.connectAsync(a.mqttUrl);
+    await c.publishAsync('s/st9/t', 'not a number', { qos: 1 });
+    await c.endAsync();
+
+    const ping = await cloud(['edge', 'ping', 'gw-a']);
+    expect(ping.code, ping.stderr).toBe(0);
+    expect(ping.stdout).toMatch(/^gw-a answered in \d+ ms: version \S+, up \d+ s/);
+
+    const status = await cloud(['edge', 'status', 'gw-a']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(
+      /^edge gw-a: online \(last heartbeat \d+ s ago, every 0.5 s; offline after 1.5 s without one\)/,
+    );
+    expect(status.stdout).toContain('as the edge answers now:');
+    const json = JSON.parse((await cloud(['edge', 'status', 'gw-a', '--json'])).stdout);
+    expect(json).toMatchObject({
+      id: 'gw-a',
+      online: true,
+      live: { edge: 'gw-a' },
+      heartbeat: { edge: 'gw-a' },
+    });
+
+    const rejects = await waitFor('the reject kept by gw-a', async () => {
+      const r = await cloud(['edge', 'rejects', 'gw-a', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const list = JSON.parse(r.stdout) as { topic: string; reason: string }[];
+      return list.length > 0 ? list : undefined;
+    });
+    expect(rejects[0]?.topic).toBe('s/st9/t');
+    const text = await cloud(['edge', 'rejects', 'gw-a']);
+    expect(text.stdout).toContain('s/st9/t');
+
+    const reload = await cloud(['edge', 'reload', 'gw-a']);
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(reload.stdout).toMatch(/^gw-a reloaded its config: 1 sensors \(no change\)/);
+  });
+
   it('shows a killed edge offline, answers requests to it at once, and online again after its restart', async () => {
     const b = agents.get('gw-b') as EdgeAgentProcess;
     await b.kill();

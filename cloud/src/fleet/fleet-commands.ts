@@ -20,7 +20,16 @@ import {
 /** Exit status of `edge status|rejects|ping|reload` for an edge that is offline or never seen. */
 export const EDGE_OFFLINE_EXIT = 3;
 
-type Out = { write(s: string): unknown };
+type Out = { write(s: string, done?: (err?: Error | null) => void): unknown };
+
+/**
+ * Resolves once everything written to `out` so far has left this process: the CLI ends with
+ * process.exit, which would otherwise cut a large answer (edge list --json of a big fleet) short
+ * when stdout is a pipe.
+ */
+function flushed(...outs: Out[]): Promise<unknown> {
+  return Promise.all(outs.map((out) => new Promise<void>((resolve) => out.write('', () => resolve()))));
+}
 
 /** Where the fleet commands read and ask: the collector's settings, and the streams they print to. */
 export interface FleetCommandDeps {
@@ -41,6 +50,7 @@ export async function listFleetCommand(deps: FleetCommandDeps, opts: { json?: bo
   const rows = await withPool(deps.config, (pool) => new FleetStore(pool).list());
   const entries = fleetEntries(rows, registered, (deps.now ?? Date.now)());
   deps.out.write(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : formatFleetTable(entries));
+  await flushed(deps.out);
   return 0;
 }
 
@@ -87,11 +97,13 @@ async function askEdge<Op extends ControlOp>(
   const { entry } = await lookUp(deps, id);
   if (!entry.online) {
     deps.err.write(`${offlineMessage(entry)}\n`);
+    await flushed(deps.err);
     return EDGE_OFFLINE_EXIT;
   }
   const started = performance.now();
   const reply = await withNats(deps.config, (nc) => requestEdge(nc, id, op, body, { timeoutMs }));
   show(reply, entry, performance.now() - started);
+  await flushed(deps.out);
   return 0;
 }
 
@@ -118,9 +130,9 @@ export async function edgeStatusCommand(
   } else {
     deps.out.write(formatEdgeStatus(entry, live ?? heartbeat, live !== undefined));
   }
-  if (entry.online) return 0;
-  deps.err.write(`${offlineMessage(entry)}\n`);
-  return EDGE_OFFLINE_EXIT;
+  if (!entry.online) deps.err.write(`${offlineMessage(entry)}\n`);
+  await flushed(deps.out, deps.err);
+  return entry.online ? 0 : EDGE_OFFLINE_EXIT;
 }
 
 /** `fieldbeam-cloud edge rejects ID`: the inputs the edge could not use, newest first. */
