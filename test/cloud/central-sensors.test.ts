@@ -271,6 +271,11 @@ describe('sensors added centrally', () => {
       const r = await cloud(['sensors', 'add', 'gw-a', '--topic', 'p/+station', '--decoder', 'shelly']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/edge\.gw-a \(revision \d+\) is not a valid sensor config/);
+      // The operator sees both sides: the stored value is invalid, the edge refused it.
+      const list = await cloud(['sensors', 'list', 'gw-a']);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toMatch(/INVALID edge\.gw-a revision \d+: edges refuse it/);
+      expect(list.stdout).toContain(`REFUSED revision ${bad}`);
       // Repaired: the error clears.
       const fixed = await kv.put('edge.gw-a', previous?.string() ?? '');
       const ok = await statusWhen('gw-a', 'the repair applied', (s) => s.config?.revision === fixed);

@@ -156,6 +156,13 @@ export async function removeSensor(
   return 0;
 }
 
+export async function clearSensors(deps: SensorsCommandDeps, target: SensorTarget): Promise<number> {
+  const key = targetKey(target);
+  const after = await withNats(deps.config(), async (nc) => (await CentralSensorStore.open(nc)).clear(key));
+  deps.out.write(`${key}: cleared (no central sensors), revision ${after.revision}\n`);
+  return 0;
+}
+
 export async function promoteSensors(
   deps: SensorsCommandDeps,
   edge: string,
@@ -242,6 +249,15 @@ export async function listSensors(
   const out: string[] = [
     `${key}: revision ${cell(own.revision)}${all ? `; all: revision ${cell(all.revision)}` : ''}`,
   ];
+  for (const [k, v] of [
+    [key, own],
+    [centralSensors.allKey, all],
+  ] as const)
+    if (v?.invalid)
+      out.push(
+        `INVALID ${k} revision ${v.revision}: edges refuse it and keep their last good config: ${v.invalid}` +
+          ` (sensors clear ${k === centralSensors.allKey ? '--all' : (target as { edge: string }).edge} empties it)`,
+      );
   const auto = own.value.auto_register ?? all?.value.auto_register;
   if (auto) out.push(`auto_register: ${JSON.stringify(auto)}`);
   out.push(
@@ -330,6 +346,17 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     .option('--json', 'print JSON')
     .action(async (edge: string | undefined, o: TargetOptions & { json?: boolean }) => {
       status.code = await listSensors(deps, targetOf(edge, o), o.json === true);
+    });
+
+  sensors
+    .command('clear')
+    .description(
+      'remove every central sensor of an edge (or --all), whatever the key holds, an invalid value too',
+    )
+    .argument('[edge]', 'the edge id')
+    .addOption(allOption())
+    .action(async (edge: string | undefined, o: TargetOptions) => {
+      status.code = await clearSensors(deps, targetOf(edge, o));
     });
 
   sensors

@@ -44,6 +44,8 @@ export interface StoredSensors {
   value: CentralSensorConfig;
   /** The KV revision read or written; null when the key has never been written. */
   revision: number | null;
+  /** Why the stored value is refused by the edges (they keep their last good one); `value` is then empty. */
+  invalid?: string;
 }
 
 /** A sensor given on the command line checked as an edge checks it; the reason names the field. */
@@ -77,12 +79,11 @@ export class CentralSensorStore {
     if (entry.operation !== 'PUT') return { value: { sensors: [] }, revision: entry.revision };
     const parsed = CentralSensorConfig.safeParse(safeJson(entry.string()));
     if (!parsed.success)
-      throw new CloudError(
-        CloudErrorCode.SENSOR_CONFIG_INVALID,
-        `${key} (revision ${entry.revision}) is not a valid sensor config, and edges refuse it: ` +
-          `${describeIssues(parsed.error.issues)}; write a valid one with sensors add, or delete the key`,
-        false,
-      );
+      return {
+        value: { sensors: [] },
+        revision: entry.revision,
+        invalid: describeIssues(parsed.error.issues),
+      };
     return { value: parsed.data, revision: entry.revision };
   }
 
@@ -96,6 +97,13 @@ export class CentralSensorStore {
   ): Promise<{ before: StoredSensors; after: StoredSensors }> {
     for (let attempt = 1; ; attempt++) {
       const before = await this.read(key);
+      if (before.invalid !== undefined)
+        throw new CloudError(
+          CloudErrorCode.SENSOR_CONFIG_INVALID,
+          `${key} (revision ${before.revision}) is not a valid sensor config, and edges refuse it ` +
+            `(${before.invalid}); nothing is built on it: empty it with sensors clear, then add the sensors again`,
+          false,
+        );
       const next = CentralSensorConfig.safeParse(edit(before.value));
       if (!next.success)
         throw new CloudError(
@@ -122,6 +130,22 @@ export class CentralSensorStore {
       }
     }
   }
+
+  /** Empties the key whatever it holds (an invalid value too), conditional on the revision read. */
+  async clear(key: string): Promise<StoredSensors> {
+    for (let attempt = 1; ; attempt++) {
+      const entry = await this.kv.get(key);
+      const bytes = JSON.stringify({ sensors: [] });
+      try {
+        const revision = entry
+          ? await this.kv.update(key, bytes, entry.revision)
+          : await this.kv.create(key, bytes);
+        return { value: { sensors: [] }, revision };
+      } catch (err) {
+        if (!isWrongRevision(err) || attempt >= MAX_TRIES) throw err;
+      }
+    }
+  }
 }
 
 function safeJson(text: string): unknown {
@@ -141,7 +165,13 @@ function isWrongRevision(err: unknown): boolean {
 /** The last heartbeat an edge sent (stream FB_STATUS keeps the last per subject), or undefined. */
 export async function lastHeartbeat(nc: NatsConnection, edge: string): Promise<EdgeStatus | undefined> {
   const jsm = await jetstreamManager(nc);
-  const msg = await jsm.streams.getMessage(streams.STATUS.name, { last_by_subj: subjects.edgeStatus(edge) });
+  const msg = await jsm.streams
+    .getMessage(streams.STATUS.name, { last_by_subj: subjects.edgeStatus(edge) })
+    .catch((err: Error) => {
+      // No collector has run yet (it creates the stream): no heartbeat either.
+      if (/stream not found/i.test(err.message)) return null;
+      throw err;
+    });
   if (!msg) return undefined;
   const parsed = EdgeStatus.safeParse(safeJson(msg.string()));
   return parsed.success ? parsed.data : undefined;
