@@ -128,6 +128,8 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
   };
 
   const accept = (slot: Slot, entry: KvWatchEntry) => {
+    // The same refused revision again (a watch restarted after a reconnect): already reported.
+    if (refused[slot]?.revision === entry.revision) return;
     const value = parseEntry(entry);
     if (typeof value === 'string') {
       refused[slot] = {
