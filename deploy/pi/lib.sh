@@ -29,7 +29,7 @@ fi
 # The arm64 rootfs the proof installs into: Debian bookworm (what Raspberry Pi OS bookworm is built on),
 # minbase plus what a Raspberry Pi OS Lite image has and the first-boot script uses.
 FB_PI_SUITE=${FB_PI_SUITE:-bookworm}
-FB_PI_ROOTFS_INCLUDE=curl,zstd,procps
+FB_PI_ROOTFS_INCLUDE=curl,zstd,procps,sudo
 
 # Debian packages the host needs for the build (and the emulation proof).
 FB_PI_BUILD_PACKAGES=(g++-aarch64-linux-gnu make python3 zstd file openssl lintian)

@@ -5,8 +5,8 @@
 # does), then hands over: one JSON line {"type":"ready",...} on stdout with the agent's MQTT address, pid and
 # the release sizes. It waits for a line "stop" (or the end of stdin), stops the agent with SIGTERM
 # ({"type":"stopped"}), and takes everything down ({"type":"cleanup"}). All other output goes to stderr.
-# The agent's config is the provisioned one plus the benchmark's JSON sensor (topic bench/+station/env,
-# the same load as `pnpm bench edge`). Needs root.
+# The agent's config is the one `fieldbeam-cloud edge add --sensor bench/+station/env=json` provisions (the
+# same topic and load as `pnpm bench edge`); first boot runs its user-data. Needs root.
 set -euo pipefail
 exec 8>&1 1>&2
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/pi/lib.sh"
@@ -14,7 +14,8 @@ EDGE_ID=pi-bench
 source "$FB_PI_ROOT/test/pi/proof-lib.sh"
 cd "$FB_PI_ROOT"
 
-PROVISION_ARGS=(--extra-sensors '[{"topic":"bench/+station/env","decoder":{"type":"json","fields":{"seq":{"variable":"bench_sequence","unit":"1"}}}}]')
+# The benchmark's JSON sensor, given to edge add (its numeric fields become variables).
+EDGE_ADD_ARGS=(--sensor 'bench/+station/env=json')
 
 pi_proof_report() {
   local rc=$1
@@ -29,10 +30,14 @@ console.log(JSON.stringify({ type: "cleanup", ok: failed.length === 0, exit: Num
 pi_proof_begin bench
 pi_proof_host
 pi_proof_build
+pi_proof_network
 pi_proof_services
 pi_proof_rootfs
 pi_proof_collector_ready
-pi_proof_first_boot
+pi_proof_first_boot "$USER_DATA" first-boot.log || {
+  tail -30 "$logs/first-boot.log" >&2
+  fail_now "first boot installs the agent"
+}
 pi_proof_unit
 pi_time_start agent-start
 start_agent agent.log || {
@@ -45,13 +50,13 @@ installed_kb=$(du -sk "$root/usr/lib/fieldbeam-edge" | cut -f1)
 node -e '
 const [release, ...rest] = process.argv.slice(1);
 const r = require(release);
-const [pid, mqttPort, user, pass, httpPort, collector, db, edge, installedKb, readyS, qemuCpu, node, times] = rest;
+const [pid, host, mqttPort, user, pass, httpPort, collector, db, edge, installedKb, readyS, qemuCpu, node, times] = rest;
 console.log(JSON.stringify({
-  type: "ready", agentPid: Number(pid), mqttUrl: `mqtt://${user}:${pass}@127.0.0.1:${mqttPort}`,
+  type: "ready", agentPid: Number(pid), mqttUrl: `mqtt://${user}:${pass}@${host}:${mqttPort}`,
   agentHttp: `http://127.0.0.1:${httpPort}`, collectorUrl: collector, databaseUrl: db, edge,
   release: r, installedBytes: Number(installedKb) * 1024, agentReadySeconds: Number(readyS), qemuCpu,
   node, setupSeconds: Object.fromEntries(times.split(" ").filter(Boolean).map((kv) => [kv.split("=")[0], Number(kv.split("=")[1])])),
-}));' "$release" "$AGENT_PID" "$MQTT_PORT" "$MQTT_USER" "$MQTT_PASS" "$AGENT_HTTP" "$COLLECTOR_URL" "$DB" "$EDGE_ID" \
+}));' "$release" "$AGENT_PID" "$HOST_ADDR" "$MQTT_PORT" "$MQTT_USER" "$MQTT_PASS" "$AGENT_HTTP" "$COLLECTOR_URL" "$DB" "$EDGE_ID" \
   "$installed_kb" "$AGENT_READY_S" "$QEMU_CPU_MODEL" "$FB_PI_NODE_VERSION" "${FB_PI_TIMES[*]}" >&8
 
 # The parent measures; "stop" or the end of stdin ends it.

@@ -1,32 +1,24 @@
 /**
  * Host-side steps of the Raspberry Pi emulation proof (test/pi/emulation.sh), run with tsx:
- *   provision        register the edge (nkey), write the nats-server authorization and the user-data
- *   apply-user-data  do what cloud-init does with that user-data on the Pi, into the arm64 rootfs
+ *   apply-user-data  do what cloud-init does with a user-data file on the Pi, into the arm64 rootfs
  *   publish          publish readings over MQTT with mqtt.js (QoS 1), count PUBACKs, sample the agent's RSS
  *   pg-count         wait until Postgres holds N observations of the edge
  *   buffer-rows      rows waiting in the agent's SQLite buffer file
  *   free-ports       N free loopback ports
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  addEdge,
-  collectorSeed,
-  type EdgeRelease,
-  renderAuthorization,
-  renderProvisioning,
-} from '@fieldbeam/cloud';
-import { fromSeed } from '@nats-io/nkeys';
+import { gunzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
 import pg from 'pg';
 
 const fromCloud = createRequire(new URL('../../cloud/package.json', import.meta.url));
 const fromEdge = createRequire(new URL('../../edge/package.json', import.meta.url));
-const yaml = fromCloud('yaml') as { parse(text: string): unknown };
+const yaml = fromCloud('yaml') as typeof import('yaml');
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,72 +48,6 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/**
- * Registers the edge as `fieldbeam-cloud edge add` would, writes the nats-server authorization (plus a
- * password user for the collector process, which has no nkey setting yet) and renders the user-data.
- */
-function provision(args: string[]): void {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      out: { type: 'string' },
-      edge: { type: 'string' },
-      'collector-url': { type: 'string' },
-      release: { type: 'string' },
-      'nats-url': { type: 'string' },
-      'mqtt-port': { type: 'string' },
-      'http-port': { type: 'string' },
-      kind: { type: 'string', default: 'deb' },
-      /** JSON list of more `sensors` entries (the benchmark's JSON sensor). */
-      'extra-sensors': { type: 'string' },
-    },
-  });
-  need(v, 'out', 'edge', 'collector-url', 'release', 'nats-url', 'mqtt-port', 'http-port');
-  const dir = v.out as string;
-  const edge = v.edge as string;
-  const idDir = join(dir, 'identity');
-  const added = addEdge(idDir, edge, { rotate: true });
-  const collectorPassword = randomBytes(12).toString('hex');
-  const collectorKey = fromSeed(new TextEncoder().encode(collectorSeed(idDir))).getPublicKey();
-  const auth = renderAuthorization(
-    [{ id: edge, publicKey: added.publicKey, created: new Date().toISOString() }],
-    collectorKey,
-  ).replace('users = [', `users = [\n    { user: "collector", password: "${collectorPassword}" }`);
-  writeFileSync(join(dir, 'nats-auth.conf'), auth);
-  const mqttPassword = randomBytes(9).toString('base64url');
-  const release = JSON.parse(readFileSync(v.release as string, 'utf8')) as EdgeRelease;
-  const p = renderProvisioning({
-    edgeId: edge,
-    collectorUrl: v['collector-url'] as string,
-    kind: v.kind === 'bundle' ? 'bundle' : 'deb',
-    release,
-    nats: { servers: [v['nats-url'] as string], nkeySeed: added.seed },
-    // Everything in the proof listens on loopback; on a Pi the broker takes 0.0.0.0 (users are set).
-    mqtt: {
-      host: '127.0.0.1',
-      port: Number(v['mqtt-port']),
-      users: [{ username: 'sensors', password: mqttPassword }],
-    },
-    http: { host: '127.0.0.1', port: Number(v['http-port']) },
-    sensors: [
-      {
-        topic: 'sensors/+station/temperature',
-        decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' },
-      },
-      ...(v['extra-sensors'] ? (JSON.parse(v['extra-sensors']) as unknown[]) : []),
-    ],
-  });
-  writeFileSync(join(dir, 'user-data'), p.userData, { mode: 0o600 });
-  out({
-    userData: join(dir, 'user-data'),
-    downloadUrl: p.downloadUrl,
-    collectorUser: 'collector',
-    collectorPassword,
-    mqttUser: 'sensors',
-    mqttPassword,
-  });
-}
-
 interface WriteFile {
   path: string;
   content?: string;
@@ -132,10 +58,44 @@ interface WriteFile {
   defer?: boolean;
 }
 
+interface UserSpec {
+  name: string;
+  groups?: string | string[];
+  shell?: string;
+  lock_passwd?: boolean;
+  passwd?: string;
+  sudo?: string | string[] | boolean;
+}
+
 /**
- * What cloud-init's write_files and runcmd modules do, aimed at a rootfs: files written with their
- * mode (owner root; the first-boot script fixes the group), runcmd turned into a script for the chroot.
- * Keys it does not implement fail loudly instead of being skipped.
+ * Keys cloud-init acts on that this emulation leaves alone, with why that does not change what the
+ * proof shows (Raspberry Pi Imager writes most of them). Any other key fails the run instead of being
+ * skipped.
+ */
+const NOT_APPLIED: Record<string, string> = {
+  manage_resolv_conf: 'resolver setup; the chroot uses the host resolver',
+  ssh_pwauth: 'sshd settings; the proof logs in by chroot',
+  ssh_authorized_keys: 'sshd settings; the proof logs in by chroot',
+  enable_ssh: 'sshd settings; the proof logs in by chroot',
+  chpasswd: 'passwords; the proof logs in by chroot',
+  locale: 'locale generation; the agent logs in C.UTF-8',
+  keyboard: 'console keymap; no console in a chroot',
+  apt: 'apt sources and settings; the .deb is installed from the collector, not a repository',
+  packages: 'installs from a Debian mirror (Imager asks for avahi-daemon, mDNS); not what the proof shows',
+  rpi: 'Raspberry Pi interfaces (SPI, I2C, serial); no Pi hardware under emulation',
+  power_state: 'reboot after first boot; the proof starts the agent itself',
+};
+
+/**
+ * What cloud-init does with user-data on first boot, aimed at a rootfs, as far as the proof needs: the
+ * file read as cloud-init's YAML loader reads it (a key given twice keeps its LAST value, as PyYAML
+ * does: a hand-merged file with two `runcmd:` keys loses the first list), then its modules in
+ * cloud-init's order: write_files, hostname, /etc/hosts, users and groups (init stage); timezone,
+ * runcmd written out as cloud-init's runcmd script (config stage); deferred write_files (final stage,
+ * before the script runs). The script is cloud-init's: `#!/bin/sh`, a string entry as its own line, a
+ * list entry shell-quoted, and no `set -e` (cloud-init goes on after a failing line), so a caller checks
+ * what each entry did. Users and groups are made in the rootfs with useradd, as cloud-init's distro
+ * code does. Keys in NOT_APPLIED are listed, not applied; any other key fails loudly.
  */
 function applyUserData(args: string[]): void {
   const { values: v } = parseArgs({
@@ -145,34 +105,119 @@ function applyUserData(args: string[]): void {
   need(v, 'user-data', 'root', 'runcmd');
   const text = readFileSync(v['user-data'] as string, 'utf8');
   if (!text.startsWith('#cloud-config\n')) throw new Error('user-data does not start with #cloud-config');
-  const doc = yaml.parse(text) as Record<string, unknown>;
-  const known = new Set(['write_files', 'runcmd', 'hostname']);
-  const unknown = Object.keys(doc).filter((k) => !known.has(k));
+  const parsed = yaml.parseDocument(text, { uniqueKeys: false });
+  if (parsed.errors.length) throw new Error(`user-data: ${parsed.errors[0]?.message}`);
+  const seen = new Set<string>();
+  const duplicated: string[] = [];
+  const top = parsed.contents as { items?: { key: { value?: unknown } }[] } | null;
+  for (const item of top?.items ?? []) {
+    const k = String(item.key?.value);
+    if (seen.has(k)) duplicated.push(k);
+    seen.add(k);
+  }
+  const doc = (parsed.toJS() ?? {}) as Record<string, unknown>;
+  const applied = new Set([
+    'write_files',
+    'runcmd',
+    'hostname',
+    'fqdn',
+    'preserve_hostname',
+    'manage_etc_hosts',
+    'users',
+    'timezone',
+  ]);
+  const unknown = Object.keys(doc).filter((k) => !applied.has(k) && !(k in NOT_APPLIED));
   if (unknown.length) throw new Error(`user-data keys this emulation does not apply: ${unknown.join(', ')}`);
   const root = v.root as string;
+  const inRoot = (cmd: string[]) =>
+    execFileSync('chroot', [root, ...cmd], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+  const files = (doc.write_files ?? []) as WriteFile[];
   const written: string[] = [];
-  for (const f of (doc.write_files ?? []) as WriteFile[]) {
+  const writeFile = (f: WriteFile) => {
     if (!f.path.startsWith('/')) throw new Error(`write_files path ${f.path} is not absolute`);
-    if (f.encoding || f.append || f.defer)
-      throw new Error(`write_files ${f.path}: encoding/append/defer not emulated`);
-    if (f.owner && f.owner !== 'root:root')
-      throw new Error(`write_files ${f.path}: owner ${f.owner} not emulated`);
     const target = join(root, f.path);
     mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
     const mode = Number.parseInt(f.permissions ?? '0644', 8);
-    writeFileSync(target, f.content ?? '', { mode });
+    let data: Buffer = Buffer.from(f.content ?? '', 'utf8');
+    const enc = f.encoding ?? 'text/plain';
+    if (['b64', 'base64'].includes(enc)) data = Buffer.from(f.content ?? '', 'base64');
+    else if (['gz+b64', 'gzip+base64', 'gz+base64', 'gzip+b64'].includes(enc))
+      data = gunzipSync(Buffer.from(f.content ?? '', 'base64'));
+    else if (!['text/plain', 'text'].includes(enc)) throw new Error(`write_files ${f.path}: encoding ${enc}`);
+    if (f.append) appendFileSync(target, data);
+    else writeFileSync(target, data);
     chmodSync(target, mode);
     chownSync(target, 0, 0);
-    written.push(`${f.path} ${f.permissions ?? '0644'}`);
+    if (f.owner && f.owner !== 'root:root') inRoot(['chown', f.owner, f.path]);
+    written.push(`${f.path} ${f.permissions ?? '0644'}${f.defer ? ' (deferred)' : ''}`);
+  };
+  // init stage
+  for (const f of files.filter((f) => !f.defer)) writeFile(f);
+  const hostname = (doc.fqdn ?? doc.hostname) as string | undefined;
+  if (hostname && doc.preserve_hostname !== true) {
+    writeFileSync(join(root, 'etc/hostname'), `${String(hostname).split('.')[0]}\n`);
+  }
+  if (hostname && doc.manage_etc_hosts === true) {
+    const short = String(hostname).split('.')[0];
+    writeFileSync(
+      join(root, 'etc/hosts'),
+      `127.0.0.1 localhost\n127.0.1.1 ${hostname === short ? short : `${hostname} ${short}`}\n::1 localhost ip6-localhost ip6-loopback\n`,
+    );
+  }
+  const users: string[] = [];
+  for (const u of (doc.users ?? []) as (string | UserSpec)[]) {
+    if (u === 'default') continue;
+    if (typeof u === 'string') throw new Error(`users: "${u}" as a plain name is not emulated`);
+    const groups = (Array.isArray(u.groups) ? u.groups : (u.groups ?? '').split(','))
+      .map((g) => g.trim())
+      .filter(Boolean);
+    // cloud-init creates the groups a user is put in that do not exist yet (gpio, spi, i2c on Debian).
+    for (const g of groups) {
+      try {
+        inRoot(['getent', 'group', g]);
+      } catch {
+        inRoot(['groupadd', g]);
+      }
+    }
+    inRoot([
+      'useradd',
+      '--create-home',
+      '--shell',
+      u.shell ?? '/bin/sh',
+      ...(groups.length ? ['--groups', groups.join(',')] : []),
+      ...(u.passwd ? ['--password', u.passwd] : []),
+      u.name,
+    ]);
+    if (u.lock_passwd !== false) inRoot(['passwd', '-l', u.name]);
+    const sudo = u.sudo === true ? ['ALL=(ALL) NOPASSWD:ALL'] : u.sudo ? [u.sudo].flat() : [];
+    if (sudo.length) {
+      const f = join(root, 'etc/sudoers.d/90-cloud-init-users');
+      appendFileSync(f, sudo.map((r) => `${u.name} ${r}\n`).join(''), { mode: 0o440 });
+    }
+    users.push(u.name);
+  }
+  // config stage
+  if (typeof doc.timezone === 'string') {
+    writeFileSync(join(root, 'etc/timezone'), `${doc.timezone}\n`);
   }
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   const lines = ((doc.runcmd ?? []) as (string | string[])[]).map((c) =>
-    Array.isArray(c) ? c.map(q).join(' ') : `sh -c ${q(c)}`,
+    Array.isArray(c) ? c.map((w) => q(String(w))).join(' ') : String(c),
   );
-  writeFileSync(v.runcmd as string, `#!/bin/sh\n# cloud-init runcmd\nset -e\n${lines.join('\n')}\n`, {
-    mode: 0o755,
+  writeFileSync(v.runcmd as string, `#!/bin/sh\n${lines.join('\n')}\n`, { mode: 0o700 });
+  // final stage: deferred files, then the runcmd script (the caller runs it in the rootfs)
+  for (const f of files.filter((f) => f.defer)) writeFile(f);
+  out({
+    written,
+    users,
+    runcmd: lines,
+    hostname: hostname ?? null,
+    duplicatedKeys: duplicated,
+    notApplied: Object.keys(doc).filter((k) => k in NOT_APPLIED),
   });
-  out({ written, runcmd: lines, hostname: doc.hostname ?? null });
 }
 
 function vmRss(pid: number): { rssKb: number; hwmKb: number } | undefined {
@@ -185,11 +230,15 @@ function vmRss(pid: number): { rssKb: number; hwmKb: number } | undefined {
   }
 }
 
-/** QoS 1 readings through mqtt.js with a bounded window; the PUBACK means "in the agent's buffer". */
+/**
+ * QoS 1 readings (Zigbee2MQTT-style, one temperature each) through mqtt.js with a bounded window; the
+ * PUBACK means "in the agent's buffer".
+ */
 async function publish(args: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args,
     options: {
+      host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string' },
       user: { type: 'string' },
       pass: { type: 'string' },
@@ -204,7 +253,7 @@ async function publish(args: string[]): Promise<void> {
   const count = Number(v.count);
   const window = Number(v.window);
   const pid = v.pid ? Number(v.pid) : undefined;
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${v.port}`, {
+  const client = await mqtt.connectAsync(`mqtt://${v.host}:${v.port}`, {
     username: v.user as string,
     password: v.pass as string,
     clientId: `pi-proof-${v.station}-${process.pid}`,
@@ -217,7 +266,8 @@ async function publish(args: string[]): Promise<void> {
         peakRssKb = Math.max(peakRssKb, vmRss(pid)?.rssKb ?? 0);
       }, 100)
     : undefined;
-  const topic = `sensors/${v.station}/temperature`;
+  // Zigbee2MQTT's default topic and payload: the agent edge add sets up auto-registers them.
+  const topic = `zigbee2mqtt/${v.station}`;
   const t0 = performance.now();
   let next = 0;
   let acked = 0;
@@ -233,7 +283,7 @@ async function publish(args: string[]): Promise<void> {
     }
     const send = () => {
       while (next < count && next - acked < window) {
-        const value = (20 + (next % 100) / 10).toFixed(1);
+        const value = JSON.stringify({ temperature: 20 + (next % 100) / 10 });
         next++;
         client.publishAsync(topic, value, { qos: 1 }).then(() => {
           acked++;
@@ -319,7 +369,6 @@ function bufferRows(args: string[]): void {
 
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (a: string[]) => void | Promise<void>> = {
-  provision,
   'apply-user-data': applyUserData,
   publish,
   'pg-count': pgCount,
