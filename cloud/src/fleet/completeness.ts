@@ -181,24 +181,26 @@ async function accountsOf(
       [edges],
     ),
   ]);
-  const byBuffer = new Map<string, { received: SeqRange[]; dropped: SeqRange[] }>();
-  const key = (edge: string, id: string) => `${edge}\n${id}`;
+  /** Per edge, per buffer id: its ranges by kind. */
+  const byEdge = new Map<string, Map<string, { received: SeqRange[]; dropped: SeqRange[] }>>();
   for (const r of ranges.rows) {
-    const k = key(r.edge, r.buffer_id);
-    let b = byBuffer.get(k);
+    let edge = byEdge.get(r.edge);
+    if (!edge) {
+      edge = new Map();
+      byEdge.set(r.edge, edge);
+    }
+    let b = edge.get(r.buffer_id);
     if (!b) {
       b = { received: [], dropped: [] };
-      byBuffer.set(k, b);
+      edge.set(r.buffer_id, b);
     }
     b[r.kind].push([Number(r.first), Number(r.last)]);
   }
-  const meta = new Map(buffers.rows.map((b) => [key(b.edge, b.buffer_id), b]));
+  const meta = new Map(buffers.rows.map((b) => [`${b.edge}\n${b.buffer_id}`, b]));
   return edges.map((edge) => {
     const list: BufferCompleteness[] = [];
-    for (const [k, b] of byBuffer) {
-      if (!k.startsWith(`${edge}\n`)) continue;
-      const id = k.slice(edge.length + 1);
-      const m = meta.get(k);
+    for (const [id, b] of byEdge.get(edge) ?? []) {
+      const m = meta.get(`${edge}\n${id}`);
       const start = id === '' ? null : Number(m?.start ?? 1);
       list.push({
         bufferId: id === '' ? null : id,
@@ -277,6 +279,9 @@ export function startCompleteness(
         await client.query('ROLLBACK');
         return false;
       }
+      // A compaction lost to a crash is no loss (the rows it merged are still there, unmerged), so its
+      // commit need not wait for the disk, where ingest's commits wait.
+      await client.query('SET LOCAL synchronous_commit = off');
       const taken = await client.query<{ kind: Kind; first: string; last: string }>(
         `DELETE FROM edge_seq_ranges WHERE edge = $1 AND buffer_id = $2 AND last >= (
            SELECT min(first) - 1 FROM edge_seq_ranges WHERE edge = $1 AND buffer_id = $2 AND NOT merged)
