@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FleetStore, fleetEntries, formatFleetTable } from '@fieldbeam/cloud';
 import { type EdgeStatus, type SensorState, subjects } from '@fieldbeam/protocol';
-import { startCollectorProcess, startPostgres, tempDir, waitFor } from '@fieldbeam/test/harness';
+import { descendants, startCollectorProcess, startPostgres, tempDir, waitFor } from '@fieldbeam/test/harness';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { CpuMeter, RssSampler } from './lib/proc.js';
+import pg from 'pg';
+import { CpuMeter, cpuSeconds, RssSampler } from './lib/proc.js';
 import { startBenchNats } from './lib/servers.js';
 import { sleep } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -141,6 +143,32 @@ function run(
   });
 }
 
+/** CPU seconds of the Postgres listening on `port`: its postmaster and every backend alive now. */
+function postgresCpuSeconds(port: number): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const p = argv.indexOf('-p');
+    if (!argv[0]?.endsWith('postgres') || p < 0 || argv[p + 1] !== String(port)) continue;
+    const root = Number(entry);
+    return [root, ...descendants(root)].reduce((sum, pid) => sum + (cpuSeconds(pid) || 0), 0);
+  }
+  return Number.NaN;
+}
+
+/** Cores Postgres used while `f` ran. */
+async function postgresCores(port: number, f: () => Promise<void>): Promise<number> {
+  const c0 = postgresCpuSeconds(port);
+  const t0 = performance.now();
+  await f();
+  return (postgresCpuSeconds(port) - c0) / ((performance.now() - t0) / 1000);
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const r2 = (v: number) => Math.round(v * 100) / 100;
 
@@ -177,7 +205,7 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
     process.stdout.write(`collector idle for ${flags.seconds} s...\n`);
     await sleep(2000);
     const idleCpu = new CpuMeter({ collector: pid, nats: nats.pid }).start();
-    await sleep(window);
+    const pgIdle = await postgresCores(postgres.port, () => sleep(window));
     const idle = idleCpu.stop();
     const rssIdle = rss.last;
 
@@ -204,7 +232,7 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
     const rssFrom = performance.now();
     const sent0 = load.sent();
     const busyCpu = new CpuMeter({ collector: pid, nats: nats.pid }).start();
-    await sleep(window);
+    const pgBusy = await postgresCores(postgres.port, () => sleep(window));
     const busy = busyCpu.stop();
     const sent = load.sent() - sent0;
     const rssLoaded = rss.max(rssFrom);
@@ -218,6 +246,18 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
       listJson.push(j.ms);
       listed = (JSON.parse(j.stdout) as unknown[]).length;
       listTable.push((await run(['edge', 'list'], env)).ms);
+    }
+    // The registry's part of it, in this process: the query and the table, without Node's start.
+    const pool = new pg.Pool({ connectionString: postgres.url, max: 1 });
+    const inProcess: number[] = [];
+    try {
+      for (let i = 0; i < flags.listRuns; i++) {
+        const t0 = performance.now();
+        formatFleetTable(fleetEntries(await new FleetStore(pool).list(), [], Date.now()));
+        inProcess.push(performance.now() - t0);
+      }
+    } finally {
+      await pool.end();
     }
     const versionRuns: number[] = [];
     for (let i = 0; i < 3; i++) versionRuns.push((await run(['--version'], env)).ms);
@@ -246,12 +286,15 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
       collector_cpu_fleet_cores: r2(busy.collector ?? 0),
       registry_cpu_cores: r2(registryCore),
       nats_cpu_fleet_cores: r2(busy.nats ?? 0),
+      postgres_cpu_idle_cores: r2(pgIdle),
+      postgres_cpu_fleet_cores: r2(pgBusy),
       other_cpu_cores_during: r2(busy.other ?? 0),
       collector_rss_idle_mb: Math.round(rssIdle),
       collector_rss_fleet_max_mb: Math.round(rssLoaded),
       edge_list_json_ms_median: Math.round(median(listJson)),
       edge_list_json_ms_max: Math.round(Math.max(...listJson)),
       edge_list_table_ms_median: Math.round(median(listTable)),
+      edge_list_query_and_table_in_process_ms_median: r2(median(inProcess)),
       cli_version_ms_median: Math.round(median(versionRuns)),
       edges_listed: listed,
       targets: { edge_list_ms: 300, registry_cpu_cores: 0.05 },
@@ -268,12 +311,22 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
         ['registry cost (cores, difference)', String(out.registry_cpu_cores), '< 0.05'],
         ['nats-server CPU with the fleet (cores)', String(out.nats_cpu_fleet_cores), '-'],
         [
+          'Postgres CPU idle / with the fleet (cores)',
+          `${out.postgres_cpu_idle_cores} / ${out.postgres_cpu_fleet_cores}`,
+          '-',
+        ],
+        [
           'collector RSS idle / with fleet (MB)',
           `${out.collector_rss_idle_mb} / ${out.collector_rss_fleet_max_mb}`,
           '-',
         ],
         [`edge list --json, ${listed} edges (ms, median)`, String(out.edge_list_json_ms_median), '< 300'],
         ['edge list table (ms, median)', String(out.edge_list_table_ms_median), '-'],
+        [
+          '  of which query + table, in process (ms)',
+          String(out.edge_list_query_and_table_in_process_ms_median),
+          '-',
+        ],
         ['fieldbeam-cloud --version (ms, median)', String(out.cli_version_ms_median), '-'],
       ])}\nwritten to bench/results/fleet.json\n`,
     );

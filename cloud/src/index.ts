@@ -25,6 +25,10 @@ export type { BufferCompleteness, EdgeCompleteness } from './fleet/completeness.
 export { edgeCompleteness } from './fleet/completeness.js';
 export type { ControlConnection, RequestEdgeOptions } from './fleet/edge-control.js';
 export { DEFAULT_CONTROL_TIMEOUT_MS, EdgeControlError, requestEdge } from './fleet/edge-control.js';
+export type { FleetEdgeRow, Heartbeat } from './fleet/fleet-store.js';
+export { FleetStore } from './fleet/fleet-store.js';
+export type { FleetEntry } from './fleet/fleet-view.js';
+export { fleetEntries, formatFleetTable } from './fleet/fleet-view.js';
 export type { AddedEdge, EdgeRecord } from './identity/edge-identity.js';
 export {
   addEdge,

@@ -268,6 +268,17 @@ describe('fleet registry', () => {
         Date.parse(e.get('gw-b')?.lastSeen as string) > seen,
     );
     expect(back.get('gw-b')?.oldestUnsentAgeS).toBeNull();
+    // edge status says what the collector received of them: all 20, no gap.
+    const account = await waitFor('the 20 readings of gw-b accounted for', async () => {
+      const r = await cloud(['edge', 'status', 'gw-b', '--json']);
+      const c = (JSON.parse(r.stdout) as { completeness: { readings: number; unexplained: number } })
+        .completeness;
+      return c.readings === 20 ? c : undefined;
+    });
+    expect(account.unexplained).toBe(0);
+    expect((await cloud(['edge', 'status', 'gw-b'])).stdout).toContain(
+      'completeness  20 readings received; gaps explained by the edge: dropped oldest 0; unexplained 0',
+    );
   });
 
   it('dead-letters a heartbeat whose body names another edge than its subject, and keeps going', async () => {

@@ -5,12 +5,14 @@ import type { CloudConfig } from '../config.js';
 import { CloudError, CloudErrorCode } from '../errors.js';
 import { listEdges } from '../identity/edge-identity.js';
 import { collectorConnectOptions, explainConnectError, identityDir } from '../nats/connection.js';
+import { edgeCompleteness } from './completeness.js';
 import { DEFAULT_CONTROL_TIMEOUT_MS, requestEdge } from './edge-control.js';
 import { FleetStore } from './fleet-store.js';
 import {
   type FleetEntry,
   fleetEntries,
   fleetEntry,
+  formatCompleteness,
   formatEdgeStatus,
   formatFleetTable,
   neverSeen,
@@ -57,7 +59,9 @@ export async function listFleetCommand(deps: FleetCommandDeps, opts: { json?: bo
 /** What the registry knows of one edge, with its last heartbeat; an edge unknown everywhere is an error. */
 async function lookUp(deps: FleetCommandDeps, id: string) {
   const registered = registeredIds(deps.config).includes(id);
-  const row = await withPool(deps.config, (pool) => new FleetStore(pool).get(id));
+  const [row, completeness] = await withPool(deps.config, (pool) =>
+    Promise.all([new FleetStore(pool).get(id), edgeCompleteness(pool, id)]),
+  );
   if (!row && !registered)
     throw new CloudError(
       CloudErrorCode.EDGE_UNKNOWN,
@@ -65,7 +69,7 @@ async function lookUp(deps: FleetCommandDeps, id: string) {
       false,
     );
   const entry = row ? fleetEntry(row, registered, (deps.now ?? Date.now)()) : neverSeen(id);
-  return { entry, heartbeat: row?.status };
+  return { entry, heartbeat: row?.status, completeness };
 }
 
 /** Runs `f` on a connection as the collector, found as `run` finds it (NATS_URL, collector.nk). */
@@ -116,7 +120,7 @@ export async function edgeStatusCommand(
   id: string,
   opts: { json?: boolean; timeoutMs?: number },
 ): Promise<number> {
-  const { entry, heartbeat } = await lookUp(deps, id);
+  const { entry, heartbeat, completeness } = await lookUp(deps, id);
   let live: ControlReply<'status'> | undefined;
   if (entry.online) {
     live = await withNats(deps.config, (nc) =>
@@ -125,10 +129,11 @@ export async function edgeStatusCommand(
   }
   if (opts.json) {
     deps.out.write(
-      `${JSON.stringify({ ...entry, heartbeat: heartbeat ?? null, live: live ?? null }, null, 2)}\n`,
+      `${JSON.stringify({ ...entry, completeness, heartbeat: heartbeat ?? null, live: live ?? null }, null, 2)}\n`,
     );
   } else {
     deps.out.write(formatEdgeStatus(entry, live ?? heartbeat, live !== undefined));
+    deps.out.write(formatCompleteness(completeness));
   }
   if (!entry.online) deps.err.write(`${offlineMessage(entry)}\n`);
   await flushed(deps.out, deps.err);

@@ -1,4 +1,5 @@
 import type { EdgeStatus } from '@fieldbeam/protocol';
+import type { EdgeCompleteness } from './completeness.js';
 import type { FleetEdgeRow } from './fleet-store.js';
 import { formatAge, isOnline, offlineAfterMs } from './heartbeat.js';
 
@@ -181,6 +182,19 @@ export function formatEdgeStatus(e: FleetEntry, s: EdgeStatus | undefined, live:
     out.push(
       `    ${x.topic}  ${x.decoder}  ${x.origin}${x.station ? `  station ${x.station}` : ''}  last reading ${x.lastReadingTime ?? 'none yet'}`,
     );
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** `edge status`'s completeness lines: what the collector received of the edge's readings, and what is missing. */
+export function formatCompleteness(c: EdgeCompleteness): string {
+  const out = [
+    `  completeness  ${c.readings} readings received; gaps explained by the edge: dropped oldest ${c.explained.droppedOldest}; unexplained ${c.unexplained}`,
+  ];
+  for (const b of c.buffers) {
+    if (b.unexplained === 0) continue;
+    const ranges = b.unexplainedRanges.map(([f, l]) => (f === l ? `${f}` : `${f}-${l}`)).join(', ');
+    out.push(`    buffer ${b.bufferId ?? '(unnamed)'}: ${b.unexplained} never arrived (sequence ${ranges})`);
   }
   return `${out.join('\n')}\n`;
 }
