@@ -53,3 +53,34 @@ describe('formatStatus: what a full buffer does', () => {
     expect(text).not.toMatch(/drop_oldest/);
   });
 });
+
+describe('buildEdgeStatus: the buffer file and its known gaps', () => {
+  it('reports the buffer id with the readings dropped and the inputs quarantined by that file', async () => {
+    const { EdgeStatus } = await import('@fieldbeam/protocol');
+    const { buildEdgeStatus } = await import('./status.js');
+    const s = buildEdgeStatus({
+      edge: 'gw-17',
+      version: '0.1.0',
+      startedMs: Date.now(),
+      buffer: {
+        depth: 0,
+        bytes: 0,
+        capacityBytes: 1024,
+        oldestReceivedMs: null,
+        dropped: 120,
+        quarantined: 3,
+        appended: 0,
+        acked: 0,
+      },
+      inPerS: 0,
+      outPerS: 0,
+      rejected: 3,
+      diskFree: null,
+      uplinkConnected: true,
+      clock: 'synced',
+      bufferId: 'a1b2c3d4e5f6',
+    });
+    expect(s).toMatchObject({ bufferId: 'a1b2c3d4e5f6', gaps: { droppedOldest: 120, quarantined: 3 } });
+    expect(EdgeStatus.safeParse(s).success).toBe(true);
+  });
+});
