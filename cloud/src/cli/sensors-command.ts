@@ -290,6 +290,30 @@ export async function listSensors(
   return 0;
 }
 
+/**
+ * An action whose argument problems (`InvalidArgumentError`) are usage errors like commander's own:
+ * the message and the usage on stderr, status 2. Options are checked for presence here rather than
+ * with `requiredOption`, so that an unknown option is named first.
+ */
+function usage<A extends unknown[]>(run: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await run(...args);
+    } catch (err) {
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      (args[args.length - 1] as Command).error(`error: ${err.message}`, { exitCode: 2 });
+    }
+  };
+}
+
+function required<O extends object>(o: O, names: (keyof O & string)[]): void {
+  for (const n of names)
+    if (o[n] === undefined)
+      throw new InvalidArgumentError(
+        `required option '--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}' not specified`,
+      );
+}
+
 /** `fieldbeam-cloud sensors`: the central sensor config in the KV bucket fb_sensors. */
 export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: number }): Command {
   const sensors = new Command('sensors')
@@ -308,11 +332,8 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     )
     .argument('[edge]', 'the edge id')
     .addOption(allOption())
-    .requiredOption(
-      '--topic <pattern>',
-      "MQTT topic pattern, e.g. 'zigbee2mqtt/+station' (+name/#name capture)",
-    )
-    .requiredOption('--decoder <type>', 'number, json, senml, zigbee2mqtt, tasmota, shelly or esphome')
+    .option('--topic <pattern>', "MQTT topic pattern, e.g. 'zigbee2mqtt/+station' (+name/#name capture)")
+    .option('--decoder <type>', 'number, json, senml, zigbee2mqtt, tasmota, shelly or esphome')
     .option(
       '--decoder-json <json>',
       `the decoder's options, e.g. '{"variable":"air_temperature","unit":"Cel"}'`,
@@ -322,19 +343,25 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     .addOption(new Option('--lat <deg>', 'latitude').argParser(number(-90, 90)))
     .addOption(new Option('--lon <deg>', 'longitude').argParser(number(-180, 180)))
     .addOption(new Option('--alt <m>', 'altitude').argParser(number(-1e5, 1e5)))
-    .action(async (edge: string | undefined, o: AddOptions) => {
-      status.code = await addSensor(deps, targetOf(edge, o), o);
-    });
+    .action(
+      usage(async (edge: string | undefined, o: AddOptions) => {
+        required(o, ['topic', 'decoder']);
+        status.code = await addSensor(deps, targetOf(edge, o), o);
+      }),
+    );
 
   sensors
     .command('remove')
     .description('remove the sensor on a topic')
     .argument('[edge]', 'the edge id')
     .addOption(allOption())
-    .requiredOption('--topic <pattern>', 'the topic pattern as listed')
-    .action(async (edge: string | undefined, o: TargetOptions & { topic: string }) => {
-      status.code = await removeSensor(deps, targetOf(edge, o), o.topic);
-    });
+    .option('--topic <pattern>', 'the topic pattern as listed')
+    .action(
+      usage(async (edge: string | undefined, o: TargetOptions & { topic: string }) => {
+        required(o, ['topic']);
+        status.code = await removeSensor(deps, targetOf(edge, o), o.topic);
+      }),
+    );
 
   sensors
     .command('list')
@@ -344,9 +371,11 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     .argument('[edge]', 'the edge id')
     .addOption(allOption())
     .option('--json', 'print JSON')
-    .action(async (edge: string | undefined, o: TargetOptions & { json?: boolean }) => {
-      status.code = await listSensors(deps, targetOf(edge, o), o.json === true);
-    });
+    .action(
+      usage(async (edge: string | undefined, o: TargetOptions & { json?: boolean }) => {
+        status.code = await listSensors(deps, targetOf(edge, o), o.json === true);
+      }),
+    );
 
   sensors
     .command('clear')
@@ -355,9 +384,11 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     )
     .argument('[edge]', 'the edge id')
     .addOption(allOption())
-    .action(async (edge: string | undefined, o: TargetOptions) => {
-      status.code = await clearSensors(deps, targetOf(edge, o));
-    });
+    .action(
+      usage(async (edge: string | undefined, o: TargetOptions) => {
+        status.code = await clearSensors(deps, targetOf(edge, o));
+      }),
+    );
 
   sensors
     .command('promote')
@@ -366,10 +397,12 @@ export function createSensorsCommand(deps: SensorsCommandDeps, status: { code: n
     )
     .argument('<edge>', 'the edge id')
     .argument('<topics...>', 'the auto-registered topics, as its heartbeat lists them (sensors list EDGE)')
-    .action(async (edge: string, topics: string[]) => {
-      targetOf(edge, {});
-      status.code = await promoteSensors(deps, edge, topics);
-    });
+    .action(
+      usage(async (edge: string, topics: string[]) => {
+        targetOf(edge, {});
+        status.code = await promoteSensors(deps, edge, topics);
+      }),
+    );
 
   return sensors;
 }
