@@ -412,8 +412,11 @@ describe('sensors added centrally', () => {
     await client.publishAsync('zigbee2mqtt/greenhouse3', JSON.stringify({ temperature: 17 }), { qos: 1 });
     await statusWhen('gw-a', 'the reading buffered', (s) => s.buffer.depth === 1 && s.rejected === 0);
     await client.endAsync();
-    // Back online, it is delivered.
+    // It stops cleanly though its uplink never connected (nothing waits for the connection).
     await a.stop();
+    expect(a.process?.child.signalCode).toBeNull();
+    expect(a.process?.child.exitCode).toBe(0);
+    // Back online, it is delivered.
     a.writeConfig(configs.get('gw-a') as Record<string, unknown>);
     await a.start();
     expect(await readingsIn('gw-a', 'greenhouse3')).toEqual([{ variable: 'air_temperature', value: 17 }]);

@@ -87,6 +87,11 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
   let current = mergeSensors(local, { all: applied.all?.value, own: applied.own?.value });
   let apply: ((merged: MergedSensors) => void) | undefined;
   let closed = false;
+  let closedNow = () => {};
+  // Settles at close(): the uplink's connection may never come (NATS unreachable), and close must not wait for it.
+  const closing = new Promise<undefined>((resolve) => {
+    closedNow = () => resolve(undefined);
+  });
   let stopWatch = () => {};
   let watching: Promise<void> = Promise.resolve();
   let pending: NodeJS.Immediate | undefined;
@@ -185,6 +190,7 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
       statuses.stop?.();
     };
     stopWatch = stop;
+    if (closed) return stop();
     log.info({ keys: Object.values(keys) }, 'watching the central sensor config');
     const reconnected = (async () => {
       for await (const s of statuses) if (s.type === 'reconnect') return;
@@ -212,8 +218,8 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
     let lastProblem = '';
     while (!closed) {
       try {
-        const nc = await connection();
-        if (closed) return;
+        const nc = await Promise.race([connection(), closing]);
+        if (closed || !nc) return;
         await watchOnce(nc);
         failures = 0;
         lastProblem = '';
@@ -273,6 +279,7 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
     },
     async close() {
       closed = true;
+      closedNow();
       if (pending) clearImmediate(pending);
       stopWatch();
       await watching.catch(() => {});
