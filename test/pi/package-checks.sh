@@ -14,10 +14,8 @@ pi_proof_package() {
   if FB_PI_FORCE=1 FB_PI_OUT="$again" bash deploy/pi/build.sh >"$logs/rebuild.log" 2>&1; then
     # Same inputs or no comparison: a commit made in this checkout between the two builds changes every
     # file's time (SOURCE_DATE_EPOCH), and uncommitted changes to edge/ or protocol/ the compiled agent.
-    local c1 c2
-    c1=$(node -p "require('$release').commit")
-    c2=$(node -p "require('$again/release.json').commit")
-    [ "$c1" = "$c2" ] || pi_log "the checkout changed between the two builds (commit $c1, then $c2): they cannot match"
+    [ "$(pi_checkout_state)" = "$PI_BUILD_STATE" ] ||
+      pi_log "the checkout changed during the two builds (a commit, or edge/ or protocol/ edited): they cannot match"
     check "reproducible: a second build gives the same .deb (sha256 $(sha256sum "$deb" | cut -c1-12))" \
       cmp -s "$deb" "$again/$deb_file"
     check "reproducible: a second build gives the same bundle (tar.zst)" \

@@ -190,8 +190,11 @@ pi_proof_host() {
   pi_time_end host-setup
 }
 
+# The commit and the uncommitted changes the build reads (deploy/pi/build.sh: edge/, protocol/).
+pi_checkout_state() { echo "$(git rev-parse HEAD) $(git diff HEAD -- edge protocol | sha256sum)"; }
 pi_proof_build() {
   pi_time_start build
+  PI_BUILD_STATE=$(pi_checkout_state)
   if [ "${FB_PI_SKIP_BUILD:-0}" = 1 ] && [ -f "$FB_PI_OUT/release.json" ]; then
     pi_log "reusing $FB_PI_OUT (FB_PI_SKIP_BUILD=1)"
   else
