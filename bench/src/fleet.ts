@@ -236,6 +236,9 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
     const busy = busyCpu.stop();
     const sent = load.sent() - sent0;
     const rssLoaded = rss.max(rssFrom);
+    const rssEnd = rss.last;
+    // Heap against RSS: what the registry keeps, or memory V8 has not given back yet.
+    const heap = await collector.metrics();
 
     // edge list with the fleet heartbeating (as an operator runs it).
     const listJson: number[] = [];
@@ -291,6 +294,12 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
       other_cpu_cores_during: r2(busy.other ?? 0),
       collector_rss_idle_mb: Math.round(rssIdle),
       collector_rss_fleet_max_mb: Math.round(rssLoaded),
+      collector_rss_fleet_end_mb: Math.round(rssEnd),
+      collector_heap_used_mb: Math.round((heap?.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 2 ** 20),
+      collector_heap_total_mb: Math.round(
+        (heap?.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 2 ** 20,
+      ),
+      collector_external_mb: Math.round((heap?.get('nodejs_external_memory_bytes') ?? Number.NaN) / 2 ** 20),
       edge_list_json_ms_median: Math.round(median(listJson)),
       edge_list_json_ms_max: Math.round(Math.max(...listJson)),
       edge_list_table_ms_median: Math.round(median(listTable)),
@@ -316,8 +325,13 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
           '-',
         ],
         [
-          'collector RSS idle / with fleet (MB)',
-          `${out.collector_rss_idle_mb} / ${out.collector_rss_fleet_max_mb}`,
+          'collector RSS idle / with fleet, max and end (MB)',
+          `${out.collector_rss_idle_mb} / ${out.collector_rss_fleet_max_mb}, ${out.collector_rss_fleet_end_mb}`,
+          '-',
+        ],
+        [
+          'collector heap used / total, external (MB)',
+          `${out.collector_heap_used_mb} / ${out.collector_heap_total_mb}, ${out.collector_external_mb}`,
           '-',
         ],
         [`edge list --json, ${listed} edges (ms, median)`, String(out.edge_list_json_ms_median), '< 300'],
