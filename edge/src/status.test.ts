@@ -84,3 +84,30 @@ describe('buildEdgeStatus: the buffer file and its known gaps', () => {
     expect(EdgeStatus.safeParse(s).success).toBe(true);
   });
 });
+
+describe('formatStatus: sensors and central config', () => {
+  it('counts sensors by origin and says which central revision runs, or why one was refused', () => {
+    const s = {
+      ...status({}),
+      sensorCount: 3,
+      sensors: [
+        { topic: 'a/+station', decoder: 'number', origin: 'local' as const, lastReadingTime: null },
+        { topic: 'z/+station', decoder: 'zigbee2mqtt', origin: 'central' as const, lastReadingTime: null },
+        { topic: 'tele/k/SENSOR', decoder: 'tasmota', origin: 'auto' as const, lastReadingTime: null },
+      ],
+      config: {
+        revision: 7,
+        appliedAt: '2026-12-05T00:00:00.000Z',
+        error: 'all revision 9: sensors.0.topic: bad',
+        refusedRevision: 9,
+      },
+    };
+    const text = formatStatus(s);
+    expect(line(text, 'sensors')).toBe('sensors     3 (local 1, central 1, auto 1)');
+    expect(line(text, 'central')).toBe('central     revision 7, applied 2026-12-05T00:00:00.000Z');
+    expect(text).toContain('  REFUSED revision 9: all revision 9: sensors.0.topic: bad');
+    expect(
+      line(formatStatus({ ...s, config: { ...s.config, revision: null, error: null } }), 'central'),
+    ).toBe('central     none applied');
+  });
+});

@@ -97,6 +97,25 @@ function whenFull(b: HealthBuffer): string {
 }
 
 /** The status as a person reads it (`fieldbeam-edge status`), with `/healthz`'s extras when present. */
+/** Sensors by origin and the central config applied (`fieldbeam-cloud sensors`), when the agent reports them. */
+function sensorLines(s: EdgeStatus): string[] {
+  const lines: string[] = [];
+  if (s.sensorCount !== undefined) {
+    const by = (o: string) => (s.sensors ?? []).filter((x) => x.origin === o).length;
+    lines.push(
+      `sensors     ${s.sensorCount} (local ${by('local')}, central ${by('central')}, auto ${by('auto')})`,
+    );
+  }
+  const c = s.config;
+  if (c) {
+    lines.push(
+      `central     ${c.revision === null ? 'none applied' : `revision ${c.revision}, applied ${c.appliedAt}`}`,
+    );
+    if (c.error) lines.push(`  REFUSED revision ${c.refusedRevision}: ${c.error}`);
+  }
+  return lines;
+}
+
 export function formatStatus(
   s: EdgeStatus & { buffer: HealthBuffer; autoRegister?: AutoRegisterStatus },
 ): string {
@@ -127,6 +146,7 @@ export function formatStatus(
     `rejected    ${s.rejected} inputs (fieldbeam-edge rejects)`,
     `disk free   ${s.diskFreeBytes === null ? 'unknown' : mib(s.diskFreeBytes)}`,
     `clock       ${s.clock}`,
+    ...sensorLines(s),
     ...autoLines,
     '',
   ].join('\n');
