@@ -186,6 +186,12 @@ describe('fleet registry', () => {
     );
     expect(check.status, `${check.stdout}${check.stderr}${check.error ?? ''}`).toBe(0);
     expect(check.stdout).toContain('SUCCESS');
+    // And they fire as meant: offline, lagging, refused heartbeats, one alert per edge over two collectors.
+    const unit = spawnSync('promtool', ['test', 'rules', 'fieldbeam-rules.test.yml'], {
+      cwd: join(repoRoot(), 'deploy/prometheus'),
+      encoding: 'utf8',
+    });
+    expect(unit.status, `${unit.stdout}${unit.stderr}${unit.error ?? ''}`).toBe(0);
   });
 
   it('asks an online edge over NATS: ping, status, rejects, reload', async () => {
