@@ -124,7 +124,7 @@ export function createCloudMetrics(build = buildInfo()) {
     }),
     fleetHeartbeatsRefused: new Counter({
       name: 'fb_cloud_fleet_heartbeats_refused_total',
-      help: 'Edge heartbeats set aside in dead_letters (source fleet), by reason (subject, json, schema, edge_mismatch, database)',
+      help: 'Edge heartbeats set aside in dead_letters (source fleet), by reason (subject, too_large, json, schema, edge_mismatch, database)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -1,7 +1,14 @@
-import type { EdgeStatus } from '@fieldbeam/protocol';
+import { type EdgeStatus, statusLimits } from '@fieldbeam/protocol';
 import { describe, expect, it } from 'vitest';
 import { newestPerEdge } from './fleet-store.js';
-import { checkHeartbeat, formatAge, isOnline, MISSED_BEATS, offlineAfterMs } from './heartbeat.js';
+import {
+  checkHeartbeat,
+  formatAge,
+  isOnline,
+  MAX_HEARTBEAT_BYTES,
+  MISSED_BEATS,
+  offlineAfterMs,
+} from './heartbeat.js';
 
 const status = (edge: string, extra: Record<string, unknown> = {}): EdgeStatus => ({
   v: 1,
@@ -43,6 +50,23 @@ describe('checkHeartbeat', () => {
       ok: false,
       problem: 'subject',
     });
+  });
+
+  it('refuses a heartbeat over MAX_HEARTBEAT_BYTES unread', () => {
+    const big = bytes(status('gw-1', { version: 'x'.repeat(MAX_HEARTBEAT_BYTES) }));
+    expect(checkHeartbeat('fb.edge.gw-1.status', big)).toMatchObject({ ok: false, problem: 'too_large' });
+    // The largest legitimate heartbeat (every sensor, every field at its longest) fits.
+    const sensor = {
+      topic: 't'.repeat(256),
+      decoder: 'd'.repeat(64),
+      station: 's'.repeat(128),
+      origin: 'central',
+      lastReadingTime: '2026-12-05T10:00:00.000Z',
+    };
+    const full = bytes(
+      status('gw-1', { sensors: Array.from({ length: statusLimits.maxSensors }, () => sensor) }),
+    );
+    expect(checkHeartbeat('fb.edge.gw-1.status', full).ok).toBe(true);
   });
 
   it('keeps every string storable in Postgres (no NUL, no lone surrogate)', () => {

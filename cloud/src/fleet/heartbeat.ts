@@ -8,8 +8,14 @@ export const MISSED_BEATS = 3;
 /** The interval of a heartbeat that does not say its own (older agents): the agent's default. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 
+/**
+ * The largest heartbeat read: one with `statusLimits.maxSensors` sensors at their longest fields is
+ * about 120 KiB. Larger ones are refused unread, so a batch of them cannot take much memory.
+ */
+export const MAX_HEARTBEAT_BYTES = 256 * 1024;
+
 /** Why a heartbeat was refused (the `reason` label of the metric). */
-export type HeartbeatProblem = 'subject' | 'json' | 'schema' | 'edge_mismatch';
+export type HeartbeatProblem = 'subject' | 'too_large' | 'json' | 'schema' | 'edge_mismatch';
 
 export type HeartbeatCheck =
   | { ok: true; edge: string; status: EdgeStatus }
@@ -45,6 +51,13 @@ export function checkHeartbeat(subject: string, data: Uint8Array): HeartbeatChec
       ok: false,
       problem: 'subject',
       reason: `${subject} is not a heartbeat subject (fb.edge.<edge>.status)`,
+    };
+  }
+  if (data.length > MAX_HEARTBEAT_BYTES) {
+    return {
+      ok: false,
+      problem: 'too_large',
+      reason: `heartbeat of ${edge} is ${data.length} bytes, over the ${MAX_HEARTBEAT_BYTES} a heartbeat may have`,
     };
   }
   let json: unknown;
