@@ -6,8 +6,8 @@
 #     /usr/local/bin/node, which comes before /usr/bin on Debian's PATH (the system's Node stays as it is;
 #     npm's global prefix stays the one it had, through the npmrc in that folder)
 #   - Debian packages: nats-server, mosquitto, mosquitto-clients, iproute2 and nftables (the fault suite's
-#     network namespaces and blackholes), systemd (systemd-notify), python3, prometheus (promtool) and
-#     chromium (the console's browser tests) when missing
+#     network namespaces and blackholes), systemd (systemd-notify), python3, prometheus (promtool),
+#     chromium (the console's browser tests) and gdal-bin (the read API's GDAL tests) when missing
 #   - pnpm 10 (through npm), the workspace dependencies (lock file), the TypeScript build
 #   - with --pi also what the Raspberry Pi build and its emulation proof need (`pnpm test:pi`; the list
 #     is in deploy/pi/lib.sh: the arm64 cross compiler, qemu-user-static, binfmt-support, debootstrap, ...)
@@ -98,6 +98,8 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v promtool >/dev/null || missing+=(prometheus)
 # The console's browser tests and `pnpm bench console` drive Debian's Chromium (playwright-core, nothing downloaded).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The read API's client tests run GDAL's OGC API client (ogrinfo/ogr2ogr OAPIF:, Debian's gdal-bin).
+command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
 if [ "$with_pi" = 1 ]; then
   # shellcheck source=pi/lib.sh
   source deploy/pi/lib.sh
