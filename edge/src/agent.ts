@@ -1,5 +1,4 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseDuration, subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import { createCentralSensors, type MergedSensors } from './central/central-sensors.js';
@@ -14,8 +13,8 @@ import { startStatusHttp } from './http-server.js';
 import type { IssSource } from './iss/index.js';
 import { issState } from './iss/iss-state.js';
 import { createEdgeMetrics } from './metrics.js';
-import type { RejectLog } from './outbox/outbox.js';
-import { SqliteOutbox } from './outbox/sqlite-outbox.js';
+import { openOutbox } from './outbox/open-outbox.js';
+import type { Outbox, RejectLog } from './outbox/outbox.js';
 import type { MqttSink, ObservationSink, RejectSink } from './readings.js';
 import { redactUrl } from './redact.js';
 import { type AutoRegisterStatus, AutoRegistry } from './sources/auto-register.js';
@@ -31,7 +30,7 @@ export interface EdgeAgent {
   /** The port sensors connect to (embedded broker), or undefined in external mode. */
   readonly mqttPort: number | undefined;
   readonly httpPort: number;
-  readonly outbox: SqliteOutbox;
+  readonly outbox: Outbox;
   /**
    * Replaces the sensor mappings without touching connections or the buffer (SIGHUP). With
    * `autoRegister`, its settings too; auto-registered sensors are kept or dropped as
@@ -75,32 +74,7 @@ export async function createEdgeAgent(
         'buffer capacity lowered to what the disk has free (less a reserve)',
       );
     }
-    const outbox = new SqliteOutbox({
-      path: join(config.data_dir, `${config.edge}.buffer.sqlite`),
-      capacityBytes,
-      onCorruptFile: (movedTo, err) => {
-        metrics.bufferRecovered.inc();
-        log.error(
-          { movedTo, err: err.message },
-          'BUFFER FILE UNREADABLE: moved aside and started a fresh buffer; readings in the old file were not sent',
-        );
-      },
-      policy: config.buffer.policy,
-      commitWindowMs: config.buffer.commit_window_ms,
-      synchronous: config.buffer.synchronous,
-      keepRejects: config.buffer.keep_rejects,
-      rejectShare: config.buffer.reject_share,
-      rejectPayloadBytes: config.buffer.reject_payload_bytes,
-      onRejectsDropped: (n, limit) => metrics.rejectsDropped.inc({ limit }, n),
-      deliveryMaxClients: config.mqtt.max_delivery_clients,
-      onDeliveryClientsForgotten: (n) => metrics.mqttDeliveryClientsForgotten.inc(n),
-      retainedMaxTopics: config.mqtt.max_retained_topics,
-      onRetainedTopicsForgotten: (n) => metrics.mqttRetainedTopicsForgotten.inc(n),
-      onDrop: (n) => {
-        metrics.dropped.inc(n);
-        log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');
-      },
-    });
+    const outbox = openOutbox(config, capacityBytes, metrics, log);
     closers.push(() => outbox.close());
     // /metrics reads the buffer's depth and oldest unsent reading when scraped, as /healthz does.
     metrics.observeBuffer(() => outbox.stats());

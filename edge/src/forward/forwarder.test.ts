@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
+import type { OutboxBatch, OutboxQueue } from '../outbox/outbox.js';
 import { backoffMs, startForwarder } from './forwarder.js';
 import type { Publisher } from './publisher.js';
 
 /** In-memory outbox with the same contract as the SQLite one, to test the forwarder's logic alone. */
-function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
+function memoryOutbox(n: number): OutboxQueue & { rows: Map<number, string> } {
   const rows = new Map<number, string>();
   for (let i = 1; i <= n; i++) rows.set(i, JSON.stringify({ value: i }));
   let taken = 0;
@@ -13,7 +13,6 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
     // Long enough that no random message id contains it by chance.
     bufferId: 'buffer-id-b1',
     bufferStart: 1,
-    append: async () => {},
     whenAppended: () => new Promise(() => {}),
     take(max) {
       const seqs = [...rows.keys()]
@@ -31,17 +30,6 @@ function memoryOutbox(n: number): Outbox & { rows: Map<number, string> } {
     ack(first, last) {
       for (let s = first; s <= last; s++) rows.delete(s);
     },
-    stats: () => ({
-      depth: rows.size,
-      bytes: 0,
-      capacityBytes: 1,
-      oldestReceivedMs: null,
-      dropped: 0,
-      quarantined: 0,
-      appended: 0,
-      acked: 0,
-    }),
-    close: async () => {},
   };
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { batchLimits, batchMsgId, type ObservationBatch, subjects } from '@fieldbeam/protocol';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
-import type { Outbox, OutboxBatch } from '../outbox/outbox.js';
+import type { OutboxBatch, OutboxQueue } from '../outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 
 export interface ForwarderOptions {
@@ -103,7 +103,7 @@ interface Pending {
  * duplicate is expected there.
  */
 export function startForwarder(
-  outbox: Outbox,
+  outbox: OutboxQueue,
   publisher: Publisher,
   opts: ForwarderOptions,
   events: ForwarderEvents = {},

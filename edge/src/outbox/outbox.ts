@@ -75,11 +75,16 @@ export interface RetainedState {
  */
 export type DeliveryOutcome = 'stored' | 'duplicate' | 'retained_repeat';
 
+/** Quality flag of a reading stamped with the receipt time while the wall clock was not synchronised. */
+export const CLOCK_UNSYNCED = 'clock_unsynced';
+/** Replaces `CLOCK_UNSYNCED` once such a reading's time was placed from the monotonic clock. */
+export const CLOCK_RESTAMPED = 'clock_restamped';
+
 /**
- * The edge's durable buffer. Readings are appended by sources and removed only once the uplink
- * has acknowledged them, so a crash at any point loses nothing that was acknowledged to a sensor.
+ * What the forwarder needs of the buffer: the oldest rows not yet taken, and their removal once the
+ * uplink acknowledged them.
  */
-export interface Outbox {
+export interface OutboxQueue {
   /** Random per buffer file: with the sequence range it makes batch message ids that never repeat. */
   readonly bufferId: string;
   /**
@@ -87,8 +92,6 @@ export interface Outbox {
    * completeness from here on.
    */
   readonly bufferStart: number;
-  /** Resolves once the observations are committed to disk; waits while full under `block`. */
-  append(observations: Observation[]): Promise<void>;
   /**
    * The oldest rows after those already taken. Taken rows stay in the buffer (and are spared by
    * `drop_oldest`) until acked; the taker keeps them to send again if the uplink fails.
@@ -98,7 +101,42 @@ export interface Outbox {
   whenAppended(): Promise<void>;
   /** Deletes rows the uplink acknowledged. */
   ack(first: number, last: number): void;
+}
+
+/**
+ * The edge's durable buffer: the one port the agent, its sources, forwarder and status use (the
+ * SQLite adapter is made in one place, `openOutbox`). Readings are appended by sources and removed
+ * only once the uplink has acknowledged them, so a crash at any point loses nothing that was
+ * acknowledged to a sensor. Rejected inputs are kept beside them (`RejectLog`).
+ */
+export interface Outbox extends OutboxQueue, RejectLog {
+  /** Resolves once the observations are committed to disk; waits while full under `block`. */
+  append(observations: Observation[]): Promise<void>;
+  /**
+   * Like `append`, for the readings of one MQTT message: `delivery` is remembered in the same commit,
+   * and a re-delivery of a message already committed resolves `'duplicate'` and stores nothing (it
+   * needs no room, so it is answered even while the buffer is full). With `retained` (messages from
+   * an external broker), a broker's replay of the payload last stored from its topic resolves
+   * `'retained_repeat'` and stores nothing.
+   */
+  appendOnce(
+    observations: Observation[],
+    delivery?: MqttDelivery,
+    retained?: RetainedState,
+  ): Promise<DeliveryOutcome>;
+  /**
+   * Once the wall clock is synchronised: readings still waiting here that were stamped while it was
+   * not (`CLOCK_UNSYNCED`) get their time from the monotonic clock and a new id, flagged
+   * `CLOCK_RESTAMPED`. Returns how many were re-stamped.
+   */
+  restampUnsynced(nowMs?: number): number;
+  /** MQTT re-deliveries recognised and not stored again since the buffer was opened. */
+  readonly duplicateDeliveries: number;
+  /** Brokers' replays of retained messages already stored, not stored again since the buffer was opened. */
+  readonly retainedRepeatDeliveries: number;
+  /** Throws when the buffer no longer answers (an I/O error from a failing card). */
   stats(): OutboxStats;
+  /** Commits what is queued and closes the file. */
   close(): Promise<void>;
 }
 

@@ -14,17 +14,18 @@ import { bufferLimits, type Observation, observationId } from '@fieldbeam/protoc
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import { DroppedRanges, prepareDroppedRanges } from './dropped-ranges.js';
-import type {
-  DeliveryOutcome,
-  FullPolicy,
-  KeptReject,
-  MqttDelivery,
-  Outbox,
-  OutboxBatch,
-  OutboxStats,
-  RejectEntry,
-  RejectLog,
-  RetainedState,
+import {
+  CLOCK_RESTAMPED,
+  CLOCK_UNSYNCED,
+  type DeliveryOutcome,
+  type FullPolicy,
+  type KeptReject,
+  type MqttDelivery,
+  type Outbox,
+  type OutboxBatch,
+  type OutboxStats,
+  type RejectEntry,
+  type RetainedState,
 } from './outbox.js';
 import { prepareRejectTable, type RejectLimit, RejectTable } from './reject-table.js';
 import { pendingKey, prepareRetainedTable, type RetainedCheck, RetainedTable } from './retained-table.js';
@@ -80,9 +81,6 @@ export interface SqliteOutboxOptions {
   /** Called with the number of topics forgotten for `retainedMaxTopics`. */
   onRetainedTopicsForgotten?: (count: number) => void;
 }
-
-export const CLOCK_UNSYNCED = 'clock_unsynced';
-export const CLOCK_RESTAMPED = 'clock_restamped';
 
 /** CLOCK_MONOTONIC in ms: libuv's hrtime is the system's monotonic clock, shared by every process of a boot. */
 export function monotonicMs(): number {
@@ -233,7 +231,7 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-export class SqliteOutbox implements Outbox, RejectLog {
+export class SqliteOutbox implements Outbox {
   readonly bufferId: string;
   readonly bufferStart: number;
   private readonly db: Database.Database;

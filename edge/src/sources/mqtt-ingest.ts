@@ -3,8 +3,7 @@ import type { Logger } from 'pino';
 import { BoundedLabels } from '../bounded-labels.js';
 import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
-import type { MqttDelivery } from '../outbox/outbox.js';
-import { CLOCK_UNSYNCED } from '../outbox/sqlite-outbox.js';
+import { CLOCK_UNSYNCED, type MqttDelivery } from '../outbox/outbox.js';
 import {
   type MqttSink,
   type Origin,
