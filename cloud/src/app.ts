@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
 import { ogcApiRoutes } from './api/ogc-api.js';
 import type { CloudConfig } from './config.js';
+import { startConsole } from './console/console.js';
 import { type Builder, startBuilder } from './datasets/builder.js';
 import { startCoordinator } from './datasets/coordinator.js';
 import { loadDatasets } from './datasets/dataset-config.js';
@@ -18,7 +19,8 @@ import { DEFAULT_EXPORT_RETRY, type ExporterName, startExporters } from './expor
 import { ensureSensorBucket } from './fleet/central-sensors.js';
 import { startCompleteness } from './fleet/completeness.js';
 import { refreshFleetGauges, startFleetRegistry } from './fleet/fleet-registry.js';
-import { sendJson, startHttpApi } from './http-api.js';
+import { type Route, sendJson, startHttpApi } from './http-api.js';
+import { listEdges } from './identity/edge-identity.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
@@ -215,6 +217,25 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       }
     };
 
+    const ogc = ogcApiRoutes({
+      pool,
+      windows,
+      store: objects,
+      datasets,
+      maxLimit: config.FB_API_MAX_LIMIT ?? 10_000,
+    });
+    // The operator console: its app, API and live updates (console/console.ts).
+    const operatorConsole = startConsole({
+      config,
+      pool,
+      nc,
+      jsm,
+      windows,
+      datasets,
+      metrics,
+      registered: () => listEdges(identityDir(config)).map((e) => e.id),
+      log,
+    });
     const http = await startHttpApi(
       {
         host: config.FB_HTTP_HOST,
@@ -223,13 +244,9 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         onError: (status) => metrics.httpErrors.inc({ status: String(status) }),
       },
       {
-        ...ogcApiRoutes({
-          pool,
-          windows,
-          store: objects,
-          datasets,
-          maxLimit: config.FB_API_MAX_LIMIT ?? 10_000,
-        }),
+        ...ogc,
+        '/': operatorConsole.root(ogc['/'] as Route),
+        ...operatorConsole.routes,
         ...releaseRoutes({ dir: config.FB_RELEASES_DIR }),
         ...enrollRoutes({
           identityDir: identityDir(config),
@@ -265,6 +282,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       },
     );
     closers.push(() => http.close());
+    // Live-update streams end first: the server's close waits for no open response.
+    closers.push(async () => operatorConsole.close());
     log.info({ httpPort: http.port }, 'collector running');
 
     let closing: Promise<void> | undefined;

@@ -20,6 +20,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** More fields of the JSON answer beside `error` (e.g. `reasons` of a refused input). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -231,7 +233,7 @@ export async function startHttpApi(opts: HttpApiOptions, routes: Record<string, 
         res.destroy();
         return;
       }
-      if (err instanceof HttpError) return answer(res, err.status, { error: err.message });
+      if (err instanceof HttpError) return answer(res, err.status, { ...err.details, error: err.message });
       const ref = randomBytes(6).toString('hex');
       log?.error(
         { err, ref, method: req.method, url: loggableTarget(compiled, req.url) },

@@ -170,6 +170,17 @@ export function createCloudMetrics(build = buildInfo()) {
       labelNames: ['edge'],
       registers: [registry],
     }),
+    consoleClients: new Gauge({
+      name: 'fb_cloud_console_clients',
+      help: "Browsers connected to the console's live updates (/console/events)",
+      registers: [registry],
+    }),
+    consoleDropped: new Counter({
+      name: 'fb_cloud_console_clients_dropped_total',
+      help: 'Live-update clients dropped, by reason: slow (unsent bytes over FB_CONSOLE_CLIENT_BUFFER), full (FB_CONSOLE_MAX_CLIENTS reached; answered 503)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     httpErrors: new Counter({
       name: 'fb_cloud_http_errors_total',
       help: 'HTTP answers with a 4xx or 5xx status, malformed requests included, by status',
