@@ -1,24 +1,12 @@
 import type Database from 'better-sqlite3';
 
-const DDL = `
-  -- Sequence ranges dropped unsent under drop_oldest, kept until a batch that reports them to the
-  -- collector is acknowledged: with them the collector tells these gaps from readings lost on the way.
-  -- Drops during one outage continue where the last one ended and extend its row, so the table stays a
-  -- few rows long; it is emptied as soon as the uplink carries them.
-  CREATE TABLE IF NOT EXISTS dropped_ranges (first INTEGER PRIMARY KEY, last INTEGER NOT NULL);
-`;
-
-export function prepareDroppedRanges(db: Database.Database): void {
-  db.exec(DDL);
-}
-
 /**
  * The buffer's record of the sequence numbers `drop_oldest` removed unsent. Why ranges and not a count:
  * a count cannot tell the collector which numbers are missing for a reason, so a batch lost on the way
  * could hide behind drops not yet visible to it (and the reverse); exact ranges make every gap either
  * explained or not, at any moment. The ranges travel in the batches themselves (`buffer.dropped`), so
  * they arrive as reliably as readings do and are forgotten once a batch carrying them is acknowledged.
- * It owns no transaction: `SqliteOutbox` calls it inside its own.
+ * It owns no transaction: `SqliteBuffer` calls it inside the buffer's commit (table in `schema.ts`).
  */
 export class DroppedRanges {
   /** Ranges (by first number) in a batch taken and not yet acknowledged. Starts empty on reopen. */

@@ -2,43 +2,10 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { KeptReject, RejectEntry } from './outbox.js';
+import { REJECT_OVERHEAD } from './schema.js';
 
-/** Bytes a kept reject costs beyond its texts and payload: its id, time, lengths and page overhead. */
-const REJECT_OVERHEAD = 64;
 /** Topics (up to 64 KiB in MQTT) and reasons are kept to this many characters. */
 export const REJECT_TEXT_CHARS = 1024;
-
-const DDL = `
-  -- Inputs the agent could not use, kept (bounded in rows and bytes) for an operator to inspect.
-  CREATE TABLE IF NOT EXISTS rejects (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    -- The first bytes of the payload.
-    payload BLOB,
-    -- The payload's length as received.
-    payload_bytes INTEGER,
-    -- What the row counts against the rejects' share of the buffer capacity.
-    bytes INTEGER
-  );
-`;
-
-/** Creates the rejects table, or brings one written by an earlier version up to date. Runs at open. */
-export function prepareRejectTable(db: Database.Database): void {
-  db.exec(DDL);
-  const columns = new Set((db.pragma('table_info(rejects)') as { name: string }[]).map((c) => c.name));
-  // Files from before rejects were bounded by bytes: their rows were kept whole.
-  if (!columns.has('payload_bytes')) db.exec('ALTER TABLE rejects ADD COLUMN payload_bytes INTEGER');
-  if (!columns.has('bytes')) db.exec('ALTER TABLE rejects ADD COLUMN bytes INTEGER');
-  db.prepare(
-    `UPDATE rejects SET payload_bytes = COALESCE(payload_bytes, length(payload)),
-       bytes = length(payload) + length(CAST(source AS BLOB)) + length(CAST(topic AS BLOB))
-         + length(CAST(reason AS BLOB)) + ${REJECT_OVERHEAD}
-     WHERE bytes IS NULL`,
-  ).run();
-}
 
 /** Why kept rejects were discarded: `count` beyond `buffer.keep_rejects`, `bytes` beyond their share. */
 export type RejectLimit = 'count' | 'bytes';

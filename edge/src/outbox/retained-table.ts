@@ -2,23 +2,6 @@ import { hash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { RetainedState } from './outbox.js';
 
-const DDL = `
-  -- Per MQTT topic of an external broker: a digest of the payload last stored from it, so that the
-  -- broker's replay of its retained message on every (re)subscribe is not stored again. Keyed by a
-  -- digest of the topic, so that a row is small whatever the topic's length.
-  CREATE TABLE IF NOT EXISTS mqtt_retained (
-    topic_hash BLOB PRIMARY KEY,
-    payload_hash BLOB NOT NULL,
-    -- The order entries were updated in: the least recently updated are forgotten first.
-    n INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS mqtt_retained_n ON mqtt_retained (n);
-`;
-
-export function prepareRetainedTable(db: Database.Database): void {
-  db.exec(DDL);
-}
-
 const topicDigest = (topic: string) => hash('sha256', topic, 'buffer').subarray(0, 16);
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
