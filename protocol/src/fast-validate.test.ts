@@ -1,7 +1,13 @@
-import { ObservationBatch, textProblem } from '@fieldbeam/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fastValidBatch, mayHoldUnstorableText } from './fast-validate.js';
+import {
+  fastValidBatch,
+  fastValidEnvelope,
+  fastValidObservation,
+  mayHoldUnstorableText,
+} from './fast-validate.js';
+import { ObservationBatch, ObservationBatchEnvelope } from './messages.js';
+import { Observation, textProblem } from './observation.js';
 
 const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
 const iso = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((t) => new Date(t).toISOString());
@@ -115,6 +121,33 @@ const validBatch = fc.string({ minLength: 1, maxLength: 20 }).chain((edge) =>
   }),
 );
 
+/** One change at a schema bound or past it, so a check looser or stricter than the schema shows. */
+const mutation = fc.oneof(
+  fc.constantFrom(-90.0001, 90.0001, -90, 90).map((lat) => ({ lat })),
+  fc.constantFrom(-180.0001, 180.0001, -180, 180).map((lon) => ({ lon })),
+  fc.constantFrom('', 'x'.repeat(200), 'x'.repeat(201)).map((station) => ({ station })),
+  fc.constantFrom('', 'x'.repeat(200), 'x'.repeat(201)).map((sensor) => ({ sensor })),
+  fc.constantFrom('', 'x'.repeat(200), 'x'.repeat(201)).map((source) => ({ source })),
+  fc.constantFrom('', 'x'.repeat(200), 'x'.repeat(201)).map((variable) => ({ variable })),
+  fc.constantFrom('x'.repeat(64), 'x'.repeat(65)).map((unit) => ({ unit })),
+  fc.constantFrom('x'.repeat(4096), 'x'.repeat(4097)).map((text) => ({ text })),
+  fc.constantFrom(16, 17).map((n) => ({ quality: Array.from({ length: n }, () => 'q') })),
+  fc.constantFrom('q'.repeat(64), 'q'.repeat(65)).map((q) => ({ quality: [q] })),
+  fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64)).map((id) => ({ id })),
+  fc.constantFrom('1', true, {}, [1]).map((value) => ({ value })),
+  fc
+    .constantFrom('2026-02-29T00:00:00.000Z', '2026-11-30T12:00:00Z', '2026-11-30T24:00:00.000Z')
+    .map((time) => ({
+      time,
+    })),
+  fc.constantFrom('2026-02-29T00:00:00.000Z', 'now').map((received) => ({ received })),
+  fc.constantFrom('1', null).map((alt) => ({ alt })),
+  fc.constant({ extra: 1 }),
+  fc.constantFrom('id', 'source', 'station', 'variable', 'value', 'unit', 'time', 'received').map((k) => ({
+    [k]: undefined,
+  })),
+);
+
 describe('fast batch check', () => {
   it('agrees with the zod schema on batches that are valid or nearly so', () => {
     fc.assert(
@@ -132,6 +165,68 @@ describe('fast batch check', () => {
         // JSON round trip: ingest only ever sees what JSON.parse makes.
         const raw = JSON.parse(JSON.stringify(b));
         if (fastValidBatch(raw)) expect(ObservationBatch.safeParse(raw).success).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees with the Observation schema observation by observation, valid or not', () => {
+    const cases = fc
+      .string({ minLength: 1, maxLength: 20 })
+      .chain((edge) => fc.tuple(fc.constant(edge), fc.oneof(validObservation(edge), observation(edge))));
+    fc.assert(
+      fc.property(cases, ([edge, o]) => {
+        const raw = JSON.parse(JSON.stringify(o));
+        const schema = Observation.safeParse(raw);
+        const accepted = schema.success && schema.data.edge === edge;
+        const fast = fastValidObservation(raw, edge);
+        // Stricter than the schema at most, never looser.
+        if (fast) expect(accepted).toBe(true);
+        // Ingest skips the look at strings when the JSON text shows none Postgres refuses.
+        if (!mayHoldUnstorableText(JSON.stringify(raw)))
+          expect(fastValidObservation(raw, edge, false)).toBe(fast);
+      }),
+      { numRuns: 3000 },
+    );
+    fc.assert(
+      fc.property(
+        fc
+          .string({ minLength: 1, maxLength: 20 })
+          .chain((edge) => fc.tuple(fc.constant(edge), validObservation(edge))),
+        ([edge, o]) => {
+          const raw = JSON.parse(JSON.stringify(o));
+          expect(fastValidObservation(raw, edge)).toBe(Observation.safeParse(raw).success);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('agrees with the Observation schema at and just past each of its bounds', () => {
+    const cases = fc
+      .string({ minLength: 1, maxLength: 20 })
+      .chain((edge) => fc.tuple(fc.constant(edge), validObservation(edge), mutation));
+    fc.assert(
+      fc.property(cases, ([edge, o, change]) => {
+        const raw = JSON.parse(JSON.stringify({ ...o, ...change }));
+        expect(fastValidObservation(raw, edge)).toBe(Observation.safeParse(raw).success);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees with the envelope schema, valid or not', () => {
+    fc.assert(
+      fc.property(validBatch, (b) => {
+        const raw = JSON.parse(JSON.stringify(b));
+        expect(fastValidEnvelope(raw)).toBe(ObservationBatchEnvelope.safeParse(raw).success);
+      }),
+      { numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(batch, (b) => {
+        const raw = JSON.parse(JSON.stringify(b));
+        if (fastValidEnvelope(raw)) expect(ObservationBatchEnvelope.safeParse(raw).success).toBe(true);
       }),
       { numRuns: 3000 },
     );

@@ -1,10 +1,14 @@
-import { batchLimits, bufferLimits, isIsoTime, textProblem } from '@fieldbeam/protocol';
+import { bufferLimits } from './messages.js';
+import { isIsoTime, textProblem } from './observation.js';
+import { batchLimits } from './streams.js';
 
 /**
- * A hand-written check of an ObservationBatch that is several times faster than the zod schema on
- * the ingest hot path. It is allowed to be stricter than the schema, never looser: ingest runs the
- * zod schema whenever this says no, so the schema stays the judge and supplies the reason. The
- * property test next to it holds the two together.
+ * A hand-written check of an ObservationBatch (`messages.ts`) and its observations (`observation.ts`)
+ * that is several times faster than the zod schemas on the collector's ingest hot path. It is allowed
+ * to be stricter than the schemas, never looser: ingest runs the zod schema whenever this says no, so
+ * the schema stays the judge and supplies the reason. It lives beside the schemas it mirrors so that
+ * a field changed there is changed here in the same place; the property test next to it holds the two
+ * together.
  */
 
 const HEX64 = /^[0-9a-f]{64}$/;

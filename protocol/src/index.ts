@@ -18,6 +18,12 @@ export type {
   TypeIssue,
 } from './env-interpolation.js';
 export { interpolateEnv, interpolateString, retypeReferences } from './env-interpolation.js';
+export {
+  fastValidBatch,
+  fastValidEnvelope,
+  fastValidObservation,
+  mayHoldUnstorableText,
+} from './fast-validate.js';
 export type { LogFormat, LogOutput } from './log-lines.js';
 export {
   chooseLogFormat,

@@ -4,13 +4,15 @@ import {
   checkValue,
   decodeMessage,
   edgeOfObsSubject,
+  fastValidEnvelope,
+  fastValidObservation,
+  mayHoldUnstorableText,
   Observation,
   type ObservationBatch,
   ObservationBatchEnvelope,
   observationId,
   timeRangeProblem,
 } from '@fieldbeam/protocol';
-import { fastValidEnvelope, fastValidObservation, mayHoldUnstorableText } from './fast-validate.js';
 
 /**
  * Why ingest set something aside, as the `reason` label of the dead-letter metric: `message` (the
