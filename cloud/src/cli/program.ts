@@ -134,7 +134,14 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
     cmd.addHelpText('after', () =>
       settingsHelp(
         fleet
-          ? ['NATS_URL', 'NATS_NKEY_SEED_FILE', 'FB_IDENTITY_DIR', ...DATABASE_SETTINGS]
+          ? [
+              'NATS_URL',
+              'NATS_USER',
+              'NATS_PASS',
+              'NATS_NKEY_SEED_FILE',
+              'FB_IDENTITY_DIR',
+              ...DATABASE_SETTINGS,
+            ]
           : ['FB_IDENTITY_DIR', 'FB_DATA_DIR', 'FB_RELEASES_DIR', 'FB_HTTP_HOST'],
       ),
     );
@@ -144,7 +151,14 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
   const sensors = createSensorsCommand({ config: () => loadCloudConfig(), out: process.stdout }, status);
   for (const cmd of allCommands(sensors))
     cmd.addHelpText('after', () =>
-      settingsHelp(['NATS_URL', 'NATS_USER', 'NATS_PASS', 'NATS_NKEY_SEED_FILE', 'FB_IDENTITY_DIR', 'FB_DATA_DIR']),
+      settingsHelp([
+        'NATS_URL',
+        'NATS_USER',
+        'NATS_PASS',
+        'NATS_NKEY_SEED_FILE',
+        'FB_IDENTITY_DIR',
+        'FB_DATA_DIR',
+      ]),
     );
   program.addCommand(sensors);
 
