@@ -1,21 +1,21 @@
+import { tableToIPC } from 'apache-arrow';
 import type pg from 'pg';
 import type { DatasetDef } from '../datasets/dataset-config.js';
+import { readWindow } from '../datasets/window-reader.js';
 import type { WindowStore } from '../datasets/window-store.js';
 import { parseWindowKey, windowKey } from '../datasets/windows.js';
+import { arrowToGeoParquet, PARQUET_CONTENT_TYPE } from '../export/geoparquet.js';
 import { HttpError, type Route, type RouteContext, sendJson } from '../http-api.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import {
-  encodeCursor,
-  parseBbox,
-  parseCursor,
-  parseDatetime,
-  parseLimit,
-  parseNames,
-  parsePoint,
-  parseWithinKm,
-} from './query-params.js';
+import { version } from '../version.js';
+import { COVJSON, CSV, csv, type ItemRow, itemsCsv, pointSeries } from './formats.js';
+import { OPENAPI_MEDIA_TYPE, type Operation, openApiDocument, operation, routesOf } from './operations.js';
+import { encodeCursor, featureId, parseFeatureId, parseLimit, parseStationId } from './query-params.js';
+import { readParams, withinKm } from './read-params.js';
 
 const GEOJSON = 'application/geo+json';
+const JSON_TYPE = 'application/json';
+const ARROW = 'application/vnd.apache.arrow.file';
 
 /** The filter of an items or position query; every value ends up as a bind parameter. */
 export interface ItemQuery {
@@ -25,29 +25,14 @@ export interface ItemQuery {
   variables?: string[];
   near?: { lon: number; lat: number; km: number };
   after?: { time: Date; id: string; edge: string };
+  /** One feature by its key. */
+  key?: { time: Date; id: string; edge: string };
+  station?: string;
   limit: number;
 }
 
-interface ItemRow {
-  id: string;
-  time: Date;
-  station: string;
-  sensor: string | null;
-  variable: string;
-  value: number | null;
-  text: string | null;
-  unit: string;
-  lat: number | null;
-  lon: number | null;
-  alt: number | null;
-  quality: string[] | null;
-  source: string;
-  edge: string;
-}
-
-/** The SQL of a dataset's items, ordered by (time, id), parameterised throughout. */
-export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
+/** The WHERE clause (or '') of a dataset's rows matching `q`; its values are appended to `values`. */
+export function itemsWhere(def: DatasetDef, q: Omit<ItemQuery, 'limit'>, values: unknown[]): string {
   const p = (v: unknown) => {
     values.push(v);
     return `$${values.length}`;
@@ -57,6 +42,8 @@ export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values:
   if (def.filter.stations) where.push(`station = ANY(${p(def.filter.stations)}::text[])`);
   if (def.filter.variables) where.push(`variable = ANY(${p(def.filter.variables)}::text[])`);
   if (q.variables) where.push(`variable = ANY(${p(q.variables)}::text[])`);
+  if (q.station !== undefined) where.push(`station = ${p(q.station)}`);
+  if (q.key) where.push(`time = ${p(q.key.time)} AND id = ${p(q.key.id)} AND edge = ${p(q.key.edge)}`);
   if (q.from) where.push(`time >= ${p(q.from)}`);
   if (q.to) where.push(`time <= ${p(q.to)}`);
   if (q.bbox) {
@@ -83,18 +70,29 @@ export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values:
       `(time, id, edge COLLATE "C") > (${p(q.after.time)}, ${p(q.after.id)}::text COLLATE "C", ${p(q.after.edge)}::text)`,
     );
   }
+  return where.length ? `WHERE ${where.join(' AND ')}` : '';
+}
+
+/** The SQL of a dataset's items, ordered by (time, id, edge), parameterised throughout. */
+export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const where = itemsWhere(def, q, values);
+  values.push(q.limit + 1);
   const text = `SELECT id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge
-    FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-    ORDER BY time, id, edge COLLATE "C" LIMIT ${p(q.limit + 1)}`;
+    FROM observations ${where}
+    ORDER BY time, id, edge COLLATE "C" LIMIT $${values.length}`;
   return { text, values };
 }
+
+const idOf = (r: ItemRow) => featureId(r.time.getTime(), r.id, r.edge);
 
 function feature(r: ItemRow) {
   return {
     type: 'Feature',
-    id: r.id,
+    id: idOf(r),
     geometry: r.lat === null || r.lon === null ? null : { type: 'Point', coordinates: [r.lon, r.lat] },
     properties: {
+      observation: r.id,
       time: r.time.toISOString(),
       station: r.station,
       sensor: r.sensor,
@@ -110,10 +108,17 @@ function feature(r: ItemRow) {
   };
 }
 
+/** How much data the variables of a collection are looked up in (`parameter_names`). */
+const VARIABLES_SPAN_MS = 7 * 24 * 3600_000;
+/** How long a collection's variables are kept before they are looked up again. */
+const VARIABLES_TTL_MS = 60_000;
+
 /**
- * A read API in the style of OGC API - Features (landing page, conformance, collections, items as
- * GeoJSON with bbox/datetime/limit and `next` links) and OGC API - EDR (`position`), over the
- * observations of each dataset, plus downloads of the built files of each window.
+ * A read API in the style of OGC API - Features (landing page, OpenAPI definition at `/api`,
+ * conformance, collections, items and one item as GeoJSON or CSV with bbox/datetime/limit and `next`
+ * links) and OGC API - EDR (`position`, `locations` as GeoJSON and CoverageJSON), over the
+ * observations of each dataset, plus downloads of the built files of each window. Every operation
+ * is declared once (operations.ts): the same declaration routes, validates and documents it.
  */
 export function ogcApiRoutes(deps: {
   pool: pg.Pool;
@@ -123,12 +128,49 @@ export function ogcApiRoutes(deps: {
   maxLimit: number;
 }): Record<string, Route> {
   const { pool, windows, store, datasets, maxLimit } = deps;
+  /** A GeoParquet download holds at most this many rows (it is built in memory). */
+  const maxParquetRows = maxLimit * 100;
+  const P = readParams(maxLimit);
   const byName = new Map(datasets.map((d) => [d.name, d]));
   const datasetOf = (ctx: RouteContext) => {
     const def = byName.get(ctx.params.dataset ?? '');
     if (!def) throw new HttpError(404, `no collection "${ctx.params.dataset}"`);
     return def;
   };
+  const selfOf = (ctx: RouteContext, def: DatasetDef) =>
+    `${ctx.base}/collections/${encodeURIComponent(def.name)}`;
+
+  const variables = new Map<string, { at: number; names: Promise<Record<string, unknown>> }>();
+  /** The variables of a dataset with their units, from its latest week of data, cached a minute. */
+  function parameterNames(def: DatasetDef, hi: Date | null): Promise<Record<string, unknown>> {
+    const cached = variables.get(def.name);
+    if (cached && Date.now() - cached.at < VARIABLES_TTL_MS) return cached.names;
+    const names = (async () => {
+      if (!hi) return {};
+      const values: unknown[] = [];
+      const where = itemsWhere(def, { from: new Date(hi.getTime() - VARIABLES_SPAN_MS) }, values);
+      const r = await pool.query<{ variable: string; units: string[] }>(
+        `SELECT variable, array_agg(DISTINCT unit ORDER BY unit) AS units FROM observations ${where}
+         GROUP BY variable ORDER BY variable`,
+        values,
+      );
+      return Object.fromEntries(
+        r.rows.map((v) => [
+          v.variable,
+          {
+            type: 'Parameter',
+            id: v.variable,
+            description: v.variable,
+            unit: { symbol: v.units.join(' | ') },
+            observedProperty: { id: v.variable, label: v.variable },
+          },
+        ]),
+      );
+    })();
+    variables.set(def.name, { at: Date.now(), names });
+    names.catch(() => variables.delete(def.name));
+    return names;
+  }
 
   async function collection(def: DatasetDef, base: string) {
     const r = await pool.query<{ lo: Date | null; hi: Date | null }>(
@@ -148,33 +190,152 @@ export function ogcApiRoutes(deps: {
         spatial: { bbox: [[-180, -90, 180, 90]], crs: 'http://www.opengis.net/def/crs/OGC/1.3/CRS84' },
         temporal: { interval: [[lo?.toISOString() ?? null, hi?.toISOString() ?? null]] },
       },
-      data_queries: { position: { link: { href: `${self}/position`, rel: 'data' } } },
+      parameter_names: await parameterNames(def, hi),
+      output_formats: ['GeoJSON', 'CoverageJSON', 'CSV', 'GeoParquet'],
+      data_queries: {
+        position: { link: { href: `${self}/position`, rel: 'data' } },
+        locations: { link: { href: `${self}/locations`, rel: 'data' } },
+      },
       links: [
-        { href: self, rel: 'self', type: 'application/json' },
+        { href: self, rel: 'self', type: JSON_TYPE },
         { href: `${self}/items`, rel: 'items', type: GEOJSON, title: 'Observations' },
+        { href: `${self}/items?f=csv`, rel: 'items', type: CSV, title: 'Observations as CSV' },
         { href: `${self}/position`, rel: 'data', type: GEOJSON, title: 'Observations at a point (EDR)' },
-        {
-          href: `${self}/windows`,
-          rel: 'related',
-          type: 'application/json',
-          title: 'Built windows and files',
-        },
+        { href: `${self}/locations`, rel: 'data', type: GEOJSON, title: 'Stations (EDR locations)' },
+        { href: `${self}/windows`, rel: 'related', type: JSON_TYPE, title: 'Built windows and files' },
       ],
     };
   }
 
-  async function items(ctx: RouteContext, def: DatasetDef, q: ItemQuery, self: string) {
+  async function rowsOf(def: DatasetDef, q: ItemQuery): Promise<{ page: ItemRow[]; more: boolean }> {
     const { text, values } = itemsSql(def, q);
     const rows = (await pool.query<ItemRow>(text, values)).rows;
     const more = rows.length > q.limit;
-    const page = more ? rows.slice(0, q.limit) : rows;
-    const links = [{ href: `${self}?${ctx.query}`, rel: 'self', type: GEOJSON }];
+    return { page: more ? rows.slice(0, q.limit) : rows, more };
+  }
+
+  /** `self` (saying when the limit was reduced) and `next` links of a page. */
+  function pageLinks(
+    ctx: RouteContext,
+    self: string,
+    type: string,
+    page: readonly ItemRow[],
+    more: boolean,
+    limit: { limit: number; reducedFrom?: number },
+  ) {
+    const query = ctx.query.size > 0 ? `?${ctx.query}` : '';
+    const links: { href: string; rel: string; type: string; title?: string }[] = [
+      {
+        href: `${self}${query}`,
+        rel: 'self',
+        type,
+        ...(limit.reducedFrom !== undefined
+          ? { title: `limit ${limit.reducedFrom} reduced to ${limit.limit}, the largest page` }
+          : {}),
+      },
+    ];
     const last = page.at(-1);
     if (more && last) {
       const next = new URLSearchParams(ctx.query);
       next.set('cursor', encodeCursor(last.time.getTime(), last.id, last.edge));
-      next.set('limit', String(q.limit));
-      links.push({ href: `${self}?${next}`, rel: 'next', type: GEOJSON });
+      next.set('limit', String(limit.limit));
+      links.push({ href: `${self}?${next}`, rel: 'next', type });
+    }
+    return links;
+  }
+
+  function sendCsv(
+    ctx: RouteContext,
+    name: string,
+    body: string,
+    links: readonly { href: string; rel: string }[],
+  ) {
+    // The paging links travel in a Link header (RFC 8288): CSV has no place for them.
+    const link = links.map((l) => `<${l.href}>; rel="${l.rel}"`).join(', ');
+    ctx.res
+      .writeHead(200, {
+        'content-type': CSV,
+        'content-disposition': `inline; filename="${name}.csv"`,
+        ...(link ? { link } : {}),
+      })
+      .end(body);
+  }
+
+  /** A bounded time range of a dataset as one GeoParquet file, built in memory. */
+  async function sendParquet(ctx: RouteContext, def: DatasetDef, range: { from?: Date; to?: Date }) {
+    if (!range.from || !range.to) {
+      throw new HttpError(400, 'f=parquet: datetime must be a closed interval start/end');
+    }
+    const from = range.from;
+    const end = new Date(range.to.getTime() + 1); // the interval includes its end; the reader does not
+    const values: unknown[] = [];
+    const where = itemsWhere(def, { from, to: range.to }, values);
+    const n = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM observations ${where} LIMIT ${maxParquetRows + 1}) o`,
+      values,
+    );
+    if (Number(n.rows[0]?.n) > maxParquetRows) {
+      throw new HttpError(
+        400,
+        `f=parquet: more than ${maxParquetRows} rows in that datetime; narrow it or download the built windows (…/windows)`,
+      );
+    }
+    const table = await readWindow(
+      pool,
+      def,
+      from,
+      end,
+      new Map([
+        ['dataset', def.name],
+        ['from', from.toISOString()],
+        ['to', range.to.toISOString()],
+      ]),
+    );
+    const { parquet } = arrowToGeoParquet(tableToIPC(table, 'file'));
+    const stamp = (d: Date) => d.toISOString().replace(/[:.]/g, '');
+    ctx.res
+      .writeHead(200, {
+        'content-type': PARQUET_CONTENT_TYPE,
+        'content-length': parquet.byteLength,
+        'content-disposition': `attachment; filename="${def.name}_${stamp(from)}_${stamp(range.to)}.parquet"`,
+      })
+      .end(parquet);
+  }
+
+  const ITEM_FORMATS = ['json', 'geojson', 'csv', 'parquet'] as const;
+  const itemFormat = P.format(
+    ITEM_FORMATS,
+    'GeoJSON (json or geojson), csv, or parquet (GeoParquet of a closed datetime)',
+  );
+  const dataset = { dataset: { description: 'A collection (dataset) id', schema: { type: 'string' } } };
+
+  /** Items and position share their paging and encodings. */
+  async function answerItems(
+    ctx: RouteContext,
+    def: DatasetDef,
+    q: Omit<ItemQuery, 'limit'>,
+    limit: { limit: number; reducedFrom?: number },
+    f: (typeof ITEM_FORMATS)[number],
+    path: string,
+  ) {
+    if (f === 'parquet') {
+      if (q.bbox || q.near || q.variables || q.after) {
+        throw new HttpError(
+          400,
+          'f=parquet: a whole time range only (datetime); drop bbox, coords, parameter-name and cursor',
+        );
+      }
+      return sendParquet(ctx, def, { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
+    }
+    const { page, more } = await rowsOf(def, { ...q, limit: limit.limit });
+    const self = `${selfOf(ctx, def)}/${path}`;
+    if (f === 'csv') {
+      return sendCsv(
+        ctx,
+        `${def.name}_${path}`,
+        itemsCsv(page, idOf),
+        pageLinks(ctx, self, CSV, page, more, limit),
+      );
     }
     ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
       JSON.stringify({
@@ -182,140 +343,451 @@ export function ogcApiRoutes(deps: {
         timeStamp: new Date().toISOString(),
         numberReturned: page.length,
         features: page.map(feature),
-        links,
+        links: pageLinks(ctx, self, GEOJSON, page, more, limit),
       }),
     );
   }
 
-  const timeRange = (ctx: RouteContext) => parseDatetime(ctx.query.get('datetime')) ?? {};
+  const LOCATION_FORMATS = ['covjson', 'geojson', 'json', 'csv', 'parquet'] as const;
+  const STATIONS_FORMATS = ['geojson', 'json', 'csv'] as const;
 
-  return {
-    '/': (ctx) =>
-      sendJson(ctx.res, 200, {
-        title: 'Fieldbeam collector',
-        description: 'Observations from Fieldbeam edge agents, as datasets in time windows.',
-        links: [
-          { href: `${ctx.base}/`, rel: 'self', type: 'application/json' },
-          { href: `${ctx.base}/conformance`, rel: 'conformance', type: 'application/json' },
-          { href: `${ctx.base}/collections`, rel: 'data', type: 'application/json' },
-          { href: `${ctx.base}/healthz`, rel: 'status', type: 'application/json' },
-        ],
-      }),
-    '/conformance': (ctx) =>
-      sendJson(ctx.res, 200, {
-        conformsTo: [
-          'http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core',
-          'http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson',
-          'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/core',
-          'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/geojson',
-        ],
-      }),
-    '/collections': async (ctx) =>
-      sendJson(ctx.res, 200, {
-        collections: await Promise.all(datasets.map((d) => collection(d, ctx.base))),
-        links: [{ href: `${ctx.base}/collections`, rel: 'self', type: 'application/json' }],
-      }),
-    '/collections/:dataset': async (ctx) =>
-      sendJson(ctx.res, 200, await collection(datasetOf(ctx), ctx.base)),
-    '/collections/:dataset/items': async (ctx) => {
-      const def = datasetOf(ctx);
-      const bbox = parseBbox(ctx.query.get('bbox'));
-      const after = parseCursor(ctx.query.get('cursor'));
-      const variables = parseNames(ctx.query.get('parameter-name'));
-      const q: ItemQuery = {
-        ...timeRange(ctx),
-        ...(bbox ? { bbox } : {}),
-        ...(after ? { after } : {}),
-        ...(variables ? { variables } : {}),
-        limit: parseLimit(ctx.query.get('limit'), maxLimit),
-      };
-      await items(ctx, def, q, `${ctx.base}/collections/${encodeURIComponent(def.name)}/items`);
-    },
-    '/collections/:dataset/position': async (ctx) => {
-      const def = datasetOf(ctx);
-      const point = parsePoint(ctx.query.get('coords'));
-      const km = parseWithinKm(ctx.query.get('within'), ctx.query.get('within-units'), 1);
-      const after = parseCursor(ctx.query.get('cursor'));
-      const variables = parseNames(ctx.query.get('parameter-name'));
-      const q: ItemQuery = {
-        ...timeRange(ctx),
-        near: { ...point, km },
-        ...(after ? { after } : {}),
-        ...(variables ? { variables } : {}),
-        limit: parseLimit(ctx.query.get('limit'), maxLimit),
-      };
-      await items(ctx, def, q, `${ctx.base}/collections/${encodeURIComponent(def.name)}/position`);
-    },
-    '/collections/:dataset/windows': async (ctx) => {
-      const def = datasetOf(ctx);
-      const limit = parseLimit(ctx.query.get('limit'), 10_000, 1000);
-      const rows = await windows.windows({ dataset: def.name, limit });
-      const self = `${ctx.base}/collections/${encodeURIComponent(def.name)}/windows`;
-      sendJson(ctx.res, 200, {
-        windows: rows.map((w) => ({
-          start: w.windowStart.toISOString(),
-          end: w.windowEnd.toISOString(),
-          state: w.state,
-          version: w.version,
-          final: w.final,
-          links: [{ href: `${self}/${windowKey(w.windowStart.getTime())}`, rel: 'item' }],
-        })),
-      });
-    },
-    '/collections/:dataset/windows/:window': async (ctx) => {
-      const def = datasetOf(ctx);
-      const start = parseWindowKey(ctx.params.window ?? '');
-      if (start === undefined)
-        throw new HttpError(400, 'window: expected its start, e.g. 2026-11-30T12:00:00Z');
-      const exported = await pool.query<{ exporter: string; version: number; key: string | null }>(
-        'SELECT exporter, version, key FROM dataset_exports WHERE dataset = $1 AND window_start = $2',
-        [def.name, new Date(start)],
-      );
-      const self = `${ctx.base}/collections/${encodeURIComponent(def.name)}/windows/${windowKey(start)}`;
-      const versions = (await windows.versions(def.name, new Date(start))).map((v) => {
-        const files = exported.rows.filter((e) => e.version === v.version && e.key);
-        return {
-          version: v.version,
-          rows: v.rows,
-          sha256: v.sha256,
-          provisional: v.provisional,
-          builtAt: v.builtAt.toISOString(),
-          links: files.map((f) => {
-            const ext = f.key?.split('.').at(-1) ?? '';
-            return {
-              href: `${self}/${v.version}.${ext}`,
-              rel: 'enclosure',
-              type:
-                ext === 'parquet' ? 'application/vnd.apache.parquet' : 'application/vnd.apache.arrow.file',
-            };
+  const operations: Operation[] = [
+    operation({
+      path: '/',
+      id: 'getLandingPage',
+      summary: 'Landing page',
+      tags: ['Capabilities'],
+      query: {},
+      produces: [JSON_TYPE],
+      handle: (ctx) =>
+        sendJson(ctx.res, 200, {
+          title: 'Fieldbeam collector',
+          description: 'Observations from Fieldbeam edge agents, as datasets in time windows.',
+          links: [
+            { href: `${ctx.base}/`, rel: 'self', type: JSON_TYPE, title: 'This document' },
+            {
+              href: `${ctx.base}/api`,
+              rel: 'service-desc',
+              type: OPENAPI_MEDIA_TYPE,
+              title: 'The API definition',
+            },
+            { href: `${ctx.base}/conformance`, rel: 'conformance', type: JSON_TYPE },
+            { href: `${ctx.base}/collections`, rel: 'data', type: JSON_TYPE },
+            { href: `${ctx.base}/healthz`, rel: 'status', type: JSON_TYPE },
+          ],
+        }),
+    }),
+    operation({
+      path: '/api',
+      id: 'getApiDefinition',
+      summary: 'This API definition (OpenAPI 3.0)',
+      tags: ['Capabilities'],
+      query: {},
+      produces: [OPENAPI_MEDIA_TYPE],
+      handle: (ctx) =>
+        sendJson(ctx.res, 200, openApiDocument(operations, info, ctx.base), OPENAPI_MEDIA_TYPE),
+    }),
+    operation({
+      path: '/conformance',
+      id: 'getConformance',
+      summary: 'Conformance classes this API implements',
+      tags: ['Capabilities'],
+      query: {},
+      produces: [JSON_TYPE],
+      handle: (ctx) =>
+        sendJson(ctx.res, 200, {
+          conformsTo: [
+            'http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core',
+            'http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson',
+            'http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30',
+            'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/core',
+            'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/geojson',
+            'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/covjson',
+            'http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/oas30',
+          ],
+        }),
+    }),
+    operation({
+      path: '/collections',
+      id: 'getCollections',
+      summary: 'The datasets, with their extents and variables',
+      tags: ['Collections'],
+      query: {},
+      produces: [JSON_TYPE],
+      handle: async (ctx) =>
+        sendJson(ctx.res, 200, {
+          collections: await Promise.all(datasets.map((d) => collection(d, ctx.base))),
+          links: [{ href: `${ctx.base}/collections`, rel: 'self', type: JSON_TYPE }],
+        }),
+    }),
+    operation({
+      path: '/collections/:dataset',
+      id: 'describeCollection',
+      summary: 'One dataset',
+      tags: ['Collections'],
+      pathParams: dataset,
+      query: {},
+      produces: [JSON_TYPE],
+      statuses: [404],
+      handle: async (ctx) => sendJson(ctx.res, 200, await collection(datasetOf(ctx), ctx.base)),
+    }),
+    operation({
+      path: '/collections/:dataset/items',
+      id: 'getFeatures',
+      summary: 'Observations, one feature each, in (time, id, edge) order',
+      tags: ['Features'],
+      pathParams: dataset,
+      query: {
+        bbox: P.bbox,
+        datetime: P.datetime,
+        names: P.parameterName,
+        cursor: P.cursor,
+        limit: P.limit,
+        f: itemFormat,
+      },
+      produces: [GEOJSON, CSV, PARQUET_CONTENT_TYPE],
+      statuses: [404],
+      handle: async (ctx, q) => {
+        const def = datasetOf(ctx);
+        await answerItems(
+          ctx,
+          def,
+          {
+            ...q.datetime,
+            ...(q.bbox ? { bbox: q.bbox } : {}),
+            ...(q.cursor ? { after: q.cursor } : {}),
+            ...(q.names ? { variables: q.names } : {}),
+          },
+          q.limit,
+          q.f,
+          'items',
+        );
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/items/:featureId',
+      id: 'getFeature',
+      summary: 'One observation by its feature id',
+      tags: ['Features'],
+      pathParams: {
+        ...dataset,
+        featureId: {
+          description: 'The `id` of a feature of the items: <time ms>_<observation id>_<edge>',
+          schema: { type: 'string' },
+        },
+      },
+      query: { f: P.format(['json', 'geojson'] as const, 'GeoJSON') },
+      produces: [GEOJSON],
+      statuses: [404],
+      handle: async (ctx) => {
+        const def = datasetOf(ctx);
+        const key = parseFeatureId(ctx.params.featureId ?? '');
+        const { page } = await rowsOf(def, { key, limit: 1 });
+        const row = page[0];
+        if (!row)
+          throw new HttpError(404, `no feature "${ctx.params.featureId}" in collection "${def.name}"`);
+        const items = `${selfOf(ctx, def)}/items`;
+        ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
+          JSON.stringify({
+            ...feature(row),
+            links: [
+              { href: `${items}/${encodeURIComponent(idOf(row))}`, rel: 'self', type: GEOJSON },
+              { href: selfOf(ctx, def), rel: 'collection', type: JSON_TYPE },
+            ],
           }),
+        );
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/position',
+      id: 'getDataForPoint',
+      summary: 'EDR position: observations within a distance of a point',
+      tags: ['EDR'],
+      pathParams: dataset,
+      query: {
+        coords: P.coords,
+        within: P.within,
+        withinUnits: P.withinUnits,
+        datetime: P.datetime,
+        names: P.parameterName,
+        cursor: P.cursor,
+        limit: P.limit,
+        f: itemFormat,
+      },
+      produces: [GEOJSON, CSV],
+      statuses: [404],
+      handle: async (ctx, q) => {
+        const def = datasetOf(ctx);
+        const km = withinKm(q.within, q.withinUnits);
+        if (q.f === 'parquet') throw new HttpError(400, 'f=parquet: use it on items with a datetime');
+        await answerItems(
+          ctx,
+          def,
+          {
+            ...q.datetime,
+            near: { ...q.coords, km },
+            ...(q.cursor ? { after: q.cursor } : {}),
+            ...(q.names ? { variables: q.names } : {}),
+          },
+          q.limit,
+          q.f,
+          'position',
+        );
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/locations',
+      id: 'listLocations',
+      summary: 'EDR locations: the stations of a dataset, each at its latest known position',
+      tags: ['EDR'],
+      pathParams: dataset,
+      query: { datetime: P.datetime, f: P.format(STATIONS_FORMATS, 'GeoJSON (geojson or json) or csv') },
+      produces: [GEOJSON, CSV],
+      statuses: [404],
+      handle: async (ctx, q) => {
+        const def = datasetOf(ctx);
+        const values: unknown[] = [];
+        const where = itemsWhere(def, q.datetime, values);
+        // The latest row with a position per station (a station never located keeps a null one).
+        const r = await pool.query<{
+          station: string;
+          lon: number | null;
+          lat: number | null;
+          alt: number | null;
+          first: Date;
+          last: Date;
+        }>(
+          `SELECT DISTINCT ON (station) station, lon, lat, alt,
+             min(time) OVER (PARTITION BY station) AS first, max(time) OVER (PARTITION BY station) AS last
+           FROM observations ${where}
+           ORDER BY station, (lat IS NULL OR lon IS NULL), time DESC LIMIT ${maxLimit}`,
+          values,
+        );
+        const self = `${selfOf(ctx, def)}/locations`;
+        if (q.f === 'csv') {
+          return sendCsv(
+            ctx,
+            `${def.name}_locations`,
+            csv(
+              ['station', 'lon', 'lat', 'alt', 'first', 'last'],
+              r.rows.map((s) => [s.station, s.lon, s.lat, s.alt, s.first, s.last]),
+            ),
+            [],
+          );
+        }
+        ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
+          JSON.stringify({
+            type: 'FeatureCollection',
+            numberReturned: r.rows.length,
+            features: r.rows.map((s) => ({
+              type: 'Feature',
+              id: s.station,
+              geometry:
+                s.lat === null || s.lon === null ? null : { type: 'Point', coordinates: [s.lon, s.lat] },
+              properties: {
+                name: s.station,
+                alt: s.alt,
+                datetime: `${s.first.toISOString()}/${s.last.toISOString()}`,
+              },
+              links: [{ href: `${self}/${encodeURIComponent(s.station)}`, rel: 'data', type: COVJSON }],
+            })),
+            links: [
+              { href: `${self}${ctx.query.size > 0 ? `?${ctx.query}` : ''}`, rel: 'self', type: GEOJSON },
+            ],
+          }),
+        );
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/locations/:location',
+      id: 'getLocation',
+      summary: "EDR location: a station's time series (CoverageJSON PointSeries, GeoJSON, CSV or GeoParquet)",
+      tags: ['EDR'],
+      pathParams: {
+        ...dataset,
+        location: { description: 'A station id, as listed by …/locations', schema: { type: 'string' } },
+      },
+      query: {
+        datetime: P.datetime,
+        names: P.parameterName,
+        cursor: P.cursor,
+        limit: P.limit,
+        f: P.format(LOCATION_FORMATS, 'CoverageJSON (covjson), GeoJSON (geojson or json), csv, or parquet'),
+      },
+      produces: [COVJSON, GEOJSON, CSV, PARQUET_CONTENT_TYPE],
+      statuses: [404],
+      handle: async (ctx, q) => {
+        const def = datasetOf(ctx);
+        const station = parseStationId(ctx.params.location ?? '');
+        if (def.filter.stations && !def.filter.stations.includes(station)) {
+          throw new HttpError(404, `no location "${station}" in collection "${def.name}"`);
+        }
+        const query = {
+          ...q.datetime,
+          station,
+          ...(q.cursor ? { after: q.cursor } : {}),
+          ...(q.names ? { variables: q.names } : {}),
         };
-      });
-      if (versions.length === 0) throw new HttpError(404, `no built version of window ${windowKey(start)}`);
-      sendJson(ctx.res, 200, { dataset: def.name, start: new Date(start).toISOString(), versions });
-    },
-    '/collections/:dataset/windows/:window/:file': async (ctx) => {
-      const def = datasetOf(ctx);
-      const start = parseWindowKey(ctx.params.window ?? '');
-      const m = /^(\d{1,9})\.(arrow|parquet)$/.exec(ctx.params.file ?? '');
-      if (start === undefined || !m)
-        throw new HttpError(400, 'expected .../windows/<start>/<version>.arrow|parquet');
-      // Only what an exporter has recorded is served: a key is never built from the request.
-      const r = await pool.query<{ key: string }>(
-        `SELECT key FROM dataset_exports WHERE dataset = $1 AND window_start = $2 AND version = $3
-           AND key LIKE $4 LIMIT 1`,
-        [def.name, new Date(start), Number(m[1]), `%.${m[2]}`],
-      );
-      const key = r.rows[0]?.key;
-      const obj = key ? await store.getStream(key) : undefined;
-      if (!key || !obj) throw new HttpError(404, 'no such file');
-      ctx.res.writeHead(200, {
-        'content-type':
-          m[2] === 'parquet' ? 'application/vnd.apache.parquet' : 'application/vnd.apache.arrow.file',
-        'content-length': obj.size,
-        'content-disposition': `attachment; filename="${def.name}_${windowKey(start).replace(/:/g, '')}_${m[1]}.${m[2]}"`,
-      });
-      obj.body.pipe(ctx.res);
-    },
+        if (q.f === 'parquet') {
+          throw new HttpError(
+            400,
+            'f=parquet: use it on items with a datetime (a station filter is not offered)',
+          );
+        }
+        const { page, more } = await rowsOf(def, { ...query, limit: q.limit.limit });
+        if (page.length === 0 && !q.cursor) {
+          const any = await rowsOf(def, { station, limit: 1 });
+          if (any.page.length === 0)
+            throw new HttpError(404, `no location "${station}" in collection "${def.name}"`);
+        }
+        const self = `${selfOf(ctx, def)}/locations/${encodeURIComponent(station)}`;
+        if (q.f === 'csv') {
+          return sendCsv(
+            ctx,
+            `${def.name}_${station}`,
+            itemsCsv(page, idOf),
+            pageLinks(ctx, self, CSV, page, more, q.limit),
+          );
+        }
+        if (q.f === 'geojson' || q.f === 'json') {
+          ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
+            JSON.stringify({
+              type: 'FeatureCollection',
+              numberReturned: page.length,
+              features: page.map(feature),
+              links: pageLinks(ctx, self, GEOJSON, page, more, q.limit),
+            }),
+          );
+          return;
+        }
+        const located = [...page].reverse().find((r) => r.lat !== null && r.lon !== null);
+        ctx.res.writeHead(200, { 'content-type': COVJSON }).end(
+          JSON.stringify({
+            ...pointSeries(page, { lon: located?.lon ?? null, lat: located?.lat ?? null }),
+            numberReturned: page.length,
+            links: pageLinks(ctx, self, COVJSON, page, more, q.limit),
+          }),
+        );
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/windows',
+      id: 'listWindows',
+      summary: 'Built windows of a dataset',
+      tags: ['Files'],
+      pathParams: dataset,
+      query: {
+        limit: {
+          ...P.limit,
+          description: 'How many windows (at most 10000, default 1000; more is reduced to 10000).',
+          schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 },
+          parse: (t: string | null) => parseLimit(t, 10_000, 1000),
+        },
+      },
+      produces: [JSON_TYPE],
+      statuses: [404],
+      handle: async (ctx, q) => {
+        const def = datasetOf(ctx);
+        const rows = await windows.windows({ dataset: def.name, limit: q.limit.limit });
+        const self = `${selfOf(ctx, def)}/windows`;
+        sendJson(ctx.res, 200, {
+          windows: rows.map((w) => ({
+            start: w.windowStart.toISOString(),
+            end: w.windowEnd.toISOString(),
+            state: w.state,
+            version: w.version,
+            final: w.final,
+            links: [{ href: `${self}/${windowKey(w.windowStart.getTime())}`, rel: 'item' }],
+          })),
+        });
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/windows/:window',
+      id: 'describeWindow',
+      summary: "A window's built versions and their files",
+      tags: ['Files'],
+      pathParams: {
+        ...dataset,
+        window: { description: "The window's start, e.g. 2026-11-30T12:00:00Z", schema: { type: 'string' } },
+      },
+      query: {},
+      produces: [JSON_TYPE],
+      statuses: [404],
+      handle: async (ctx) => {
+        const def = datasetOf(ctx);
+        const start = parseWindowKey(ctx.params.window ?? '');
+        if (start === undefined)
+          throw new HttpError(400, 'window: expected its start, e.g. 2026-11-30T12:00:00Z');
+        const exported = await pool.query<{ exporter: string; version: number; key: string | null }>(
+          'SELECT exporter, version, key FROM dataset_exports WHERE dataset = $1 AND window_start = $2',
+          [def.name, new Date(start)],
+        );
+        const self = `${selfOf(ctx, def)}/windows/${windowKey(start)}`;
+        const versions = (await windows.versions(def.name, new Date(start))).map((v) => {
+          const files = exported.rows.filter((e) => e.version === v.version && e.key);
+          return {
+            version: v.version,
+            rows: v.rows,
+            sha256: v.sha256,
+            provisional: v.provisional,
+            builtAt: v.builtAt.toISOString(),
+            links: files.map((f) => {
+              const ext = f.key?.split('.').at(-1) ?? '';
+              return {
+                href: `${self}/${v.version}.${ext}`,
+                rel: 'enclosure',
+                type: ext === 'parquet' ? PARQUET_CONTENT_TYPE : ARROW,
+              };
+            }),
+          };
+        });
+        if (versions.length === 0) throw new HttpError(404, `no built version of window ${windowKey(start)}`);
+        sendJson(ctx.res, 200, { dataset: def.name, start: new Date(start).toISOString(), versions });
+      },
+    }),
+    operation({
+      path: '/collections/:dataset/windows/:window/:file',
+      id: 'getWindowFile',
+      summary: 'A built file of a window: <version>.arrow or <version>.parquet',
+      tags: ['Files'],
+      pathParams: {
+        ...dataset,
+        window: { description: "The window's start", schema: { type: 'string' } },
+        file: { description: '<version>.arrow or <version>.parquet', schema: { type: 'string' } },
+      },
+      query: {},
+      produces: [ARROW, PARQUET_CONTENT_TYPE],
+      statuses: [404],
+      handle: async (ctx) => {
+        const def = datasetOf(ctx);
+        const start = parseWindowKey(ctx.params.window ?? '');
+        const m = /^(\d{1,9})\.(arrow|parquet)$/.exec(ctx.params.file ?? '');
+        if (start === undefined || !m)
+          throw new HttpError(400, 'expected .../windows/<start>/<version>.arrow|parquet');
+        // Only what an exporter has recorded is served: a key is never built from the request.
+        const r = await pool.query<{ key: string }>(
+          `SELECT key FROM dataset_exports WHERE dataset = $1 AND window_start = $2 AND version = $3
+             AND key LIKE $4 LIMIT 1`,
+          [def.name, new Date(start), Number(m[1]), `%.${m[2]}`],
+        );
+        const key = r.rows[0]?.key;
+        const obj = key ? await store.getStream(key) : undefined;
+        if (!key || !obj) throw new HttpError(404, 'no such file');
+        ctx.res.writeHead(200, {
+          'content-type': m[2] === 'parquet' ? PARQUET_CONTENT_TYPE : ARROW,
+          'content-length': obj.size,
+          'content-disposition': `attachment; filename="${def.name}_${windowKey(start).replace(/:/g, '')}_${m[1]}.${m[2]}"`,
+        });
+        obj.body.pipe(ctx.res);
+      },
+    }),
+  ];
+  const info = {
+    title: 'Fieldbeam collector read API',
+    version,
+    description:
+      'Observations of Fieldbeam datasets in the style of OGC API - Features and OGC API - EDR, with the built window files.',
   };
+  return routesOf(operations);
 }

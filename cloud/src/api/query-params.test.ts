@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   encodeCursor,
+  featureId,
   parseBbox,
   parseCursor,
   parseDatetime,
+  parseFeatureId,
+  parseFormat,
   parseLimit,
   parseNames,
   parsePoint,
+  parseStationId,
   parseWithinKm,
 } from './query-params.js';
 
@@ -28,10 +32,14 @@ describe('OGC API query parameters', () => {
     }
   });
   it('limit, point, within, cursor', () => {
-    expect(parseLimit(null, 50)).toBe(50);
-    expect(parseLimit('10', 50)).toBe(10);
-    expect(() => parseLimit('51', 50)).toThrow(/at most 50/);
-    expect(() => parseLimit('0', 50)).toThrow();
+    expect(parseLimit(null, 50)).toEqual({ limit: 50 });
+    expect(parseLimit('10', 50)).toEqual({ limit: 10 });
+    // Above the maximum: reduced to it, and the answer can say from what.
+    expect(parseLimit('51', 50)).toEqual({ limit: 50, reducedFrom: 51 });
+    expect(parseLimit('999999999999999', 50)).toEqual({ limit: 50, reducedFrom: 999999999999999 });
+    for (const l of ['0', '-1', '1e3', '0x10', ' 5', '', '1.5', '9999999999999999']) {
+      expect(() => parseLimit(l, 50)).toThrow(/limit/);
+    }
     expect(parsePoint('POINT(7.5 46.25)')).toEqual({ lon: 7.5, lat: 46.25 });
     expect(() => parsePoint('POINT(7.5)')).toThrow(/coords/);
     expect(parseWithinKm('500', 'm', 1)).toBe(0.5);
@@ -87,5 +95,22 @@ describe('OGC API query parameters', () => {
   });
   it('refuses an empty bbox part rather than reading it as 0', () => {
     expect(() => parseBbox('1,,3,4')).toThrow(/bbox/);
+  });
+  it('feature ids, formats, station ids', () => {
+    const id = 'b'.repeat(64);
+    expect(parseFeatureId(featureId(1764928800123, id, 'gw-1'))).toEqual({
+      time: new Date(1764928800123),
+      id,
+      edge: 'gw-1',
+    });
+    for (const f of ['', 'x', `1_${id}`, `1_${id}_`, `1_${'g'.repeat(64)}_e`, `99999999999999999_${id}_e`]) {
+      expect(() => parseFeatureId(f)).toThrow(/featureId/);
+    }
+    expect(parseFormat(null, ['json', 'csv'])).toBe('json');
+    expect(parseFormat('CSV', ['json', 'csv'])).toBe('csv');
+    expect(() => parseFormat('xml', ['json', 'csv'])).toThrow(/f: one of json, csv/);
+    expect(() => parseFormat('constructor', ['json', 'csv'])).toThrow(/f:/);
+    expect(parseStationId('st-1')).toBe('st-1');
+    for (const s of ['', 'a\u0000b', 'x'.repeat(201)]) expect(() => parseStationId(s)).toThrow(/locationId/);
   });
 });

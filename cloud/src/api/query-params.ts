@@ -72,12 +72,20 @@ export function parseDatetime(text: string | null): { from?: Date; to?: Date } |
   return { ...(from ? { from } : {}), ...(to ? { to } : {}) };
 }
 
-export function parseLimit(text: string | null, max: number, fallback = 100): number {
-  if (text === null) return Math.min(fallback, max);
+/**
+ * `limit`: a page size. One above `max` is reduced to it, as OGC API - Features asks (the answer says
+ * so, see `reducedFrom`); one that is not a positive integer is refused.
+ */
+export function parseLimit(
+  text: string | null,
+  max: number,
+  fallback = 100,
+): { limit: number; reducedFrom?: number } {
+  if (text === null) return { limit: Math.min(fallback, max) };
+  // Digits only (Number() would also take '1e3', '0x10' and ' 5 '), few enough to be exact.
+  if (!/^\d{1,15}$/.test(text) || Number(text) < 1) throw bad('limit: expected a positive integer');
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw bad('limit: expected a positive integer');
-  if (n > max) throw bad(`limit: at most ${max}`);
-  return n;
+  return n > max ? { limit: max, reducedFrom: n } : { limit: n };
 }
 
 /** EDR `coords=POINT(lon lat)`. */
@@ -146,4 +154,34 @@ export function parseNames(text: string | null): string[] | undefined {
     throw bad('parameter-name: names must not contain control characters');
   }
   return names;
+}
+
+/**
+ * A feature's id: `<time ms>_<observation id>_<edge>`, the key of its row (time, id, edge), so that
+ * reading one feature is one primary-key lookup in one partition.
+ */
+export const featureId = (timeMs: number, id: string, edge: string) => `${timeMs}_${id}_${edge}`;
+export function parseFeatureId(text: string): { time: Date; id: string; edge: string } {
+  const m = /^(-?\d{1,16})_([0-9a-f]{64})_([A-Za-z0-9_-]{1,64})$/.exec(text);
+  if (!m || !inRange(Number(m[1]))) {
+    throw bad('featureId: expected <time ms>_<64 hex>_<edge>, as the items give in "id"');
+  }
+  return { time: new Date(Number(m[1])), id: m[2] as string, edge: m[3] as string };
+}
+
+/** `f=`: one of the formats an operation offers; absent is the first. */
+export function parseFormat<F extends string>(text: string | null, formats: readonly F[]): F {
+  if (text === null) return formats[0] as F;
+  const f = formats.find((x) => x === text.toLowerCase());
+  if (!f) throw bad(`f: one of ${formats.join(', ')}`);
+  return f;
+}
+
+/** A station's id as a path segment: what edges send as a station (1-200 characters, no controls). */
+export function parseStationId(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  if (text.length === 0 || text.length > 200 || /[\u0000-\u001f\u007f]/.test(text)) {
+    throw bad('locationId: a station id of 1-200 characters without control characters');
+  }
+  return text;
 }
