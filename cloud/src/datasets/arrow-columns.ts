@@ -178,6 +178,20 @@ export class DictColumn {
     this.validity.setNull(i, this.length);
   }
 
+  /** The dictionary code of row `i`, or -1 when it is null. */
+  codeAt(i: number): number {
+    return this.validity.valid(i) ? (this.codes[i] as number) : -1;
+  }
+
+  /** Adds a JS string (for builders fed by rows rather than bytes). */
+  pushString(s: string | null): void {
+    if (s === null) this.pushNull();
+    else {
+      const b = Buffer.from(s, 'utf8');
+      this.push(b, 0, b.length);
+    }
+  }
+
   permute(perm: Uint32Array): void {
     this.codes = gather(this.codes.subarray(0, this.length), perm);
     this.validity.permute(perm);
@@ -225,6 +239,20 @@ export class Float64Column {
       ...(nullBitmap ? { nullBitmap } : {}),
       data: this.values.subarray(0, this.length),
     });
+  }
+}
+
+/** Int32 column (counts), never null. */
+export class Int32Column {
+  private values = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    const i = this.length++;
+    this.values = grow(this.values, this.length);
+    this.values[i] = v;
+  }
+  data(): Data<Int32> {
+    return makeData({ type: new Int32(), length: this.length, data: this.values.subarray(0, this.length) });
   }
 }
 
@@ -372,12 +400,14 @@ export interface NamedColumn {
   name: string;
   data: Data;
   nullable: boolean;
+  /** Field metadata (CF `standard_name`, `units`, ...). */
+  metadata?: Map<string, string>;
 }
 
 /** One table from batches of named column data (same names and types in each), with schema metadata. */
 export function tableOf(batches: readonly (readonly NamedColumn[])[], metadata: Map<string, string>): Table {
   const first = batches[0] ?? [];
-  const fields = first.map((c) => new Field(c.name, c.data.type, c.nullable));
+  const fields = first.map((c) => new Field(c.name, c.data.type, c.nullable, c.metadata));
   const schema = new Schema(fields, metadata);
   return new Table(
     schema,

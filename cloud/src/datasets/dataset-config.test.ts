@@ -91,4 +91,41 @@ describe('dataset configuration: ${VAR} interpolation', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('reads aggregate and max_delay, and refuses an interval that does not divide the window', () => {
+    const [d] = parseDatasets({
+      datasets: [
+        {
+          name: 'ten',
+          window: 'PT1H',
+          max_delay: 'PT30S',
+          aggregate: { every: 'PT10M', stats: ['mean', 'count'], exclude_flags: ['time_invalid'] },
+        },
+      ],
+    });
+    expect(d).toMatchObject({
+      maxDelay: 30_000,
+      aggregate: { every: 600_000, stats: ['mean', 'count'], excludeFlags: ['time_invalid'] },
+    });
+    const [all] = parseDatasets({ datasets: [{ name: 'a', window: 'PT1H', aggregate: { every: 'PT1M' } }] });
+    expect(all?.aggregate?.stats).toEqual(['mean', 'min', 'max', 'count', 'sum', 'first', 'last']);
+    expect(all?.aggregate?.excludeFlags).toEqual([]);
+    expect(all && 'maxDelay' in all).toBe(false);
+    expect(() =>
+      parseDatasets({ datasets: [{ name: 'a', window: 'PT1H', aggregate: { every: 'PT7M' } }] }),
+    ).toThrow('datasets.0.aggregate.every: aggregate.every must be at least PT1S and divide the window');
+    expect(() =>
+      parseDatasets({
+        datasets: [{ name: 'a', window: 'PT1H', aggregate: { every: 'PT1M', stats: ['mean', 'median'] } }],
+      }),
+    ).toThrow('datasets.0.aggregate.stats.1');
+    expect(() =>
+      parseDatasets({
+        datasets: [{ name: 'a', window: 'PT1H', aggregate: { every: 'PT1M', stats: ['mean', 'mean'] } }],
+      }),
+    ).toThrow('list each statistic once');
+    expect(() => parseDatasets({ datasets: [{ name: 'a', window: 'PT1H', max_delay: 'PT0S' }] })).toThrow(
+      'datasets.0.max_delay: max_delay must be at least PT1S',
+    );
+  });
 });

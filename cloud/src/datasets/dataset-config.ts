@@ -15,6 +15,26 @@ const Duration = z.string().transform((text, ctx) => {
 });
 const Names = z.array(z.string().min(1).max(200)).min(1);
 
+/** Statistics an aggregated dataset can compute per interval (see aggregate.ts for each one's rule). */
+export const AGGREGATE_STATS = ['mean', 'min', 'max', 'count', 'sum', 'first', 'last'] as const;
+export type AggregateStat = (typeof AGGREGATE_STATS)[number];
+
+const Aggregate = z
+  .object({
+    /** Interval length, a fixed ISO-8601 duration that divides the window (PT10M in PT1H). */
+    every: Duration,
+    /** Columns written per interval, in this order; default all. */
+    stats: z
+      .array(z.enum(AGGREGATE_STATS))
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, 'list each statistic once')
+      .default([...AGGREGATE_STATS]),
+    /** Readings carrying any of these quality flags are left out of the statistics (counted in `excluded`). */
+    exclude_flags: z.array(z.string().min(1).max(64)).max(64).default([]),
+  })
+  .strict()
+  .transform(({ exclude_flags, ...a }) => ({ ...a, excludeFlags: exclude_flags }));
+
 const DatasetSchema = z
   .object({
     /** Also the subject token of its events (`fb.dataset.<name>`) and the folder of its objects. */
@@ -34,9 +54,28 @@ const DatasetSchema = z
     debounce: Duration.default(0),
     /** Whether windows still open get provisional builds (after the debounce). */
     provisional: z.boolean().default(false),
+    /**
+     * Longest wait after a window became dirty before it is built, even while data keeps arriving
+     * (the debounce alone moves on with every batch). Absent: no limit.
+     */
+    max_delay: Duration.optional(),
+    /** Statistics per station, sensor, variable and unit over fixed intervals instead of raw readings. */
+    aggregate: Aggregate.optional(),
   })
   .strict()
-  .refine((d) => d.window >= 1000, { message: 'window must be at least PT1S', path: ['window'] });
+  .refine((d) => d.window >= 1000, { message: 'window must be at least PT1S', path: ['window'] })
+  .refine((d) => d.max_delay === undefined || d.max_delay >= 1000, {
+    message: 'max_delay must be at least PT1S',
+    path: ['max_delay'],
+  })
+  .refine((d) => !d.aggregate || (d.aggregate.every >= 1000 && d.window % d.aggregate.every === 0), {
+    message: 'aggregate.every must be at least PT1S and divide the window (PT10M in PT1H, not PT7M)',
+    path: ['aggregate', 'every'],
+  })
+  .transform(({ max_delay, ...d }) => ({
+    ...d,
+    ...(max_delay !== undefined ? { maxDelay: max_delay } : {}),
+  }));
 
 export type DatasetDef = Readonly<z.infer<typeof DatasetSchema>>;
 
@@ -87,7 +126,13 @@ export function parseDatasets(
   if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${showPath(i.path)}: ${i.message}`));
   if (problems.length > 0 || !parsed.success) throw invalid(where, problems);
   return Object.freeze(
-    parsed.data.datasets.map((d) => Object.freeze({ ...d, filter: Object.freeze(d.filter) })),
+    parsed.data.datasets.map((d) =>
+      Object.freeze({
+        ...d,
+        filter: Object.freeze(d.filter),
+        ...(d.aggregate ? { aggregate: Object.freeze(d.aggregate) } : {}),
+      }),
+    ),
   );
 }
 

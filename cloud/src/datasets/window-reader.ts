@@ -1,6 +1,7 @@
 import type { Table } from 'apache-arrow';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { isAggregated, readAggregatedWindow } from './aggregate.js';
 import {
   DictColumn,
   DictValues,
@@ -11,6 +12,7 @@ import {
   TimeColumn,
   tableOf,
 } from './arrow-columns.js';
+import { CF_COORDINATES, cfValueMetadata } from './cf.js';
 import type { DatasetDef } from './dataset-config.js';
 
 /** The columns of a dataset window, in file order. */
@@ -297,7 +299,8 @@ async function readSlice(pool: pg.Pool, def: DatasetDef, start: Date, end: Date,
  * Streams one dataset window out of Postgres (binary COPY, ordered by time then id) into an Arrow
  * table, without a JS object per row. The window is read as `slices` consecutive time ranges on as
  * many connections at once, so Postgres can use more than one core; each slice becomes one record
- * batch, in time order, all sharing the dictionaries.
+ * batch, in time order, all sharing the dictionaries. An aggregated dataset's window is its
+ * statistics over the whole intervals of [start, end) instead (aggregate.ts).
  */
 export async function readWindow(
   pool: pg.Pool,
@@ -307,6 +310,8 @@ export async function readWindow(
   metadata: Map<string, string>,
   slices = 2,
 ): Promise<Table> {
+  // An aggregated dataset's window is its per-interval statistics (aggregate.ts).
+  if (isAggregated(def)) return readAggregatedWindow(pool, def, start, end, metadata);
   const dicts = new WindowDicts();
   const span = end.getTime() - start.getTime();
   const n = Math.max(1, Math.min(slices, Math.floor(span / 1000)));
@@ -318,8 +323,29 @@ export async function readWindow(
     decoders.map((d, i) => readSlice(pool, def, bounds[i] as Date, bounds[i + 1] as Date, d)),
   );
   for (const d of decoders) d.sortByTime();
+  const cf = new Map<string, Map<string, string>>([
+    ...Object.entries(CF_COORDINATES),
+    ['value', cfValueMetadata(variableUnits(dicts, decoders))],
+  ]);
   return tableOf(
-    decoders.map((d) => d.columns()),
+    decoders.map((d) => d.columns().map((c) => withMetadata(c, cf.get(c.name)))),
     metadata,
   );
+}
+
+const withMetadata = (c: NamedColumn, metadata: Map<string, string> | undefined): NamedColumn =>
+  metadata ? { ...c, metadata } : c;
+
+/** The (variable, unit) pairs present in a window, from the dictionary codes (no string per row). */
+function variableUnits(dicts: WindowDicts, decoders: readonly WindowDecoder[]): [string, string][] {
+  const units = dicts.unit.values.length + 1;
+  const seen = new Set<number>();
+  for (const d of decoders) {
+    for (let i = 0; i < d.variable.length; i++) seen.add(d.variable.codeAt(i) * units + d.unit.codeAt(i));
+  }
+  const text = new TextDecoder();
+  return [...seen].map((k) => [
+    text.decode(dicts.variable.values[Math.floor(k / units)]),
+    text.decode(dicts.unit.values[k % units]),
+  ]);
 }

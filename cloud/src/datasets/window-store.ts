@@ -135,11 +135,14 @@ export class WindowStore {
     }
     const marks = [...unique.values()];
     const col = <T>(f: (m: WindowMark) => T) => marks.map(f);
+    // The due time: quiet (now + debounce), but never later than dirty_since + max_delay; without
+    // provisional builds, never before the window's end + grace either (`dueAt` in windows.ts).
     const r = await this.pool.query(
       `WITH m AS (
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[],
-                              $6::int[], $7::bigint[], $8::bigint[], $9::boolean[])
-           AS t(dataset, window_start, window_end, batch, edge, inserted, grace_ms, debounce_ms, provisional)),
+                              $6::int[], $7::bigint[], $8::bigint[], $9::boolean[], $10::bigint[])
+           AS t(dataset, window_start, window_end, batch, edge, inserted, grace_ms, debounce_ms, provisional,
+                max_delay_ms)),
        touched AS (
          INSERT INTO window_marks AS wm (dataset, window_start, batch, edge, inserted)
          SELECT dataset, window_start, batch, edge, inserted FROM m
@@ -148,15 +151,21 @@ export class WindowStore {
          RETURNING dataset, window_start, batch),
        agg AS (
          SELECT m.dataset, m.window_start, max(m.window_end) AS window_end, count(*) AS n,
-                max(CASE WHEN m.provisional THEN now() + m.debounce_ms * interval '1 ms'
-                         ELSE greatest(m.window_end + m.grace_ms * interval '1 ms',
-                                       now() + m.debounce_ms * interval '1 ms') END) AS due_at
+                max(now() + m.debounce_ms * interval '1 ms') AS quiet_at,
+                max(CASE WHEN m.provisional THEN NULL ELSE m.window_end + m.grace_ms * interval '1 ms' END) AS floor_at,
+                max(m.max_delay_ms) AS max_delay_ms
          FROM m JOIN touched t USING (dataset, window_start, batch)
          GROUP BY m.dataset, m.window_start)
-       INSERT INTO dataset_windows AS w (dataset, window_start, window_end, generation, due_at, last_data_at)
-       SELECT dataset, window_start, window_end, n, due_at, now() FROM agg
+       INSERT INTO dataset_windows AS w (dataset, window_start, window_end, generation, due_at, last_data_at, dirty_since)
+       SELECT dataset, window_start, window_end, n,
+              greatest(floor_at, least(quiet_at, now() + max_delay_ms * interval '1 ms')), now(), now()
+       FROM agg
        ON CONFLICT (dataset, window_start) DO UPDATE
-         SET generation = w.generation + EXCLUDED.generation, due_at = EXCLUDED.due_at,
+         SET generation = w.generation + EXCLUDED.generation,
+             due_at = (SELECT greatest(a.floor_at,
+                                       least(a.quiet_at, coalesce(w.dirty_since, now()) + a.max_delay_ms * interval '1 ms'))
+                       FROM agg a WHERE a.dataset = w.dataset AND a.window_start = w.window_start),
+             dirty_since = coalesce(w.dirty_since, now()),
              last_data_at = now(), last_error = NULL, attempts = 0, updated_at = now()`,
       [
         col((m) => m.dataset.name),
@@ -168,6 +177,7 @@ export class WindowStore {
         col((m) => m.dataset.grace),
         col((m) => m.dataset.debounce),
         col((m) => m.dataset.provisional),
+        col((m) => m.dataset.maxDelay ?? null),
       ],
     );
     return r.rowCount ?? 0;
@@ -198,6 +208,7 @@ export class WindowStore {
            FOR UPDATE SKIP LOCKED)
          UPDATE dataset_windows w
            SET lease_owner = $2, lease_until = now() + $3 * interval '1 ms', claimed_generation = w.generation,
+               dirty_since = NULL,
                next_version = w.next_version + 1, attempts = w.attempts + 1, updated_at = now()
          FROM c WHERE w.dataset = c.dataset AND w.window_start = c.window_start
          RETURNING w.dataset, w.window_start, w.window_end, w.generation, w.next_version AS version, now() AS claimed_at, w.attempts`,
@@ -307,7 +318,7 @@ export class WindowStore {
     await this.pool.query(
       `WITH w AS (
          UPDATE dataset_windows SET lease_owner = NULL, lease_until = NULL, claimed_generation = NULL,
-           last_error = $4, due_at = now() + $5 * interval '1 ms', updated_at = now()
+           dirty_since = coalesce(dirty_since, now()), last_error = $4, due_at = now() + $5 * interval '1 ms', updated_at = now()
          WHERE dataset = $1 AND window_start = $2 AND lease_owner = $3)
        UPDATE dataset_builds SET finished_at = clock_timestamp(), outcome = 'failed', error = $4 WHERE id = $6`,
       [claim.dataset, claim.windowStart, owner, error.slice(0, 2000), retryMs, claim.buildId],
@@ -336,10 +347,10 @@ export class WindowStore {
     await this.pool.query(
       `WITH m AS (
          INSERT INTO window_marks (dataset, window_start, batch, edge, inserted) VALUES ($1, $2, $4, '', 0))
-       INSERT INTO dataset_windows AS w (dataset, window_start, window_end, generation, due_at, last_data_at)
-       VALUES ($1, $2, $3, 1, now(), now())
+       INSERT INTO dataset_windows AS w (dataset, window_start, window_end, generation, due_at, last_data_at, dirty_since)
+       VALUES ($1, $2, $3, 1, now(), now(), now())
        ON CONFLICT (dataset, window_start) DO UPDATE
-         SET generation = w.generation + 1, due_at = now(), last_error = NULL, attempts = 0, updated_at = now()`,
+         SET generation = w.generation + 1, due_at = now(), dirty_since = coalesce(w.dirty_since, now()), last_error = NULL, attempts = 0, updated_at = now()`,
       [
         dataset.name,
         new Date(windowStart).toISOString(),

@@ -62,4 +62,17 @@ describe('due time', () => {
     expect(isProvisional(end, w)).toBe(true);
     expect(isProvisional(end + 60_000, w)).toBe(false);
   });
+  it('caps the debounce at max_delay after the window became dirty', () => {
+    const live = { ...w, provisional: true, maxDelayMs: 20_000 };
+    const dirty = end - H;
+    // Data every second keeps the debounce moving; max_delay does not move with it.
+    expect(dueAt(dirty + 1_000, live, dirty)).toBe(dirty + 6_000);
+    expect(dueAt(dirty + 18_000, live, dirty)).toBe(dirty + 20_000);
+    expect(dueAt(dirty + 60_000, live, dirty)).toBe(dirty + 20_000);
+    // Without provisional builds the window still waits for its end and grace.
+    expect(dueAt(dirty + 60_000, { ...live, provisional: false }, dirty)).toBe(end + 60_000);
+    expect(dueAt(end + 10 * H, { ...live, provisional: false }, end + 10 * H - 30_000)).toBe(
+      end + 10 * H - 10_000,
+    );
+  });
 });

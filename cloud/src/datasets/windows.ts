@@ -52,15 +52,20 @@ export interface WindowTiming {
   debounceMs: number;
   /** Whether a window still open (before end + grace) gets provisional builds. */
   provisional: boolean;
+  /** Longest wait after the window became dirty (ms); the debounce never pushes the build past it. */
+  maxDelayMs?: number | undefined;
 }
 
 /**
  * When a window that just received data becomes due. Without provisional builds: once the window
  * is closed (end + grace) and quiet (last data + debounce). With them: once quiet; the builder
- * later schedules the final build at end + grace (`finalDueAt`).
+ * later schedules the final build at end + grace. `max_delay` caps the wait for quiet, counted from
+ * `dirtySince` (the first data since the last build began): data arriving every second otherwise
+ * moves the debounce on forever. The window store computes the same in SQL (`WindowStore.mark`).
  */
-export function dueAt(lastDataAt: number, w: WindowTiming): number {
-  const quiet = lastDataAt + w.debounceMs;
+export function dueAt(lastDataAt: number, w: WindowTiming, dirtySince = lastDataAt): number {
+  let quiet = lastDataAt + w.debounceMs;
+  if (w.maxDelayMs !== undefined) quiet = Math.min(quiet, dirtySince + w.maxDelayMs);
   return w.provisional ? quiet : Math.max(quiet, w.end + w.graceMs);
 }
 

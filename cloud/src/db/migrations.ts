@@ -287,6 +287,16 @@ export const migrations: readonly { version: number; name: string; sql: string }
       CREATE INDEX edge_seq_ranges_new_idx ON edge_seq_ranges (edge, buffer_id, first) WHERE NOT merged;
     `,
   },
+  {
+    version: 8,
+    name: 'dataset windows: dirty since',
+    // When the first data since the last build was claimed arrived: a dataset's max_delay counts from
+    // here, so a window that keeps receiving data is built anyway (the debounce alone moves on).
+    sql: `
+      ALTER TABLE dataset_windows ADD COLUMN dirty_since timestamptz;
+      UPDATE dataset_windows SET dirty_since = last_data_at WHERE generation > built_generation;
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */
