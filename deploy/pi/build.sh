@@ -110,6 +110,8 @@ pi_time_start assemble
   rm -rf src tsconfig.json tsconfig.tsbuildinfo pnpm-lock.yaml node_modules/.pnpm-workspace-state*.json \
     node_modules/.bin node_modules/.modules.yaml node_modules/.pnpm/lock.yaml
   find dist -name '*.d.ts' -delete -o -name '*.map' -delete -o -name '*.test.js' -delete
+  # The ISS replay server and its iss-replay command: a test and demo tool, not part of the agent.
+  rm -rf dist/iss-replay
   # prebuilds/: better-sqlite3's own addons for other machines; the one built above (build/Release) is
   # the one it loads first.
   rm -rf "$bs3/deps" "$bs3/src" "$bs3/binding.gyp" "$bs3/prebuilds"

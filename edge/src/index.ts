@@ -7,10 +7,9 @@ export type { ControlService, ControlTarget } from './control/control-service.js
 export { startControlService } from './control/control-service.js';
 export { backoffMs, startForwarder } from './forward/forwarder.js';
 export { createJetStreamPublisher } from './forward/jetstream-publisher.js';
-export type { IssSource, IssSourceStatus, TlcpReplayServer } from './iss/index.js';
+export type { IssSource, IssSourceStatus } from './iss/index.js';
 export {
   createIssSource,
-  createTlcpReplayServer,
   DEFAULT_ISS_ITEMS,
   formatIssTimestamp,
   parseIssTimestamp,

@@ -1,12 +1,9 @@
-import {
-  createEdgeAgent,
-  createTlcpReplayServer,
-  formatIssTimestamp,
-  parseEdgeConfig,
-} from '@fieldbeam/edge';
+import { createEdgeAgent, formatIssTimestamp, parseEdgeConfig } from '@fieldbeam/edge';
 import { EdgeStatus } from '@fieldbeam/protocol';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The replay server is a test and demo tool outside the agent's package entry.
+import { createTlcpReplayServer } from '../../edge/src/iss-replay/index.js';
 import {
   type NatsServer,
   readObsStream,

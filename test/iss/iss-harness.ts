@@ -1,6 +1,6 @@
 import { type Observation, observationId } from '@fieldbeam/protocol';
 import { formatIssTimestamp } from '../../edge/src/iss/iss-timestamp.js';
-import type { ReplayLine } from '../../edge/src/iss/replay-source.js';
+import type { ReplayLine } from '../../edge/src/iss-replay/replay-source.js';
 import type { ObservationSink } from '../../edge/src/readings.js';
 
 /**

@@ -6,8 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { Observation } from '@fieldbeam/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIssSource, type IssSource, type IssSourceStatus } from '../../edge/src/iss/iss-source.js';
-import { runIssReplayCommand } from '../../edge/src/iss/replay-command.js';
-import { createTlcpReplayServer, type TlcpReplayServer } from '../../edge/src/iss/tlcp-replay-server.js';
+import { runIssReplayCommand } from '../../edge/src/iss-replay/replay-command.js';
+import {
+  createTlcpReplayServer,
+  type TlcpReplayServer,
+} from '../../edge/src/iss-replay/tlcp-replay-server.js';
 import {
   clock,
   duplicates,

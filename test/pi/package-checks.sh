@@ -35,6 +35,9 @@ pi_proof_package() {
   check "no tests, examples, benchmarks or docs of dependencies in the package" \
     bash -c "! find '$nm' -type d \\( -name test -o -name tests -o -name example -o -name examples -o -name 'bench*' \\
       -o -name docs -o -name .github \\) | grep -q ."
+  # The ISS replay server (edge/src/iss-replay) is a test and demo tool: build.sh leaves it out.
+  check "no ISS replay server (iss-replay, tlcp-replay-server) in the package" \
+    bash -c "! find '$x' \\( -name iss-replay -o -name 'tlcp-replay-server*' -o -name 'replay-command*' \\) | grep -q ."
   PACKAGE_FILES=$(find "$x" -type f | wc -l)
   PACKAGE_INSTALLED_KB=$(dpkg-deb -f "$deb" Installed-Size)
   rm -rf "$x"

@@ -1,5 +1,5 @@
-import { createTlcpReplayServer, type TlcpReplayServer } from '@fieldbeam/edge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTlcpReplayServer, type TlcpReplayServer } from '../../edge/src/iss-replay/index.js';
 import type { CollectorProcess, EdgeAgentProcess } from '../harness/index.js';
 import { rawGet, rawRequest } from './http-raw.js';
 import { type HttpTargets, startHttpTargets } from './http-targets.js';

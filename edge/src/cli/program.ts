@@ -1,12 +1,21 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { loadEdgeConfig } from '../config.js';
-import { createIssReplayCommand } from '../iss/replay-command.js';
 import { SensorMap } from '../sources/sensor-map.js';
 import { version } from '../version.js';
 import { type ExitStatus, finishCommandLine, integerIn, requireOptions } from './command-line.js';
 import { createDecodeCommand } from './decode-command.js';
 import { readingAgentFiles } from './file-access.js';
+
+/**
+ * `iss-replay` runs the local ISSLIVE server, a test and demo tool: the Pi package leaves its folder
+ * out (deploy/pi/build.sh), and the command goes with it.
+ */
+const issReplay = existsSync(fileURLToPath(new URL('../iss-replay/', import.meta.url)))
+  ? await import('../iss-replay/replay-command.js')
+  : undefined;
 
 /** What the CLI takes from its caller: the logger of `run` (made only when the agent runs). */
 export interface EdgeCliDeps {
@@ -96,7 +105,7 @@ export function createEdgeProgram(deps: EdgeCliDeps, status: ExitStatus = { code
     }),
   );
 
-  program.addCommand(createIssReplayCommand({}, status));
+  if (issReplay) program.addCommand(issReplay.createIssReplayCommand({}, status));
 
   return finishCommandLine(program, version);
 }

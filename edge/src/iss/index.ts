@@ -1,4 +1,4 @@
-// ISS telemetry: the ISSLIVE source, the local TLCP replay server and its CLI command.
+// ISS telemetry: the ISSLIVE source. The local TLCP replay server, a test and demo tool, is in ../iss-replay.
 export { DEFAULT_ISS_ITEMS } from './default-items.js';
 export type { IssLog } from './iss-log.js';
 export type {
@@ -11,15 +11,3 @@ export type {
 export { createIssSource } from './iss-source.js';
 export { formatIssTimestamp, issTimestampToMs, parseIssTimestamp } from './iss-timestamp.js';
 export { ISS_ADAPTER_SET, ISS_CLOCK_ITEM, ISS_FIELDS } from './isslive-schema.js';
-export type { ItemUpdate } from './item-feed.js';
-export type { IssReplayIo } from './replay-command.js';
-export { createIssReplayCommand, runIssReplayCommand } from './replay-command.js';
-export { parseReplayJsonl, ReplayLine } from './replay-source.js';
-export type {
-  ReplayServerMode,
-  ReplayServerSource,
-  TlcpReplayServer,
-  TlcpReplayServerOptions,
-  TlcpReplayServerStats,
-} from './tlcp-replay-server.js';
-export { createTlcpReplayServer, TLCP_SUBPROTOCOL } from './tlcp-replay-server.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { parseIssTimestamp } from './iss-timestamp.js';
+import { parseIssTimestamp } from '../iss/iss-timestamp.js';
 import { createItemFeed, type ItemUpdate } from './item-feed.js';
 import { parseReplayJsonl, replayOffsets, startReplay, toItemUpdate } from './replay-source.js';
 

@@ -1,9 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { type ExitStatus, finishCommandLine, runCommandLine } from '../cli/command-line.js';
+import { DEFAULT_ISS_ITEMS } from '../iss/default-items.js';
+import { loadIssCatalogue } from '../iss/isslive-catalogue.js';
+import { ISS_CLOCK_ITEM } from '../iss/isslive-schema.js';
 import { version } from '../version.js';
-import { DEFAULT_ISS_ITEMS } from './default-items.js';
-import { loadIssCatalogue } from './isslive-catalogue.js';
-import { ISS_CLOCK_ITEM } from './isslive-schema.js';
 import { createTlcpReplayServer, type ReplayServerSource } from './tlcp-replay-server.js';
 
 /** `fieldbeam-edge iss-replay`: a local ISSLIVE server for offline demos and manual tests. */

@@ -1,4 +1,4 @@
-import { ISS_FIELDS, type IssField } from './isslive-schema.js';
+import { ISS_FIELDS, type IssField } from '../iss/isslive-schema.js';
 import type { FieldValue } from './tlcp-encoding.js';
 import type { ItemChange } from './tlcp-session.js';
 

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type IssLog, silentLog } from './iss-log.js';
+import { type IssLog, silentLog } from '../iss/iss-log.js';
+import { ISS_ADAPTER_SET } from '../iss/isslive-schema.js';
 import { startGenerator } from './iss-value-generator.js';
-import { ISS_ADAPTER_SET } from './isslive-schema.js';
 import { createItemFeed, type ItemUpdate } from './item-feed.js';
 import {
   type ReplayLine,

@@ -1,4 +1,4 @@
-import { ISS_FIELDS, type IssField } from './isslive-schema.js';
+import { ISS_FIELDS, type IssField } from '../iss/isslive-schema.js';
 import { encodeUpdate, type FieldValue, tlcpLine, updateLine } from './tlcp-encoding.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { parseIssTimestamp } from './iss-timestamp.js';
+import { parseIssTimestamp } from '../iss/iss-timestamp.js';
+import { loadIssRanges } from '../iss/isslive-catalogue.js';
 import { startGenerator } from './iss-value-generator.js';
-import { loadIssRanges } from './isslive-catalogue.js';
 import { createItemFeed } from './item-feed.js';
 
 describe('ISSLIVE value generator', () => {

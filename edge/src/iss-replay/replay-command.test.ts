@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ISS_ITEMS } from './default-items.js';
+import { DEFAULT_ISS_ITEMS } from '../iss/default-items.js';
 import { generatorItems, parseIssReplayArgs } from './replay-command.js';
 
 describe('iss-replay arguments', () => {

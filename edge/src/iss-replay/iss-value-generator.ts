@@ -1,6 +1,11 @@
-import { formatIssTimestamp } from './iss-timestamp.js';
-import { type IssCatalogueItem, issEnumCodes, loadIssCatalogue, loadIssRanges } from './isslive-catalogue.js';
-import { ISS_CLOCK_ITEM, ISS_SIGNAL_CLASS } from './isslive-schema.js';
+import { formatIssTimestamp } from '../iss/iss-timestamp.js';
+import {
+  type IssCatalogueItem,
+  issEnumCodes,
+  loadIssCatalogue,
+  loadIssRanges,
+} from '../iss/isslive-catalogue.js';
+import { ISS_CLOCK_ITEM, ISS_SIGNAL_CLASS } from '../iss/isslive-schema.js';
 import type { ItemFeed, ItemUpdate } from './item-feed.js';
 
 /**

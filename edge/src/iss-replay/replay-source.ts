@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { formatIssTimestamp } from './iss-timestamp.js';
-import { ISS_CLOCK_ITEM } from './isslive-schema.js';
+import { formatIssTimestamp } from '../iss/iss-timestamp.js';
+import { ISS_CLOCK_ITEM } from '../iss/isslive-schema.js';
 import type { ItemFeed, ItemUpdate } from './item-feed.js';
 
 /**
