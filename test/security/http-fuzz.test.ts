@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CollectorProcess, EdgeAgentProcess } from '../harness/index.js';
 import { type RawAnswer, rawRequest } from './http-raw.js';
-import { ADMIN_TOKEN, type HttpTargets, startHttpTargets } from './http-targets.js';
+import { ADMIN_TOKEN, COLLECTOR_ROUTES, type HttpTargets, startHttpTargets } from './http-targets.js';
 
 /**
  * Generated HTTP requests, written byte for byte to a real socket of a collector and of an edge agent
@@ -51,25 +51,7 @@ const method = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 12 }) },
 );
 
-const ROUTES = [
-  '/',
-  '/healthz',
-  '/metrics',
-  '/conformance',
-  '/collections',
-  '/collections/minutely',
-  '/collections/minutely/items',
-  '/collections/minutely/position',
-  '/collections/minutely/windows',
-  '/collections/minutely/windows/2026-01-01T00:00:00Z',
-  '/collections/minutely/windows/2026-01-01T00:00:00Z/1.parquet',
-  '/collections/nope/items',
-  '/edge/releases/release.json',
-  '/edge/releases/..',
-  '/admin/dead-letters',
-  '/admin/datasets/minutely/rebuild',
-  '/api/stats',
-];
+const ROUTES = COLLECTOR_ROUTES;
 
 /** Values chosen to reach edge cases of the parameter parsers and of Postgres bind parameters. */
 const hex64 = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 });

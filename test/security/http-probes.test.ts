@@ -82,6 +82,32 @@ describe('collector HTTP API', () => {
     expect(error(answer.body)).toMatch(/parameter-name/);
   });
 
+  it.each([
+    // A feature id whose time Postgres cannot hold, and one that is not an id at all.
+    [`/collections/minutely/items/99999999999999999_${'a'.repeat(64)}_gw`, 400, /featureId/],
+    ['/collections/minutely/items/%00', 400, /featureId/],
+    ['/collections/minutely/locations/a%00b', 400, /locationId/],
+    [`/collections/minutely/locations/${'x'.repeat(201)}`, 400, /locationId/],
+    ['/collections/minutely/items?f=xml', 400, /^f: one of/],
+    ['/collections/minutely/items?limit=1e3', 400, /limit/],
+    // GeoParquet needs a closed datetime; the years Postgres cannot hold are answered, not failed.
+    ['/collections/minutely/items?f=parquet&datetime=2026-01-01T00:00:00Z/..', 400, /f=parquet/],
+    [
+      '/collections/minutely/items?f=parquet&datetime=0000-01-01T00:00:00Z/9999-12-31T23:59:59Z',
+      200,
+      undefined,
+    ],
+    ['/collections/minutely/items?f=parquet&datetime=0000-01-01T00:00:00Z', 200, undefined],
+    ['/collections/minutely/items?f=csv&datetime=0000-01-01T00:00:00Z/..', 200, undefined],
+    ['/collections/minutely/locations/st-1?f=covjson&datetime=../9999-12-31T23:59:59Z', 404, /no location/],
+    ['/collections/minutely/locations?datetime=0000-01-01T00:00:00Z/..&f=csv', 200, undefined],
+  ])('answers GET %s with %i', async (target, status, message) => {
+    const answer = await rawGet(HOST, collector.httpPort, target);
+    expect(answer.statuses, answer.body).toEqual([status]);
+    if (message) expect(error(answer.body)).toMatch(message);
+    expect(answer.body).not.toMatch(/syntax|timestamp|postgres|internal/i);
+  });
+
   it('refuses a declared body over the limit with 413 before routing', async () => {
     const answer = await rawRequest(
       HOST,

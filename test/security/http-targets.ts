@@ -10,6 +10,34 @@ import {
   tempDir,
 } from '../harness/index.js';
 
+/**
+ * Every route of the collector started here, with path parameters filled (the dataset is `minutely`),
+ * for the fuzz and probe tests: a route added to the collector belongs here so that they reach it.
+ */
+export const COLLECTOR_ROUTES: readonly string[] = [
+  '/',
+  '/api',
+  '/healthz',
+  '/metrics',
+  '/conformance',
+  '/collections',
+  '/collections/minutely',
+  '/collections/minutely/items',
+  `/collections/minutely/items/1764892800000_${'a'.repeat(64)}_gw-1`,
+  '/collections/minutely/position',
+  '/collections/minutely/locations',
+  '/collections/minutely/locations/st-1',
+  '/collections/minutely/windows',
+  '/collections/minutely/windows/2026-01-01T00:00:00Z',
+  '/collections/minutely/windows/2026-01-01T00:00:00Z/1.parquet',
+  '/collections/nope/items',
+  '/edge/releases/release.json',
+  '/edge/releases/..',
+  '/admin/dead-letters',
+  '/admin/datasets/minutely/rebuild',
+  '/api/stats',
+];
+
 /** The admin token of the collector started here, so generated requests can reach those routes too. */
 export const ADMIN_TOKEN = 'http-admin-token-0123456789abcdef';
 

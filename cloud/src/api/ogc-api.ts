@@ -110,6 +110,8 @@ function feature(r: ItemRow) {
 
 /** How much data the variables of a collection are looked up in (`parameter_names`). */
 const VARIABLES_SPAN_MS = 7 * 24 * 3600_000;
+/** Where an empty GeoParquet download reads its no rows: any [t, t) is empty. */
+const EMPTY_RANGE_AT = new Date(Date.UTC(2000, 0, 1));
 /** How long a collection's variables are kept before they are looked up again. */
 const VARIABLES_TTL_MS = 60_000;
 
@@ -266,20 +268,25 @@ export function ogcApiRoutes(deps: {
     if (!range.from || !range.to) {
       throw new HttpError(400, 'f=parquet: datetime must be a closed interval start/end');
     }
-    const from = range.from;
-    const end = new Date(range.to.getTime() + 1); // the interval includes its end; the reader does not
     const values: unknown[] = [];
-    const where = itemsWhere(def, { from, to: range.to }, values);
-    const n = await pool.query<{ n: string }>(
-      `SELECT count(*) AS n FROM (SELECT 1 FROM observations ${where} LIMIT ${maxParquetRows + 1}) o`,
-      values,
-    );
-    if (Number(n.rows[0]?.n) > maxParquetRows) {
+    const where = itemsWhere(def, { from: range.from, to: range.to }, values);
+    const found = (
+      await pool.query<{ n: string; lo: Date | null; hi: Date | null }>(
+        `SELECT count(*) AS n, min(time) AS lo, max(time) AS hi
+         FROM (SELECT time FROM observations ${where} LIMIT ${maxParquetRows + 1}) o`,
+        values,
+      )
+    ).rows[0];
+    if (Number(found?.n) > maxParquetRows) {
       throw new HttpError(
         400,
         `f=parquet: more than ${maxParquetRows} rows in that datetime; narrow it or download the built windows (…/windows)`,
       );
     }
+    // The file is read over the rows' own extent: the reader quotes its bounds as text, and a
+    // requested end such as year 0000 is no timestamp Postgres takes. No rows: an empty range.
+    const from = found?.lo ?? EMPTY_RANGE_AT;
+    const end = found?.hi ? new Date(found.hi.getTime() + 1) : EMPTY_RANGE_AT;
     const table = await readWindow(
       pool,
       def,
@@ -287,7 +294,7 @@ export function ogcApiRoutes(deps: {
       end,
       new Map([
         ['dataset', def.name],
-        ['from', from.toISOString()],
+        ['from', range.from.toISOString()],
         ['to', range.to.toISOString()],
       ]),
     );
@@ -297,7 +304,7 @@ export function ogcApiRoutes(deps: {
       .writeHead(200, {
         'content-type': PARQUET_CONTENT_TYPE,
         'content-length': parquet.byteLength,
-        'content-disposition': `attachment; filename="${def.name}_${stamp(from)}_${stamp(range.to)}.parquet"`,
+        'content-disposition': `attachment; filename="${def.name}_${stamp(range.from)}_${stamp(range.to)}.parquet"`,
       })
       .end(parquet);
   }
