@@ -105,24 +105,24 @@ export const CloudConfigSchema = z.object({
    * Unset: those routes answer 403.
    */
   FB_ADMIN_TOKEN: z.string().min(24, 'at least 24 characters (e.g. openssl rand -hex 24)').optional(),
-  /** Browsers connected to the console's live updates at once; one more is answered 503. */
-  FB_CONSOLE_MAX_CLIENTS: z.coerce.number().int().min(1).max(10_000).default(50),
-  /** Bytes of live updates a browser may leave unread before it is dropped (it reconnects). */
+  /** Browsers connected to the console's live updates at once; one more is answered 503. Default 50. */
+  FB_CONSOLE_MAX_CLIENTS: z.coerce.number().int().min(1).max(10_000).optional(),
+  /** Bytes of live updates a browser may leave unread before it is dropped (it reconnects). Default 1 MiB. */
   FB_CONSOLE_CLIENT_BUFFER: z.coerce
     .number()
     .int()
     .min(16_384)
     .max(64 * 1024 * 1024)
-    .default(1024 * 1024),
-  /** How often the console's live updates look for changes (fleet, readings, windows). */
-  FB_CONSOLE_PUSH_MS: z.coerce.number().int().min(200).max(60_000).default(2000),
-  /** How long a console login lasts. */
+    .optional(),
+  /** How often the console's live updates look for changes (fleet, readings, windows). Default 2000. */
+  FB_CONSOLE_PUSH_MS: z.coerce.number().int().min(200).max(60_000).optional(),
+  /** How long a console login lasts. Default 8 h. */
   FB_CONSOLE_SESSION_MS: z.coerce
     .number()
     .int()
     .min(60_000)
     .max(30 * 86_400_000)
-    .default(8 * 3_600_000),
+    .optional(),
   /** Folder of the console's built browser app; unset: cloud/dist/console-app beside this module. */
   FB_CONSOLE_DIR: z.string().min(1).optional(),
 });

@@ -15,6 +15,14 @@ import { ConsoleFiles, DEFAULT_CONSOLE_DIR } from './console-static.js';
 import { RateRing } from './ingest-health.js';
 import { DEFAULT_SSE_LIMITS } from './sse-hub.js';
 
+/** The console settings' defaults (cloud/README.md, "Operator console"). */
+export const CONSOLE_DEFAULTS = {
+  maxClients: 50,
+  clientBufferBytes: 1024 * 1024,
+  pushMs: 2000,
+  sessionMs: 8 * 3_600_000,
+} as const;
+
 /** Sessions kept at once (each a few dozen bytes; a login beyond ends the oldest). */
 const MAX_SESSIONS = 1000;
 
@@ -61,10 +69,10 @@ export function startConsole(deps: ConsoleDeps): Console {
     hasDatasets: deps.datasets.length > 0,
     limits: {
       ...DEFAULT_SSE_LIMITS,
-      maxClients: config.FB_CONSOLE_MAX_CLIENTS,
-      maxQueuedBytes: config.FB_CONSOLE_CLIENT_BUFFER,
+      maxClients: config.FB_CONSOLE_MAX_CLIENTS ?? CONSOLE_DEFAULTS.maxClients,
+      maxQueuedBytes: config.FB_CONSOLE_CLIENT_BUFFER ?? CONSOLE_DEFAULTS.clientBufferBytes,
     },
-    pushMs: config.FB_CONSOLE_PUSH_MS,
+    pushMs: config.FB_CONSOLE_PUSH_MS ?? CONSOLE_DEFAULTS.pushMs,
     onClients: ({ clients, dropped }) => {
       metrics.consoleClients.set(clients);
       if (dropped) metrics.consoleDropped.inc({ reason: dropped });
@@ -76,7 +84,7 @@ export function startConsole(deps: ConsoleDeps): Console {
   sampler.unref();
   const files = new ConsoleFiles(config.FB_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR);
   const sessions = new ConsoleSessions(config.FB_ADMIN_TOKEN, {
-    ttlMs: config.FB_CONSOLE_SESSION_MS,
+    ttlMs: config.FB_CONSOLE_SESSION_MS ?? CONSOLE_DEFAULTS.sessionMs,
     maxSessions: MAX_SESSIONS,
   });
   return {
