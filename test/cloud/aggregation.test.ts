@@ -6,6 +6,7 @@ import {
   createCollector,
   createObjectStore,
   loadCloudConfig,
+  loadDatasets,
   type ObjectStore,
 } from '@fieldbeam/cloud';
 import { type Observation, observationId } from '@fieldbeam/protocol';
@@ -13,6 +14,7 @@ import { type Field, type Table, tableFromIPC } from 'apache-arrow';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aggregateFrom, isAggregated } from '../../cloud/src/datasets/aggregate.js';
 import {
   type NatsServer,
   startNatsServer,
@@ -434,6 +436,34 @@ describe('aggregated datasets', () => {
     };
     expect(cfOf(arrow.schema.fields)).toEqual(cf);
     expect(cfOf(await parquetArrowFields(parquet))).toEqual(cf);
+    // What the read API queries: the same rows, for the intervals a time range touches.
+    const [aggDef, rawDef] = loadDatasets(join(dir.path, 'datasets.yaml'));
+    expect(aggDef && isAggregated(aggDef)).toBe(true);
+    expect(rawDef && isAggregated(rawDef)).toBe(false);
+    if (aggDef && isAggregated(aggDef)) {
+      const values: unknown[] = [];
+      const bind = (v: unknown) => {
+        values.push(v);
+        return `$${values.length}`;
+      };
+      const from = aggregateFrom(
+        aggDef,
+        { from: new Date(T0 + 5 * 60_000), to: new Date(T0 + 25 * 60_000) },
+        bind,
+      );
+      const api = await db.query(
+        `SELECT time, station, sensor, variable, unit, mean, count FROM ${from}
+         WHERE variable = ${bind('air_temperature')} ORDER BY time, id`,
+        values,
+      );
+      // 10:00, 10:10 and 10:20 (each interval whole), three stations each.
+      expect(api.rows).toHaveLength(9);
+      for (const r of api.rows) {
+        const w = want.get(key(r.time.getTime(), r.station, r.sensor, r.variable, r.unit));
+        expect(r.count).toBe(w?.count);
+        expect(r.mean).toBeCloseTo(w?.mean ?? Number.NaN, 9);
+      }
+    }
     // The raw dataset's value column carries them too.
     const raw = await waitFor('the raw window exported', () => latestExport('raw', 'geoparquet', T0));
     const rawFields = await parquetArrowFields(await saved(raw.key));

@@ -134,6 +134,27 @@ export function aggregateSql(def: AggregatedDef, rawWhere: string): string {
     ORDER BY time, id`;
 }
 
+/**
+ * A FROM item for the read API: the aggregated rows of `def` whose intervals touch [from, to] (either
+ * end may be open), named `observations`, so a query written for raw observations filters, orders and
+ * pages the same way on the columns both have (id, time, station, sensor, variable, unit, lat, lon,
+ * alt). Every value goes through `bind`, which returns the placeholder of a bind parameter.
+ */
+export function aggregateFrom(
+  def: AggregatedDef,
+  range: { from?: Date | undefined; to?: Date | undefined },
+  bind: (value: unknown) => string,
+): string {
+  const where: string[] = [];
+  if (def.filter.sources) where.push(`source = ANY(${bind(def.filter.sources)}::text[])`);
+  if (def.filter.stations) where.push(`station = ANY(${bind(def.filter.stations)}::text[])`);
+  if (def.filter.variables) where.push(`variable = ANY(${bind(def.filter.variables)}::text[])`);
+  const every = def.aggregate.every;
+  if (range.from) where.push(`time >= ${bind(new Date(windowStartOf(range.from.getTime(), every)))}`);
+  if (range.to) where.push(`time < ${bind(new Date(windowStartOf(range.to.getTime(), every) + every))}`);
+  return `(${aggregateSql(def, where.length ? where.join(' AND ') : 'true')}) AS observations`;
+}
+
 interface AggRow {
   time: Date;
   time_end: Date;
