@@ -48,7 +48,15 @@ const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning:
   FB_API_MAX_LIMIT: ['10000', 'largest page of the read API'],
   FB_COLLECTOR_ID: ['host:pid:random', 'this process in leases and build records'],
   FB_RELEASES_DIR: ['-', 'folder served at /edge/releases/ (edge add --url takes its release.json)'],
-  FB_ADMIN_TOKEN: ['-', 'bearer token of /admin/... (24+ characters); unset: 403'],
+  FB_ADMIN_TOKEN: [
+    '-',
+    'bearer token of /admin/... and the console login (24+ characters); unset: 403, console read-only',
+  ],
+  FB_CONSOLE_MAX_CLIENTS: ['50', "browsers on the console's live updates at once; one more gets 503"],
+  FB_CONSOLE_CLIENT_BUFFER: ['1048576', 'bytes a live-update client may leave unread before it is dropped'],
+  FB_CONSOLE_PUSH_MS: ['2000', 'how often live updates look for changes'],
+  FB_CONSOLE_SESSION_MS: ['28800000', 'how long a console login lasts'],
+  FB_CONSOLE_DIR: ['cloud/dist/console-app', "the console's built browser app"],
 };
 
 /** Every setting the collector reads, in the schema's order. */
