@@ -88,9 +88,29 @@ function readings(): Observation[] {
     ...stationPosition(0),
   });
   out.push(reading({ edge: 'gw-api', station: 9, time: T0 + 60_000, value: 1, noPosition: true }));
+  // A station id with a space, quotes and non-ASCII letters: paths, CSV and file names must cope.
+  const odd = new Date(T0 + 2 * 60_000).toISOString();
+  out.push({
+    id: observationId({
+      source: 'mqtt',
+      station: ODD_STATION,
+      variable: 'air_temperature',
+      time: odd,
+      value: 2,
+    }),
+    source: 'mqtt',
+    edge: 'gw-api',
+    station: ODD_STATION,
+    variable: 'air_temperature',
+    value: 2,
+    unit: 'degC',
+    time: odd,
+    received: odd,
+  });
   return out;
 }
 
+const ODD_STATION = 'Zürich "Nord", 2';
 const COLLECTIONS = ['temperature', 'all'] as const;
 const SQL_FILTER: Record<(typeof COLLECTIONS)[number], string> = {
   temperature: "variable = 'air_temperature'",
@@ -234,9 +254,9 @@ describe('OpenAPI definition', () => {
     );
     const file = files.versions[0]?.links[0]?.href.split('/').at(-1) ?? '';
     const values: Record<string, string> = {
-      dataset: 'temperature',
+      collectionId: 'temperature',
       featureId: items.features[0]?.id ?? '',
-      location: 'st-1',
+      locationId: 'st-1',
       window,
       file,
     };
@@ -244,9 +264,9 @@ describe('OpenAPI definition', () => {
     expect(paths).toEqual(
       expect.arrayContaining([
         '/api',
-        '/collections/{dataset}/items/{featureId}',
-        '/collections/{dataset}/locations',
-        '/collections/{dataset}/locations/{location}',
+        '/collections/{collectionId}/items/{featureId}',
+        '/collections/{collectionId}/locations',
+        '/collections/{collectionId}/locations/{locationId}',
       ]),
     );
     for (const [path, { get }] of Object.entries(doc.paths)) {
@@ -335,18 +355,26 @@ describe('OGC API behaviour clients rely on', () => {
 
   it('EDR locations list the stations with their position', async () => {
     const l = await json<Fc>('/collections/all/locations');
-    expect(l.features.map((f) => f.id)).toEqual(['st-0', 'st-1', 'st-2', 'st-9']);
+    // In code point order, whatever the database's collation.
+    expect(l.features.map((f) => f.id)).toEqual([ODD_STATION, 'st-0', 'st-1', 'st-2', 'st-9']);
     for (let s = 0; s < STATIONS; s++) {
       const p = stationPosition(s);
-      expect(l.features[s]?.geometry).toEqual({ type: 'Point', coordinates: [p.lon, p.lat] });
+      expect(l.features[s + 1]?.geometry).toEqual({ type: 'Point', coordinates: [p.lon, p.lat] });
     }
-    expect(l.features[3]?.geometry).toBeNull();
+    expect(l.features[0]?.geometry).toBeNull();
+    expect(l.features[4]?.geometry).toBeNull();
     const csv = await api('/collections/all/locations?f=csv');
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     const lines = (await csv.text()).trimEnd().split('\r\n');
     expect(lines[0]).toBe('station,lon,lat,alt,first,last');
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
+    expect(lines[1]).toMatch(/^"Zürich ""Nord"", 2",,,,/);
     expect((await api('/collections/all/locations/st-404')).status).toBe(404);
+    for (const f of ['covjson', 'geojson', 'csv']) {
+      const r = await api(`/collections/all/locations/${encodeURIComponent(ODD_STATION)}?f=${f}`);
+      expect(r.status, f).toBe(200);
+      expect((await r.text()).includes('Nord'), f).toBe(true);
+    }
   });
 
   it("a location's time series as CoverageJSON and GeoJSON equals SQL's rows", async () => {
@@ -423,6 +451,25 @@ describe('OGC API behaviour clients rely on', () => {
       expect(Number(got?.n)).toBe(Number(want?.n));
       expect(Number(got?.n)).toBeGreaterThan(MAX_LIMIT);
       expect(Number(got?.s)).toBeCloseTo(Number(want?.s), 6);
+      // A station's rows over a time range, the odd station id included.
+      const all = `${new Date(T0).toISOString()}/${new Date(T0 + 2 * H).toISOString()}`;
+      for (const station of ['st-1', ODD_STATION]) {
+        const one = await api(
+          `/collections/all/locations/${encodeURIComponent(station)}?f=parquet&datetime=${all}`,
+        );
+        expect(one.status, station).toBe(200);
+        writeFileSync(file, Buffer.from(await one.arrayBuffer()));
+        const [n] = (
+          await duck.runAndReadAll(
+            `SELECT count(*)::BIGINT AS n, count(DISTINCT station)::BIGINT AS s FROM read_parquet('${file}')`,
+          )
+        ).getRowObjects();
+        const sql = await db.query<{ n: string }>(
+          'SELECT count(*) AS n FROM observations WHERE station = $1',
+          [station],
+        );
+        expect([Number(n?.n), Number(n?.s)], station).toEqual([Number(sql.rows[0]?.n), 1]);
+      }
     } finally {
       duck.closeSync();
     }

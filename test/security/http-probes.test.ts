@@ -101,6 +101,8 @@ describe('collector HTTP API', () => {
     ['/collections/minutely/items?f=csv&datetime=0000-01-01T00:00:00Z/..', 200, undefined],
     ['/collections/minutely/locations/st-1?f=covjson&datetime=../9999-12-31T23:59:59Z', 404, /no location/],
     ['/collections/minutely/locations?datetime=0000-01-01T00:00:00Z/..&f=csv', 200, undefined],
+    ['/collections/minutely/locations/st-1?f=parquet&datetime=0000-01-01T00:00:00Z', 404, /no location/],
+    ['/collections/minutely/locations/st-1?f=parquet', 400, /f=parquet/],
   ])('answers GET %s with %i', async (target, status, message) => {
     const answer = await rawGet(HOST, collector.httpPort, target);
     expect(answer.statuses, answer.body).toEqual([status]);

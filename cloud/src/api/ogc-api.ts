@@ -110,6 +110,9 @@ function feature(r: ItemRow) {
 
 /** How much data the variables of a collection are looked up in (`parameter_names`). */
 const VARIABLES_SPAN_MS = 7 * 24 * 3600_000;
+/** A station id may hold any text; a header value may not (and a file name should not). */
+const fileName = (name: string) => name.replace(/[^\w.-]/g, '_');
+
 /** Where an empty GeoParquet download reads its no rows: any [t, t) is empty. */
 const EMPTY_RANGE_AT = new Date(Date.UTC(2000, 0, 1));
 /** How long a collection's variables are kept before they are looked up again. */
@@ -135,8 +138,8 @@ export function ogcApiRoutes(deps: {
   const P = readParams(maxLimit);
   const byName = new Map(datasets.map((d) => [d.name, d]));
   const datasetOf = (ctx: RouteContext) => {
-    const def = byName.get(ctx.params.dataset ?? '');
-    if (!def) throw new HttpError(404, `no collection "${ctx.params.dataset}"`);
+    const def = byName.get(ctx.params.collectionId ?? '');
+    if (!def) throw new HttpError(404, `no collection "${ctx.params.collectionId}"`);
     return def;
   };
   const selfOf = (ctx: RouteContext, def: DatasetDef) =>
@@ -257,14 +260,19 @@ export function ogcApiRoutes(deps: {
     ctx.res
       .writeHead(200, {
         'content-type': CSV,
-        'content-disposition': `inline; filename="${name}.csv"`,
+        'content-disposition': `inline; filename="${fileName(name)}.csv"`,
         ...(link ? { link } : {}),
       })
       .end(body);
   }
 
   /** A bounded time range of a dataset as one GeoParquet file, built in memory. */
-  async function sendParquet(ctx: RouteContext, def: DatasetDef, range: { from?: Date; to?: Date }) {
+  async function sendParquet(
+    ctx: RouteContext,
+    def: DatasetDef,
+    range: { from?: Date; to?: Date },
+    name = def.name,
+  ) {
     if (!range.from || !range.to) {
       throw new HttpError(400, 'f=parquet: datetime must be a closed interval start/end');
     }
@@ -304,7 +312,7 @@ export function ogcApiRoutes(deps: {
       .writeHead(200, {
         'content-type': PARQUET_CONTENT_TYPE,
         'content-length': parquet.byteLength,
-        'content-disposition': `attachment; filename="${def.name}_${stamp(range.from)}_${stamp(range.to)}.parquet"`,
+        'content-disposition': `attachment; filename="${fileName(name)}_${stamp(range.from)}_${stamp(range.to)}.parquet"`,
       })
       .end(parquet);
   }
@@ -314,7 +322,7 @@ export function ogcApiRoutes(deps: {
     ITEM_FORMATS,
     'GeoJSON (json or geojson), csv, or parquet (GeoParquet of a closed datetime)',
   );
-  const dataset = { dataset: { description: 'A collection (dataset) id', schema: { type: 'string' } } };
+  const dataset = { collectionId: { description: 'A collection (dataset) id', schema: { type: 'string' } } };
 
   /** Items and position share their paging and encodings. */
   async function answerItems(
@@ -428,7 +436,7 @@ export function ogcApiRoutes(deps: {
         }),
     }),
     operation({
-      path: '/collections/:dataset',
+      path: '/collections/:collectionId',
       id: 'describeCollection',
       summary: 'One dataset',
       tags: ['Collections'],
@@ -439,7 +447,7 @@ export function ogcApiRoutes(deps: {
       handle: async (ctx) => sendJson(ctx.res, 200, await collection(datasetOf(ctx), ctx.base)),
     }),
     operation({
-      path: '/collections/:dataset/items',
+      path: '/collections/:collectionId/items',
       id: 'getFeatures',
       summary: 'Observations, one feature each, in (time, id, edge) order',
       tags: ['Features'],
@@ -472,7 +480,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/items/:featureId',
+      path: '/collections/:collectionId/items/:featureId',
       id: 'getFeature',
       summary: 'One observation by its feature id',
       tags: ['Features'],
@@ -506,7 +514,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/position',
+      path: '/collections/:collectionId/position',
       id: 'getDataForPoint',
       summary: 'EDR position: observations within a distance of a point',
       tags: ['EDR'],
@@ -543,7 +551,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/locations',
+      path: '/collections/:collectionId/locations',
       id: 'listLocations',
       summary: 'EDR locations: the stations of a dataset, each at its latest known position',
       tags: ['EDR'],
@@ -564,10 +572,10 @@ export function ogcApiRoutes(deps: {
           first: Date;
           last: Date;
         }>(
-          `SELECT DISTINCT ON (station) station, lon, lat, alt,
+          `SELECT DISTINCT ON (station COLLATE "C") station, lon, lat, alt,
              min(time) OVER (PARTITION BY station) AS first, max(time) OVER (PARTITION BY station) AS last
            FROM observations ${where}
-           ORDER BY station, (lat IS NULL OR lon IS NULL), time DESC LIMIT ${maxLimit}`,
+           ORDER BY station COLLATE "C", (lat IS NULL OR lon IS NULL), time DESC LIMIT ${maxLimit}`,
           values,
         );
         const self = `${selfOf(ctx, def)}/locations`;
@@ -606,13 +614,13 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/locations/:location',
+      path: '/collections/:collectionId/locations/:locationId',
       id: 'getLocation',
       summary: "EDR location: a station's time series (CoverageJSON PointSeries, GeoJSON, CSV or GeoParquet)",
       tags: ['EDR'],
       pathParams: {
         ...dataset,
-        location: { description: 'A station id, as listed by …/locations', schema: { type: 'string' } },
+        locationId: { description: 'A station id, as listed by …/locations', schema: { type: 'string' } },
       },
       query: {
         datetime: P.datetime,
@@ -625,7 +633,7 @@ export function ogcApiRoutes(deps: {
       statuses: [404],
       handle: async (ctx, q) => {
         const def = datasetOf(ctx);
-        const station = parseStationId(ctx.params.location ?? '');
+        const station = parseStationId(ctx.params.locationId ?? '');
         if (def.filter.stations && !def.filter.stations.includes(station)) {
           throw new HttpError(404, `no location "${station}" in collection "${def.name}"`);
         }
@@ -635,18 +643,23 @@ export function ogcApiRoutes(deps: {
           ...(q.cursor ? { after: q.cursor } : {}),
           ...(q.names ? { variables: q.names } : {}),
         };
+        const known = async () => (await rowsOf(def, { station, limit: 1 })).page.length > 0;
+        const unknown = () => new HttpError(404, `no location "${station}" in collection "${def.name}"`);
         if (q.f === 'parquet') {
-          throw new HttpError(
-            400,
-            'f=parquet: use it on items with a datetime (a station filter is not offered)',
-          );
+          if (!(await known())) throw unknown();
+          if (q.names || q.cursor) {
+            throw new HttpError(
+              400,
+              'f=parquet: a whole time range only (datetime); drop parameter-name and cursor',
+            );
+          }
+          // The station's rows are the dataset's with the station added to its filter.
+          const only = { ...def, filter: { ...def.filter, stations: [station] } };
+          return sendParquet(ctx, only, q.datetime, `${def.name}_${station}`);
         }
         const { page, more } = await rowsOf(def, { ...query, limit: q.limit.limit });
-        if (page.length === 0 && !q.cursor) {
-          const any = await rowsOf(def, { station, limit: 1 });
-          if (any.page.length === 0)
-            throw new HttpError(404, `no location "${station}" in collection "${def.name}"`);
-        }
+        if (page.length === 0 && !q.cursor && !(await known())) throw unknown();
+
         const self = `${selfOf(ctx, def)}/locations/${encodeURIComponent(station)}`;
         if (q.f === 'csv') {
           return sendCsv(
@@ -678,7 +691,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/windows',
+      path: '/collections/:collectionId/windows',
       id: 'listWindows',
       summary: 'Built windows of a dataset',
       tags: ['Files'],
@@ -710,7 +723,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/windows/:window',
+      path: '/collections/:collectionId/windows/:window',
       id: 'describeWindow',
       summary: "A window's built versions and their files",
       tags: ['Files'],
@@ -754,7 +767,7 @@ export function ogcApiRoutes(deps: {
       },
     }),
     operation({
-      path: '/collections/:dataset/windows/:window/:file',
+      path: '/collections/:collectionId/windows/:window/:file',
       id: 'getWindowFile',
       summary: 'A built file of a window: <version>.arrow or <version>.parquet',
       tags: ['Files'],
