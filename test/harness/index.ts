@@ -1,3 +1,4 @@
+export { chromiumPath, launchChromium, pageProblems } from './browser.js';
 export type { CollectorProcess } from './collector-process.js';
 export { startCollectorProcess } from './collector-process.js';
 export type { EdgeAgentProcess } from './edge-agent-process.js';

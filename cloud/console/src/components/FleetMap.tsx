@@ -2,6 +2,12 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { FleetEdge } from '../../../src/console/console-api.ts';
 
+/** Tick labels in degrees with as many decimals as the tick spacing needs (0.01° apart: two). */
+function degrees(_u: uPlot, ticks: number[], _axis: number, _space: number, incr: number): string[] {
+  const decimals = Math.min(5, Math.max(0, Math.ceil(-Math.log10(incr))));
+  return ticks.map((t) => `${t.toFixed(decimals)}°`);
+}
+
 /**
  * Where the edges are: an equirectangular plot (longitude across, latitude up) drawn by uPlot as
  * points, online and offline in two series. No map tiles: it works without Internet access.
@@ -37,8 +43,8 @@ export function FleetMap(props: { edges: FleetEdge[] }) {
         cursor: { show: false },
         scales: { x: { time: false, range: xr }, y: { range: yr } },
         axes: [
-          { label: 'longitude', values: (_u, ticks) => ticks.map((t) => `${t.toFixed(1)}°`) },
-          { label: 'latitude', values: (_u, ticks) => ticks.map((t) => `${t.toFixed(1)}°`), size: 60 },
+          { label: 'longitude', values: degrees },
+          { label: 'latitude', values: degrees, size: 70 },
         ],
         series: [{}, { label: 'online', ...point('#1f6f5c') }, { label: 'offline', ...point('#b3261e') }],
       },

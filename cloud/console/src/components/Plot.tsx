@@ -34,6 +34,8 @@ export function Plot(props: { label: string; unit: string | null; points: Point[
         height,
         legend: { show: true },
         cursor: { drag: { x: true, y: false } },
+        // Times in UTC, as the rest of the console shows them.
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         scales: { x: { time: true } },
         axes: [{}, { label: unit ?? '', size: 60 }],
         series: [
