@@ -77,6 +77,11 @@ it('shows datasets, items and a built GeoParquet window, and stops everything on
   expect(d.output()).toContain(`${api}/collections`);
   expect(d.output()).toContain(`${api}/collections/demo_sensors/items`);
   expect(d.output()).toContain(parquetDir);
+  // The banner gives the console's URL; a browser asking for it gets the console's page.
+  expect(d.output()).toContain(`Console: ${api}/`);
+  const shell = await fetch(`${api}/`, { headers: { Accept: 'text/html' } });
+  expect(shell.status).toBe(200);
+  expect(await shell.text()).toMatch(/src="\/console\/app\.[A-Z0-9]+\.js"/);
 
   const collections = await waitFor('the collections', async () => {
     const c = (await getJson(`${api}/collections`)) as { collections?: { id: string }[] } | undefined;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,6 +204,8 @@ async function demo(
   const cloudDir = cloudDataDir(dataDir);
   const datasetsFile = join(dataDir, 'datasets.yaml');
   writeFileSync(datasetsFile, DEMO_DATASETS);
+  // The console's login for changes (central sensors, rebuilds): one token per run, printed in the banner.
+  const adminToken = process.env.FB_ADMIN_TOKEN ?? randomBytes(24).toString('hex');
   const cloud: Spawned = spawnProcess(process.execPath, [join(root, 'cloud/dist/cli.js'), 'run'], {
     env: {
       ...process.env,
@@ -211,6 +214,7 @@ async function demo(
       FB_DATASETS_FILE: datasetsFile,
       FB_EMBEDDED_PG_PORT: String(pgPort),
       FB_HTTP_PORT: String(cloudHttp),
+      FB_ADMIN_TOKEN: adminToken,
       LOG_LEVEL: 'warn',
     },
   });
@@ -321,6 +325,9 @@ sensors:
     `\nFieldbeam demo running. MQTT: mqtt://127.0.0.1:${mqttPort}  collector: http://127.0.0.1:${cloudHttp}/healthz  edge: http://127.0.0.1:${edgeHttp}/metrics`,
   );
   const api = `http://127.0.0.1:${cloudHttp}`;
+  say(
+    `Console: ${api}/   (open it in a browser; to make changes, log in with the admin token ${adminToken})`,
+  );
   say(
     `Datasets (one-minute windows, each built a few seconds after it closes):\n` +
       `  API:        ${api}/collections   items: ${api}/collections/demo_sensors/items?limit=10\n` +
