@@ -122,6 +122,10 @@ const PARAMS = [
   'before',
   'window',
   'f',
+  'station',
+  'variable',
+  'since',
+  'topic',
 ];
 const key = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...PARAMS) },
@@ -258,6 +262,10 @@ const validHeader = fc.oneof(
     ['Accept', 'application/geo+json'],
     ['Connection', 'keep-alive'],
     ['Upgrade', 'websocket'],
+    ['Content-Type', 'application/json'],
+    ['Accept', 'text/html'],
+    ['Origin', 'http://evil.example'],
+    ['Cookie', 'fb_console=forged'],
   ),
   fc.tuple(
     fc.constantFrom('If-None-Match', 'Accept', 'Cookie', 'X-Forwarded-For', 'User-Agent', 'Host'),

@@ -36,6 +36,25 @@ export const COLLECTOR_ROUTES: readonly string[] = [
   '/admin/dead-letters',
   '/admin/datasets/minutely/rebuild',
   '/api/stats',
+  // The operator console: its app, API, login (its live-update stream is probed in console-probes.test.ts:
+  // it stays open, which a generated request would wait out).
+  '/console',
+  '/console/',
+  '/console/index.html',
+  '/console/edges/gw-1',
+  '/console/..',
+  '/console/api/session',
+  '/console/api/fleet',
+  '/console/api/edges/gw-1',
+  '/console/api/edges/gw-1/rejects',
+  '/console/api/edges/gw-1/series',
+  '/console/api/edges/gw-1/sensors',
+  '/console/api/datasets',
+  '/console/api/datasets/minutely/windows/2026-01-01T00:00:00Z/rebuild',
+  '/console/api/iss',
+  '/console/api/ingest',
+  '/console/login',
+  '/console/logout',
 ];
 
 /** The admin token of the collector started here, so generated requests can reach those routes too. */

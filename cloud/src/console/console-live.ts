@@ -77,6 +77,15 @@ export class ConsoleLive {
   /** `GET /console/events`: a stream for this client, or 503 when the hub is full. */
   connect(ctx: RouteContext): void {
     const series = parseSeries(ctx.query);
+    if (ctx.req.method === 'HEAD') {
+      // What a GET would be, without opening a stream that HEAD could never read.
+      ctx.res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+      });
+      ctx.res.end();
+      return;
+    }
     const client = this.hub.add(ctx.res, series);
     if (!client)
       throw new HttpError(
