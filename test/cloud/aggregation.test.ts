@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   type Collector,
@@ -16,6 +18,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregateFrom, isAggregated } from '../../cloud/src/datasets/aggregate.js';
 import {
+  cloudCli,
   type NatsServer,
   startNatsServer,
   startPostgres,
@@ -44,6 +47,7 @@ let dir: TempDir;
 let db: pg.Pool;
 let collector: Collector;
 let store: ObjectStore;
+let env: Record<string, string>;
 let duck: Awaited<ReturnType<DuckDBInstance['connect']>>;
 
 function obs(o: {
@@ -325,7 +329,7 @@ beforeAll(async () => {
     aggregate: { every: PT1M, stats: [mean, count] }
 `,
   );
-  const config = loadCloudConfig({
+  env = {
     NATS_URL: nats.url,
     DATABASE_URL: postgres.url,
     FB_DATA_DIR: join(dir.path, 'data'),
@@ -336,7 +340,8 @@ beforeAll(async () => {
     FB_BUILD_LEASE_MS: '5000',
     FB_INGEST_MAX_AGE: 'P36500D',
     LOG_LEVEL: 'silent',
-  });
+  };
+  const config = loadCloudConfig(env);
   store = createObjectStore(config);
   collector = await createCollector(config, log);
 });
@@ -485,6 +490,17 @@ describe('aggregated datasets', () => {
     const third = key(T0 + 2 * EVERY, 'st-0', null, 'air_temperature', 'degC');
     expect(want.get(third)?.count).toBeGreaterThan(before.get(third)?.count ?? Infinity);
     checkStats(await statsOfParquet(await saved(e2.key)), want);
+
+    // The command line shows how each dataset is built.
+    const listed = await promisify(execFile)(process.execPath, [cloudCli, 'datasets'], {
+      env: { ...process.env, ...env },
+    });
+    expect(listed.stdout).toContain(
+      'agg: window 3600s, grace 1s, debounce 0.3s, mean/min/max/count/sum/first/last every 600s;',
+    );
+    expect(listed.stdout).toContain(
+      'live: window 3600s, grace 315360000s, debounce 60s, max_delay 3s, provisional builds, mean/count every 60s;',
+    );
   });
 
   it('builds a window that keeps receiving data within max_delay, while the debounce keeps moving', async () => {

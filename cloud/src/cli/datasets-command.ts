@@ -62,7 +62,10 @@ export async function showDatasets(config: CloudConfig, values: DatasetsOptions)
       const f = d.filter;
       process.stdout.write(
         `${d.name}: window ${d.window / 1000}s, grace ${d.grace / 1000}s, debounce ${d.debounce / 1000}s` +
-          `${d.provisional ? ', provisional builds' : ''}; sources ${f.sources?.join(',') ?? 'any'}, ` +
+          `${d.maxDelay !== undefined ? `, max_delay ${d.maxDelay / 1000}s` : ''}` +
+          `${d.provisional ? ', provisional builds' : ''}` +
+          `${d.aggregate ? `, ${d.aggregate.stats.join('/')} every ${d.aggregate.every / 1000}s` : ''}` +
+          `; sources ${f.sources?.join(',') ?? 'any'}, ` +
           `stations ${f.stations?.join(',') ?? 'any'}, variables ${f.variables?.join(',') ?? 'any'}\n`,
       );
     }
