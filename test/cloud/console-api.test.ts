@@ -402,7 +402,12 @@ describe('console: writes', () => {
       const e = EdgeAnswer.parse((await get('/console/api/edges/gw-b')).body);
       return e.config?.revision === added.revision ? e : undefined;
     });
-    const removed = await send('DELETE', `${path}?topic=${encodeURIComponent(sensor.topic)}`, {}, { cookie });
+    // As the browser app sends it: no body, no type, its own origin.
+    const gone = await fetch(`${base()}${path}?topic=${encodeURIComponent(sensor.topic)}`, {
+      method: 'DELETE',
+      headers: { cookie, origin: base() },
+    });
+    const removed = { status: gone.status, body: (await gone.json()) as { sensors: unknown[] } };
     expect(removed.status).toBe(200);
     expect(removed.body.sensors).toEqual([]);
     expect((await send('DELETE', `${path}?topic=nothing`, {}, { cookie })).status).toBe(404);

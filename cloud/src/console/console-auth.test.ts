@@ -73,6 +73,20 @@ describe('ConsoleSessions', () => {
     ).toBe(403);
   });
 
+  it('takes a DELETE without a body and without a type, but not one with a body of another type', () => {
+    const s = new ConsoleSessions(TOKEN, { ttlMs: 60_000, maxSessions: 3 });
+    const cookie = `${SESSION_COOKIE}=${s.login(TOKEN)?.id}`;
+    const del = (headers: Record<string, string>) =>
+      ({ method: 'DELETE', headers: { host: 'c:1', cookie, ...headers } }) as unknown as IncomingMessage;
+    expect(status(() => requireWrite(s, del({ origin: 'http://c:1' })))).toBe(200);
+    expect(status(() => requireWrite(s, del({ origin: 'http://evil:1' })))).toBe(403);
+    expect(status(() => requireWrite(s, del({ 'content-length': '5', 'content-type': 'text/plain' })))).toBe(
+      415,
+    );
+    const post = { method: 'POST', headers: { host: 'c:1', cookie } } as unknown as IncomingMessage;
+    expect(status(() => requireWrite(s, post))).toBe(415);
+  });
+
   it('finds its cookie among others', () => {
     expect(sessionOf(req({ cookie: `x=1; ${SESSION_COOKIE}=abc; y=2` }))).toBe('abc');
     expect(sessionOf(req({}))).toBeUndefined();

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../http-api.js';
-import { isJsonType } from './request-body.js';
+import { hasBody, isJsonType } from './request-body.js';
 
 /** The session cookie's name. `__Host-` would need Secure, which a plain-HTTP LAN collector cannot set. */
 export const SESSION_COOKIE = 'fb_console';
@@ -103,7 +103,9 @@ export function clearSessionCookie(res: ServerResponse): void {
  * and its `Origin`, when the browser sends one, must be this server as the request addressed it.
  */
 export function checkSameOrigin(req: IncomingMessage): void {
-  if (!isJsonType(req.headers['content-type']))
+  // A DELETE without a body carries no type; no form or simple request can send DELETE at all.
+  const bodiless = req.method === 'DELETE' && !hasBody(req);
+  if (!bodiless && !isJsonType(req.headers['content-type']))
     throw new HttpError(415, 'expected Content-Type: application/json');
   const origin = req.headers.origin;
   if (origin === undefined) return;

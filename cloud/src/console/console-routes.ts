@@ -29,7 +29,7 @@ import { type ConsoleData, consoleBounds } from './console-data.js';
 import type { ConsoleLive } from './console-live.js';
 import { ConsoleFiles, setConsoleHeaders, wantsHtml } from './console-static.js';
 import { type IngestHealthDeps, ingestHealth } from './ingest-health.js';
-import { type BodyLimits, DEFAULT_BODY_LIMITS, readJsonBody } from './request-body.js';
+import { type BodyLimits, DEFAULT_BODY_LIMITS, hasBody, readJsonBody } from './request-body.js';
 
 export interface ConsoleRouteDeps {
   data: ConsoleData;
@@ -254,7 +254,7 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
       requireWrite(sessions, ctx.req);
       const id = edgeIdOf(ctx);
       const topic = param(ctx, 'topic', 256);
-      await readJsonBody(ctx.req, limits);
+      if (hasBody(ctx.req)) await readJsonBody(ctx.req, limits);
       const current = await centralOf(id);
       if (!current.sensors.some((x) => x.topic === topic))
         throw new HttpError(404, `the central config of ${id} has no sensor on ${topic}`);

@@ -18,6 +18,10 @@ export function isJsonType(value: string | undefined): boolean {
   return /^application\/json\s*(;|$)/i.test(value ?? '');
 }
 
+/** The request declares a body (a length above 0, or chunks). */
+export const hasBody = (req: IncomingMessage): boolean =>
+  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
 /**
  * Reads a request's JSON body within `limits`: 415 unless it says `application/json`, 413 when it
  * declares or sends more than `maxBytes` (reading stops there; the connection is closed after the
