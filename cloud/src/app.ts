@@ -20,7 +20,7 @@ import { ensureSensorBucket } from './fleet/central-sensors.js';
 import { startCompleteness } from './fleet/completeness.js';
 import { refreshFleetGauges, startFleetRegistry } from './fleet/fleet-registry.js';
 import { type Route, sendJson, startHttpApi } from './http-api.js';
-import { listEdges } from './identity/edge-identity.js';
+import { authorizationIsCurrent, listEdges } from './identity/edge-identity.js';
 import { DEFAULT_ACCEPTED_TIME, startIngest } from './ingest/ingest.js';
 import { ObservationStore } from './ingest/observation-store.js';
 import { createCloudMetrics } from './metrics.js';
@@ -108,6 +108,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     closers.push(async () => {
       await nc.drain().catch(() => nc.close());
     });
+    warnIfAuthorizationStale(identityDir(config), log);
     const jsm = await jetstreamManager(nc);
     const specs = Object.values(streams).map((s) =>
       s.name === streams.OBS.name && config.FB_OBS_MAX_BYTES
@@ -299,5 +300,21 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
   } catch (err) {
     await unwind();
     throw err;
+  }
+}
+
+/**
+ * After an upgrade, nats-authorization.conf may predate permissions this version's edges use (their
+ * control service, their central sensor keys): nats-server would refuse those, so say how to fix it.
+ */
+function warnIfAuthorizationStale(dir: string, log: Logger): void {
+  try {
+    if (!authorizationIsCurrent(dir))
+      log.warn(
+        { dir },
+        "nats-authorization.conf lacks this version's edge permissions: run fieldbeam-cloud edge authorize, then reload nats-server",
+      );
+  } catch (err) {
+    log.warn({ dir, err: (err as Error).message }, 'could not check nats-authorization.conf');
   }
 }

@@ -397,4 +397,20 @@ describe('fleet registry', () => {
       await second.stop();
     }
   });
+  it('edge authorize finds the authorization current; edge remove takes a decommissioned edge out', async () => {
+    const authorize = await cloud(['edge', 'authorize']);
+    expect(authorize.code, authorize.stderr).toBe(0);
+    expect(authorize.stdout).toMatch(/nats-authorization\.conf is current: nothing to do/);
+
+    const removed = await cloud(['edge', 'remove', 'gw-never']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/edge gw-never removed from .*edges\.json/);
+    expect(readFileSync(join(idDir, 'nats-authorization.conf'), 'utf8')).not.toContain('gw-never');
+    expect((await fleet()).has('gw-never')).toBe(false);
+    expect((await fleet()).has('gw-a')).toBe(true);
+
+    const again = await cloud(['edge', 'remove', 'gw-never']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/gw-never is not a registered edge/);
+  });
 });

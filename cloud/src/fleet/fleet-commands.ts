@@ -3,8 +3,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { withPool } from '../cli/database.js';
 import type { CloudConfig } from '../config.js';
 import { CloudError, CloudErrorCode } from '../errors.js';
-import { listEdges } from '../identity/edge-identity.js';
+import { identityFiles, listEdges, removeEdge } from '../identity/edge-identity.js';
 import { collectorConnectOptions, explainConnectError, identityDir } from '../nats/connection.js';
+import { removeEnrollments } from '../provision/enrollment.js';
 import { edgeCompleteness } from './completeness.js';
 import { DEFAULT_CONTROL_TIMEOUT_MS, requestEdge } from './edge-control.js';
 import { FleetStore } from './fleet-store.js';
@@ -202,4 +203,38 @@ export function edgeReloadCommand(
         `auto-registered kept ${reply.autoRegistered.kept}, dropped ${reply.autoRegistered.dropped}\n`,
     );
   });
+}
+
+/**
+ * `fieldbeam-cloud edge remove ID`: the edge's key leaves the registry and the authorization (it stops
+ * working at nats-server's next reload), its unused install links are deleted, and the fleet registry
+ * forgets it, so it no longer shows (or alerts) as offline. Central sensor keys stay (`sensors clear`).
+ */
+export async function removeEdgeCommand(deps: FleetCommandDeps, id: string): Promise<number> {
+  const dir = identityDir(deps.config);
+  const registered = removeEdge(dir, id);
+  const links = removeEnrollments(dir, id);
+  const seen = await withPool(deps.config, (pool) => new FleetStore(pool).forget(id));
+  if (!registered && !seen) {
+    throw new CloudError(
+      CloudErrorCode.EDGE_UNKNOWN,
+      `${id} is not a registered edge and the fleet registry does not list it (fieldbeam-cloud edge list shows the fleet)`,
+      false,
+    );
+  }
+  deps.out.write(
+    [
+      registered
+        ? `edge ${id} removed from ${identityFiles(dir).registry} and ${identityFiles(dir).authorization}: reload nats-server (nats-server --signal reload=<its pid file>), then its key stops working`
+        : `edge ${id} was not registered in ${dir}`,
+      ...(links > 0 ? [`${links} install link(s) deleted`] : []),
+      seen
+        ? `the fleet registry forgot ${id} (a new heartbeat would list it again)`
+        : `the fleet registry did not list ${id}`,
+      `its central sensors, if any, stay in the KV bucket: fieldbeam-cloud sensors clear ${id}`,
+      '',
+    ].join('\n'),
+  );
+  await flushed(deps.out);
+  return 0;
 }

@@ -130,6 +130,12 @@ export class FleetStore {
     return rows.map(fromRow);
   }
 
+  /** Forgets an edge (decommissioned): true when it was listed. A later heartbeat lists it again. */
+  async forget(edge: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('DELETE FROM fleet_edges WHERE edge = $1', [edge]);
+    return (rowCount ?? 0) > 0;
+  }
+
   /** One edge with its latest heartbeat as sent, or undefined when it never sent one. */
   async get(edge: string): Promise<(FleetEdgeRow & { status: EdgeStatus }) | undefined> {
     const { rows } = await this.db.query<Row>(`SELECT ${COLUMNS}, status FROM fleet_edges WHERE edge = $1`, [

@@ -26,7 +26,7 @@ import {
 import { releaseFileUrl, renderEdgeConfig, renderFirstBootScript } from '../provision/index.js';
 import { COLLECTOR_LISTEN_HINT, reachabilityWarnings } from '../provision/reachability.js';
 import { readRelease } from '../provision/release.js';
-import { prepareEdge } from './edge-identity.js';
+import { prepareEdge, rewriteAuthorization } from './edge-identity.js';
 
 const ADD_DETAILS = `
 Registers edge ID with a new NATS key, rewrites nats-authorization.conf in the identity folder (then
@@ -243,6 +243,38 @@ export function createEdgeCommand(
     .action(async (id: string, options: { timeout: number }) => {
       const { deps, commands } = await fleet();
       status.code = await commands.edgePingCommand(deps, id, { timeoutMs: options.timeout });
+    });
+  edge
+    .command('remove')
+    .summary('take an edge out: its key stops working, the fleet registry forgets it')
+    .description(
+      'Decommissions an edge: removes its key from the registry and nats-authorization.conf (reload ' +
+        'nats-server, then the key stops working), deletes its unused install links and removes it from ' +
+        'the fleet registry, so it no longer shows or alerts as offline. Its central sensors stay ' +
+        '(fieldbeam-cloud sensors clear ID). To replace a lost key instead, use edge add ID --rotate.',
+    )
+    .argument('<id>', 'the edge id')
+    .action(async (id: string) => {
+      const { deps, commands } = await fleet();
+      status.code = await commands.removeEdgeCommand(deps, id);
+    });
+  edge
+    .command('authorize')
+    .summary("rewrite nats-authorization.conf with this version's permissions (after an upgrade)")
+    .description(
+      "Rewrites nats-authorization.conf from the registry with this version's permissions. A file " +
+        "written by an older version lacks newer ones (the edges' control service, their central sensor " +
+        'keys), which nats-server then refuses; the collector logs a warning at start when the file is ' +
+        'not current. Prints whether the file changed: if it did, reload nats-server.',
+    )
+    .action(() => {
+      const { identityDir } = context();
+      const { file, changed } = rewriteAuthorization(identityDir);
+      out.write(
+        changed
+          ? `${file} rewritten: reload nats-server (nats-server --signal reload=<its pid file>, or systemctl reload nats-server)\n`
+          : `${file} is current: nothing to do\n`,
+      );
     });
   edge
     .command('reload')

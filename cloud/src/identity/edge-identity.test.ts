@@ -1,9 +1,17 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromSeed } from '@nats-io/nkeys';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { addEdge, edgePermissions, listEdges, prepareEdge } from './edge-identity.js';
+import {
+  addEdge,
+  authorizationIsCurrent,
+  edgePermissions,
+  listEdges,
+  prepareEdge,
+  removeEdge,
+  rewriteAuthorization,
+} from './edge-identity.js';
 
 let dir: string;
 beforeEach(() => {
@@ -83,5 +91,38 @@ describe('prepared registration', () => {
     again.commit();
     expect(listEdges(dir).map((e) => e.id)).toEqual(['gw-1', 'gw-2']);
     expect(readdirSync(dir).sort()).toEqual(['collector.nk', 'edges.json', 'nats-authorization.conf']);
+  });
+});
+
+describe('authorization upkeep', () => {
+  it('rewrites an authorization written by an older version, and says when nothing changed', () => {
+    const a = addEdge(dir, 'gw-1');
+    expect(authorizationIsCurrent(dir)).toBe(true);
+    expect(rewriteAuthorization(dir).changed).toBe(false);
+    // What an earlier version wrote: the edge without its control and central sensor permissions.
+    const old = readFileSync(a.files.authorization, 'utf8').replace(/, "fb\.ctl\.gw-1\.>"/, '');
+    writeFileSync(a.files.authorization, old);
+    expect(authorizationIsCurrent(dir)).toBe(false);
+    expect(rewriteAuthorization(dir)).toEqual({ file: a.files.authorization, changed: true });
+    expect(readFileSync(a.files.authorization, 'utf8')).toContain('"fb.ctl.gw-1.>"');
+    expect(authorizationIsCurrent(dir)).toBe(true);
+  });
+
+  it('refuses to write an authorization without the collector key', () => {
+    expect(authorizationIsCurrent(dir)).toBe(true);
+    expect(() => rewriteAuthorization(dir)).toThrow(/collector\.nk does not exist/);
+  });
+
+  it('removes an edge from the registry and the authorization, keeping the others', () => {
+    const a = addEdge(dir, 'gw-1');
+    const b = addEdge(dir, 'gw-2');
+    expect(removeEdge(dir, 'gw-1')).toBe(true);
+    expect(listEdges(dir).map((e) => e.id)).toEqual(['gw-2']);
+    const conf = readFileSync(a.files.authorization, 'utf8');
+    expect(conf).not.toContain(a.publicKey);
+    expect(conf).not.toContain('fb.obs.gw-1"');
+    expect(conf).toContain(b.publicKey);
+    expect(removeEdge(dir, 'gw-1')).toBe(false);
+    expect(authorizationIsCurrent(dir)).toBe(true);
   });
 });
