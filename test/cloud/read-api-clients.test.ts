@@ -111,20 +111,16 @@ function readings(): Observation[] {
 }
 
 const ODD_STATION = 'Zürich "Nord", 2';
-const COLLECTIONS = ['temperature', 'all'] as const;
-const SQL_FILTER: Record<(typeof COLLECTIONS)[number], string> = {
-  temperature: "variable = 'air_temperature'",
-  all: 'true',
+const COLLECTIONS = ['temperature', 'all', 'temperature_10min'] as const;
+/** What SQL says each collection holds: raw rows, or for the aggregated one its series' intervals. */
+const SQL_COUNT: Record<(typeof COLLECTIONS)[number], string> = {
+  temperature: "SELECT count(*) AS n FROM observations WHERE variable = 'air_temperature'",
+  all: 'SELECT count(*) AS n FROM observations',
+  temperature_10min: `SELECT count(*) AS n FROM (SELECT DISTINCT date_bin('10 minutes', time, 'epoch'), station, sensor,
+    variable, unit FROM observations WHERE variable = 'air_temperature') g`,
 };
-const sqlCount = async (collection: (typeof COLLECTIONS)[number], where = 'true', values: unknown[] = []) =>
-  Number(
-    (
-      await db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM observations WHERE ${SQL_FILTER[collection]} AND ${where}`,
-        values,
-      )
-    ).rows[0]?.n,
-  );
+const sqlCount = async (collection: (typeof COLLECTIONS)[number]) =>
+  Number((await db.query<{ n: string }>(SQL_COUNT[collection])).rows[0]?.n);
 
 beforeAll(async () => {
   [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
@@ -144,6 +140,12 @@ beforeAll(async () => {
     window: PT1H
     grace: PT1S
     debounce: PT0.3S
+  - name: temperature_10min
+    filter: { variables: [air_temperature] }
+    window: PT1H
+    grace: PT1S
+    debounce: PT0.3S
+    aggregate: { every: PT10M, stats: [mean, min, max, count] }
 `,
   );
   collector = await createCollector(
@@ -175,8 +177,8 @@ beforeAll(async () => {
         `SELECT count(*) AS n, (SELECT count(*) FROM dataset_exports WHERE key LIKE '%.parquet') AS files
          FROM dataset_windows WHERE final AND version IS NOT NULL AND built_generation = generation`,
       );
-      if (Number(r.rows[0]?.files) < 4) return undefined;
-      return Number(r.rows[0]?.n) === 4 ? true : undefined;
+      if (Number(r.rows[0]?.files) < 6) return undefined;
+      return Number(r.rows[0]?.n) === 6 ? true : undefined;
     },
     60_000,
   );
@@ -205,13 +207,43 @@ describe('GDAL OGC API - Features client (ogrinfo, ogr2ogr)', () => {
     const { stderr } = await run('ogr2ogr', ['-f', 'GeoJSON', out, `OAPIF:${base}`, c], { timeout: 120_000 });
     expect(stderr).not.toMatch(/ERROR/i);
     const exported = JSON.parse(readFileSync(out, 'utf8')) as {
-      features: { properties: { observation: string; variable: string } }[];
+      features: { properties: Record<string, unknown> }[];
     };
     expect(exported.features.length).toBe(await sqlCount(c));
     // Pages were followed without a row lost or repeated.
-    expect(new Set(exported.features.map((f) => `${f.properties.observation}`)).size).toBe(
+    expect(new Set(exported.features.map((f) => JSON.stringify(f.properties))).size).toBe(
       exported.features.length,
     );
+    if (c === 'temperature_10min') {
+      // Each interval's statistics are SQL's over its raw rows.
+      const sql = await db.query<{
+        t: Date;
+        station: string;
+        mean: number;
+        min: number;
+        max: number;
+        n: number;
+      }>(
+        `SELECT date_bin('10 minutes', time, 'epoch') AS t, station, avg(value) AS mean, min(value) AS min,
+                max(value) AS max, count(*)::int AS n
+         FROM observations WHERE variable = 'air_temperature' GROUP BY 1, 2`,
+      );
+      const byKey = new Map(sql.rows.map((r) => [`${r.t.toISOString()} ${r.station}`, r]));
+      for (const f of exported.features) {
+        const p = f.properties as {
+          time: string;
+          station: string;
+          mean: number;
+          min: number;
+          max: number;
+          count: number;
+        };
+        const want = byKey.get(`${new Date(p.time).toISOString()} ${p.station}`);
+        expect(want, `${p.time} ${p.station}`).toBeDefined();
+        expect(p.mean).toBeCloseTo(want?.mean ?? Number.NaN, 9);
+        expect([p.min, p.max, p.count]).toEqual([want?.min, want?.max, want?.n]);
+      }
+    }
   });
 });
 
@@ -243,64 +275,69 @@ describe('OpenAPI definition', () => {
     expect(conformance.conformsTo).toContain('http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30');
   });
 
-  it('every path it lists answers 200 with a declared media type, with the example parameters', async () => {
-    const doc = await json<OpenApi>('/api');
-    // Path parameters come from the live data, as a client would find them.
-    const items = await json<{ features: { id: string }[] }>('/collections/temperature/items?limit=1');
-    const windows = await json<{ windows: { start: string }[] }>('/collections/temperature/windows');
-    const window = windows.windows[0]?.start ?? '';
-    const files = await json<{ versions: { links: { href: string }[] }[] }>(
-      `/collections/temperature/windows/${window}`,
-    );
-    const file = files.versions[0]?.links[0]?.href.split('/').at(-1) ?? '';
-    const values: Record<string, string> = {
-      collectionId: 'temperature',
-      featureId: items.features[0]?.id ?? '',
-      locationId: 'st-1',
-      window,
-      file,
-    };
-    const paths = Object.keys(doc.paths);
-    expect(paths).toEqual(
-      expect.arrayContaining([
-        '/api',
-        '/collections/{collectionId}/items/{featureId}',
-        '/collections/{collectionId}/locations',
-        '/collections/{collectionId}/locations/{locationId}',
-      ]),
-    );
-    for (const [path, { get }] of Object.entries(doc.paths)) {
-      const target = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? ''));
-      const declared = Object.keys(get.responses['200']?.content ?? {});
-      const required = get.parameters.filter((p) => p.in === 'query' && p.required);
-      const withExamples = get.parameters.filter((p) => p.in === 'query' && p.example !== undefined);
-      for (const params of [required, withExamples]) {
-        const query = new URLSearchParams(params.map((p): [string, string] => [p.name, p.example ?? '']));
-        const url = `${target}${query.size ? `?${query}` : ''}`;
-        const r = await api(url);
-        expect(r.status, `${url}: ${r.status === 200 ? '' : await r.text()}`).toBe(200);
-        expect(declared, url).toContain(r.headers.get('content-type'));
-        await r.arrayBuffer();
-      }
-      // Every `f` it declares answers in that encoding (parquet needs a closed datetime).
-      const f = get.parameters.find((p) => p.name === 'f') as { schema?: { enum?: string[] } } | undefined;
-      for (const format of f?.schema?.enum ?? []) {
-        const query = new URLSearchParams(required.map((p): [string, string] => [p.name, p.example ?? '']));
-        query.set('f', format);
-        if (format === 'parquet')
-          query.set('datetime', `${new Date(T0).toISOString()}/${new Date(T0 + H).toISOString()}`);
-        const r = await api(`${target}?${query}`);
-        if (r.status !== 200) {
-          // Only parquet may be refused, and only where it is not offered.
-          expect(format, `${target}?${query}: ${await r.text()}`).toBe('parquet');
-          expect(r.status).toBe(400);
-          continue;
+  it.each(['temperature', 'temperature_10min'])(
+    'every path it lists answers 200 with a declared media type, with the example parameters (%s)',
+    async (c) => {
+      const doc = await json<OpenApi>('/api');
+      // Path parameters come from the live data, as a client would find them.
+      const items = await json<{ features: { id: string }[] }>(`/collections/${c}/items?limit=1`);
+      const windows = await json<{ windows: { start: string }[] }>(`/collections/${c}/windows`);
+      const window = windows.windows[0]?.start ?? '';
+      const files = await json<{ versions: { links: { href: string }[] }[] }>(
+        `/collections/${c}/windows/${window}`,
+      );
+      const file = files.versions[0]?.links[0]?.href.split('/').at(-1) ?? '';
+      const values: Record<string, string> = {
+        collectionId: c,
+        featureId: items.features[0]?.id ?? '',
+        locationId: 'st-1',
+        window,
+        file,
+      };
+      const paths = Object.keys(doc.paths);
+      expect(paths).toEqual(
+        expect.arrayContaining([
+          '/api',
+          '/collections/{collectionId}/items/{featureId}',
+          '/collections/{collectionId}/locations',
+          '/collections/{collectionId}/locations/{locationId}',
+        ]),
+      );
+      for (const [path, { get }] of Object.entries(doc.paths)) {
+        const target = path.replace(/\{(\w+)\}/g, (_, name: string) =>
+          encodeURIComponent(values[name] ?? ''),
+        );
+        const declared = Object.keys(get.responses['200']?.content ?? {});
+        const required = get.parameters.filter((p) => p.in === 'query' && p.required);
+        const withExamples = get.parameters.filter((p) => p.in === 'query' && p.example !== undefined);
+        for (const params of [required, withExamples]) {
+          const query = new URLSearchParams(params.map((p): [string, string] => [p.name, p.example ?? '']));
+          const url = `${target}${query.size ? `?${query}` : ''}`;
+          const r = await api(url);
+          expect(r.status, `${url}: ${r.status === 200 ? '' : await r.text()}`).toBe(200);
+          expect(declared, url).toContain(r.headers.get('content-type'));
+          await r.arrayBuffer();
         }
-        expect(declared, `${target}?${query}`).toContain(r.headers.get('content-type'));
-        await r.arrayBuffer();
+        // Every `f` it declares answers in that encoding (parquet needs a closed datetime).
+        const f = get.parameters.find((p) => p.name === 'f') as { schema?: { enum?: string[] } } | undefined;
+        for (const format of f?.schema?.enum ?? []) {
+          const query = new URLSearchParams(required.map((p): [string, string] => [p.name, p.example ?? '']));
+          query.set('f', format);
+          if (format === 'parquet')
+            query.set('datetime', `${new Date(T0).toISOString()}/${new Date(T0 + H).toISOString()}`);
+          const r = await api(`${target}?${query}`);
+          if (r.status !== 200) {
+            // Only parquet may be refused, and only where it is not offered.
+            expect(format, `${target}?${query}: ${await r.text()}`).toBe('parquet');
+            expect(r.status).toBe(400);
+            continue;
+          }
+          expect(declared, `${target}?${query}`).toContain(r.headers.get('content-type'));
+          await r.arrayBuffer();
+        }
       }
-    }
-  });
+    },
+  );
 });
 
 describe('OGC API behaviour clients rely on', () => {
@@ -413,6 +450,84 @@ describe('OGC API behaviour clients rely on', () => {
       `/collections/all/locations/st-1?datetime=${from}/${to}&f=geojson&limit=${MAX_LIMIT}`,
     );
     expect(geo.features.map((f) => f.properties.value)).toEqual(sql.rows.map((r) => r.value));
+  });
+
+  it('an aggregated collection: features by id, pages, its parameters, CoverageJSON statistics, CSV and GeoParquet', async () => {
+    const c = await json<{
+      parameter_names: Record<string, { measurementType?: unknown; observedProperty: { id: string } }>;
+    }>('/collections/temperature_10min');
+    expect(c.parameter_names.air_temperature?.measurementType).toEqual({
+      method: 'mean,min,max,count',
+      duration: 'PT10M',
+    });
+    expect(c.parameter_names.air_temperature?.observedProperty.id).toBe(
+      'https://vocab.nerc.ac.uk/standard_name/air_temperature/',
+    );
+    // Paged in pages smaller than the collection, every interval once.
+    const seen: string[] = [];
+    let url = '/collections/temperature_10min/items?limit=7';
+    for (let pages = 0; url && pages < 100; pages++) {
+      const page = await json<Fc>(url);
+      seen.push(...page.features.map((f) => f.id));
+      const next = page.links.find((l) => l.rel === 'next')?.href;
+      url = next ? next.slice(next.indexOf('/collections')) : '';
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe(await sqlCount('temperature_10min'));
+    const first = await json<Fc>('/collections/temperature_10min/items?limit=1');
+    const one = await json<Fc['features'][number]>(
+      `/collections/temperature_10min/items/${encodeURIComponent(first.features[0]?.id ?? '')}`,
+    );
+    expect(one.properties).toEqual(first.features[0]?.properties);
+    // A raw feature id is not one of an aggregated collection.
+    const raw = await json<Fc>('/collections/temperature/items?limit=1');
+    expect((await api(`/collections/temperature_10min/items/${raw.features[0]?.id}`)).status).toBe(400);
+
+    const from = new Date(T0).toISOString();
+    const to = new Date(T0 + H - 1).toISOString();
+    const cov = await json<{
+      domain: { axes: { t: { values: string[] } } };
+      ranges: Record<string, { values: (number | null)[] }>;
+    }>(`/collections/temperature_10min/locations/st-2?datetime=${from}/${to}`);
+    const sql = await db.query<{ t: Date; mean: number; n: number }>(
+      `SELECT date_bin('10 minutes', time, 'epoch') AS t, avg(value) AS mean, count(*)::int AS n FROM observations
+       WHERE variable = 'air_temperature' AND station = 'st-2' AND time >= $1 AND time <= $2 GROUP BY 1 ORDER BY 1`,
+      [from, to],
+    );
+    expect(cov.domain.axes.t.values).toEqual(sql.rows.map((r) => r.t.toISOString()));
+    expect(cov.ranges.air_temperature_count?.values).toEqual(sql.rows.map((r) => r.n));
+    cov.ranges.air_temperature_mean?.values.forEach((v, i) => {
+      expect(v).toBeCloseTo(sql.rows[i]?.mean ?? Number.NaN, 9);
+    });
+
+    const csv = await api('/collections/temperature_10min/items?f=csv&limit=2');
+    const lines = (await csv.text()).trimEnd().split('\r\n');
+    expect(lines[0]).toBe(
+      'id,time,station,sensor,variable,unit,lon,lat,time_end,alt,mean,min,max,count,flagged,excluded',
+    );
+    expect(lines).toHaveLength(3);
+
+    const pq = await api(`/collections/temperature_10min/items?f=parquet&datetime=${from}/${to}`);
+    expect(pq.status).toBe(200);
+    const file = join(dir.path, 'aggregated.parquet');
+    writeFileSync(file, Buffer.from(await pq.arrayBuffer()));
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    try {
+      const [got] = (
+        await duck.runAndReadAll(
+          `SELECT count(*)::BIGINT AS n, sum(count)::BIGINT AS readings FROM read_parquet('${file}')`,
+        )
+      ).getRowObjects();
+      const want = await db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM observations WHERE variable = 'air_temperature' AND time >= $1 AND time <= $2`,
+        [from, to],
+      );
+      expect(Number(got?.readings)).toBe(Number(want.rows[0]?.n));
+      // Six intervals per located station; st-9 and the odd station have one reading each.
+      expect(Number(got?.n)).toBe(6 * STATIONS + 2);
+    } finally {
+      duck.closeSync();
+    }
   });
 
   it('f=csv pages like the GeoJSON, with quoting and a Link header', async () => {

@@ -1,122 +1,54 @@
 import { tableToIPC } from 'apache-arrow';
 import type pg from 'pg';
+import { cfStandardName } from '../datasets/cf.js';
 import type { DatasetDef } from '../datasets/dataset-config.js';
-import { readWindow } from '../datasets/window-reader.js';
 import type { WindowStore } from '../datasets/window-store.js';
 import { parseWindowKey, windowKey } from '../datasets/windows.js';
 import { arrowToGeoParquet, PARQUET_CONTENT_TYPE } from '../export/geoparquet.js';
 import { HttpError, type Route, type RouteContext, sendJson } from '../http-api.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { version } from '../version.js';
-import { COVJSON, CSV, csv, type ItemRow, itemsCsv, pointSeries } from './formats.js';
+import { COVJSON, CSV, csv, pointSeries } from './formats.js';
 import { OPENAPI_MEDIA_TYPE, type Operation, openApiDocument, operation, routesOf } from './operations.js';
-import { encodeCursor, featureId, parseFeatureId, parseLimit, parseStationId } from './query-params.js';
+import { parseLimit, parseStationId } from './query-params.js';
 import { readParams, withinKm } from './read-params.js';
+import { type ItemQuery, itemsWhere, type RowSource, rowSourceOf, type SourceRow } from './row-sources.js';
+
+/** A row as a GeoJSON feature, as its dataset's kind names and describes it. */
+function feature(source: RowSource, r: SourceRow) {
+  return {
+    type: 'Feature',
+    id: source.featureId(r),
+    geometry: r.lat === null || r.lon === null ? null : { type: 'Point', coordinates: [r.lon, r.lat] },
+    properties: source.properties(r),
+  };
+}
 
 const GEOJSON = 'application/geo+json';
 const JSON_TYPE = 'application/json';
 const ARROW = 'application/vnd.apache.arrow.file';
 
-/** The filter of an items or position query; every value ends up as a bind parameter. */
-export interface ItemQuery {
-  bbox?: [number, number, number, number];
-  from?: Date;
-  to?: Date;
-  variables?: string[];
-  near?: { lon: number; lat: number; km: number };
-  after?: { time: Date; id: string; edge: string };
-  /** One feature by its key. */
-  key?: { time: Date; id: string; edge: string };
-  station?: string;
-  limit: number;
-}
-
-/** The WHERE clause (or '') of a dataset's rows matching `q`; its values are appended to `values`. */
-export function itemsWhere(def: DatasetDef, q: Omit<ItemQuery, 'limit'>, values: unknown[]): string {
-  const p = (v: unknown) => {
-    values.push(v);
-    return `$${values.length}`;
-  };
-  const where: string[] = [];
-  if (def.filter.sources) where.push(`source = ANY(${p(def.filter.sources)}::text[])`);
-  if (def.filter.stations) where.push(`station = ANY(${p(def.filter.stations)}::text[])`);
-  if (def.filter.variables) where.push(`variable = ANY(${p(def.filter.variables)}::text[])`);
-  if (q.variables) where.push(`variable = ANY(${p(q.variables)}::text[])`);
-  if (q.station !== undefined) where.push(`station = ${p(q.station)}`);
-  if (q.key) where.push(`time = ${p(q.key.time)} AND id = ${p(q.key.id)} AND edge = ${p(q.key.edge)}`);
-  if (q.from) where.push(`time >= ${p(q.from)}`);
-  if (q.to) where.push(`time <= ${p(q.to)}`);
-  if (q.bbox) {
-    where.push(
-      `lon BETWEEN ${p(q.bbox[0])} AND ${p(q.bbox[2])} AND lat BETWEEN ${p(q.bbox[1])} AND ${p(q.bbox[3])}`,
-    );
-  }
-  if (q.near) {
-    // A box around the point narrows the rows, then the great-circle distance decides.
-    const dLat = q.near.km / 111.2;
-    const dLon = dLat / Math.max(0.01, Math.cos((q.near.lat * Math.PI) / 180));
-    const lon = p(q.near.lon);
-    const lat = p(q.near.lat);
-    where.push(
-      `lat BETWEEN ${lat}::float8 - ${p(dLat)} AND ${lat}::float8 + ${p(dLat)}` +
-        ` AND lon BETWEEN ${lon}::float8 - ${p(dLon)} AND ${lon}::float8 + ${p(dLon)}` +
-        ` AND 2 * 6371.0088 * asin(sqrt(power(sin(radians(lat - ${lat}::float8) / 2), 2) +` +
-        ` cos(radians(${lat}::float8)) * cos(radians(lat)) * power(sin(radians(lon - ${lon}::float8) / 2), 2)))` +
-        ` <= ${p(q.near.km)}`,
-    );
-  }
-  if (q.after) {
-    where.push(
-      `(time, id, edge COLLATE "C") > (${p(q.after.time)}, ${p(q.after.id)}::text COLLATE "C", ${p(q.after.edge)}::text)`,
-    );
-  }
-  return where.length ? `WHERE ${where.join(' AND ')}` : '';
-}
-
-/** The SQL of a dataset's items, ordered by (time, id, edge), parameterised throughout. */
-export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const where = itemsWhere(def, q, values);
-  values.push(q.limit + 1);
-  const text = `SELECT id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge
-    FROM observations ${where}
-    ORDER BY time, id, edge COLLATE "C" LIMIT $${values.length}`;
-  return { text, values };
-}
-
-const idOf = (r: ItemRow) => featureId(r.time.getTime(), r.id, r.edge);
-
-function feature(r: ItemRow) {
-  return {
-    type: 'Feature',
-    id: idOf(r),
-    geometry: r.lat === null || r.lon === null ? null : { type: 'Point', coordinates: [r.lon, r.lat] },
-    properties: {
-      observation: r.id,
-      time: r.time.toISOString(),
-      station: r.station,
-      sensor: r.sensor,
-      variable: r.variable,
-      value: r.value,
-      text: r.text,
-      unit: r.unit,
-      alt: r.alt,
-      quality: r.quality,
-      source: r.source,
-      edge: r.edge,
-    },
-  };
-}
-
 /** How much data the variables of a collection are looked up in (`parameter_names`). */
 const VARIABLES_SPAN_MS = 7 * 24 * 3600_000;
+/** How long a collection's variables are kept before they are looked up again. */
+const VARIABLES_TTL_MS = 60_000;
+
+/** Where CF standard names are published, one URI each (the NERC vocabulary server). */
+const CF_STANDARD_NAMES = 'https://vocab.nerc.ac.uk/standard_name/';
+
+/** A duration in ms as ISO 8601 (PT10M, PT1H30M, PT0.5S). */
+function formatDuration(ms: number): string {
+  const h = Math.floor(ms / 3600_000);
+  const m = Math.floor((ms % 3600_000) / 60_000);
+  const sec = (ms % 60_000) / 1000;
+  return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${sec || (!h && !m) ? `${sec}S` : ''}`;
+}
+
 /** A station id may hold any text; a header value may not (and a file name should not). */
 const fileName = (name: string) => name.replace(/[^\w.-]/g, '_');
 
 /** Where an empty GeoParquet download reads its no rows: any [t, t) is empty. */
 const EMPTY_RANGE_AT = new Date(Date.UTC(2000, 0, 1));
-/** How long a collection's variables are kept before they are looked up again. */
-const VARIABLES_TTL_MS = 60_000;
 
 /**
  * A read API in the style of OGC API - Features (landing page, OpenAPI definition at `/api`,
@@ -159,17 +91,30 @@ export function ogcApiRoutes(deps: {
          GROUP BY variable ORDER BY variable`,
         values,
       );
+      // An aggregated dataset's variables come as statistics over its interval (in CoverageJSON
+      // as <variable>_<statistic>); parameter-name still names the variable.
+      const agg = def.aggregate;
+      const stats = agg ? ` (${agg.stats.join(', ')} per ${formatDuration(agg.every)})` : '';
       return Object.fromEntries(
-        r.rows.map((v) => [
-          v.variable,
-          {
-            type: 'Parameter',
-            id: v.variable,
-            description: v.variable,
-            unit: { symbol: v.units.join(' | ') },
-            observedProperty: { id: v.variable, label: v.variable },
-          },
-        ]),
+        r.rows.map((v) => {
+          const standard = cfStandardName(v.variable);
+          return [
+            v.variable,
+            {
+              type: 'Parameter',
+              id: v.variable,
+              description: `${v.variable}${stats}`,
+              unit: { symbol: v.units.join(' | ') },
+              observedProperty: {
+                id: standard ? `${CF_STANDARD_NAMES}${standard}/` : v.variable,
+                label: standard ?? v.variable,
+              },
+              ...(agg
+                ? { measurementType: { method: agg.stats.join(','), duration: formatDuration(agg.every) } }
+                : {}),
+            },
+          ];
+        }),
       );
     })();
     variables.set(def.name, { at: Date.now(), names });
@@ -212,11 +157,14 @@ export function ogcApiRoutes(deps: {
     };
   }
 
-  async function rowsOf(def: DatasetDef, q: ItemQuery): Promise<{ page: ItemRow[]; more: boolean }> {
-    const { text, values } = itemsSql(def, q);
-    const rows = (await pool.query<ItemRow>(text, values)).rows;
-    const more = rows.length > q.limit;
-    return { page: more ? rows.slice(0, q.limit) : rows, more };
+  const sources = new Map(datasets.map((d) => [d.name, rowSourceOf(pool, d)]));
+  const sourceOf = (def: DatasetDef) => sources.get(def.name) ?? rowSourceOf(pool, def);
+
+  /** Whether a station has any raw row in the dataset (a cheap look, also for aggregated ones). */
+  async function stationKnown(def: DatasetDef, station: string): Promise<boolean> {
+    const values: unknown[] = [];
+    const where = itemsWhere(def, { station }, values);
+    return (await pool.query(`SELECT 1 FROM observations ${where} LIMIT 1`, values)).rows.length > 0;
   }
 
   /** `self` (saying when the limit was reduced) and `next` links of a page. */
@@ -224,7 +172,8 @@ export function ogcApiRoutes(deps: {
     ctx: RouteContext,
     self: string,
     type: string,
-    page: readonly ItemRow[],
+    source: RowSource,
+    page: readonly SourceRow[],
     more: boolean,
     limit: { limit: number; reducedFrom?: number },
   ) {
@@ -242,7 +191,7 @@ export function ogcApiRoutes(deps: {
     const last = page.at(-1);
     if (more && last) {
       const next = new URLSearchParams(ctx.query);
-      next.set('cursor', encodeCursor(last.time.getTime(), last.id, last.edge));
+      next.set('cursor', source.cursor(last));
       next.set('limit', String(limit.limit));
       links.push({ href: `${self}?${next}`, rel: 'next', type });
     }
@@ -295,8 +244,7 @@ export function ogcApiRoutes(deps: {
     // requested end such as year 0000 is no timestamp Postgres takes. No rows: an empty range.
     const from = found?.lo ?? EMPTY_RANGE_AT;
     const end = found?.hi ? new Date(found.hi.getTime() + 1) : EMPTY_RANGE_AT;
-    const table = await readWindow(
-      pool,
+    const table = await sourceOf(def).table(
       def,
       from,
       end,
@@ -342,14 +290,15 @@ export function ogcApiRoutes(deps: {
       }
       return sendParquet(ctx, def, { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
     }
-    const { page, more } = await rowsOf(def, { ...q, limit: limit.limit });
+    const source = sourceOf(def);
+    const { page, more } = await source.rows({ ...q, limit: limit.limit });
     const self = `${selfOf(ctx, def)}/${path}`;
     if (f === 'csv') {
       return sendCsv(
         ctx,
         `${def.name}_${path}`,
-        itemsCsv(page, idOf),
-        pageLinks(ctx, self, CSV, page, more, limit),
+        source.csv(page),
+        pageLinks(ctx, self, CSV, source, page, more, limit),
       );
     }
     ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
@@ -357,8 +306,8 @@ export function ogcApiRoutes(deps: {
         type: 'FeatureCollection',
         timeStamp: new Date().toISOString(),
         numberReturned: page.length,
-        features: page.map(feature),
-        links: pageLinks(ctx, self, GEOJSON, page, more, limit),
+        features: page.map((r) => feature(source, r)),
+        links: pageLinks(ctx, self, GEOJSON, source, page, more, limit),
       }),
     );
   }
@@ -482,12 +431,13 @@ export function ogcApiRoutes(deps: {
     operation({
       path: '/collections/:collectionId/items/:featureId',
       id: 'getFeature',
-      summary: 'One observation by its feature id',
+      summary: 'One observation (or aggregated interval) by its feature id',
       tags: ['Features'],
       pathParams: {
         ...dataset,
         featureId: {
-          description: 'The `id` of a feature of the items: <time ms>_<observation id>_<edge>',
+          description:
+            'The `id` of a feature of the items: <time ms>_<observation id>_<edge>, or <time ms>_<interval id> in an aggregated dataset',
           schema: { type: 'string' },
         },
       },
@@ -496,17 +446,18 @@ export function ogcApiRoutes(deps: {
       statuses: [404],
       handle: async (ctx) => {
         const def = datasetOf(ctx);
-        const key = parseFeatureId(ctx.params.featureId ?? '');
-        const { page } = await rowsOf(def, { key, limit: 1 });
+        const source = sourceOf(def);
+        const key = source.key(ctx.params.featureId ?? '');
+        const { page } = await source.rows({ key, limit: 1 });
         const row = page[0];
         if (!row)
           throw new HttpError(404, `no feature "${ctx.params.featureId}" in collection "${def.name}"`);
         const items = `${selfOf(ctx, def)}/items`;
         ctx.res.writeHead(200, { 'content-type': GEOJSON }).end(
           JSON.stringify({
-            ...feature(row),
+            ...feature(source, row),
             links: [
-              { href: `${items}/${encodeURIComponent(idOf(row))}`, rel: 'self', type: GEOJSON },
+              { href: `${items}/${encodeURIComponent(source.featureId(row))}`, rel: 'self', type: GEOJSON },
               { href: selfOf(ctx, def), rel: 'collection', type: JSON_TYPE },
             ],
           }),
@@ -643,7 +594,8 @@ export function ogcApiRoutes(deps: {
           ...(q.cursor ? { after: q.cursor } : {}),
           ...(q.names ? { variables: q.names } : {}),
         };
-        const known = async () => (await rowsOf(def, { station, limit: 1 })).page.length > 0;
+        const source = sourceOf(def);
+        const known = () => stationKnown(def, station);
         const unknown = () => new HttpError(404, `no location "${station}" in collection "${def.name}"`);
         if (q.f === 'parquet') {
           if (!(await known())) throw unknown();
@@ -657,7 +609,7 @@ export function ogcApiRoutes(deps: {
           const only = { ...def, filter: { ...def.filter, stations: [station] } };
           return sendParquet(ctx, only, q.datetime, `${def.name}_${station}`);
         }
-        const { page, more } = await rowsOf(def, { ...query, limit: q.limit.limit });
+        const { page, more } = await source.rows({ ...query, limit: q.limit.limit });
         if (page.length === 0 && !q.cursor && !(await known())) throw unknown();
 
         const self = `${selfOf(ctx, def)}/locations/${encodeURIComponent(station)}`;
@@ -665,8 +617,8 @@ export function ogcApiRoutes(deps: {
           return sendCsv(
             ctx,
             `${def.name}_${station}`,
-            itemsCsv(page, idOf),
-            pageLinks(ctx, self, CSV, page, more, q.limit),
+            source.csv(page),
+            pageLinks(ctx, self, CSV, source, page, more, q.limit),
           );
         }
         if (q.f === 'geojson' || q.f === 'json') {
@@ -674,8 +626,8 @@ export function ogcApiRoutes(deps: {
             JSON.stringify({
               type: 'FeatureCollection',
               numberReturned: page.length,
-              features: page.map(feature),
-              links: pageLinks(ctx, self, GEOJSON, page, more, q.limit),
+              features: page.map((r) => feature(source, r)),
+              links: pageLinks(ctx, self, GEOJSON, source, page, more, q.limit),
             }),
           );
           return;
@@ -683,9 +635,9 @@ export function ogcApiRoutes(deps: {
         const located = [...page].reverse().find((r) => r.lat !== null && r.lon !== null);
         ctx.res.writeHead(200, { 'content-type': COVJSON }).end(
           JSON.stringify({
-            ...pointSeries(page, { lon: located?.lon ?? null, lat: located?.lat ?? null }),
+            ...pointSeries(source.series(page), { lon: located?.lon ?? null, lat: located?.lat ?? null }),
             numberReturned: page.length,
-            links: pageLinks(ctx, self, COVJSON, page, more, q.limit),
+            links: pageLinks(ctx, self, COVJSON, source, page, more, q.limit),
           }),
         );
       },

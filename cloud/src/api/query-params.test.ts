@@ -46,6 +46,8 @@ describe('OGC API query parameters', () => {
     expect(() => parseWithinKm('5', 'furlong', 1)).toThrow(/within-units/);
     const id = 'a'.repeat(64);
     expect(parseCursor(encodeCursor(123, id, 'gw-1'))).toEqual({ time: new Date(123), id, edge: 'gw-1' });
+    const interval = 'd'.repeat(32);
+    expect(parseCursor(encodeCursor(456, interval, ''))).toEqual({ time: new Date(456), id: interval, edge: '' });
     // A cursor from before the edge was part of it starts at the first edge of its (time, id).
     expect(parseCursor(Buffer.from(`123_${id}`).toString('base64url'))).toEqual({
       time: new Date(123),
@@ -103,7 +105,20 @@ describe('OGC API query parameters', () => {
       id,
       edge: 'gw-1',
     });
-    for (const f of ['', 'x', `1_${id}`, `1_${id}_`, `1_${'g'.repeat(64)}_e`, `99999999999999999_${id}_e`]) {
+    // An aggregated dataset's interval: 32 hex, no edge.
+    expect(parseFeatureId(featureId(60_000, 'c'.repeat(32)))).toEqual({
+      time: new Date(60_000),
+      id: 'c'.repeat(32),
+      edge: '',
+    });
+    for (const f of [
+      '',
+      'x',
+      `1_${id}_`,
+      `1_${'c'.repeat(40)}`,
+      `1_${'g'.repeat(64)}_e`,
+      `99999999999999999_${id}_e`,
+    ]) {
       expect(() => parseFeatureId(f)).toThrow(/featureId/);
     }
     expect(parseFormat(null, ['json', 'csv'])).toBe('json');

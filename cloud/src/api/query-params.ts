@@ -126,11 +126,13 @@ export function parseWithinKm(within: string | null, units: string | null, fallb
  * made before the edge was part of it reads as edge '', which sorts before every edge.
  */
 export function encodeCursor(timeMs: number, id: string, edge: string): string {
-  return Buffer.from(`${timeMs}_${id}_${edge}`).toString('base64url');
+  // An aggregated dataset's rows have no edge: (time, id) orders them.
+  return Buffer.from(edge ? `${timeMs}_${id}_${edge}` : `${timeMs}_${id}`).toString('base64url');
 }
 export function parseCursor(text: string | null): { time: Date; id: string; edge: string } | undefined {
   if (text === null) return undefined;
-  const m = /^(-?\d+)_([0-9a-f]{64})(?:_([A-Za-z0-9_-]{1,64}))?$/.exec(
+  // Ids are 64 hex (an observation) or 32 hex (an interval of an aggregated dataset).
+  const m = /^(-?\d+)_([0-9a-f]{64}|[0-9a-f]{32})(?:_([A-Za-z0-9_-]{1,64}))?$/.exec(
     Buffer.from(text, 'base64url').toString(),
   );
   // The time goes to Postgres as a bind parameter: one it cannot hold would be a server error.
@@ -158,15 +160,17 @@ export function parseNames(text: string | null): string[] | undefined {
 
 /**
  * A feature's id: `<time ms>_<observation id>_<edge>`, the key of its row (time, id, edge), so that
- * reading one feature is one primary-key lookup in one partition.
+ * reading one feature is one primary-key lookup in one partition; an aggregated dataset's interval
+ * has no edge: `<time ms>_<32 hex>`.
  */
-export const featureId = (timeMs: number, id: string, edge: string) => `${timeMs}_${id}_${edge}`;
+export const featureId = (timeMs: number, id: string, edge?: string) =>
+  edge ? `${timeMs}_${id}_${edge}` : `${timeMs}_${id}`;
 export function parseFeatureId(text: string): { time: Date; id: string; edge: string } {
-  const m = /^(-?\d{1,16})_([0-9a-f]{64})_([A-Za-z0-9_-]{1,64})$/.exec(text);
+  const m = /^(-?\d{1,16})_([0-9a-f]{64}|[0-9a-f]{32})(?:_([A-Za-z0-9_-]{1,64}))?$/.exec(text);
   if (!m || !inRange(Number(m[1]))) {
-    throw bad('featureId: expected <time ms>_<64 hex>_<edge>, as the items give in "id"');
+    throw bad('featureId: expected the "id" of a feature of the items (<time ms>_<hex>[_<edge>])');
   }
-  return { time: new Date(Number(m[1])), id: m[2] as string, edge: m[3] as string };
+  return { time: new Date(Number(m[1])), id: m[2] as string, edge: m[3] ?? '' };
 }
 
 /** `f=`: one of the formats an operation offers; absent is the first. */
