@@ -406,6 +406,12 @@ describe('aggregated datasets', () => {
       'excluded',
     ]);
     checkStats(statsOfArrow(arrow), want);
+    expect(Object.fromEntries(arrow.schema.metadata)).toMatchObject({
+      'fieldbeam:dataset': 'agg',
+      'fieldbeam:aggregate_every_ms': '600000',
+      'fieldbeam:aggregate_stats': 'mean,min,max,count,sum,first,last',
+      'fieldbeam:aggregate_exclude_flags': 'time_invalid',
+    });
     const parquet = await saved(e1.key);
     checkStats(await statsOfParquet(parquet), want);
     // Interval bounds and positions as DuckDB sees them (GEOMETRY from the `geo` metadata).

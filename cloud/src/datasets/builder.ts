@@ -41,6 +41,12 @@ export async function buildWindowObject(
     ['fieldbeam:generation', String(w.generation)],
     ['fieldbeam:provisional', String(w.provisional)],
   ]);
+  if (def.aggregate) {
+    // Readers learn the rows are statistics, and over what, from the file itself.
+    metadata.set('fieldbeam:aggregate_every_ms', String(def.aggregate.every));
+    metadata.set('fieldbeam:aggregate_stats', def.aggregate.stats.join(','));
+    metadata.set('fieldbeam:aggregate_exclude_flags', def.aggregate.excludeFlags.join(','));
+  }
   const table = await readWindow(pool, def, w.windowStart, w.windowEnd, metadata).catch((err: unknown) => {
     throw databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`);
   });
