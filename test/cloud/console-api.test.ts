@@ -154,6 +154,12 @@ beforeAll(async () => {
           nats: { servers: [nats.url] },
           sensors: [
             { topic: 's/+station/t', decoder: { type: 'number', variable: 'air_temperature', unit: 'degC' } },
+            {
+              topic: 'p/+station/p',
+              decoder: { type: 'number', variable: 'air_pressure', unit: 'hPa' },
+              lat: 46.5,
+              lon: 7.25,
+            },
           ],
         },
       }),
@@ -257,6 +263,17 @@ describe('console: reads', () => {
     }
     const a = fleet.edges.find((e) => e.id === 'gw-a');
     expect(a?.inPerS).toBeTypeOf('number');
+    // A reading with coordinates places its edge on the map.
+    const c = await mqtt.connectAsync((agents.get('gw-a') as EdgeAgentProcess).mqttUrl);
+    await c.publishAsync('p/st5/p', '1013.2', { qos: 1 });
+    await c.endAsync();
+    const placed = await waitFor('gw-a placed', async () => {
+      const f = FleetAnswer.parse((await get('/console/api/fleet')).body);
+      const e = f.edges.find((x) => x.id === 'gw-a');
+      return e?.lat !== null ? e : undefined;
+    });
+    expect([placed.lat, placed.lon]).toEqual([46.5, 7.25]);
+    expect(fleet.edges.find((e) => e.id === 'gw-b')).toMatchObject({ lat: null, lon: null });
     expect(fleet.edges.find((e) => e.id === 'gw-never')).toMatchObject({ online: false, lastSeen: null });
   });
 
@@ -465,12 +482,28 @@ describe('console: live updates', () => {
       'gw-b',
       'gw-never',
     ]);
+    const t0 = Date.now();
     const c = await mqtt.connectAsync((agents.get('gw-a') as EdgeAgentProcess).mqttUrl);
     await c.publishAsync('s/st2/t', '12.5', { qos: 1 });
     await c.endAsync();
     const readings = await waitFor('a readings event', () => a.events.find((e) => e.event === 'readings'));
     expect(readings.data).toMatchObject({ edge: 'gw-a', station: 'st2', variable: 'air_temperature' });
     expect((readings.data as { points: [number, number][] }).points.map((p) => p[1])).toEqual([12.5]);
+    // The reading marks a window of `air`: its change is pushed too.
+    const t1 = Date.now();
+    const windows = await waitFor(
+      "a datasets event with the reading's window",
+      () =>
+        a.events.find(
+          (e) =>
+            e.event === 'datasets' &&
+            (e.data as { windows: { start: string; end: string }[] }).windows.some(
+              (w) => Date.parse(w.end) > t0 && Date.parse(w.start) <= t1,
+            ),
+        ),
+      60_000,
+    );
+    expect(windows.data).toMatchObject({ dataset: 'air' });
 
     const b = listen('/console/events');
     const c3 = listen('/console/events');

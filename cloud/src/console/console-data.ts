@@ -35,9 +35,9 @@ export const consoleBounds = {
   issItems: 4,
   issAgeMs: 3_600_000,
   issPoints: 500,
-  /** How old a reading may be to place an edge on the map, and how often those places are read again. */
+  /** How old a reading may be to place an edge on the map, and how often those places are read again (a scan of those minutes). */
   coordsAgeMs: 15 * 60_000,
-  coordsRefreshMs: 60_000,
+  coordsRefreshMs: 10_000,
 } as const;
 
 export interface ConsoleDataDeps {
@@ -98,7 +98,7 @@ export class ConsoleData {
 
   /**
    * Where edges are: the newest reading with coordinates of each, over the last minutes. Read at most
-   * once a minute (it scans those minutes of readings), shared by every caller meanwhile.
+   * every `coordsRefreshMs` (it scans those minutes of readings), shared by every caller meanwhile.
    */
   private refreshCoords(): Promise<void> {
     if (this.now() - this.coordsAt < consoleBounds.coordsRefreshMs) return Promise.resolve();

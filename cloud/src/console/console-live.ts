@@ -169,8 +169,7 @@ export class ConsoleLive {
         next.set(key, text);
         if (this.windowRows.get(key) !== text) changed.push(w);
       }
-      if (changed.length > 0 && this.windowRows.size + next.size > 0)
-        this.hub.broadcast('datasets', { dataset: d.name, windows: changed });
+      if (changed.length > 0) this.hub.broadcast('datasets', { dataset: d.name, windows: changed });
     }
     this.windowRows = next;
   }
