@@ -221,33 +221,8 @@ function checkStats(actual: Map<string, Stats>, want: Map<string, Stats>) {
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
 
-function statsOfArrow(table: Table): Map<string, Stats> {
-  const out = new Map<string, Stats>();
-  for (const row of table) {
-    const r = row.toJSON() as Record<string, unknown>;
-    out.set(key(Number(r.time), String(r.station), str(r.sensor), String(r.variable), String(r.unit)), {
-      mean: num(r.mean),
-      min: num(r.min),
-      max: num(r.max),
-      sum: num(r.sum),
-      count: Number(r.count),
-      first: num(r.first),
-      last: num(r.last),
-      first_text: str(r.first_text),
-      last_text: str(r.last_text),
-      flagged: Number(r.flagged),
-      excluded: Number(r.excluded),
-    });
-  }
-  return out;
-}
-
-async function statsOfParquet(file: string): Promise<Map<string, Stats>> {
-  const rows = (
-    await duck.runAndReadAll(
-      `SELECT epoch_ms(time)::DOUBLE AS t, * EXCLUDE (time, geometry) FROM read_parquet('${file}')`,
-    )
-  ).getRowObjects();
+/** Statistics keyed by interval and series, from rows as a reader returns them (`t`: interval start, ms). */
+function statsOf(rows: Iterable<Record<string, unknown>>): Map<string, Stats> {
   const out = new Map<string, Stats>();
   for (const r of rows) {
     out.set(key(Number(r.t), String(r.station), str(r.sensor), String(r.variable), String(r.unit)), {
@@ -266,6 +241,23 @@ async function statsOfParquet(file: string): Promise<Map<string, Stats>> {
   }
   return out;
 }
+
+const statsOfArrow = (table: Table) =>
+  statsOf(
+    [...table].map((row) => {
+      const r = row.toJSON() as Record<string, unknown>;
+      return { ...r, t: r.time };
+    }),
+  );
+
+const statsOfParquet = async (file: string) =>
+  statsOf(
+    (
+      await duck.runAndReadAll(
+        `SELECT epoch_ms(time)::DOUBLE AS t, * EXCLUDE (time, geometry) FROM read_parquet('${file}')`,
+      )
+    ).getRowObjects(),
+  );
 
 /** The Arrow schema a Parquet writer embedded (`ARROW:schema`), as DuckDB lists the file's metadata. */
 async function parquetArrowFields(file: string): Promise<Field[]> {
