@@ -503,7 +503,7 @@ describe('OGC API behaviour clients rely on', () => {
     const csv = await api('/collections/temperature_10min/items?f=csv&limit=2');
     const lines = (await csv.text()).trimEnd().split('\r\n');
     expect(lines[0]).toBe(
-      'id,time,station,sensor,variable,unit,lon,lat,time_end,alt,mean,min,max,count,flagged,excluded',
+      'id,time,time_end,station,sensor,variable,unit,lon,lat,alt,mean,min,max,count,flagged,excluded',
     );
     expect(lines).toHaveLength(3);
 

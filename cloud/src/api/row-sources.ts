@@ -190,9 +190,8 @@ function rawSource(pool: pg.Pool, def: DatasetDef): RowSource {
 function aggregatedSource(pool: pg.Pool, def: AggregatedDef): RowSource {
   const columns = aggregateColumns(def);
   // Statistics and their text companions, in file order: what a row carries beyond its series.
-  const values = columns.filter(
-    (c) => !['time', 'station', 'sensor', 'variable', 'unit', 'lat', 'lon'].includes(c),
-  );
+  const SERIES = ['time', 'time_end', 'station', 'sensor', 'variable', 'unit', 'lat', 'lon', 'alt'];
+  const values = columns.filter((c) => !SERIES.includes(c));
   const idOf = (r: SourceRow) => featureId(r.time.getTime(), r.id);
   const cell = (r: SourceRow, c: string) => {
     const v = (r as unknown as Record<string, unknown>)[c];
@@ -211,24 +210,28 @@ function aggregatedSource(pool: pg.Pool, def: AggregatedDef): RowSource {
     cursor: (r) => encodeCursor(r.time.getTime(), r.id, ''),
     properties: (r) => ({
       time: r.time.toISOString(),
+      time_end: cell(r, 'time_end'),
       station: r.station,
       sensor: r.sensor,
       variable: r.variable,
       unit: r.unit,
+      alt: r.alt,
       ...Object.fromEntries(values.map((c) => [c, cell(r, c)])),
     }),
     csv: (rows) =>
       csv(
-        ['id', 'time', 'station', 'sensor', 'variable', 'unit', 'lon', 'lat', ...values],
+        ['id', 'time', 'time_end', 'station', 'sensor', 'variable', 'unit', 'lon', 'lat', 'alt', ...values],
         rows.map((r) => [
           idOf(r),
           r.time,
+          cell(r, 'time_end'),
           r.station,
           r.sensor,
           r.variable,
           r.unit,
           r.lon,
           r.lat,
+          r.alt,
           ...values.map((c) => cell(r, c)),
         ]),
       ),
