@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { addEdge } from '@fieldbeam/cloud';
+import { formatIssTimestamp } from '@fieldbeam/edge';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ import {
   SeriesAnswer,
   SessionAnswer,
 } from '../../cloud/src/console/console-api.js';
+// The replay server is a test and demo tool outside the agent's package entry.
+import { createTlcpReplayServer, type TlcpReplayServer } from '../../edge/src/iss-replay/index.js';
 import {
   type CollectorProcess,
   cloudCli,
@@ -46,6 +49,7 @@ let idDir: string;
 let collector: CollectorProcess;
 let readOnly: CollectorProcess;
 let db: pg.Pool;
+let iss: TlcpReplayServer;
 const agents = new Map<string, EdgeAgentProcess>();
 
 const base = () => `http://127.0.0.1:${collector.httpPort}`;
@@ -119,6 +123,8 @@ beforeAll(async () => {
   // takes their heartbeats all the same; `registered` comes from the identity folder).
   [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
   db = new pg.Pool({ connectionString: postgres.url });
+  // Postgres stopping at the end ends its idle connections; that is no failure of this test.
+  db.on('error', () => {});
   const env = {
     FB_IDENTITY_DIR: idDir,
     FB_DATASETS_FILE: datasetsFile,
@@ -165,14 +171,30 @@ beforeAll(async () => {
       }),
     );
   }
-  await waitFor('both edges online in the console', async () => {
+  // An edge with an ISS source, fed by the replay server.
+  iss = await createTlcpReplayServer({ keepaliveMs: 1000 });
+  agents.set(
+    'gw-iss',
+    await startEdgeAgentProcess({
+      dir: dir.path,
+      config: {
+        edge: 'gw-iss',
+        status_interval_ms: INTERVAL_MS,
+        nats: { servers: [nats.url] },
+        sensors: [],
+        iss: { enabled: true, server_url: iss.url, items: ['USLAB000058'] },
+      },
+    }),
+  );
+  await waitFor('the three edges online in the console', async () => {
     const f = FleetAnswer.parse((await get('/console/api/fleet')).body);
-    return f.online === 2 ? f : undefined;
+    return f.online === 3 ? f : undefined;
   });
 });
 
 afterAll(async () => {
   await Promise.all([...agents.values()].map((a) => a.stop()));
+  await iss?.close();
   await Promise.all([collector?.stop(), readOnly?.stop()]);
   await db?.end();
   await Promise.all([nats?.close(), postgres?.close()]);
@@ -351,7 +373,38 @@ describe('console: reads', () => {
     ).toBe('PAR1');
     const ingest = IngestAnswer.parse((await get('/console/api/ingest')).body);
     expect(ingest.lag.pending).toBeTypeOf('number');
-    IssAnswer.parse((await get('/console/api/iss')).body);
+
+    // ISS: the edge's state from its heartbeat, and its item's values as stored.
+    const t0 = Date.now() - 10_000;
+    for (let i = 0; i < 5; i++) {
+      const at = t0 + i * 1000;
+      iss.publish([
+        {
+          item: 'USLAB000058',
+          TimeStamp: formatIssTimestamp(at),
+          Value: String(740 + i),
+          'Status.Class': '24',
+          'Status.Indicator': '',
+          'Status.Color': 'Green',
+          CalibratedData: '',
+        },
+      ]);
+    }
+    const answer = await waitFor('the ISS edge streaming with its values', async () => {
+      const a = IssAnswer.parse((await get('/console/api/iss')).body);
+      const e = a.edges.find((x) => x.edge === 'gw-iss');
+      return e?.state === 'streaming' && (e.items[0]?.points.length ?? 0) >= 5 ? e : undefined;
+    });
+    expect(answer.online).toBe(true);
+    const stored = await db.query<{ time: Date; value: number }>(
+      "SELECT time, value FROM observations WHERE edge = 'gw-iss' AND variable = 'iss:USLAB000058' ORDER BY time",
+    );
+    const item = answer.items.find((x) => x.variable === 'iss:USLAB000058');
+    expect(item?.points).toEqual(
+      stored.rows
+        .filter((r) => r.time.getTime() >= Date.now() - 3_600_000)
+        .map((r) => [r.time.getTime(), r.value]),
+    );
 
     // A rebuild needs a login; then the window is due again and built into a new version.
     const path = `/console/api/datasets/air/windows/${built.start}/rebuild`;
@@ -480,6 +533,7 @@ describe('console: live updates', () => {
     expect((fleet.data as { edges: { id: string }[] }).edges.map((e) => e.id)).toEqual([
       'gw-a',
       'gw-b',
+      'gw-iss',
       'gw-never',
     ]);
     const t0 = Date.now();
