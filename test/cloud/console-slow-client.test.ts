@@ -182,4 +182,34 @@ describe('console live updates: a client that stops reading', () => {
     reader.destroy();
     stuck.kill();
   });
+
+  it('ends every stream when the collector stops, and the collector exits by itself', async () => {
+    let ended = false;
+    const reader = request(
+      {
+        host: '127.0.0.1',
+        port: collector.httpPort,
+        path: '/console/events',
+        headers: { accept: 'text/event-stream' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          ended = true;
+        });
+        res.on('error', () => {});
+      },
+    );
+    reader.on('error', () => {});
+    reader.end();
+    await waitFor('the client', async () =>
+      (await metric('fb_cloud_console_clients')) === 1 ? true : undefined,
+    );
+    clearInterval(beating);
+    await collector.stop();
+    // SIGTERM's own exit (0), not the SIGKILL that follows a grace period spent waiting on a stream.
+    expect(collector.process?.child.exitCode).toBe(0);
+    expect(collector.process?.child.signalCode).toBeNull();
+    await waitFor('the stream ended', () => (ended ? true : undefined));
+  });
 });
