@@ -1,7 +1,14 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { HttpError } from '../http-api.js';
-import { ConsoleSessions, checkSameOrigin, requireWrite, SESSION_COOKIE, sessionOf } from './console-auth.js';
+import {
+  ConsoleSessions,
+  checkSameOrigin,
+  requireWrite,
+  SESSION_COOKIE,
+  sessionOf,
+  setSessionCookie,
+} from './console-auth.js';
 
 const TOKEN = 'console-admin-token-0123456789';
 const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
@@ -85,6 +92,17 @@ describe('ConsoleSessions', () => {
     );
     const post = { method: 'POST', headers: { host: 'c:1', cookie } } as unknown as IncomingMessage;
     expect(status(() => requireWrite(s, post))).toBe(415);
+  });
+
+  it('sets an HttpOnly, SameSite=Strict cookie, Secure behind a TLS proxy', () => {
+    const cookieOf = (headers: Record<string, string>) => {
+      let value = '';
+      const res = { setHeader: (_: string, v: string) => (value = v) } as unknown as ServerResponse;
+      setSessionCookie(req(headers), res, 'abc', 3_600_000);
+      return value;
+    };
+    expect(cookieOf({})).toBe(`${SESSION_COOKIE}=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=3600`);
+    expect(cookieOf({ 'x-forwarded-proto': 'https' })).toMatch(/; Secure$/);
   });
 
   it('finds its cookie among others', () => {

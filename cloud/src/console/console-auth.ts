@@ -86,10 +86,15 @@ export function sessionOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-export function setSessionCookie(res: ServerResponse, id: string, ttlMs: number): void {
+/**
+ * The session cookie. Behind a TLS proxy that says so (`X-Forwarded-Proto: https`) it is also
+ * `Secure`; trusting that header can only restrict where the browser sends the cookie.
+ */
+export function setSessionCookie(req: IncomingMessage, res: ServerResponse, id: string, ttlMs: number): void {
+  const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
   res.setHeader(
     'set-cookie',
-    `${SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(ttlMs / 1000)}`,
+    `${SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(ttlMs / 1000)}${secure}`,
   );
 }
 

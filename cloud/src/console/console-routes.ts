@@ -163,7 +163,7 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
       if (!body.success) throw new HttpError(400, 'expected {"token": "<FB_ADMIN_TOKEN>"}');
       const started = sessions.login(body.data.token);
       if (!started) throw new HttpError(401, 'wrong admin token');
-      setSessionCookie(ctx.res, started.id, sessions.limits.ttlMs);
+      setSessionCookie(ctx.req, ctx.res, started.id, sessions.limits.ttlMs);
       sendJson(ctx.res, 200, {
         writable: true,
         loggedIn: true,
