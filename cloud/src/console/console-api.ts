@@ -253,7 +253,11 @@ export type IngestAnswer = z.infer<typeof IngestAnswer>;
  * triples, at most 20) subscribe to `readings`. Events, each `event: <name>` with a JSON `data:`:
  */
 export const ConsoleEvents = {
-  /** Every few seconds: the fleet rows that changed since the last (all of them in the first). */
+  /**
+   * The fleet rows that changed (an edge going offline included), checked every FB_CONSOLE_PUSH_MS;
+   * all of them when the stream opens. `lastSeenAgeS` alone changing does not count: count it on from
+   * `lastSeen`.
+   */
   fleet: z.object({ edges: z.array(FleetEdge), online: z.number(), total: z.number() }),
   /** New readings of a subscribed edge/station/variable. */
   readings: z.object({ edge: z.string(), station: z.string(), variable: z.string(), points: z.array(Point) }),
