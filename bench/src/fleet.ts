@@ -16,7 +16,7 @@ import { formatTable } from './lib/table.js';
 const results = join(dirname(fileURLToPath(import.meta.url)), '../results');
 const cloudCli = fileURLToPath(new URL('cli.js', import.meta.resolve('@fieldbeam/cloud')));
 
-interface FleetFlags {
+export interface FleetFlags {
   edges: number;
   intervalMs: number;
   seconds: number;
@@ -101,7 +101,7 @@ function heartbeat(edge: string, i: number, sensors: number, intervalMs: number,
  * Publishes every edge's heartbeat once per interval, spread evenly over it (as independent agents'
  * timers are), over `connections` connections. Returns the stop function.
  */
-function heartbeatLoad(
+export function heartbeatLoad(
   conns: NatsConnection[],
   flags: FleetFlags,
 ): { stop(): Promise<void>; sent(): number } {

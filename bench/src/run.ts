@@ -25,6 +25,11 @@ const suites: Record<string, { about: string; load: () => Promise<Suite> }> = {
       'fleet registry: 1,000 simulated edges heartbeating every 5 s; collector CPU and RSS, edge list time',
     load: async () => (await import('./fleet.js')).runFleetSuite,
   },
+  console: {
+    about:
+      'operator console: 1,000 simulated edges, 10,000 sensors; fleet page first render in Chromium, collector CPU/RSS with 20 live clients',
+    load: async () => (await import('./console.js')).runConsoleSuite,
+  },
 };
 
 const HELP = `pnpm bench SUITE [SUITE ...] [--flags]   (pnpm bench SUITE --help for a suite's flags)

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addEdge } from '@fieldbeam/cloud';
+import { formatIssTimestamp } from '@fieldbeam/edge';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -11,6 +12,8 @@ import type {
   FleetAnswer,
   FleetEdge,
 } from '../../cloud/src/console/console-api.js';
+// The replay server is a test and demo tool outside the agent's package entry.
+import { createTlcpReplayServer } from '../../edge/src/iss-replay/index.js';
 import {
   type CollectorProcess,
   type EdgeAgentProcess,
@@ -50,6 +53,8 @@ const agents = new Map<string, EdgeAgentProcess>();
 const clients: MqttClient[] = [];
 const contexts: BrowserContext[] = [];
 let seeds: Map<string, string>;
+let iss: Awaited<ReturnType<typeof createTlcpReplayServer>>;
+const ISS_ITEMS = ['USLAB000058', 'S0000003'];
 
 const base = () => `http://127.0.0.1:${collector.httpPort}`;
 const agent = (id: string) => agents.get(id) as EdgeAgentProcess;
@@ -137,6 +142,8 @@ beforeAll(async () => {
       FB_CONSOLE_PUSH_MS: '500',
     },
   });
+  // gw-a also follows the ISS feed, from a local Lightstreamer replay server the test feeds.
+  iss = await createTlcpReplayServer({ keepaliveMs: 1000 });
   for (const id of EDGES) {
     agents.set(
       id,
@@ -147,6 +154,7 @@ beforeAll(async () => {
           status_interval_ms: 500,
           nats: { servers: [nats.url], nkey_seed: seeds.get(id) },
           sensors: [LOCAL],
+          ...(id === 'gw-a' ? { iss: { enabled: true, server_url: iss.url, items: ISS_ITEMS } } : {}),
         },
       }),
     );
@@ -164,6 +172,7 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
   await Promise.all([...agents.values()].map((a) => a.stop()));
   await collector?.stop();
+  await iss?.close();
   await Promise.all([nats?.close(), postgres?.close()]);
   dir?.remove();
 });
@@ -375,7 +384,7 @@ describe('operator console in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('shows ingest health with a dead letter and its reason, and the ISS page', async () => {
+  it('shows ingest health with a dead letter and its reason', async () => {
     const { page, problems } = await openPage('/console/ingest');
     await page.getByTestId('rate-1m').waitFor();
     // A batch that is not JSON, sent with gw-a's own key as a broken agent would: dead-lettered.
@@ -394,9 +403,55 @@ describe('operator console in Chromium', () => {
     const reason = await page.locator('table.reasons tbody tr td').first().textContent();
     expect(reason?.length).toBeGreaterThan(0);
     await screenshot(page, 'ingest');
-    await page.getByRole('link', { name: 'ISS' }).click();
-    await page.getByRole('heading', { name: 'ISS' }).waitFor();
-    await page.getByText('No edge reports an ISS source.').waitFor();
+    expect(problems).toEqual([]);
+  });
+
+  it("shows an edge's ISS connection state and its items' values in live plots", async () => {
+    const { page, problems } = await openPage('/console/iss');
+    await page.locator('section.iss[data-edge="gw-a"]').waitFor({ timeout: 60_000 });
+    expect(await page.locator('section.iss').count()).toBe(1);
+    let n = 0;
+    const update = () => {
+      const at = Date.now();
+      n++;
+      iss.publish(
+        ISS_ITEMS.map((item, i) => ({
+          item,
+          TimeStamp: formatIssTimestamp(at),
+          Value: String(i === 0 ? 700 + (n % 50) : 20 + (n % 7) / 10),
+          'Status.Class': '24',
+          'Status.Indicator': '',
+          'Status.Color': 'Green',
+          CalibratedData: '',
+        })),
+      );
+    };
+    const plot = page.locator('section.iss[data-edge="gw-a"] figure.plot').first();
+    const points = async () =>
+      (await plot.count()) > 0 ? Number((await plot.getAttribute('data-points', { timeout: 1000 })) ?? 0) : 0;
+    const first = await waitFor(
+      'ISS values in the ISS page plot',
+      async () => {
+        update();
+        await page.waitForTimeout(200);
+        const p = await points();
+        return p > 0 ? p : undefined;
+      },
+      90_000,
+    );
+    await waitFor(
+      'more ISS values arriving live',
+      async () => {
+        update();
+        await page.waitForTimeout(200);
+        const p = await points();
+        return p > first ? p : undefined;
+      },
+      60_000,
+    );
+    const state = await page.locator('section.iss[data-edge="gw-a"]').getByTestId('iss-state').textContent();
+    expect(state?.length).toBeGreaterThan(0);
+    expect(state).toBe((await api<EdgeAnswer>('edges/gw-a')).iss?.state);
     await screenshot(page, 'iss');
     expect(problems).toEqual([]);
   });

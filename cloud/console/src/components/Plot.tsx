@@ -14,6 +14,17 @@ export function appendPoints(held: Point[], incoming: Point[]): Point[] {
   return all.length > maxPoints ? all.slice(all.length - maxPoints) : all;
 }
 
+/** Time ticks in UTC, 24-hour: `HH:MM:SS` (`HH:MM` on whole minutes), with the date over two days. */
+function utcTicks(u: uPlot, ticks: number[]): string[] {
+  const span = (u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0);
+  const wholeMinutes = ticks.every((t) => t % 60 === 0);
+  return ticks.map((t) => {
+    const iso = new Date(t * 1000).toISOString();
+    if (span > 2 * 86400) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
+    return wholeMinutes ? iso.slice(11, 16) : iso.slice(11, 19);
+  });
+}
+
 function toData(points: Point[]): uPlot.AlignedData {
   return [points.map((p) => p[0] / 1000), points.map((p) => p[1])];
 }
@@ -37,7 +48,10 @@ export function Plot(props: { label: string; unit: string | null; points: Point[
         // Times in UTC, as the rest of the console shows them.
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         scales: { x: { time: true } },
-        axes: [{}, { label: unit ?? '', size: 60 }],
+        axes: [
+          { values: utcTicks, label: 'UTC' },
+          { label: unit ?? '', size: 60 },
+        ],
         series: [
           {},
           { label: unit ? `${label} (${unit})` : label, stroke: '#1f6f5c', width: 1.5, spanGaps: false },

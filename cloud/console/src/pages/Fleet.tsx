@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { FleetAnswer, FleetEdge } from '../../../src/console/console-api.ts';
 import { FleetMap } from '../components/FleetMap.tsx';
 import { useEvents } from '../events.ts';
@@ -24,6 +24,7 @@ const columns: { key: Key; label: string; show: (e: FleetEdge) => string; numeri
   {
     key: 'lastSeenAgeS',
     label: 'Last seen',
+    // Replaced in the table by the age as of now (see `seenAgo`).
     show: (e) => (e.lastSeen ? `${age(e.lastSeenAgeS)} ago` : 'never'),
     numeric: true,
   },
@@ -57,19 +58,44 @@ export function matches(e: FleetEdge, filter: string): boolean {
   return [e.id, e.version, e.clock, e.uplink].some((v) => v?.toLowerCase().includes(f));
 }
 
-/** Rows shown at once: the filter narrows a large fleet; sorting applies to all. */
-const pageRows = 500;
+/**
+ * Rows drawn until asked for all: a fleet of thousands renders its first screen fast; the filter and
+ * the sorting apply to every edge.
+ */
+const pageRows = 200;
 
 export function Fleet() {
   const fleet = useLoad<FleetAnswer>('fleet');
   const [sort, setSort] = useState<{ key: Key; desc: boolean }>({ key: 'id', desc: false });
   const [filter, setFilter] = useState('');
+  const [showAll, setShowAll] = useState(false);
+  // A row's age is the collector's figure when the row came plus the time since, so an edge that
+  // went quiet (its row no longer changes) keeps ageing on the page; the browser's clock may differ.
+  const received = useRef(new Map<string, number>());
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const at = Date.now();
+    for (const e of fleet.data?.edges ?? []) if (!received.current.has(e.id)) received.current.set(e.id, at);
+  }, [fleet.data]);
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  const seenAgo = (e: FleetEdge) => {
+    if (!e.lastSeen || e.lastSeenAgeS === null) return 'never';
+    const at = received.current.get(e.id) ?? now;
+    return `${age(e.lastSeenAgeS + Math.max(0, now - at) / 1000)} ago`;
+  };
   const live = useEvents({
     fleet: (ev) =>
       fleet.set((prev) => {
         if (!prev) return prev;
         const byId = new Map(prev.edges.map((e) => [e.id, e]));
-        for (const e of ev.edges) byId.set(e.id, e);
+        const at = Date.now();
+        for (const e of ev.edges) {
+          byId.set(e.id, e);
+          received.current.set(e.id, at);
+        }
         return {
           ...prev,
           edges: [...byId.values()],
@@ -137,7 +163,7 @@ export function Fleet() {
           </tr>
         </thead>
         <tbody>
-          {rows.slice(0, pageRows).map((e) => (
+          {(showAll ? rows : rows.slice(0, pageRows)).map((e) => (
             <tr key={e.id} data-edge={e.id} class={e.online ? 'online' : 'offline'}>
               {columns.map((c) => (
                 <td
@@ -145,15 +171,26 @@ export function Fleet() {
                   data-col={c.key}
                   class={c.numeric ? 'num' : c.key === 'online' ? 'state' : ''}
                 >
-                  {c.key === 'id' ? <a href={edgeHref(e.id)}>{e.id}</a> : c.show(e)}
+                  {c.key === 'id' ? (
+                    <a href={edgeHref(e.id)}>{e.id}</a>
+                  ) : c.key === 'lastSeenAgeS' ? (
+                    seenAgo(e)
+                  ) : (
+                    c.show(e)
+                  )}
                 </td>
               ))}
             </tr>
           ))}
         </tbody>
       </table>
-      {rows.length > pageRows ? (
-        <p class="muted">{rows.length - pageRows} more; narrow the filter to see them.</p>
+      {rows.length > pageRows && !showAll ? (
+        <p class="muted">
+          {rows.length - pageRows} more edges.{' '}
+          <button type="button" onClick={() => setShowAll(true)}>
+            Show all {rows.length}
+          </button>
+        </p>
       ) : null}
     </main>
   );
