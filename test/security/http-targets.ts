@@ -30,6 +30,11 @@ export const COLLECTOR_ROUTES: readonly string[] = [
   '/collections/minutely/windows',
   '/collections/minutely/windows/2026-01-01T00:00:00Z',
   '/collections/minutely/windows/2026-01-01T00:00:00Z/1.parquet',
+  '/collections/minutely_agg/items',
+  `/collections/minutely_agg/items/1764892800000_${'b'.repeat(32)}`,
+  '/collections/minutely_agg/position',
+  '/collections/minutely_agg/locations',
+  '/collections/minutely_agg/locations/st-1',
   '/collections/nope/items',
   '/edge/releases/release.json',
   '/edge/releases/..',
@@ -61,7 +66,10 @@ export const COLLECTOR_ROUTES: readonly string[] = [
 export const ADMIN_TOKEN = 'http-admin-token-0123456789abcdef';
 
 export interface HttpTargets {
-  /** `fieldbeam-cloud run` with one dataset (`minutely`), admin routes on and a releases folder. */
+  /**
+   * `fieldbeam-cloud run` with two datasets (`minutely`, raw, and `minutely_agg`, aggregated), admin
+   * routes on and a releases folder.
+   */
   collector: CollectorProcess;
   /** `fieldbeam-edge run` with no sensors. */
   edge: EdgeAgentProcess;
@@ -73,7 +81,11 @@ export async function startHttpTargets(name: string): Promise<HttpTargets> {
   const [nats, postgres] = await Promise.all([startNatsServer(), startPostgres()]);
   const dir = tempDir(`fieldbeam-${name}-`);
   const datasetsFile = join(dir.path, 'datasets.yaml');
-  writeFileSync(datasetsFile, 'datasets:\n  - name: minutely\n    window: PT1M\n');
+  writeFileSync(
+    datasetsFile,
+    'datasets:\n  - name: minutely\n    window: PT1M\n' +
+      '  - name: minutely_agg\n    window: PT1M\n    aggregate: { every: PT10S, stats: [mean, count, first] }\n',
+  );
   const [collector, edge] = await Promise.all([
     startCollectorProcess({
       name,

@@ -33,6 +33,13 @@ const VARIABLES_SPAN_MS = 7 * 24 * 3600_000;
 /** How long a collection's variables are kept before they are looked up again. */
 const VARIABLES_TTL_MS = 60_000;
 
+/** A GeoParquet download's time range: both ends given. */
+function closedRange(range: { from?: Date; to?: Date }): asserts range is { from: Date; to: Date } {
+  if (!range.from || !range.to) {
+    throw new HttpError(400, 'f=parquet: datetime must be a closed interval start/end');
+  }
+}
+
 /** Where CF standard names are published, one URI each (the NERC vocabulary server). */
 const CF_STANDARD_NAMES = 'https://vocab.nerc.ac.uk/standard_name/';
 
@@ -222,9 +229,7 @@ export function ogcApiRoutes(deps: {
     range: { from?: Date; to?: Date },
     name = def.name,
   ) {
-    if (!range.from || !range.to) {
-      throw new HttpError(400, 'f=parquet: datetime must be a closed interval start/end');
-    }
+    closedRange(range);
     const values: unknown[] = [];
     const where = itemsWhere(def, { from: range.from, to: range.to }, values);
     const found = (
@@ -598,7 +603,7 @@ export function ogcApiRoutes(deps: {
         const known = () => stationKnown(def, station);
         const unknown = () => new HttpError(404, `no location "${station}" in collection "${def.name}"`);
         if (q.f === 'parquet') {
-          if (!(await known())) throw unknown();
+          closedRange(q.datetime);
           if (q.names || q.cursor) {
             throw new HttpError(
               400,
@@ -606,6 +611,7 @@ export function ogcApiRoutes(deps: {
             );
           }
           // The station's rows are the dataset's with the station added to its filter.
+          if (!(await known())) throw unknown();
           const only = { ...def, filter: { ...def.filter, stations: [station] } };
           return sendParquet(ctx, only, q.datetime, `${def.name}_${station}`);
         }
