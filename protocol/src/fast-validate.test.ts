@@ -1,12 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  fastCheckedFields,
   fastValidBatch,
   fastValidEnvelope,
   fastValidObservation,
   mayHoldUnstorableText,
 } from './fast-validate.js';
-import { ObservationBatch, ObservationBatchEnvelope } from './messages.js';
+import { BatchBuffer, ObservationBatch, ObservationBatchEnvelope } from './messages.js';
 import { Observation, textProblem } from './observation.js';
 
 const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
@@ -230,6 +231,13 @@ describe('fast batch check', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('knows exactly the fields of the schemas it mirrors', () => {
+    const sorted = (keys: readonly string[]) => [...keys].sort();
+    expect(sorted(fastCheckedFields.observation)).toEqual(sorted(Object.keys(Observation.shape)));
+    expect(sorted(fastCheckedFields.batch)).toEqual(sorted(Object.keys(ObservationBatchEnvelope.shape)));
+    expect(sorted(fastCheckedFields.buffer)).toEqual(sorted(Object.keys(BatchBuffer.shape)));
   });
 
   it('accepts the ordinary batch', () => {
