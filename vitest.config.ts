@@ -6,7 +6,12 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['protocol/src/**/*.test.ts', 'edge/src/**/*.test.ts', 'cloud/src/**/*.test.ts'],
+          include: [
+            'protocol/src/**/*.test.ts',
+            'edge/src/**/*.test.ts',
+            'cloud/src/**/*.test.ts',
+            'cloud/console/src/**/*.test.ts',
+          ],
         },
       },
       {

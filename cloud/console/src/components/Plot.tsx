@@ -2,18 +2,6 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { Point } from '../../../src/console/console-api.ts';
 
-/** Points kept per plot: a live plot drops its oldest beyond this, so a long-open page stays small. */
-export const maxPoints = 2000;
-
-/** Appends live points after the newest one held (older or equal times are already there). */
-export function appendPoints(held: Point[], incoming: Point[]): Point[] {
-  const last = held.length > 0 ? (held[held.length - 1] as Point)[0] : Number.NEGATIVE_INFINITY;
-  const fresh = incoming.filter((p) => p[0] > last).sort((a, b) => a[0] - b[0]);
-  if (fresh.length === 0) return held;
-  const all = held.concat(fresh);
-  return all.length > maxPoints ? all.slice(all.length - maxPoints) : all;
-}
-
 /** Time ticks in UTC, 24-hour: `HH:MM:SS` (`HH:MM` on whole minutes), with the date over two days. */
 function utcTicks(u: uPlot, ticks: number[]): string[] {
   const span = (u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0);

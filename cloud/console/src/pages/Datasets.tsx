@@ -1,18 +1,12 @@
 import { useState } from 'preact/hooks';
-import type { DatasetsAnswer, DatasetWindow, RebuildAnswer } from '../../../src/console/console-api.ts';
+import type { DatasetsAnswer, RebuildAnswer } from '../../../src/console/console-api.ts';
 import { enc, errorText, postJson } from '../api.ts';
 import { useEvents } from '../events.ts';
 import { age, bytes, dash, num, time } from '../format.ts';
 import { useLoad } from '../load.ts';
+import { mergeWindows } from '../merge.ts';
 
 type Dataset = DatasetsAnswer['datasets'][number];
-
-/** Windows newest first, one per start: a live event's window replaces the one held. */
-export function mergeWindows(held: DatasetWindow[], changed: DatasetWindow[]): DatasetWindow[] {
-  const byStart = new Map(held.map((w) => [w.start, w]));
-  for (const w of changed) byStart.set(w.start, w);
-  return [...byStart.values()].sort((a, b) => Date.parse(b.start) - Date.parse(a.start));
-}
 
 function Timeline(props: { dataset: Dataset }) {
   // Oldest on the left, as a time axis reads; each window one cell coloured by its state.

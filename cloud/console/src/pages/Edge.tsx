@@ -7,11 +7,12 @@ import type {
   SeriesAnswer,
 } from '../../../src/console/console-api.ts';
 import { deleteJson, enc, errorText, getJson } from '../api.ts';
-import { appendPoints, maxPoints, Plot } from '../components/Plot.tsx';
+import { Plot } from '../components/Plot.tsx';
 import { SensorForm } from '../components/SensorForm.tsx';
 import { maxSubscriptions, type Subscription, useEvents } from '../events.ts';
 import { age, dash, num, time } from '../format.ts';
 import { useLoad } from '../load.ts';
+import { appendPoints, mergePoints } from '../merge.ts';
 
 /** How far back an edge page's plots start. */
 const plotSinceMs = 60 * 60 * 1000;
@@ -19,15 +20,6 @@ const plotSinceMs = 60 * 60 * 1000;
 const refreshEveryMs = 5000;
 
 const key = (s: { station: string; variable: string }) => `${s.station}\u0000${s.variable}`;
-
-/** Two sorted runs of points as one, each time once (a live point may also be in the first answer). */
-function mergePoints(a: Point[], b: Point[]): Point[] {
-  const byTime = new Map<number, Point>();
-  for (const p of a) byTime.set(p[0], p);
-  for (const p of b) byTime.set(p[0], p);
-  const all = [...byTime.values()].sort((x, y) => x[0] - y[0]);
-  return all.length > maxPoints ? all.slice(all.length - maxPoints) : all;
-}
 
 export function Edge(props: { id: string }) {
   const { id } = props;

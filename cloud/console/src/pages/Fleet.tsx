@@ -4,6 +4,7 @@ import { FleetMap } from '../components/FleetMap.tsx';
 import { useEvents } from '../events.ts';
 import { age, dash, num, rate } from '../format.ts';
 import { useLoad } from '../load.ts';
+import { mergeFleet } from '../merge.ts';
 import { edgeHref } from '../router.ts';
 
 type Key =
@@ -90,15 +91,11 @@ export function Fleet() {
     fleet: (ev) =>
       fleet.set((prev) => {
         if (!prev) return prev;
-        const byId = new Map(prev.edges.map((e) => [e.id, e]));
         const at = Date.now();
-        for (const e of ev.edges) {
-          byId.set(e.id, e);
-          received.current.set(e.id, at);
-        }
+        for (const e of ev.edges) received.current.set(e.id, at);
         return {
           ...prev,
-          edges: [...byId.values()],
+          edges: mergeFleet(prev.edges, ev.edges),
           online: ev.online,
           generatedAt: new Date().toISOString(),
         };

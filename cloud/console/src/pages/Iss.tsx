@@ -1,9 +1,10 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { IssAnswer, Point } from '../../../src/console/console-api.ts';
-import { appendPoints, Plot } from '../components/Plot.tsx';
+import { Plot } from '../components/Plot.tsx';
 import { maxSubscriptions, type Subscription, useEvents } from '../events.ts';
 import { time } from '../format.ts';
 import { useLoad } from '../load.ts';
+import { appendPoints } from '../merge.ts';
 import { edgeHref } from '../router.ts';
 
 const key = (s: { edge: string; station: string; variable: string }) =>
