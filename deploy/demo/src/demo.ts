@@ -334,6 +334,19 @@ sensors:
       `              ${api}/collections/iss/items?limit=10   windows: ${api}/collections/demo_sensors/windows\n` +
       `  GeoParquet: ${join(cloudDir, 'objects', 'datasets')}/<dataset>/<window>/<version>.parquet`,
   );
+  // The collector's settings for the CLI in another terminal: the fleet and sensor commands find NATS
+  // and the database as `run` does, from the same environment.
+  const cliEnv = join(dataDir, 'cloud.env');
+  writeFileSync(
+    cliEnv,
+    `NATS_URL=${nats.url}\nFB_DATA_DIR=${cloudDir}\nFB_EMBEDDED_PG_PORT=${pgPort}\nFB_DATASETS_FILE=${datasetsFile}\n`,
+  );
+  say(
+    `Operate it from another terminal (the collector's settings are in ${cliEnv}):\n` +
+      `  env $(cat ${cliEnv}) pnpm -s cloud edge list          the fleet\n` +
+      `  env $(cat ${cliEnv}) pnpm -s cloud edge status demo-edge\n` +
+      `  env $(cat ${cliEnv}) pnpm -s cloud sensors add demo-edge --topic 'demo/+station/light' --decoder number --decoder-json '{"variable":"illuminance","unit":"lx"}'`,
+  );
   say(
     `Try: mosquitto_pub -p ${mqttPort} -q 1 -t demo/kitchen/temperature -m 21.5    (Ctrl-C stops the demo)\n`,
   );
