@@ -167,18 +167,23 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${collector.httpPort}`;
   const all = readings();
   await publishObservations(nats.url, 'gw-api', all);
+  // Twenty days before the rest, in a batch of its own (a batch marks every window its times span):
+  // pages of an aggregated collection cross the gap.
+  const early = reading({ edge: 'gw-old', station: 0, time: T0 - 20 * 24 * H, value: -3 });
+  await publishObservations(nats.url, 'gw-old', [early]);
+  all.push(early);
   await waitFor('every reading stored', async () =>
     (await sqlCount('all')) === all.length ? true : undefined,
   );
   await waitFor(
-    'both hours built and exported in both datasets',
+    'every window built and exported in every dataset',
     async () => {
       const r = await db.query<{ n: string; files: string }>(
         `SELECT count(*) AS n, (SELECT count(*) FROM dataset_exports WHERE key LIKE '%.parquet') AS files
          FROM dataset_windows WHERE final AND version IS NOT NULL AND built_generation = generation`,
       );
-      if (Number(r.rows[0]?.files) < 6) return undefined;
-      return Number(r.rows[0]?.n) === 6 ? true : undefined;
+      if (Number(r.rows[0]?.files) < 9) return undefined;
+      return Number(r.rows[0]?.n) === 9 ? true : undefined;
     },
     60_000,
   );

@@ -9,6 +9,7 @@ import {
 } from '../datasets/aggregate.js';
 import type { DatasetDef } from '../datasets/dataset-config.js';
 import { readWindow } from '../datasets/window-reader.js';
+import { windowStartOf } from '../datasets/windows.js';
 import { HttpError } from '../http-api.js';
 import { csv, type ItemRow, itemsCsv } from './formats.js';
 import { encodeCursor, featureId, parseFeatureId } from './query-params.js';
@@ -187,6 +188,51 @@ function rawSource(pool: pg.Pool, def: DatasetDef): RowSource {
   };
 }
 
+/**
+ * A page of an aggregated dataset, computed span by span from where it starts: each query aggregates
+ * only the raw rows of its span (one window, then twice as long each time the page is not full, so
+ * a few queries fill any page and cross gaps), so a page costs about what its own intervals cost,
+ * not everything after it. Spans start and end on window boundaries, which `every` divides: no
+ * interval is split.
+ */
+async function aggregatedPage(
+  pool: pg.Pool,
+  def: AggregatedDef,
+  q: ItemQuery,
+): Promise<{ page: SourceRow[]; more: boolean }> {
+  const values: unknown[] = [];
+  const where = itemsWhere(def, { ...q, after: undefined, bbox: undefined, near: undefined }, values);
+  const b = (
+    await pool.query<{ lo: Date | null; hi: Date | null }>(
+      `SELECT min(time) AS lo, max(time) AS hi FROM observations ${where}`,
+      values,
+    )
+  ).rows[0];
+  if (!b?.lo || !b.hi) return { page: [], more: false };
+  const first = Math.max(b.lo.getTime(), q.after?.time.getTime() ?? -Infinity);
+  const last = b.hi.getTime();
+  const rows: SourceRow[] = [];
+  let span = def.window;
+  for (let start = windowStartOf(first, def.window); start <= last && rows.length <= q.limit; ) {
+    const end = start + span;
+    const chunk = await page(
+      pool,
+      aggregatedItemsSql(def, {
+        ...q,
+        from: new Date(Math.max(start, q.from?.getTime() ?? -Infinity)),
+        to: new Date(Math.min(end - 1, q.to?.getTime() ?? Infinity)),
+        limit: q.limit - rows.length,
+      }),
+      q.limit - rows.length,
+    );
+    rows.push(...chunk.page);
+    if (chunk.more) return { page: rows, more: true };
+    start = end;
+    span *= 2;
+  }
+  return { page: rows, more: false };
+}
+
 function aggregatedSource(pool: pg.Pool, def: AggregatedDef): RowSource {
   const columns = aggregateColumns(def);
   // Statistics and their text companions, in file order: what a row carries beyond its series.
@@ -198,7 +244,7 @@ function aggregatedSource(pool: pg.Pool, def: AggregatedDef): RowSource {
     return v instanceof Date ? v.toISOString() : v;
   };
   return {
-    rows: (q) => page(pool, aggregatedItemsSql(def, q), q.limit),
+    rows: (q) => (q.key ? page(pool, aggregatedItemsSql(def, q), q.limit) : aggregatedPage(pool, def, q)),
     featureId: idOf,
     key: (text) => {
       const k = parseFeatureId(text);
