@@ -274,6 +274,11 @@ check "embedded Postgres in /var/lib/fieldbeam-cloud/postgres, owned by fieldbea
   test "$(owner /var/lib/fieldbeam-cloud/postgres)" = "fieldbeam-cloud:fieldbeam-cloud 700"
 healthz=$(in_net curl -fsS http://127.0.0.1:8080/healthz || true)
 check "/healthz answers ok" grep -q '"ok":true' <<<"$healthz"
+# The operator console's browser app ships in the package: a browser at / gets its page and its script.
+console_page=$(in_net curl -fsS -H 'Accept: text/html' http://127.0.0.1:8080/ || true)
+check "a browser at / gets the operator console" grep -q 'src="/console/app\.[A-Z0-9]*\.js"' <<<"$console_page"
+console_js=$(sed -n 's|.*src="\(/console/app\.[A-Z0-9]*\.js\)".*|\1|p' <<<"$console_page")
+check "the console's script is served from the package" in_net curl -fsS -o /dev/null "http://127.0.0.1:8080${console_js:-/console/none.js}"
 
 creds="$root/var/lib/fieldbeam-cloud/postgres/fieldbeam-credentials.json"
 DB="postgres://fieldbeam:$(node -p "require('$creds').owner.password")@127.0.0.1:5433/fieldbeam"
