@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -107,6 +108,34 @@ it('shows datasets, items and a built GeoParquet window, and stops everything on
     150_000,
   ).catch(fail('built window'));
   expect(built[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\/\d+\.parquet$/);
+
+  // The banner's commands to operate the demo, run as printed (from the checkout, as a user would).
+  const commands = d
+    .output()
+    .split('\n')
+    .map((l) => /^ {2}(env \$\(cat \S+\) pnpm -s cloud .*?)(\s{2,}\S.*)?$/.exec(l)?.[1])
+    .filter((c): c is string => c !== undefined);
+  expect(commands.map((c) => c.split(' pnpm -s cloud ')[1]?.split(' ').slice(0, 2).join(' '))).toEqual([
+    'edge list',
+    'edge status',
+    'sensors add',
+  ]);
+  const sh = (command: string) => spawnSync('bash', ['-c', command], { cwd: repoRoot(), encoding: 'utf8' });
+  const list = sh(commands[0] as string);
+  expect(list.status, list.stderr).toBe(0);
+  expect(list.stdout).toMatch(/^demo-edge\s+yes\s/m);
+  const add = sh(commands[2] as string);
+  expect(add.status, add.stderr).toBe(0);
+  expect(add.stdout).toMatch(/added demo\/\+station\/light \(decoder number\), revision \d+/);
+  // The new sensor's readings arrive without anything done on the edge's side.
+  const status = await waitFor('the centrally added sensor reporting a reading', async () => {
+    spawnSync('mosquitto_pub', ['-p', String(mqttPort), '-q', '1', '-t', 'demo/barn/light', '-m', '412']);
+    const r = sh(commands[1] as string);
+    return r.status === 0 && /demo\/\+station\/light\s+number\s+central\s+last reading \d{4}-/.test(r.stdout)
+      ? r.stdout
+      : undefined;
+  }).catch(fail('operating commands'));
+  expect(status).toMatch(/central config\s+revision \d+ applied/);
 
   const started = descendants(d.pid);
   expect(started.length).toBeGreaterThanOrEqual(4); // nats-server, collector (+ Postgres), edge, ISS replay
