@@ -29,6 +29,8 @@ import type { DurableConsumer } from './nats/durable-consumer.js';
 import { ensureStreams } from './nats/streams.js';
 import { enrollRoutes } from './provision/enroll-route.js';
 import { releaseRoutes } from './releases/index.js';
+import { startPruner } from './retention/pruner.js';
+import { retentionOf, streamSpecs } from './retention/retention-settings.js';
 import { createObjectStore } from './storage/create-object-store.js';
 
 /**
@@ -110,12 +112,10 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     });
     warnIfAuthorizationStale(identityDir(config), log);
     const jsm = await jetstreamManager(nc);
-    const specs = Object.values(streams).map((s) =>
-      s.name === streams.OBS.name && config.FB_OBS_MAX_BYTES
-        ? { ...s, maxBytes: config.FB_OBS_MAX_BYTES }
-        : s,
-    );
-    await ensureStreams(jsm, specs);
+    // The limits in the settings hold for streams made by an earlier start too.
+    for (const change of await ensureStreams(jsm, streamSpecs(config))) {
+      log.info(change, change.created ? 'stream created' : 'stream limits changed to the settings');
+    }
     // Edges watch their keys of it from their first connection on (central sensor config).
     await ensureSensorBucket(nc);
     const js = jetstream(nc);
@@ -129,6 +129,9 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     const windows = new WindowStore(pool);
     const completeness = startCompleteness(pool, { log, gauge: metrics.edgeUnexplainedGaps });
     closers.push(() => completeness.close());
+    // Bookkeeping rows past their retention, off the hot path, one collector at a time.
+    const pruner = startPruner({ pool, log, metrics }, retentionOf(config));
+    closers.push(() => pruner.close());
     const ingest = await startIngest(
       { js, jsm, store, log, metrics, completeness },
       {

@@ -1,8 +1,14 @@
-import { isDuration, LOG_FORMATS } from '@fieldbeam/protocol';
+import { isDuration, LOG_FORMATS, parseDuration } from '@fieldbeam/protocol';
 import { z } from 'zod';
 import { CloudError, CloudErrorCode } from './errors.js';
+import { retentionProblems } from './retention/retention-settings.js';
 
 const Port = z.coerce.number().int().min(0).max(65535);
+const StreamBytes = z.coerce.number().int().positive();
+const StreamAge = z.string().refine(isDuration, 'expected an ISO-8601 duration such as P7D (P0D: none)');
+const Retention = z
+  .string()
+  .refine((v) => isDuration(v) && parseDuration(v) > 0, 'expected an ISO-8601 duration such as P30D');
 
 /** Collector settings, from the environment (12-factor: the unit file or compose file sets them). */
 export const CloudConfigSchema = z.object({
@@ -44,6 +50,25 @@ export const CloudConfigSchema = z.object({
     .optional(),
   /** Size of the OBS stream (bytes), i.e. how much the collector side can buffer while ingest is down. */
   FB_OBS_MAX_BYTES: z.coerce.number().int().positive().optional(),
+  /**
+   * The streams' limits, applied at every start to existing streams too (retention/stream-limits.ts):
+   * bytes, and age as an ISO-8601 duration (P0D: no age limit). Defaults in protocol/src/streams.ts.
+   */
+  FB_OBS_MAX_AGE: StreamAge.optional(),
+  FB_EVENTS_MAX_BYTES: StreamBytes.optional(),
+  FB_EVENTS_MAX_AGE: StreamAge.optional(),
+  FB_DATASETS_MAX_BYTES: StreamBytes.optional(),
+  FB_DATASETS_MAX_AGE: StreamAge.optional(),
+  FB_STATUS_MAX_BYTES: StreamBytes.optional(),
+  FB_STATUS_MAX_AGE: StreamAge.optional(),
+  /**
+   * How long rows of the bookkeeping tables are kept (ISO-8601 durations, defaults in
+   * retention/retention-settings.ts); one collector at a time prunes them every FB_RETENTION_EVERY.
+   */
+  FB_RETAIN_WINDOW_MARKS: Retention.optional(),
+  FB_RETAIN_DATASET_BUILDS: Retention.optional(),
+  FB_RETAIN_DEAD_LETTERS: Retention.optional(),
+  FB_RETENTION_EVERY: Retention.optional(),
   LOG_LEVEL: z.string().default('info'),
   /** json, journal (syslog priority prefixes for journald) or pretty; unset: chosen by where stdout goes. */
   LOG_FORMAT: z.enum(LOG_FORMATS).optional(),
@@ -151,5 +176,6 @@ export function crossCheckConfig(c: CloudConfig): string[] {
   if (Boolean(c.FB_S3_ACCESS_KEY_ID) !== Boolean(c.FB_S3_SECRET_ACCESS_KEY)) {
     problems.push('FB_S3_ACCESS_KEY_ID, FB_S3_SECRET_ACCESS_KEY: give both or neither');
   }
+  problems.push(...retentionProblems(c));
   return problems;
 }

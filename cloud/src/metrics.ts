@@ -55,6 +55,18 @@ export function createCloudMetrics(build = buildInfo()) {
       labelNames: ['stream', 'consumer'],
       registers: [registry],
     }),
+    retentionPruned: new Counter({
+      name: 'fb_cloud_retention_pruned_rows_total',
+      help: 'Rows deleted past their retention, by table (window_marks, dataset_builds, dead_letters)',
+      labelNames: ['table'],
+      registers: [registry],
+    }),
+    retentionRounds: new Counter({
+      name: 'fb_cloud_retention_rounds_total',
+      help: 'Pruning rounds by outcome: pruned, skipped (another collector holds the lock), failed',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     windowMarks: new Counter({
       name: 'fb_cloud_coordinator_marks_total',
       help: 'Dataset windows marked dirty by new data',

@@ -2,7 +2,8 @@ import { subjects } from './subjects.js';
 
 /**
  * A JetStream stream as this system needs it; adapters map it onto the client's config type.
- * Byte limits are defaults that fit a small server; the collector can raise OBS (FB_OBS_MAX_BYTES).
+ * Byte and age limits are defaults that fit a small server; the collector's settings override them
+ * (FB_OBS_MAX_BYTES, FB_OBS_MAX_AGE, ... see cloud/src/retention/retention-settings.ts).
  */
 export interface StreamSpec {
   name: string;

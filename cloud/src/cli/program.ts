@@ -52,7 +52,7 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
       status.code = await migrateDatabase(loadCloudConfig());
     });
 
-  program
+  const datasets = program
     .command('datasets')
     .summary('the configured datasets and their windows: state, version, due time')
     .description(
@@ -69,6 +69,40 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
     .action(async (options: { dataset?: string; window?: string; limit: number; json?: boolean }) => {
       const { showDatasets } = await import('./datasets-command.js');
       status.code = await showDatasets(loadCloudConfig(), options);
+    });
+
+  datasets
+    .command('prune')
+    .summary('delete old dataset versions from the object store, keeping the newest of each window')
+    .description(
+      'Deletes the versions of each window beyond the newest --keep, objects and exports, from the ' +
+        'object store and the database. The version a window points to as current and versions not ' +
+        'yet announced are always kept.',
+    )
+    .addOption(
+      new Option('--keep <n>', 'newest versions of each window kept')
+        .default(3)
+        .argParser(integerIn(1, 1000)),
+    )
+    .option('--dataset <name>', 'only this dataset')
+    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .addHelpText('after', () =>
+      settingsHelp([
+        ...DATABASE_SETTINGS,
+        'FB_OBJECT_STORE',
+        'FB_OBJECT_DIR',
+        'FB_S3_BUCKET',
+        'FB_S3_PREFIX',
+        'FB_S3_ENDPOINT',
+        'FB_S3_REGION',
+        'FB_S3_FORCE_PATH_STYLE',
+        'FB_S3_ACCESS_KEY_ID',
+        'FB_S3_SECRET_ACCESS_KEY',
+      ]),
+    )
+    .action(async (options: { keep: number; dataset?: string; dryRun?: boolean }) => {
+      const { runPruneCommand } = await import('./prune-command.js');
+      status.code = await runPruneCommand(loadCloudConfig(), options);
     });
 
   program

@@ -1,4 +1,7 @@
 import { CloudConfigSchema } from '../config.js';
+import { DEFAULT_RETENTION, streamSettingDefaults } from '../retention/retention-settings.js';
+
+const STREAM_DEFAULTS = streamSettingDefaults();
 
 /**
  * Default and meaning of the collector's settings, as `--help` shows them (cloud/README.md has the
@@ -21,7 +24,21 @@ const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning:
   FB_INGEST_PARALLEL: ['2', 'ingest transactions committing at once'],
   FB_INGEST_MAX_AGE: ['P366D', 'oldest observation time accepted (ISO-8601 duration back from now)'],
   FB_INGEST_MAX_FUTURE: ['PT1H', 'how far ahead of the clock an observation time may be'],
-  FB_OBS_MAX_BYTES: ['2 GiB', 'size of the FB_OBS stream'],
+  FB_OBS_MAX_BYTES: [STREAM_DEFAULTS.FB_OBS_MAX_BYTES ?? '', 'size of the FB_OBS stream'],
+  FB_OBS_MAX_AGE: [STREAM_DEFAULTS.FB_OBS_MAX_AGE ?? '', 'age at which FB_OBS drops a reading'],
+  FB_EVENTS_MAX_BYTES: [STREAM_DEFAULTS.FB_EVENTS_MAX_BYTES ?? '', 'size of the FB_EVENTS stream'],
+  FB_EVENTS_MAX_AGE: [STREAM_DEFAULTS.FB_EVENTS_MAX_AGE ?? '', 'age limit of FB_EVENTS'],
+  FB_DATASETS_MAX_BYTES: [STREAM_DEFAULTS.FB_DATASETS_MAX_BYTES ?? '', 'size of the FB_DATASETS stream'],
+  FB_DATASETS_MAX_AGE: [STREAM_DEFAULTS.FB_DATASETS_MAX_AGE ?? '', 'age limit of FB_DATASETS'],
+  FB_STATUS_MAX_BYTES: [STREAM_DEFAULTS.FB_STATUS_MAX_BYTES ?? '', 'size of the FB_STATUS stream'],
+  FB_STATUS_MAX_AGE: [STREAM_DEFAULTS.FB_STATUS_MAX_AGE ?? '', 'age limit of FB_STATUS (heartbeats)'],
+  FB_RETAIN_WINDOW_MARKS: [DEFAULT_RETENTION.windowMarks, 'how long the window audit (window_marks) is kept'],
+  FB_RETAIN_DATASET_BUILDS: [
+    DEFAULT_RETENTION.datasetBuilds,
+    'how long build attempts (dataset_builds) are kept',
+  ],
+  FB_RETAIN_DEAD_LETTERS: [DEFAULT_RETENTION.deadLetters, 'how long dead letters are kept'],
+  FB_RETENTION_EVERY: [DEFAULT_RETENTION.every, 'how often one collector prunes those tables'],
   LOG_LEVEL: ['', 'pino level: trace, debug, info, warn, error, fatal'],
   LOG_FORMAT: [
     '-',

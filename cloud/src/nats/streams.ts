@@ -16,16 +16,52 @@ function toConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
   };
 }
 
-/** Creates each stream, or updates it to the spec, so whoever starts first sets them up. */
-export async function ensureStreams(jsm: JetStreamManager, specs: readonly StreamSpec[]): Promise<void> {
+/** What `ensureStreams` did to one stream: created it, or changed these fields (old and new value). */
+export interface StreamChange {
+  stream: string;
+  created: boolean;
+  changed: Record<string, { from: unknown; to: unknown }>;
+}
+
+/** The limits compared with an existing stream's; a difference is applied by an update. */
+const COMPARED = [
+  'subjects',
+  'max_bytes',
+  'max_age',
+  'duplicate_window',
+  'max_msgs_per_subject',
+  'num_replicas',
+] as const;
+
+/**
+ * Creates each stream, or updates an existing one whose limits differ from the spec (a setting changed
+ * since it was made), so whoever starts first sets them up. Returns what it created or changed.
+ */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  specs: readonly StreamSpec[],
+): Promise<StreamChange[]> {
+  const changes: StreamChange[] = [];
   for (const spec of specs) {
     const config = toConfig(spec);
+    let current: Partial<StreamConfig>;
     try {
-      await jsm.streams.info(spec.name);
-      await jsm.streams.update(spec.name, config);
+      current = (await jsm.streams.info(spec.name)).config;
     } catch (err) {
-      if ((err as Error).message.includes('stream not found')) await jsm.streams.add(config);
-      else throw err;
+      if (!(err as Error).message.includes('stream not found')) throw err;
+      await jsm.streams.add(config);
+      changes.push({ stream: spec.name, created: true, changed: {} });
+      continue;
     }
+    const changed: StreamChange['changed'] = {};
+    for (const field of COMPARED) {
+      const from = current[field];
+      const to = config[field];
+      if (JSON.stringify(from) !== JSON.stringify(to)) changed[field] = { from, to };
+    }
+    if (Object.keys(changed).length === 0) continue;
+    await jsm.streams.update(spec.name, config);
+    changes.push({ stream: spec.name, created: false, changed });
   }
+  return changes;
 }
