@@ -227,11 +227,13 @@ pi_restore_binfmt() {
   [ ${#did[@]} -gt 0 ] && echo "${did[*]}" || echo "left as found (it was set up before this run)"
 }
 
-# The cached rootfs tarball (created on a miss with debootstrap, ~1-3 min). Prints its path.
-# $1: Debian architecture (default arm64), $2: packages beyond minbase (default FB_PI_ROOTFS_INCLUDE).
+# The cached rootfs tarball (created on a miss with debootstrap, ~1-5 min). Prints its path.
+# $1: Debian architecture (default arm64), $2: packages beyond minbase (default FB_PI_ROOTFS_INCLUDE),
+# $3: packages installed afterwards with apt-get in the new root (comma-separated; for those whose
+# configuration fails inside debootstrap under emulation: cloud-init, by python3-cryptography).
 pi_rootfs_tarball() {
-  local arch=${1:-arm64} include=${2:-$FB_PI_ROOTFS_INCLUDE} key tar mirror
-  key=$(printf '%s-%s-v1' "$FB_PI_SUITE" "$include" | tr ',' '+')
+  local arch=${1:-arm64} include=${2:-$FB_PI_ROOTFS_INCLUDE} extra=${3:-} key tar mirror
+  key=$(printf '%s-%s%s-v1' "$FB_PI_SUITE" "$include" "${extra:+-apt-$extra}" | tr ',' '+')
   tar="$FB_PI_CACHE/rootfs-$arch-$key.tar.zst"
   if [ ! -f "$tar" ]; then
     mirror=$(grep -hoE '^URIs: *http[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')
@@ -243,6 +245,25 @@ pi_rootfs_tarball() {
     if ! debootstrap --arch="$arch" --variant=minbase --include="$include" "$FB_PI_SUITE" "$tmp/rootfs" "$mirror" >"$FB_PI_CACHE/debootstrap.log" 2>&1; then
       rm -rf "$tmp"
       pi_die "debootstrap failed; see $FB_PI_CACHE/debootstrap.log"
+    fi
+    if [ -n "$extra" ]; then
+      pi_log "apt-get install ${extra//,/ } in the new root"
+      local r=$tmp/rootfs ok=1 resolv=0
+      [ -e "$r/etc/resolv.conf" ] || { cp /etc/resolv.conf "$r/etc/resolv.conf" && resolv=1; }
+      mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" || ok=0
+      if [ "$ok" = 1 ]; then
+        # shellcheck disable=SC2086
+        chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+          sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${extra//,/ }" \
+          >>"$FB_PI_CACHE/debootstrap.log" 2>&1 || ok=0
+      fi
+      umount "$r/proc" "$r/dev" 2>/dev/null
+      if [ "$ok" = 0 ]; then
+        rm -rf "$tmp"
+        pi_die "apt-get install ${extra//,/ } in the new root failed; see $FB_PI_CACHE/debootstrap.log"
+      fi
+      rm -rf "$r/var/lib/apt/lists/"*
+      [ "$resolv" = 0 ] || rm -f "$r/etc/resolv.conf"
     fi
     rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb
     mkdir -p "$FB_PI_CACHE"

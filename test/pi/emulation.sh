@@ -12,7 +12,7 @@
 #   4. per first-boot route, on a fresh copy of the rootfs, with what `edge add --url` printed:
 #      (a) the one-line install `curl -fsSL <link> | sudo sh` on bookworm; (c) the user-data it wrote on
 #      the boot partition of a trixie root; (b) Raspberry Pi Imager's user-data merged by
-#      `edge add --user-data-from`. cloud-init's part is pi-helper apply-user-data. Then: the package
+#      `edge add --user-data-from`; cloud-init's own stages run in the trixie root. Then: the package
 #      came from the collector and is installed, the seed is in /etc/fieldbeam/edge.nk only, the link
 #      answers 410 the second time; the agent runs as its unit runs it; the device publishes Zigbee2MQTT
 #      and Tasmota readings with the printed credentials (mosquitto_pub in its namespace) and they reach
@@ -276,7 +276,7 @@ user_data_route() { # ROUTE EDGE: after the user-data is in $root/boot/firmware/
 pi_time_start route-user-data
 pi_edge_add pi-cloud
 edge_add_checks user-data
-pi_proof_rootfs cloud "$CLOUD_SUITE" "$CLOUD_INCLUDE"
+pi_proof_rootfs cloud "$CLOUD_SUITE" "$CLOUD_INCLUDE" "$CLOUD_APT"
 install -d "$root/boot/firmware"
 install -m 0644 "$USER_DATA" "$root/boot/firmware/user-data"
 user_data_route user-data pi-cloud
@@ -285,7 +285,7 @@ pi_time_end route-user-data
 
 # Raspberry Pi Imager's own user-data (user, hostname, time zone, its runcmd), merged by edge add.
 pi_time_start route-imager
-pi_proof_rootfs imager "$CLOUD_SUITE" "$CLOUD_INCLUDE"
+pi_proof_rootfs imager "$CLOUD_SUITE" "$CLOUD_INCLUDE" "$CLOUD_APT"
 install -d "$root/boot/firmware"
 install -m 0644 test/pi/fixtures/imager-user-data "$root/boot/firmware/user-data"
 pi_edge_add pi-imager --user-data-from "$root/boot/firmware/user-data" --out "$root/boot/firmware/user-data"

@@ -343,12 +343,13 @@ pi_edge_add() {
 }
 
 # A fresh copy of the cached rootfs (untarred again for each route): root=$work/rootfs-NAME.
-# $1 NAME (default pi), $2 Debian suite (default FB_PI_SUITE), $3 packages beyond minbase.
+# $1 NAME (default pi), $2 Debian suite (default FB_PI_SUITE), $3 packages beyond minbase, $4 packages
+# installed with apt afterwards (pi_rootfs_tarball).
 pi_proof_rootfs() {
-  local name=${1:-pi} suite=${2:-$FB_PI_SUITE} include=${3:-$FB_PI_ROOTFS_INCLUDE} tarball
+  local name=${1:-pi} suite=${2:-$FB_PI_SUITE} include=${3:-$FB_PI_ROOTFS_INCLUDE} extra=${4:-} tarball
   pi_time_start "rootfs-$name"
   # On a cache miss debootstrap works below $work, so that the cleanup covers it too.
-  tarball=$(TMPDIR="$work" FB_PI_SUITE=$suite pi_rootfs_tarball arm64 "$include")
+  tarball=$(TMPDIR="$work" FB_PI_SUITE=$suite pi_rootfs_tarball arm64 "$include" "$extra")
   root="$work/rootfs-$name"
   mkdir -p "$root"
   zstd -dc "$tarball" | tar -x -C "$root"
@@ -447,15 +448,56 @@ stop_agent() { # SIGTERM like systemctl stop; the exit status must be 0 (clean) 
 }
 
 # ---------------------------------------------------------------------------------------------------
-# The user-data routes: a Debian trixie rootfs (FB_PI_CLOUD_SUITE), what cloud-init based Raspberry Pi OS
-# releases are built on, and first boot as cloud-init runs it from the user-data on the boot partition
-# (/boot/firmware, where Imager writes it): pi-helper apply-user-data, which reads the file as
-# cloud-init's YAML loader does and runs the modules the proof needs in cloud-init's order (see there).
-# Debian's cloud-init package itself cannot be installed under emulation here: debootstrap fails
-# configuring python3-cryptography, one of its dependencies, under qemu-user.
+# The user-data routes: a Debian trixie rootfs (FB_PI_CLOUD_SUITE), what the cloud-init based Raspberry
+# Pi OS releases are built on, and first boot from the user-data on the boot partition (/boot/firmware,
+# where Imager writes it).
+# FB_PI_CLOUD_INIT=real (default): the rootfs has Debian's cloud-init package, and first boot runs
+# cloud-init's own four stages (init --local, init, modules --mode=config, modules --mode=final) with a
+# NoCloud seed read from /boot/firmware. The proof's settings (99-fieldbeam-proof.cfg): no network
+# configuration, and only the modules that act inside the root, since a chroot shares the host's disks,
+# network and clock (growpart, resizefs, mounts, ntp, apt sources and package installs would act on the
+# host or need a mirror); all under `unshare --uts`, so that set_hostname sets a private host name.
+# FB_PI_CLOUD_INIT=emulated: the same root without cloud-init and pi-helper apply-user-data, which reads
+# the file as cloud-init's YAML loader does and runs those modules in cloud-init's order.
+FB_PI_CLOUD_INIT=${FB_PI_CLOUD_INIT:-real}
 CLOUD_SUITE=${FB_PI_CLOUD_SUITE:-trixie}
 CLOUD_INCLUDE=$FB_PI_ROOTFS_INCLUDE
-CLOUD_INIT_KIND="cloud-init's modules emulated by pi-helper apply-user-data"
+CLOUD_APT=
+[ "$FB_PI_CLOUD_INIT" = real ] && CLOUD_APT=cloud-init
+CLOUD_INIT_KIND=
 pi_cloud_init_boot() { # LOG: first boot from $root/boot/firmware/user-data
-  pi_proof_first_boot "$root/boot/firmware/user-data" "$1"
+  local log=$logs/$1 stage
+  if [ "$FB_PI_CLOUD_INIT" != real ]; then
+    CLOUD_INIT_KIND="cloud-init's modules emulated by pi-helper apply-user-data"
+    pi_proof_first_boot "$root/boot/firmware/user-data" "$1"
+    return
+  fi
+  CLOUD_INIT_KIND="cloud-init $(pi_chroot cloud-init --version 2>&1 | awk '{ print $NF }')"
+  # Imager writes meta-data beside user-data; NoCloud needs its instance-id.
+  [ -f "$root/boot/firmware/meta-data" ] ||
+    echo "instance-id: fieldbeam-proof-$(basename "$root")" >"$root/boot/firmware/meta-data"
+  cat >"$root/etc/cloud/cloud.cfg.d/99-fieldbeam-proof.cfg" <<'CFG'
+# test/pi/proof-lib.sh: cloud-init in a chroot of the emulation proof (pi_cloud_init_boot says why).
+datasource_list: [NoCloud]
+datasource:
+  NoCloud:
+    seedfrom: file:///boot/firmware/
+network: {config: disabled}
+cloud_init_modules: [seed_random, write_files, set_hostname, update_hostname, update_etc_hosts, users_groups]
+cloud_config_modules: [locale, timezone, runcmd]
+cloud_final_modules: [write_files_deferred, scripts_per_once, scripts_per_boot, scripts_per_instance, scripts_user, final_message]
+CFG
+  : >"$log"
+  for stage in "init --local" "init" "modules --mode=config" "modules --mode=final"; do
+    echo "== cloud-init $stage" >>"$log"
+    # shellcheck disable=SC2086
+    unshare --uts chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      HOME=/root LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU_MODEL" cloud-init $stage >>"$log" 2>&1 || return 1
+  done
+  # What runcmd's script printed is in cloud-init's output log.
+  echo "== /var/log/cloud-init-output.log" >>"$log"
+  cat "$root/var/log/cloud-init-output.log" >>"$log" 2>/dev/null
+  cat "$root/run/cloud-init/result.json" >>"$log" 2>/dev/null
+  # No module failed (scripts_user fails when the runcmd script exits non-zero).
+  node -e "const r = require('$root/run/cloud-init/result.json'); process.exit(r.v1.errors.length === 0 ? 0 : 1)"
 }
