@@ -73,8 +73,9 @@ describe('operations', () => {
         explode: false,
       },
     ]);
-    expect(Object.keys((get?.responses as Record<string, unknown>) ?? {})).toEqual(['200', '400', '404']);
-    expect((get?.responses as { 200: { content: object } })[200].content).toEqual({
+    const responses = get?.responses as { 200: { content: object } };
+    expect(Object.keys(responses)).toEqual(['200', '400', '404']);
+    expect(responses[200].content).toEqual({
       'application/json': {},
       'text/csv': {},
     });
