@@ -47,7 +47,11 @@ describe('OGC API query parameters', () => {
     const id = 'a'.repeat(64);
     expect(parseCursor(encodeCursor(123, id, 'gw-1'))).toEqual({ time: new Date(123), id, edge: 'gw-1' });
     const interval = 'd'.repeat(32);
-    expect(parseCursor(encodeCursor(456, interval, ''))).toEqual({ time: new Date(456), id: interval, edge: '' });
+    expect(parseCursor(encodeCursor(456, interval, ''))).toEqual({
+      time: new Date(456),
+      id: interval,
+      edge: '',
+    });
     // A cursor from before the edge was part of it starts at the first edge of its (time, id).
     expect(parseCursor(Buffer.from(`123_${id}`).toString('base64url'))).toEqual({
       time: new Date(123),
