@@ -10,6 +10,7 @@ import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js'
 import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
 import { createUplinkErrorLog } from './forward/uplink-error-log.js';
 import { startStatusHttp } from './http-server.js';
+import { createHttpIntake } from './intake/http-intake.js';
 import type { IssSource } from './iss/index.js';
 import { issState } from './iss/iss-state.js';
 import { createEdgeMetrics } from './metrics.js';
@@ -22,6 +23,7 @@ import { startEmbeddedBroker } from './sources/embedded-broker.js';
 import { MqttAccess } from './sources/mqtt-auth.js';
 import { createMqttIngest } from './sources/mqtt-ingest.js';
 import { SensorMap } from './sources/sensor-map.js';
+import { createTopicObservations } from './sources/topic-observations.js';
 import { buildEdgeStatus, diskFreeBytes, RateMeter } from './status.js';
 import { version } from './version.js';
 
@@ -322,7 +324,47 @@ export async function createEdgeAgent(
         ...(iss ? { iss: { ...iss.status(), ...s.iss } } : {}),
       };
     };
-    const http = await startStatusHttp(config.http, metrics.registry, health);
+    const intake = config.http_intake.enabled
+      ? createHttpIntake({
+          config: config.http_intake,
+          // The MQTT path's topic matching and decoding, so a POST makes the observations a publish would.
+          decodeTopic: createTopicObservations(
+            {
+              edge: config.edge,
+              sensors: () => sensorMap,
+              metrics,
+              maxReadingsPerMessage: config.mqtt.max_readings_per_message,
+              clockUnsynced: () => clock.state === 'unsynced',
+              acceptedTime: {
+                maxAgeMs: parseDuration(config.mqtt.accepted_time.max_age),
+                maxFutureMs: parseDuration(config.mqtt.accepted_time.max_future),
+              },
+            },
+            'http',
+          ),
+          sink,
+          rejects,
+          metrics,
+          log: log.child({ http_intake: true }),
+        })
+      : undefined;
+    const http = await startStatusHttp(
+      {
+        ...config.http,
+        ...(intake && {
+          intake,
+          // A body may take up to body_timeout_ms after its headers.
+          limits: { requestTimeoutMs: Math.max(10_000, config.http_intake.body_timeout_ms + 5_000) },
+        }),
+      },
+      metrics.registry,
+      health,
+    );
+    if (intake)
+      log.info(
+        { host: config.http.host, port: http.port, clients: Object.keys(config.http_intake.tokens) },
+        'http intake on: POST /ingest/<topic>',
+      );
     closers.push(() => http.close());
 
     let localSensors: readonly SensorConfig[] = config.sensors;

@@ -50,6 +50,13 @@ const MQTT_DEFAULTS = {
   max_retained_topics: 10_000,
 } as const;
 
+/** Bounds of the HTTP intake (`http_intake`). */
+const HTTP_INTAKE_DEFAULTS = {
+  max_body_bytes: 256 * 1024,
+  max_concurrent: 16,
+  body_timeout_ms: 10_000,
+} as const;
+
 // The sensor schema is shared with the collector's central configuration (`fieldbeam-cloud sensors`).
 export { AutoRegisterConfig, SensorConfig } from '@fieldbeam/protocol';
 
@@ -217,6 +224,51 @@ export const EdgeConfigSchema = z
       .object({ host: z.string().default('127.0.0.1'), port: Port.default(9464) })
       .strict()
       .default({ host: '127.0.0.1', port: 9464 }),
+    /**
+     * `POST /ingest/<topic>` on the `http` listener: readings over HTTP, each client with its own bearer
+     * token (`${ENV}` keeps it out of the file). Off by default.
+     */
+    http_intake: z
+      .object({
+        enabled: z.boolean().default(false),
+        tokens: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'client names are 1-64 of A-Z a-z 0-9 _ . -'),
+            z.string().min(16, 'use a token of at least 16 characters (e.g. openssl rand -hex 24)'),
+          )
+          .default({}),
+        max_body_bytes: z
+          .number()
+          .int()
+          .min(256)
+          .max(16 * 1024 * 1024)
+          .default(HTTP_INTAKE_DEFAULTS.max_body_bytes),
+        /** Requests handled at once; more are answered 429. */
+        max_concurrent: z.number().int().min(1).max(1024).default(HTTP_INTAKE_DEFAULTS.max_concurrent),
+        /** A body not received in full this long after its headers is answered 408. */
+        body_timeout_ms: z.number().int().min(100).max(60_000).default(HTTP_INTAKE_DEFAULTS.body_timeout_ms),
+      })
+      .strict()
+      .superRefine((v, ctx) => {
+        if (v.enabled && Object.keys(v.tokens).length === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tokens'],
+            message: 'http_intake is enabled but has no client token: add tokens: { <client>: ${TOKEN_VAR} }',
+          });
+        const seen = new Map<string, string>();
+        for (const [client, token] of Object.entries(v.tokens)) {
+          const other = seen.get(token);
+          if (other !== undefined)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['tokens', client],
+              message: `the same token as client ${other}: give each client its own`,
+            });
+          seen.set(token, client);
+        }
+      })
+      .default({ enabled: false, tokens: {}, ...HTTP_INTAKE_DEFAULTS }),
     status_interval_ms: z.number().int().positive().default(10_000),
     clock: z
       .object({

@@ -67,7 +67,13 @@ function answerRaw(socket: Duplex, status: number, reason: string, text: string)
  * with a status and a closed connection; every refusal is counted in `fb_edge_http_refused_total`.
  */
 export async function startStatusHttp(
-  opts: { host: string; port: number; limits?: Partial<StatusHttpLimits> },
+  opts: {
+    host: string;
+    port: number;
+    limits?: Partial<StatusHttpLimits>;
+    /** Requests under `/ingest/` go here, whatever their method (HTTP intake, when enabled). */
+    intake?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
+  },
   registry: Registry,
   health: () => { ok: boolean; [k: string]: unknown },
 ): Promise<StatusHttpServer> {
@@ -94,6 +100,7 @@ export async function startStatusHttp(
       res.setHeader('connection', 'close');
       return refuse(res, 400, 'bad request target: expected a path such as /healthz\n');
     }
+    if (opts.intake && path.startsWith('/ingest/')) return opts.intake(req, res, path);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       // The body of a refused request is never read, so the connection is not kept.

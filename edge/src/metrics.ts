@@ -158,6 +158,12 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
       labelNames: ['op', 'outcome'],
       registers: [registry],
     }),
+    httpIntake: new Counter({
+      name: 'fb_edge_http_intake_requests_total',
+      help: 'POST /ingest requests by client (a configured name, or "-" before one is known) and outcome: stored, empty, unmatched, rejected, unauthorized, forbidden, too_large, timeout, busy (buffer full), overloaded (too many at once), not_found, failed',
+      labelNames: ['client', 'outcome'],
+      registers: [registry],
+    }),
     bufferRecovered: new Counter({
       name: 'fb_edge_buffer_file_recovered_total',
       help: 'Unreadable buffer files moved aside at start',

@@ -56,9 +56,12 @@ describe('configForDisplay', () => {
           nkey_seed: seed,
         },
         mqtt: { mode: 'external', url: 'mqtt://sub:mqttpw-3@broker:1883' },
+        http_intake: { enabled: true, tokens: { script: 'intake-token-4-abcdef' } },
       }),
     );
-    for (const secret of ['natspw-1', 'natspw-2', 'mqttpw-3', seed]) expect(shown).not.toContain(secret);
+    for (const secret of ['natspw-1', 'natspw-2', 'mqttpw-3', seed, 'intake-token-4-abcdef'])
+      expect(shown).not.toContain(secret);
+    expect(shown).toContain('"script"');
     expect(shown).toContain(`mqtt://sub:${REDACTED}@broker:1883`);
   });
 });

@@ -14,6 +14,8 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'nkeySeed',
   'token',
   'secret',
+  /** `http_intake.tokens`: every value under it, whatever the client's name. */
+  'tokens',
 ]);
 
 /**
@@ -40,7 +42,9 @@ function walk(value: unknown, key: string | undefined): unknown {
     return key !== undefined && SECRET_KEYS.has(key) ? REDACTED : redactUrl(value);
   if (Array.isArray(value)) return value.map((v) => walk(v, key));
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, k)]));
+  // Everything under a secret key is secret (a map of client -> token).
+  const secret = key !== undefined && SECRET_KEYS.has(key);
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, secret ? key : k)]));
 }
 
 /** Log fields that carry URLs: their passwords are redacted wherever a log call forgets to. */

@@ -1,18 +1,12 @@
 import type { AcceptedTimeRange } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
-import { BoundedLabels } from '../bounded-labels.js';
 import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
-import { CLOCK_UNSYNCED, type MqttDelivery } from '../outbox/outbox.js';
-import {
-  type MqttSink,
-  type Origin,
-  observationProblem,
-  type RejectSink,
-  toObservation,
-} from '../readings.js';
+import type { MqttDelivery } from '../outbox/outbox.js';
+import type { MqttSink, RejectSink } from '../readings.js';
 import { deliveryHash } from './mqtt-delivery.js';
 import type { SensorMap } from './sensor-map.js';
+import { createTopicObservations } from './topic-observations.js';
 
 export interface MqttIngestDeps {
   edge: string;
@@ -38,9 +32,6 @@ export interface MqttIngestDeps {
  */
 export type IngestOutcome = 'stored' | 'unmatched' | 'rejected' | 'ignored';
 
-/** First topic levels with a series of their own in `fb_edge_unmatched_topic_total`; the rest are `other`. */
-const UNMATCHED_PREFIXES = 32;
-
 /**
  * One MQTT message in: decode, validate and commit. Resolves once the readings are durable (or the
  * message was rejected and counted), which is when a QoS 1 PUBACK may go out. Rejects only when
@@ -52,8 +43,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   // Label children resolved once: per-message label lookups show up in profiles at high rates.
   const received = metrics.received.labels('mqtt');
   const readings = metrics.readings.labels('mqtt');
-  const skipped = metrics.skipped.labels('mqtt');
-  const unmatchedPrefix = new BoundedLabels(UNMATCHED_PREFIXES);
+  const decodeTopic = createTopicObservations(deps, 'mqtt');
   // Every reject is counted and kept; its warning is logged once per 10 s per kind, so a flood of bad
   // messages cannot flood the journal (topics can be 64 KiB: the line keeps their first 200 characters).
   const rejectWarnings = createLogThrottle(10_000);
@@ -93,61 +83,17 @@ export function createMqttIngest(deps: MqttIngestDeps) {
       );
       return 'rejected';
     }
-    const match = deps.sensors().decode(topic, payload, receivedMs);
-    if (!match.matched) {
-      metrics.unmatched.inc({ prefix: unmatchedPrefix.of(topic.split('/', 1)[0] ?? '') });
-      return 'unmatched';
-    }
-    const { outcome } = match;
-    switch (outcome.kind) {
-      case 'rejected':
-        reject(topic, payload, 'decode', outcome.reason);
-        return 'rejected';
-      case 'status':
+    const decoded = decodeTopic(topic, payload, receivedMs);
+    switch (decoded.kind) {
+      case 'unmatched':
       case 'ignored':
-        return 'ignored';
-      case 'readings': {
-        if (outcome.skipped.length > 0) skipped.inc(outcome.skipped.length);
-        if (outcome.readings.length === 0) return 'ignored';
-        if (outcome.readings.length > deps.maxReadingsPerMessage) {
-          reject(
-            topic,
-            payload,
-            'too_many_readings',
-            `${outcome.readings.length} readings in one message exceed mqtt.max_readings_per_message (${deps.maxReadingsPerMessage})`,
-          );
-          return 'rejected';
-        }
-        const origin = {
-          ...(match.origin as Omit<Origin, 'edge' | 'source'>),
-          source: 'mqtt',
-          edge: deps.edge,
-        };
-        const unsynced = deps.clockUnsynced();
-        // The accepted range is measured from the edge's clock, so it waits until that clock is synced.
-        const acceptedTime = unsynced ? undefined : deps.acceptedTime;
-        const problems: string[] = [];
-        const observations = outcome.readings
-          .map((r) =>
-            toObservation(
-              origin,
-              unsynced && r.timeMs === undefined
-                ? { ...r, quality: [...(r.quality ?? []), CLOCK_UNSYNCED] }
-                : r,
-              receivedMs,
-              { acceptedTime },
-            ),
-          )
-          .filter((o) => {
-            const problem = observationProblem(o);
-            if (problem !== undefined) problems.push(problem);
-            return problem === undefined;
-          });
-        // Text Postgres cannot store is refused here, reading by reading; the rest of the message is kept.
-        if (problems.length > 0) reject(topic, payload, 'text', problems.join('; '));
-        if (observations.length === 0) return 'rejected';
-        const restamped = observations.filter((o) => o.quality?.includes('time_out_of_range')).length;
-        if (restamped > 0) metrics.timeOutOfRange.inc(restamped);
+        return decoded.kind;
+      case 'rejected':
+        reject(topic, payload, decoded.reject, decoded.reason);
+        return 'rejected';
+      case 'observations': {
+        const { observations } = decoded;
+        if (decoded.refused !== undefined) reject(topic, payload, 'text', decoded.refused);
         const retained = broker && {
           topic,
           // The same digest as the delivery's, which QoS 0 messages do not have.
