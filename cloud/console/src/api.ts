@@ -46,6 +46,20 @@ export const deleteJson = <T>(path: string): Promise<T> => send<T>('DELETE', pat
 /** A path segment or query value as the collector expects it (ids and topics may hold any character). */
 export const enc = encodeURIComponent;
 
+/**
+ * A link from an answer, kept only when it is http(s) (relative ones resolve to this origin): data
+ * never becomes a `javascript:` or other scheme's link, whatever the answer holds.
+ */
+export function safeHref(url: string | null | undefined, base = globalThis.location?.href): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url, base);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,10 +1,11 @@
 import { useState } from 'preact/hooks';
 import type { DatasetsAnswer, RebuildAnswer } from '../../../src/console/console-api.ts';
-import { enc, errorText, postJson } from '../api.ts';
+import { enc, errorText, postJson, safeHref } from '../api.ts';
 import { useEvents } from '../events.ts';
 import { age, bytes, dash, num, time } from '../format.ts';
 import { useLoad } from '../load.ts';
 import { mergeWindows } from '../merge.ts';
+import { useSession } from '../session.tsx';
 
 type Dataset = DatasetsAnswer['datasets'][number];
 
@@ -57,6 +58,8 @@ function Rebuild(props: { dataset: string; start: string; onDone: () => void }) 
 }
 
 export function Datasets() {
+  // Without FB_ADMIN_TOKEN nothing can be rebuilt from here: no buttons that can only fail.
+  const readOnly = useSession().session?.writable === false;
   const answer = useLoad<DatasetsAnswer>('datasets');
   useEvents({
     datasets: (ev) =>
@@ -116,21 +119,21 @@ export function Datasets() {
                   <td class="num">{bytes(w.bytes)}</td>
                   <td>{time(w.builtAt)}</td>
                   <td>
-                    {w.arrowUrl ? (
-                      <a href={w.arrowUrl} download>
+                    {safeHref(w.arrowUrl) ? (
+                      <a href={safeHref(w.arrowUrl) as string} download>
                         Arrow
                       </a>
                     ) : (
                       dash
                     )}{' '}
-                    {w.geoparquetUrl ? (
-                      <a href={w.geoparquetUrl} download>
+                    {safeHref(w.geoparquetUrl) ? (
+                      <a href={safeHref(w.geoparquetUrl) as string} download>
                         GeoParquet
                       </a>
                     ) : null}
                   </td>
                   <td>
-                    <Rebuild dataset={d.name} start={w.start} onDone={answer.reload} />
+                    {readOnly ? null : <Rebuild dataset={d.name} start={w.start} onDone={answer.reload} />}
                   </td>
                 </tr>
               ))}

@@ -13,6 +13,7 @@ import { maxSubscriptions, type Subscription, useEvents } from '../events.ts';
 import { age, dash, num, time } from '../format.ts';
 import { useLoad } from '../load.ts';
 import { appendPoints, mergePoints } from '../merge.ts';
+import { useSession } from '../session.tsx';
 
 /** How far back an edge page's plots start. */
 const plotSinceMs = 60 * 60 * 1000;
@@ -78,6 +79,8 @@ export function Edge(props: { id: string }) {
   );
 
   const d = detail.data;
+  // Without FB_ADMIN_TOKEN the central config is shown, not offered for changes.
+  const readOnly = useSession().session?.writable === false;
   const onChanged = (_a: SensorsChanged) => detail.reload();
   return (
     <main>
@@ -203,6 +206,7 @@ export function Edge(props: { id: string }) {
                   <td>
                     <button
                       type="button"
+                      hidden={readOnly}
                       onClick={() => {
                         setRemoveError(null);
                         deleteJson<SensorsChanged>(`edges/${enc(id)}/sensors?topic=${enc(s.topic)}`).then(
@@ -219,7 +223,13 @@ export function Edge(props: { id: string }) {
             </tbody>
           </table>
           {removeError ? <p class="error">{removeError}</p> : null}
-          <SensorForm edge={id} onChanged={onChanged} />
+          {readOnly ? (
+            <p class="muted">
+              Read-only: set FB_ADMIN_TOKEN on the collector to change the central config here.
+            </p>
+          ) : (
+            <SensorForm edge={id} onChanged={onChanged} />
+          )}
         </>
       ) : null}
 
