@@ -109,6 +109,8 @@ export async function createEdgeAgent(
         maxInFlight: config.forward.max_in_flight,
         maxBatchObservations: config.forward.max_batch_observations,
         maxBatchBytes: config.forward.max_batch_bytes,
+        encoding: config.nats.encoding,
+        v2BatchObservations: config.forward.v2_batch_observations,
       },
       {
         onSent: (batch) => metrics.forwarded.inc(batch.rows.length),

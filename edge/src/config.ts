@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import {
   AUTO_REGISTER_DEFAULTS,
   AutoRegisterConfig,
+  BATCH_ENCODINGS,
   batchLimits,
+  batchV2Limits,
   interpolateEnv,
   isDuration,
   isSubjectToken,
@@ -79,9 +81,14 @@ export const EdgeConfigSchema = z
         /** Or a file holding it (mode 0600). */
         nkey_seed_file: z.string().optional(),
         ack_timeout_ms: z.number().int().positive().default(5000),
+        /**
+         * How batches are written: `v2` (columns, zstd) or `v1` (JSON), for a collector older than v2
+         * batches. The collector reads both.
+         */
+        encoding: z.enum(BATCH_ENCODINGS).default('v2'),
       })
       .strict()
-      .default({ servers: ['nats://127.0.0.1:4222'], ack_timeout_ms: 5000 }),
+      .default({ servers: ['nats://127.0.0.1:4222'], ack_timeout_ms: 5000, encoding: 'v2' }),
     mqtt: z
       .object({
         /** `embedded`: sensors connect to the agent's own broker; `external`: the agent subscribes to another broker. */
@@ -197,12 +204,18 @@ export const EdgeConfigSchema = z
           .min(4096)
           .max(batchLimits.maxBytes - 1024)
           .default(batchLimits.maxBytes - 1024),
+        /**
+         * Observations per batch with `nats.encoding: v2` (whose messages are bounded by the protocol's
+         * v2 limits, not by `max_batch_bytes`); `max_batch_observations` bounds v1 batches.
+         */
+        v2_batch_observations: z.number().int().min(1).max(batchV2Limits.maxObservations).default(2000),
       })
       .strict()
       .default({
         max_in_flight: 8,
         max_batch_observations: 500,
         max_batch_bytes: batchLimits.maxBytes - 1024,
+        v2_batch_observations: 2000,
       }),
     iss: z
       .object({

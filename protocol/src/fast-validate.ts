@@ -93,7 +93,10 @@ export function fastValidObservation(o: unknown, edge: string, checkText = true)
  * True only for envelopes the ObservationBatchEnvelope schema accepts (the observations themselves are
  * checked one by one, so that a bad one costs only itself).
  */
-export function fastValidEnvelope(b: unknown): b is Record<string, unknown> & { observations: unknown[] } {
+export function fastValidEnvelope(
+  b: unknown,
+  maxObservations: number = batchLimits.maxObservations,
+): b is Record<string, unknown> & { observations: unknown[] } {
   if (!isObject(b) || !onlyKeys(b, BATCH_KEYS)) return false;
   if (b.v !== 1 || typeof b.edge !== 'string' || b.edge.length < 1) return false;
   const s = b.seq;
@@ -101,7 +104,7 @@ export function fastValidEnvelope(b: unknown): b is Record<string, unknown> & { 
   if (!iso(b.sent)) return false;
   if (b.buffer !== undefined && !bufferOk(b.buffer)) return false;
   const obs = b.observations;
-  return Array.isArray(obs) && obs.length >= 1 && obs.length <= batchLimits.maxObservations;
+  return Array.isArray(obs) && obs.length >= 1 && obs.length <= maxObservations;
 }
 
 /** The batch's optional buffer account (`BatchBuffer`). */

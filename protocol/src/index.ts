@@ -1,3 +1,19 @@
+export type {
+  BatchEncoding,
+  BatchHead,
+  BatchV2Codec,
+  DecodedBatchV2,
+  EncodeV2Options,
+} from './batch-v2.js';
+export {
+  BATCH_ENCODINGS,
+  batchV2Body,
+  batchV2Codecs,
+  batchV2Limits,
+  decodeBatchV2,
+  encodeBatchV2,
+  isBatchV2,
+} from './batch-v2.js';
 export type { ControlOp } from './edge-control.js';
 export {
   ControlErrorBody,
@@ -45,6 +61,7 @@ export {
   IssState,
   ObservationBatch,
   ObservationBatchEnvelope,
+  ObservationBatchV2Envelope,
   SensorState,
   statusLimits,
 } from './messages.js';

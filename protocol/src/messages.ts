@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { batchV2Limits } from './batch-v2.js';
 import { IsoTime, Observation } from './observation.js';
 import { batchLimits } from './streams.js';
 
@@ -73,6 +74,15 @@ export const ObservationBatchEnvelope = z
   .strict()
   .refine(seqInOrder, { message: 'seq[0] must not exceed seq[1]', path: ['seq'] });
 export type ObservationBatchEnvelope = z.infer<typeof ObservationBatchEnvelope>;
+
+/** The envelope of a v2 batch once decoded (`batch-v2.ts`): v1's, with v2's bound on observations. */
+export const ObservationBatchV2Envelope = z
+  .object({
+    ...batchFields,
+    observations: z.array(z.unknown()).min(1).max(batchV2Limits.maxObservations),
+  })
+  .strict()
+  .refine(seqInOrder, { message: 'seq[0] must not exceed seq[1]', path: ['seq'] });
 
 /** Bounds of a heartbeat, so that one stays small whatever an edge has registered. */
 export const statusLimits = { maxSensors: 200 } as const;

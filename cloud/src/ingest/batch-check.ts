@@ -1,15 +1,19 @@
 import {
   type AcceptedTimeRange,
   batchLimits,
+  batchV2Limits,
   checkValue,
+  decodeBatchV2,
   decodeMessage,
   edgeOfObsSubject,
   fastValidEnvelope,
   fastValidObservation,
+  isBatchV2,
   mayHoldUnstorableText,
   Observation,
   type ObservationBatch,
   ObservationBatchEnvelope,
+  ObservationBatchV2Envelope,
   observationId,
   timeRangeProblem,
 } from '@fieldbeam/protocol';
@@ -75,25 +79,36 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function checkBatch(subject: string, data: Uint8Array, window: TimeWindow): BatchCheck {
   const edge = edgeOfObsSubject(subject);
   if (!edge) return { ok: false, reason: `subject ${subject} is not fb.obs.<edge>` };
-  // No edge sends more (its forwarder cuts batches below the limit): a larger one is not a batch of ours.
-  if (data.byteLength > batchLimits.maxBytes) {
-    return {
-      ok: false,
-      reason: `batch of ${data.byteLength} bytes is over the protocol's limit of ${batchLimits.maxBytes} bytes`,
-    };
-  }
   let raw: unknown;
   let json: string;
-  try {
-    json = utf8.decode(data);
-    raw = JSON.parse(json);
-  } catch {
-    // Not UTF-8 or not JSON: decodeMessage says which.
-    const checked = decodeMessage(ObservationBatchEnvelope, data);
-    return checked.ok ? { ok: false, reason: 'unreadable message' } : checked;
+  /** v2: the observations whose ids were sent (the others' ids were computed from their fields). */
+  let sentIds: ReadonlySet<number> | undefined;
+  if (isBatchV2(data)) {
+    // Bounded by its observations, its bytes and its bytes once decompressed (decodeBatchV2).
+    const decoded = decodeBatchV2(data);
+    if (!decoded.ok) return decoded;
+    raw = decoded.envelope;
+    json = decoded.json;
+    sentIds = decoded.sentIds;
+  } else {
+    // No edge sends more (its forwarder cuts batches below the limit): a larger one is not a batch of ours.
+    if (data.byteLength > batchLimits.maxBytes) {
+      return {
+        ok: false,
+        reason: `batch of ${data.byteLength} bytes is over the protocol's limit of ${batchLimits.maxBytes} bytes`,
+      };
+    }
+    try {
+      json = utf8.decode(data);
+      raw = JSON.parse(json);
+    } catch {
+      // Not UTF-8 or not JSON: decodeMessage says which.
+      const checked = decodeMessage(ObservationBatchEnvelope, data);
+      return checked.ok ? { ok: false, reason: 'unreadable message' } : checked;
+    }
   }
-  if (!fastValidEnvelope(raw)) {
-    const checked = checkValue(ObservationBatchEnvelope, raw);
+  if (!fastValidEnvelope(raw, sentIds ? batchV2Limits.maxObservations : undefined)) {
+    const checked = checkValue(sentIds ? ObservationBatchV2Envelope : ObservationBatchEnvelope, raw);
     if (!checked.ok) return checked;
   }
   const envelope = raw as ObservationBatchEnvelope;
@@ -104,7 +119,9 @@ export function checkBatch(subject: string, data: Uint8Array, window: TimeWindow
   const good: Observation[] = [];
   const rejected: RejectedObservation[] = [];
   envelope.observations.forEach((o, index) => {
-    const problem = observationProblem(o, edge, checkText, window);
+    // A computed id needs no second hash to agree with its fields.
+    const idComputed = sentIds !== undefined && !sentIds.has(index);
+    const problem = observationProblem(o, edge, checkText, window, idComputed);
     if (problem === undefined) good.push(o as Observation);
     else
       rejected.push({
@@ -122,6 +139,7 @@ function observationProblem(
   edge: string,
   checkText: boolean,
   window: TimeWindow,
+  idComputed = false,
 ): { kind: RejectKind; reason: string } | undefined {
   if (!fastValidObservation(o, edge, checkText)) {
     const parsed = Observation.safeParse(o);
@@ -150,7 +168,7 @@ function observationProblem(
       timeRangeProblem(Date.parse(obs.time), window.nowMs, window.range) ?? 'time outside the accepted range';
     return { kind: 'time_range', reason: `${reason} (time ${obs.time})` };
   }
-  const id = observationId(obs);
+  const id = idComputed ? obs.id : observationId(obs);
   if (id !== obs.id) {
     return { kind: 'id_mismatch', reason: `id ${obs.id} is not the id of its fields (${id})` };
   }

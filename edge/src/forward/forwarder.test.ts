@@ -252,3 +252,48 @@ describe('batchMessage', () => {
     expect(plain.ok && plain.value.buffer).toEqual({ id: 'b1', start: 1 });
   });
 });
+
+describe('encodeBatch', () => {
+  it('v1 and v2 messages of a batch decode to the same ObservationBatch', async () => {
+    const { ObservationBatch, decodeBatchV2, decodeMessage } = await import('@fieldbeam/protocol');
+    const { toObservation } = await import('../readings.js');
+    const rows = [1, 2.5, -3].map((v, i) =>
+      JSON.stringify(
+        toObservation(
+          { source: 'mqtt', edge: 'gw', station: `s${i % 2}` },
+          { variable: 'v', value: v, unit: '1', timeMs: 1e12 + i },
+          1e12 + 10 * i,
+        ),
+      ),
+    );
+    const { encodeBatch } = await import('./forwarder.js');
+    const batch = { first: 7, last: 9, rows, dropped: [[3, 5]] as [number, number][] };
+    const buffer = { id: 'b1', start: 1 };
+    const v1 = decodeMessage(ObservationBatch, encodeBatch('v1', 'gw', batch, 1e12, buffer));
+    const v2 = decodeBatchV2(encodeBatch('v2', 'gw', batch, 1e12, buffer));
+    expect(v1.ok).toBe(true);
+    expect(v2.ok && v2.envelope).toEqual(
+      JSON.parse(new TextDecoder().decode(encodeBatch('v1', 'gw', batch, 1e12, buffer))),
+    );
+  });
+
+  it('with encoding v2, batches are cut at v2BatchObservations and published in v2', async () => {
+    const { isBatchV2, decodeBatchV2 } = await import('@fieldbeam/protocol');
+    const box = memoryOutbox(25);
+    const sizes: number[] = [];
+    const pub: Publisher = {
+      connected: true,
+      publishStatus() {},
+      async publish(_subject, data) {
+        expect(isBatchV2(data)).toBe(true);
+        const d = decodeBatchV2(data);
+        sizes.push(d.ok ? d.envelope.observations.length : -1);
+        return { duplicate: false };
+      },
+    };
+    const fwd = startForwarder(box, pub, { ...quick, encoding: 'v2', v2BatchObservations: 10 });
+    await until(() => box.rows.size === 0);
+    await fwd.close();
+    expect(sizes).toEqual([10, 10, 5]);
+  });
+});

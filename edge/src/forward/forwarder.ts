@@ -1,11 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { batchLimits, batchMsgId, type ObservationBatch, subjects } from '@fieldbeam/protocol';
+import {
+  type BatchEncoding,
+  type BatchHead,
+  batchLimits,
+  batchMsgId,
+  batchV2Limits,
+  encodeBatchV2,
+  subjects,
+} from '@fieldbeam/protocol';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
 import type { OutboxBatch, OutboxQueue } from '../outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 
 export interface ForwarderOptions {
   edge: string;
+  /**
+   * How batches are written (`nats.encoding`): v1 JSON or v2 columns compressed. Default v1. A v2 batch
+   * is cut at `v2BatchObservations` and at `batchV2Limits.maxRowBytes` of stored JSON, which keeps its
+   * message below `batchV2Limits.maxBytes` whatever the readings; `maxBatch*` cut v1 batches.
+   */
+  encoding?: BatchEncoding;
+  v2BatchObservations?: number;
   maxBatchObservations: number;
   maxBatchBytes: number;
   /** Batches awaiting their PubAck at once. */
@@ -46,18 +61,16 @@ export interface Forwarder {
 }
 
 /**
- * The `ObservationBatch` message of a batch, its stored observation texts spliced in unchanged
- * (each already is the JSON of a valid observation). With `buffer`, it says which buffer file its
- * sequence numbers belong to, and carries the drops not yet reported, for the collector's account.
+ * A batch's fields other than its observations. With `buffer`, it says which buffer file its sequence
+ * numbers belong to, and carries the drops not yet reported, for the collector's account.
  */
-export function batchMessage(
+function batchHead(
   edge: string,
   batch: OutboxBatch,
-  sentMs = Date.now(),
-  buffer?: { id: string; start: number },
-): string {
-  const head: Omit<ObservationBatch, 'observations'> = {
-    v: 1,
+  sentMs: number,
+  buffer: { id: string; start: number } | undefined,
+): BatchHead {
+  return {
     edge,
     seq: [batch.first, batch.last],
     sent: new Date(sentMs).toISOString(),
@@ -65,7 +78,34 @@ export function batchMessage(
       ? { buffer: { ...buffer, ...(batch.dropped?.length ? { dropped: batch.dropped } : {}) } }
       : {}),
   };
-  return `${JSON.stringify(head).slice(0, -1)},"observations":[${batch.rows.join(',')}]}`;
+}
+
+/**
+ * The v1 `ObservationBatch` message of a batch, its stored observation texts spliced in unchanged
+ * (each already is the JSON of a valid observation).
+ */
+export function batchMessage(
+  edge: string,
+  batch: OutboxBatch,
+  sentMs = Date.now(),
+  buffer?: { id: string; start: number },
+): string {
+  const head = JSON.stringify({ v: 1, ...batchHead(edge, batch, sentMs, buffer) });
+  return `${head.slice(0, -1)},"observations":[${batch.rows.join(',')}]}`;
+}
+
+const textEncoder = new TextEncoder();
+
+/** The message of a batch in the given encoding (v2: see `encodeBatchV2` in the protocol). */
+export function encodeBatch(
+  encoding: BatchEncoding,
+  edge: string,
+  batch: OutboxBatch,
+  sentMs = Date.now(),
+  buffer?: { id: string; start: number },
+): Uint8Array {
+  if (encoding === 'v2') return encodeBatchV2(batchHead(edge, batch, sentMs, buffer), batch.rows);
+  return textEncoder.encode(batchMessage(edge, batch, sentMs, buffer));
 }
 
 /** Full jitter: a random wait in [0, min(max, initial * 2^attempt)], so a fleet does not reconnect in step. */
@@ -110,7 +150,11 @@ export function startForwarder(
 ): Forwarder {
   const abort = new AbortController();
   const subject = subjects.obs(opts.edge);
-  const encoder = new TextEncoder();
+  const encoding = opts.encoding ?? 'v1';
+  const [takeCount, takeBytes] =
+    encoding === 'v2'
+      ? [opts.v2BatchObservations ?? batchV2Limits.maxObservations, batchV2Limits.maxRowBytes]
+      : [opts.maxBatchObservations, opts.maxBatchBytes];
   const nonce = opts.nonce ?? randomNonce;
   const newMsgId = (b: OutboxBatch) => batchMsgId(opts.edge, nonce(), b.first, b.last);
   const buffer = { id: outbox.bufferId, start: outbox.bufferStart };
@@ -163,14 +207,14 @@ export function startForwarder(
   let resend: Pending[] = [];
 
   function take(): Pending | undefined {
-    const batch = outbox.take(opts.maxBatchObservations, opts.maxBatchBytes);
+    const batch = outbox.take(takeCount, takeBytes);
     return batch && { batch, msgId: newMsgId(batch), attempted: false };
   }
 
   async function send(p: Pending): Promise<void> {
     const { batch } = p;
     unacked.set(batch.first, p);
-    const data = encoder.encode(batchMessage(opts.edge, batch, Date.now(), buffer));
+    const data = encodeBatch(encoding, opts.edge, batch, Date.now(), buffer);
     let ack: { duplicate: boolean };
     for (let renamed = 0; ; renamed++) {
       const expected = p.attempted;
