@@ -208,3 +208,16 @@ describe('protocol v2 batches: damaged and hostile input is refused with a reaso
     expect(reason(z({ ...ok, extra: 1 }))).toMatch(/unknown field extra/);
   });
 });
+
+describe('decodeObservationBatch', () => {
+  it('reads v1 and v2 messages alike, checked whole', async () => {
+    const { decodeObservationBatch } = await import('./batch-decode.js');
+    const v1 = decodeObservationBatch(Buffer.from(golden.v1));
+    const v2 = decodeObservationBatch(Buffer.from(golden.v2Zstd, 'base64'));
+    expect(v1.ok).toBe(true);
+    expect(v2).toEqual(v1);
+    const { observations, v: _v, ...h } = golden.batch as ObservationBatch;
+    const bad = decodeObservationBatch(encodeBatchV2(h, [...observations, { ...observations[0], extra: 1 }]));
+    expect(bad).toMatchObject({ ok: false, reason: expect.stringMatching(/^observations\[4\]: schema/) });
+  });
+});

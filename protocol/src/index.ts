@@ -1,3 +1,4 @@
+export { decodeObservationBatch } from './batch-decode.js';
 export type {
   BatchEncoding,
   BatchHead,

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { edgeCompleteness } from '@fieldbeam/cloud';
 import { createEdgeAgent, type EdgeAgent, parseEdgeConfig, toObservation } from '@fieldbeam/edge';
-import { streams } from '@fieldbeam/protocol';
+import { decodeObservationBatch, streams } from '@fieldbeam/protocol';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
@@ -67,7 +67,7 @@ const startEdge = (edge: string, url: string, buffer: Record<string, unknown> = 
       nats: { servers: [url], ack_timeout_ms: 1000 },
       mqtt: { host: '127.0.0.1', port: 0 },
       http: { host: '127.0.0.1', port: 0 },
-      forward: { max_batch_observations: 10 },
+      forward: { max_batch_observations: 10, v2_batch_observations: 10 },
       buffer,
     }),
     log,
@@ -111,9 +111,9 @@ describe('completeness per edge', () => {
     const info = await jsm.streams.info(streams.OBS.name);
     const victim = Math.floor((info.state.first_seq + info.state.last_seq) / 2);
     const lost = await jsm.streams.getMessage(streams.OBS.name, { seq: victim });
-    const lostBatch = lost?.json<{ seq: [number, number]; buffer: { id: string } }>();
-    if (!lostBatch) throw new Error('no batch to delete');
-    expect(lostBatch.buffer.id).toBe(firstBuffer);
+    const lostBatch = lost && decodeObservationBatch(lost.data);
+    if (!lostBatch?.ok) throw new Error('no batch to delete');
+    expect(lostBatch.value.buffer?.id).toBe(firstBuffer);
     await jsm.streams.deleteMessage(streams.OBS.name, victim);
 
     // Its buffer file is replaced (a new SD card, a file moved aside): a new id, sequence numbers from 1.
@@ -144,14 +144,15 @@ describe('completeness per edge', () => {
       'the collector to ingest everything',
       async () => {
         const r = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM observations');
-        return r.rows[0]?.n === 100 - (lostBatch.seq[1] - lostBatch.seq[0] + 1) + 30 + 2000 - dropped
+        return r.rows[0]?.n ===
+          100 - (lostBatch.value.seq[1] - lostBatch.value.seq[0] + 1) + 30 + 2000 - dropped
           ? true
           : undefined;
       },
       60_000,
     );
 
-    const lostCount = lostBatch.seq[1] - lostBatch.seq[0] + 1;
+    const lostCount = lostBatch.value.seq[1] - lostBatch.value.seq[0] + 1;
     const ca = await edgeCompleteness(db, 'gw-a');
     expect(ca).toMatchObject({
       readings: 130 - lostCount,
@@ -164,7 +165,7 @@ describe('completeness per edge', () => {
       readings: 100 - lostCount,
       lastSeq: 100,
       unexplained: lostCount,
-      unexplainedRanges: [lostBatch.seq],
+      unexplainedRanges: [lostBatch.value.seq],
     });
     expect(ca.buffers[1]).toMatchObject({ start: 1, readings: 30, lastSeq: 30, unexplained: 0 });
 

@@ -1,4 +1,4 @@
-import { decodeMessage, type Observation, ObservationBatch, streams } from '@fieldbeam/protocol';
+import { decodeObservationBatch, type Observation, streams } from '@fieldbeam/protocol';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type ConnectionOptions, connect } from '@nats-io/transport-node';
 
@@ -28,7 +28,7 @@ export async function readObsStream(
       const iter = await consumer.consume({ max_messages: 512 });
       for await (const m of iter) {
         messages++;
-        const batch = decodeMessage(ObservationBatch, m.data);
+        const batch = decodeObservationBatch(m.data);
         if (!batch.ok) throw new Error(`bad batch in stream at ${m.seq}: ${batch.reason}`);
         for (const o of batch.value.observations) {
           observations.push(o);
