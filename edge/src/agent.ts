@@ -344,7 +344,8 @@ export async function createEdgeAgent(
             },
             'http',
           ),
-          sink,
+          // Refused at once while full under `block`: the client is answered 429, not held.
+          sink: { submit: (obs) => outbox.appendOrRefuse(obs) },
           rejects,
           metrics,
           log: log.child({ http_intake: true }),

@@ -113,6 +113,12 @@ export interface Outbox extends OutboxQueue, RejectLog {
   /** Resolves once the observations are committed to disk; waits while full under `block`. */
   append(observations: Observation[]): Promise<void>;
   /**
+   * Like `append`, but where `block` would make it wait for room it is refused at once with
+   * BUFFER_FULL and nothing of it is stored: for sources that can ask their client to come back
+   * later (HTTP's 429) rather than hold it waiting.
+   */
+  appendOrRefuse(observations: Observation[]): Promise<void>;
+  /**
    * Like `append`, for the readings of one MQTT message: `delivery` is remembered in the same commit,
    * and a re-delivery of a message already committed resolves `'duplicate'` and stores nothing (it
    * needs no room, so it is answered even while the buffer is full). With `retained` (messages from

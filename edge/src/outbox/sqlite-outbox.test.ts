@@ -119,6 +119,32 @@ describe('SqliteOutbox', () => {
     expect(box.stats().dropped).toBe(0);
     await box.close();
   });
+
+  it('appendOrRefuse refuses at once where block would wait, stores none of it, and takes it once acked', async () => {
+    const size = JSON.stringify(obs(1)).length + 32;
+    const box = open({ capacityBytes: size * 2 + 10 });
+    await box.appendOrRefuse([obs(1), obs(2)]);
+    await expect(box.appendOrRefuse([obs(3)])).rejects.toMatchObject({ code: 'FB_EDGE_BUFFER_FULL' });
+    // Behind an append that waits, it is refused too: order is kept.
+    const waiting = box.append([obs(4)]);
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(box.appendOrRefuse([obs(5)])).rejects.toMatchObject({ code: 'FB_EDGE_BUFFER_FULL' });
+    expect(box.stats().depth).toBe(2);
+    const drain = () => {
+      const values: unknown[] = [];
+      for (let b = box.take(10, 1e6); b; b = box.take(10, 1e6)) {
+        values.push(...batchObservations(b).map((o) => o.value));
+        box.ack(b.first, b.last);
+      }
+      return values;
+    };
+    expect(drain()).toEqual([1, 2]);
+    await waiting;
+    expect(drain()).toEqual([4]);
+    await box.appendOrRefuse([obs(3)]);
+    expect(drain()).toEqual([3]);
+    await box.close();
+  });
 });
 
 describe('SqliteOutbox rejects', () => {

@@ -86,6 +86,8 @@ interface Pending {
   duplicate?: boolean;
   resolve: (outcome: DeliveryOutcome) => void;
   reject: (err: Error) => void;
+  /** Refused (BUFFER_FULL) rather than kept waiting when `block` finds no room for it. */
+  noWait?: boolean;
 }
 
 /**
@@ -154,6 +156,10 @@ export class SqliteOutbox implements Outbox {
     return this.appendOnce(observations).then(() => undefined);
   }
 
+  appendOrRefuse(observations: Observation[]): Promise<void> {
+    return this.enqueue(observations, undefined, undefined, true).then(() => undefined);
+  }
+
   /**
    * Like `append`, for the readings of one MQTT message: `delivery` is remembered in the same commit.
    * Resolves `'duplicate'` and stores nothing when `delivery` re-delivers a message already committed
@@ -167,6 +173,15 @@ export class SqliteOutbox implements Outbox {
     delivery?: MqttDelivery,
     retained?: RetainedState,
   ): Promise<DeliveryOutcome> {
+    return this.enqueue(observations, delivery, retained, false);
+  }
+
+  private enqueue(
+    observations: Observation[],
+    delivery: MqttDelivery | undefined,
+    retained: RetainedState | undefined,
+    noWait: boolean,
+  ): Promise<DeliveryOutcome> {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
     if (observations.length === 0) return Promise.resolve('stored');
@@ -178,7 +193,7 @@ export class SqliteOutbox implements Outbox {
       );
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { rows, bytes, delivery, retained, resolve, reject };
+      const p: Pending = { rows, bytes, delivery, retained, resolve, reject, noWait };
       if (this.blocked.length > 0) this.blocked.push(p);
       else this.queue.push(p);
       this.schedule();
@@ -256,6 +271,9 @@ export class SqliteOutbox implements Outbox {
         incoming += p.bytes;
         if (p.retained && p.retainedCheck)
           retainedAhead.set(pendingKey(p.retainedCheck), p.retained.payloadHash);
+      } else if (p.noWait) {
+        // Taken by nothing, so its client can be told to send it again later.
+        p.reject(new EdgeError(EdgeErrorCode.BUFFER_FULL, 'the buffer is full (policy block)', true));
       } else {
         // `block`: keep order; everything behind waits too, and its sensors wait for their acks.
         this.blocked.push(p);
