@@ -355,6 +355,14 @@ describe('datasets prune', () => {
     });
   });
 
+  it('--dataset limits it to one dataset', async () => {
+    // Before anything is deleted: without the filter, 4 versions would go (see above).
+    const other = await prune('--keep', '1', '--dataset', 'other', '--dry-run');
+    expect(other.stdout).toContain('0 version(s) beyond the newest 1');
+    const temps = await prune('--keep', '1', '--dataset', 'temps', '--dry-run');
+    expect(temps.stdout).toContain('4 version(s) beyond the newest 1');
+  });
+
   it('keeps the newest --keep versions, the current one and unannounced ones; deletes the rest', async () => {
     const kept2 = await prune('--keep', '2');
     expect(kept2.stdout).toContain('deleted 3 version(s), 6 object(s)');

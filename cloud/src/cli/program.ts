@@ -66,11 +66,22 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
     )
     .option('--json', 'print JSON instead of a table')
     .addHelpText('after', () => settingsHelp([...DATABASE_SETTINGS, 'FB_DATASETS_FILE']))
-    .action(async (options: { dataset?: string; window?: string; limit: number; json?: boolean }) => {
-      const { showDatasets } = await import('./datasets-command.js');
-      status.code = await showDatasets(loadCloudConfig(), options);
-    });
+    // It has an action and a subcommand (prune): a word that is neither is an unknown command, not
+    // an argument too many.
+    .allowExcessArguments()
+    .action(
+      async (options: { dataset?: string; window?: string; limit: number; json?: boolean }, cmd: Command) => {
+        if (cmd.args.length > 0)
+          cmd.error(`error: unknown command '${cmd.args[0]}'`, { code: 'commander.unknownCommand' });
+        const { showDatasets } = await import('./datasets-command.js');
+        status.code = await showDatasets(loadCloudConfig(), options);
+      },
+    );
 
+  // Options after `prune` are prune's (both have --dataset), not those of `datasets`: commander needs
+  // positional options on every command above it for that.
+  program.enablePositionalOptions();
+  datasets.enablePositionalOptions();
   datasets
     .command('prune')
     .summary('delete old dataset versions from the object store, keeping the newest of each window')
