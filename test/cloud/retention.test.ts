@@ -133,12 +133,15 @@ describe('stream limits', () => {
     expect((await limits()).FB_OBS).toEqual({ bytes: streams.OBS.maxBytes, age: nanos(2 * DAY) });
   }, 120_000);
 
-  it('refuses window marks kept no longer than the events stream can redeliver', () => {
+  it('refuses window marks kept no longer than events can be redelivered, a zero retention, rounds under a minute', () => {
     expect(() => loadCloudConfig({ FB_RETAIN_WINDOW_MARKS: 'PT12H' })).toThrow(/FB_RETAIN_WINDOW_MARKS/);
     expect(() =>
       loadCloudConfig({ FB_RETAIN_WINDOW_MARKS: 'PT12H', FB_EVENTS_MAX_AGE: 'PT6H' }),
     ).not.toThrow();
     expect(() => loadCloudConfig({ FB_RETAIN_DEAD_LETTERS: 'P0D' })).toThrow(/FB_RETAIN_DEAD_LETTERS/);
+    expect(() => loadCloudConfig({ FB_RETENTION_EVERY: 'PT1S' })).toThrow(
+      /FB_RETENTION_EVERY: at least PT1M/,
+    );
   });
 });
 

@@ -98,6 +98,7 @@ export function retentionProblems(c: CloudConfig): string[] {
         `FB_RETAIN_WINDOW_MARKS: must be longer than the FB_EVENTS stream's age (FB_EVENTS_MAX_AGE${events === 0 ? ', which is unlimited' : ''})`,
       );
     }
+    if (retentionOf(c).everyMs < 60_000) problems.push('FB_RETENTION_EVERY: at least PT1M');
   } catch {
     // A malformed duration is reported by the schema.
   }
