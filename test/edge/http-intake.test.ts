@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,7 @@ const TOKENS = {
 };
 const CAPACITY = 200_000;
 const MAX_BODY = 64 * 1024;
+const CONCURRENT = 4;
 
 let nats: NatsServer;
 let proxy: TcpProxy;
@@ -55,6 +57,8 @@ beforeAll(async () => {
         // Interpolated from the environment like any other value of the file.
         tokens: { ...TOKENS, script: '${FB_TEST_SCRIPT_TOKEN}' },
         max_body_bytes: MAX_BODY,
+        max_concurrent: CONCURRENT,
+        body_timeout_ms: 1500,
       },
       sensors: [
         {
@@ -261,6 +265,38 @@ describe('POST /ingest/<topic>', () => {
       `${base}/ingest/sensors/barn/temperature`,
     ]);
     stored({ status: 201, body: JSON.parse(ok.stdout), headers: new Headers() }, 1);
+  });
+
+  it('bounds requests at once (429) and the time a body may take (408)', async () => {
+    // Slow clients: headers promise 10 bytes, 2 arrive.
+    const slow = await Promise.all(
+      Array.from({ length: CONCURRENT }, async () => {
+        const socket = connect({ host: edge.host, port: edge.httpPort });
+        let text = '';
+        socket.setEncoding('latin1').on('data', (d: string) => {
+          text += d;
+        });
+        const closed = new Promise<void>((r) => socket.on('close', () => r()));
+        await new Promise<void>((r) => socket.once('connect', () => r()));
+        socket.write(
+          `POST /ingest/sensors/slow/temperature HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.script}\r\n` +
+            'Content-Length: 10\r\n\r\n21',
+        );
+        return { closed, text: () => text };
+      }),
+    );
+    const over = await waitFor('the intake full of slow requests', async () => {
+      const a = await post('sensors/barn/temperature', '1');
+      return a.status === 429 ? a : undefined;
+    });
+    expect(over.body.error).toMatch(/max_concurrent/);
+    expect(over.headers.get('retry-after')).toBe('1');
+    for (const s of slow) await s.closed;
+    for (const s of slow) expect(s.text()).toMatch(/^HTTP\/1\.1 408 /);
+    stored(await post('sensors/barn/temperature', '2'), 1);
+    expect(await readMetric(edge.httpPort, 'fb_edge_http_intake_requests_total', 'outcome="timeout"')).toBe(
+      CONCURRENT,
+    );
   });
 
   it('answers 429 with Retry-After while the buffer is full under block, then 201 after it drains: nothing lost', async () => {
