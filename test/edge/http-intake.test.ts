@@ -107,7 +107,7 @@ async function post(
     body,
     headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...opts.headers },
   });
-  return { status: res.status, body: await res.json(), headers: res.headers };
+  return { status: res.status, body: (await res.json()) as Answer['body'], headers: res.headers };
 }
 
 /** Every id a 201 named in this file, to find in JetStream at the end. */
