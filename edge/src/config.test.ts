@@ -38,6 +38,36 @@ describe('parseEdgeConfig', () => {
     expect(message).not.toMatch(/sensors\[0\]/);
   });
 
+  it('http_intake: off by default; when on, each client its own token of 16+ characters, from ${ENV}', () => {
+    expect(parseEdgeConfig({ edge: 'gw-1' }).http_intake).toMatchObject({
+      enabled: false,
+      max_body_bytes: 262144,
+    });
+    const cfg = parseEdgeConfig(
+      { edge: 'gw-1', http_intake: { enabled: true, tokens: { 'barn-script': '${TOKEN}' } } },
+      { TOKEN: 'a-token-of-20-chars!' },
+    );
+    expect(cfg.http_intake.tokens).toEqual({ 'barn-script': 'a-token-of-20-chars!' });
+    const problems = (config: object) => {
+      try {
+        parseEdgeConfig({ edge: 'gw-1', http_intake: config });
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(problems({ enabled: true })).toMatch(
+      /http_intake\.tokens: http_intake is enabled but has no client token/,
+    );
+    expect(problems({ tokens: { a: 'short' } })).toMatch(
+      /http_intake\.tokens\.a: use a token of at least 16/,
+    );
+    expect(problems({ tokens: { a: 'same-token-0123456', b: 'same-token-0123456' } })).toMatch(
+      /http_intake\.tokens\.b: the same token as client a/,
+    );
+    expect(problems({ tokens: { 'a b': 'a-token-of-20-chars!' } })).toMatch(/client names are/);
+  });
+
   it('interpolates ${ENV} and names missing variables', () => {
     const cfg = parseEdgeConfig({ edge: 'gw-1', nats: { pass: '${SECRET}' } }, { SECRET: 's3' });
     expect(cfg.nats.pass).toBe('s3');

@@ -246,7 +246,7 @@ export const EdgeConfigSchema = z
         enabled: z.boolean().default(false),
         tokens: z
           .record(
-            z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'client names are 1-64 of A-Z a-z 0-9 _ . -'),
+            z.string(),
             z.string().min(16, 'use a token of at least 16 characters (e.g. openssl rand -hex 24)'),
           )
           .default({}),
@@ -271,6 +271,13 @@ export const EdgeConfigSchema = z
           });
         const seen = new Map<string, string>();
         for (const [client, token] of Object.entries(v.tokens)) {
+          // Client names label metrics and reject entries.
+          if (!/^[A-Za-z0-9_.-]{1,64}$/.test(client))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['tokens', client],
+              message: 'client names are 1-64 of A-Z a-z 0-9 _ . -',
+            });
           const other = seen.get(token);
           if (other !== undefined)
             ctx.addIssue({

@@ -160,7 +160,7 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
     }),
     httpIntake: new Counter({
       name: 'fb_edge_http_intake_requests_total',
-      help: 'POST /ingest requests by client (a configured name, or "-" before one is known) and outcome: stored, empty, unmatched, rejected, unauthorized, forbidden, too_large, timeout, busy (buffer full), overloaded (too many at once), not_found, failed',
+      help: 'POST /ingest requests by client (a configured name, or "-" before one is known) and outcome: stored, empty, unmatched, rejected, unauthorized, forbidden, too_large, timeout, aborted (the client went away), busy (buffer full), overloaded (too many at once), not_found (no topic, not a POST), failed',
       labelNames: ['client', 'outcome'],
       registers: [registry],
     }),
