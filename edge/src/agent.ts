@@ -363,11 +363,17 @@ export async function createEdgeAgent(
       metrics.registry,
       health,
     );
-    if (intake)
+    if (intake) {
       log.info(
         { host: config.http.host, port: http.port, clients: Object.keys(config.http_intake.tokens) },
         'http intake on: POST /ingest/<topic>',
       );
+      if (!isLoopback(config.http.host))
+        log.warn(
+          { host: config.http.host },
+          'http intake listens beyond loopback over plain HTTP: its tokens travel in clear unless a TLS reverse proxy is in front (edge README, HTTP intake)',
+        );
+    }
     closers.push(() => http.close());
 
     let localSensors: readonly SensorConfig[] = config.sensors;
@@ -458,6 +464,10 @@ function nkeySeed(config: EdgeConfig): { nkeySeed?: string } {
   if (config.nats.nkey_seed_file)
     return { nkeySeed: readFileSync(config.nats.nkey_seed_file, 'utf8').trim() };
   return {};
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** Disk kept free for the OS and SQLite's WAL beyond the buffer bound. */
