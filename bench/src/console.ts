@@ -177,6 +177,7 @@ export async function runConsoleSuite(argv: string[]): Promise<void> {
       connections: conns.length,
       sensors: flags.sensors,
       listRuns: 1,
+      applyEdges: 0,
     };
     process.stdout.write(
       `${flags.edges} simulated edges, ${flags.sensors} sensors each, a heartbeat every ${flags.intervalMs} ms...\n`,

@@ -4,10 +4,12 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetStore, fleetEntries, formatFleetTable } from '@fieldbeam/cloud';
+import { type CentralSensors, createCentralSensors, parseEdgeConfig } from '@fieldbeam/edge';
 import { type EdgeStatus, type SensorState, subjects } from '@fieldbeam/protocol';
 import { descendants, startCollectorProcess, startPostgres, tempDir, waitFor } from '@fieldbeam/test/harness';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
+import { pino } from 'pino';
 import { CpuMeter, cpuSeconds, RssSampler } from './lib/proc.js';
 import { startBenchNats } from './lib/servers.js';
 import { sleep } from './lib/stats.js';
@@ -23,6 +25,7 @@ export interface FleetFlags {
   connections: number;
   sensors: number;
   listRuns: number;
+  applyEdges: number;
 }
 
 function parseFlags(argv: string[]): FleetFlags {
@@ -33,6 +36,7 @@ function parseFlags(argv: string[]): FleetFlags {
     connections: 4,
     sensors: 8,
     listRuns: 7,
+    applyEdges: 50,
   };
   const bounds: Record<keyof FleetFlags, [number, number]> = {
     edges: [1, 20_000],
@@ -41,6 +45,7 @@ function parseFlags(argv: string[]): FleetFlags {
     connections: [1, 64],
     sensors: [0, 200],
     listRuns: [1, 50],
+    applyEdges: [1, 1000],
   };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i]
@@ -56,10 +61,13 @@ function parseFlags(argv: string[]): FleetFlags {
   return flags;
 }
 
-const HELP = `pnpm bench fleet [--edges 1000] [--interval-ms 5000] [--seconds 60] [--connections 4] [--sensors 8] [--list-runs 7]
+const HELP = `pnpm bench fleet [--edges 1000] [--interval-ms 5000] [--seconds 60] [--connections 4] [--sensors 8] [--list-runs 7] [--apply-edges 50]
   Simulated edges (status publishers over a few NATS connections, not agents) heartbeat to one collector
   (fieldbeam-cloud run, real Postgres). Measures the collector's CPU and RSS idle and with the fleet
-  (the registry's cost is the difference), and how long fieldbeam-cloud edge list takes.
+  (the registry's cost is the difference), and how long fieldbeam-cloud edge list takes. Then
+  --apply-edges edges watch the central sensor bucket with the agent's own watcher and send a heartbeat
+  as soon as each applied a change: the time from fieldbeam-cloud sensors add --all until the fleet
+  registry shows the new revision for the last of them.
 `;
 
 /** A heartbeat as an agent of this version sends it, with `sensors` sensors. */
@@ -129,6 +137,83 @@ export function heartbeatLoad(
       await Promise.all(conns.map((c) => c.flush()));
     },
   };
+}
+
+/**
+ * `sensors add --all` to `edges` edges: each runs the agent's central config watcher
+ * (createCentralSensors) on one connection and heartbeats when it applied a change (a real agent
+ * reports it at its next heartbeat, status_interval_ms). Returns the ms until the registry shows the
+ * new revision for every one, and the CLI's own time.
+ */
+async function centralApplyMs(
+  nc: NatsConnection,
+  edges: readonly string[],
+  env: NodeJS.ProcessEnv,
+  databaseUrl: string,
+  dataDir: string,
+  intervalMs: number,
+): Promise<{ totalMs: number; cliMs: number; revision: number }> {
+  const log = pino({ level: 'silent' });
+  const metrics = { centralConfigRefused: { inc() {} }, centralConfigRevision: { set() {} } } as never;
+  const { auto_register } = parseEdgeConfig({ edge: 'bench', nats: { servers: ['nats://127.0.0.1:4222'] } });
+  const watchers: CentralSensors[] = [];
+  let applies = 0;
+  edges.forEach((edge, i) => {
+    const w = createCentralSensors({
+      edge,
+      dataDir: join(dataDir, edge),
+      local: { sensors: [], autoRegister: auto_register },
+      log,
+      metrics,
+    });
+    watchers.push(w);
+    w.watch(
+      async () => nc,
+      () => {
+        applies++;
+        const beat = { ...heartbeat(edge, i, 0, intervalMs, new Date()), config: w.configState() };
+        nc.publish(subjects.edgeStatus(edge), JSON.stringify(beat));
+      },
+    );
+  });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    await sleep(1000); // the watches are set up
+    const t0 = performance.now();
+    const add = await run(
+      [
+        'sensors',
+        'add',
+        '--all',
+        '--topic',
+        'bench/+station/t',
+        '--decoder',
+        'number',
+        '--decoder-json',
+        '{"variable":"air_temperature","unit":"degC"}',
+      ],
+      env,
+    );
+    if (add.code !== 0) throw new Error(`sensors add --all failed: ${add.stderr}`);
+    const revision = Number(/revision (\d+)/.exec(add.stdout)?.[1]);
+    await waitFor(
+      `${edges.length} edges reporting revision ${revision}`,
+      async () => {
+        const { rows } = await pool.query<{ n: string }>(
+          'SELECT count(*) AS n FROM fleet_edges WHERE edge = ANY($1) AND config_revision >= $2',
+          [edges, revision],
+        );
+        return Number(rows[0]?.n) >= edges.length ? true : undefined;
+      },
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message} (${applies} applies seen)`);
+    });
+    return { totalMs: performance.now() - t0, cliMs: add.ms, revision };
+  } finally {
+    await pool.end();
+    await Promise.all(watchers.map((w) => w.close()));
+  }
 }
 
 function run(
@@ -268,6 +353,20 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
     load = undefined;
     rss.stop();
 
+    process.stdout.write(`sensors add --all to ${flags.applyEdges} edges watching the bucket...\n`);
+    const applyEdges = Array.from(
+      { length: flags.applyEdges },
+      (_, i) => `sim-${String(i).padStart(5, '0')}`,
+    );
+    const apply = await centralApplyMs(
+      conns[0] as NatsConnection,
+      applyEdges,
+      env,
+      postgres.url,
+      join(dir.path, 'central'),
+      flags.intervalMs,
+    );
+
     const metrics = await collector.metrics();
     const recorded = metrics?.get('fb_cloud_fleet_heartbeats_total') ?? Number.NaN;
     const registryCore = (busy.collector ?? 0) - (idle.collector ?? 0);
@@ -306,6 +405,9 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
       edge_list_query_and_table_in_process_ms_median: r2(median(inProcess)),
       cli_version_ms_median: Math.round(median(versionRuns)),
       edges_listed: listed,
+      sensors_add_all_edges: flags.applyEdges,
+      sensors_add_all_to_last_edge_reporting_ms: Math.round(apply.totalMs),
+      sensors_add_all_cli_ms: Math.round(apply.cliMs),
       targets: { edge_list_ms: 300, registry_cpu_cores: 0.05 },
       pass: { edge_list_ms: median(listJson) < 300, registry_cpu_cores: registryCore < 0.05 },
     };
@@ -342,6 +444,11 @@ export async function runFleetSuite(argv: string[]): Promise<void> {
           '-',
         ],
         ['fieldbeam-cloud --version (ms, median)', String(out.cli_version_ms_median), '-'],
+        [
+          `sensors add --all -> last of ${flags.applyEdges} edges reporting it (ms)`,
+          `${out.sensors_add_all_to_last_edge_reporting_ms} (CLI ${out.sensors_add_all_cli_ms})`,
+          '-',
+        ],
       ])}\nwritten to bench/results/fleet.json\n`,
     );
   } finally {

@@ -1,5 +1,7 @@
 export type { EdgeAgent } from './agent.js';
 export { createEdgeAgent } from './agent.js';
+export type { CentralSensors } from './central/central-sensors.js';
+export { createCentralSensors } from './central/central-sensors.js';
 export { runDecodeCommand } from './cli/decode-command.js';
 export type { EdgeConfig, SensorConfig } from './config.js';
 export { loadEdgeConfig, parseEdgeConfig } from './config.js';
