@@ -49,8 +49,7 @@ beforeAll(async () => {
     env: { FB_TEST_SCRIPT_TOKEN: TOKENS.script },
     config: {
       edge: 'gw-http',
-      // v1 batches: the stream reader of the harness reads those.
-      nats: { servers: [`nats://127.0.0.1:${proxy.port}`], ack_timeout_ms: 1000, encoding: 'v1' },
+      nats: { servers: [`nats://127.0.0.1:${proxy.port}`], ack_timeout_ms: 1000 },
       buffer: { capacity_bytes: CAPACITY, policy: 'block' },
       http_intake: {
         enabled: true,

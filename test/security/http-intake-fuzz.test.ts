@@ -35,7 +35,7 @@ beforeAll(async () => {
     dir: dir.path,
     config: {
       edge: 'gw-intake-fuzz',
-      nats: { servers: [nats.url], encoding: 'v1' },
+      nats: { servers: [nats.url] },
       http_intake: {
         enabled: true,
         tokens: { fuzz: TOKEN },
