@@ -99,6 +99,14 @@ describe('protocol v2 batches', () => {
     const d = decoded(encodeBatchV2(head(2), [odd, JSON.stringify(wrongId)]));
     expect(d.sentIds).toEqual(new Set([0]));
     expect(d.envelope.observations[0]).toEqual(odd);
+    // Times not in the wire form cannot be written as milliseconds: they travel as sent.
+    const badTimes = [
+      { ...wrongId, time: '2026-02-30T00:00:00.000Z' },
+      { ...wrongId, received: '2026-11-30T12:00:00Z' },
+    ];
+    const t = decoded(encodeBatchV2(head(3), [...badTimes, JSON.stringify(wrongId)]));
+    expect(t.sentIds).toEqual(new Set([0, 1]));
+    expect(t.envelope.observations.slice(0, 2)).toEqual(badTimes);
     // A columnar observation's id is made from its fields: a wrong one cannot be carried.
     expect((d.envelope.observations[1] as { id: string }).id).not.toBe('f'.repeat(64));
   });

@@ -100,9 +100,23 @@ function columnar(o: unknown, edge: string): o is Row {
   }
   if (r.quality !== undefined && !(Array.isArray(r.quality) && r.quality.every((q) => typeof q === 'string')))
     return false;
-  return (
-    typeof r.time === 'string' && isIsoTime(r.time) && typeof r.received === 'string' && isIsoTime(r.received)
-  );
+  return typeof r.time === 'string' && typeof r.received === 'string';
+}
+
+/**
+ * Epoch milliseconds of a wire time, or undefined when it is not one (then `new Date(ms).toISOString()`
+ * would not give it back). Readings of a batch mostly share times, so the last answer is kept.
+ */
+function timeReader(): (s: string) => number | undefined {
+  let lastText = '';
+  let lastMs: number | undefined;
+  return (s) => {
+    if (s !== lastText) {
+      lastText = s;
+      lastMs = isIsoTime(s) ? Date.parse(s) : undefined;
+    }
+    return lastMs;
+  };
 }
 
 export interface EncodeV2Options {
@@ -128,6 +142,9 @@ export function batchV2Body(head: BatchHead, observations: readonly (string | un
     }
     return i;
   };
+  // Neighbouring readings mostly share a column's string: each column's last one is tried first.
+  const lastWord: (string | undefined)[] = STRING_COLUMNS.map(() => undefined);
+  const lastCode: number[] = STRING_COLUMNS.map(() => -1);
   const strings = Object.fromEntries(STRING_COLUMNS.map((c) => [c, new Array<number>(n)])) as Record<
     (typeof STRING_COLUMNS)[number],
     number[]
@@ -144,10 +161,14 @@ export function batchV2Body(head: BatchHead, observations: readonly (string | un
   const raw: [number, unknown][] = [];
   let lastTime = 0;
   let lastReceived = 0;
+  const timeOf = timeReader();
+  const receivedOf = timeReader();
   for (let i = 0; i < n; i++) {
     const item = observations[i];
     const o: unknown = typeof item === 'string' ? JSON.parse(item) : item;
-    if (!columnar(o, head.edge)) {
+    const t = columnar(o, head.edge) ? timeOf(o.time as string) : undefined;
+    const r = t === undefined ? undefined : receivedOf((o as Row).received as string);
+    if (t === undefined || r === undefined) {
       raw.push([i, o]);
       for (const c of STRING_COLUMNS) strings[c][i] = -1;
       for (const c of NUMBER_COLUMNS) numbers[c][i] = null;
@@ -157,25 +178,29 @@ export function batchV2Body(head: BatchHead, observations: readonly (string | un
       received[i] = 0;
       continue;
     }
-    for (const c of STRING_COLUMNS) {
-      const s = o[c] as string | undefined;
+    const row = o as Row;
+    for (let k = 0; k < STRING_COLUMNS.length; k++) {
+      const c = STRING_COLUMNS[k] as (typeof STRING_COLUMNS)[number];
+      const s = row[c] as string | undefined;
       if (s === undefined) strings[c][i] = -1;
+      else if (s === lastWord[k]) strings[c][i] = lastCode[k] as number;
       else {
-        strings[c][i] = code(s);
+        const x = code(s);
+        strings[c][i] = x;
+        lastWord[k] = s;
+        lastCode[k] = x;
         present.add(c);
       }
     }
     for (const c of NUMBER_COLUMNS) {
-      const v = o[c] as number | undefined;
+      const v = row[c] as number | undefined;
       numbers[c][i] = v ?? null;
       if (v !== undefined) present.add(c);
     }
-    value[i] = o.value as number | null;
-    const q = o.quality as string[] | undefined;
+    value[i] = row.value as number | null;
+    const q = row.quality as string[] | undefined;
     quality[i] = q ? q.map(code) : null;
     if (q) present.add('quality');
-    const t = Date.parse(o.time as string);
-    const r = Date.parse(o.received as string);
     time[i] = t - lastTime;
     received[i] = r - lastReceived;
     lastTime = t;
