@@ -6,14 +6,13 @@ import {
   Int32,
   List,
   makeData,
-  makeVector,
   RecordBatch,
   Schema,
   Struct,
   Table,
   TimestampMillisecond,
   Utf8,
-  type Vector,
+  Vector,
 } from 'apache-arrow';
 
 /**
@@ -106,6 +105,9 @@ export class DictValues {
   readonly values: Uint8Array[] = [];
   private readonly byHash = new Map<number, number[]>();
   private vector: Vector<Utf8> | undefined;
+  /** The dictionary so far as chunks: batches written one by one add only their new values (a delta). */
+  private readonly chunks: Data<Utf8>[] = [];
+  private chunked = 0;
   constructor(readonly id: number) {}
 
   code(buf: Uint8Array, start: number, len: number): number {
@@ -141,9 +143,18 @@ export class DictValues {
     return new Dictionary(new Utf8(), new Int32(), this.id);
   }
 
-  /** The dictionary as one vector (the same object for every batch, so IPC writes it once). */
+  /**
+   * The dictionary as one vector of chunks: the values known when each batch was made, then those
+   * added since. A batch written after more values came shares the earlier chunks, so an IPC writer
+   * sends only the new ones (a dictionary delta), and batches made together share one vector.
+   */
   dictionary() {
-    this.vector ??= makeVector(utf8Data(this.values));
+    if (this.vector && this.chunked === this.values.length) return this.vector;
+    if (this.chunks.length === 0 || this.chunked < this.values.length) {
+      this.chunks.push(utf8Data(this.values.slice(this.chunked)));
+      this.chunked = this.values.length;
+    }
+    this.vector = new Vector(this.chunks.slice());
     return this.vector;
   }
 }

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type DataSetAvailable, subjects } from '@fieldbeam/protocol';
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { tableToIPC } from 'apache-arrow';
+import { type RecordBatch, RecordBatchFileWriter } from 'apache-arrow';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { insertDeadLetters } from '../db/dead-letters.js';
@@ -11,7 +15,7 @@ import type { CloudMetrics } from '../metrics.js';
 import { asCloudError, describeError, retryDelayMs } from '../retry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { DatasetDef } from './dataset-config.js';
-import { readWindow } from './window-reader.js';
+import { openWindow, type WindowBatches } from './window-reader.js';
 import type { BuiltVersion, Claim, VersionRow, WindowStore } from './window-store.js';
 import { windowKey } from './windows.js';
 
@@ -47,36 +51,90 @@ export async function buildWindowObject(
     metadata.set('fieldbeam:aggregate_stats', def.aggregate.stats.join(','));
     metadata.set('fieldbeam:aggregate_exclude_flags', def.aggregate.excludeFlags.join(','));
   }
-  const table = await readWindow(pool, def, w.windowStart, w.windowEnd, metadata).catch((err: unknown) => {
+  const window = await openWindow(pool, def, w.windowStart, w.windowEnd, metadata).catch((err: unknown) => {
     throw databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`);
   });
-  let bytes: Uint8Array;
-  try {
-    bytes = tableToIPC(table, 'file');
-  } catch (err) {
-    throw new CloudError(
-      CloudErrorCode.BUILD_ENCODE,
-      `Arrow encoding of ${table.numRows} rows failed: ${(err as Error)?.message ?? String(err)}`,
-      false,
-      { cause: err },
-    );
-  }
   const key = datasetObjectKey(def.name, w.windowStart, w.version);
-  await store.put(key, bytes, ARROW_CONTENT_TYPE).catch((err: unknown) => {
-    throw new CloudError(
-      CloudErrorCode.OBJECT_STORE,
-      `object store: writing ${key} failed: ${(err as Error)?.message ?? String(err)}`,
-      true,
-      { cause: err },
+  const dir = await mkdtemp(join(tmpdir(), 'fieldbeam-build-'));
+  try {
+    const { rows, sha256, path } = await writeArrowFile(window, join(dir, 'window.arrow'), (err) =>
+      databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`),
     );
+    // The object store takes whole objects; only the finished file is held at once, not its batches.
+    const bytes = await readFile(path);
+    await store.put(key, bytes, ARROW_CONTENT_TYPE).catch((err: unknown) => {
+      throw new CloudError(
+        CloudErrorCode.OBJECT_STORE,
+        `object store: writing ${key} failed: ${(err as Error)?.message ?? String(err)}`,
+        true,
+        { cause: err },
+      );
+    });
+    return { key, rows, bytes: bytes.byteLength, sha256, buildMs: performance.now() - started };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes a window's batches to an Arrow IPC file at `path` as they are read (one slice in memory at a
+ * time, dictionaries sent as deltas), hashing the bytes on the way. The file format keeps its schema
+ * in the footer, written last: that is what lets the value column's CF metadata (which depends on
+ * every row) be complete although the rows were never all in memory.
+ */
+async function writeArrowFile(
+  window: WindowBatches,
+  path: string,
+  readFailure: (err: unknown) => Error,
+): Promise<{ rows: number; sha256: string; path: string }> {
+  const writer = new RecordBatchFileWriter();
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'w');
+  // Written as they come, synchronously: the queue is emptied each time the reader awaits a slice.
+  const drained = (async () => {
+    for await (const chunk of writer) {
+      hash.update(chunk);
+      writeSync(fd, chunk);
+    }
+  })();
+  let rows = 0;
+  let failure: unknown;
+  try {
+    writer.reset(undefined, window.schema);
+    const it = window.batches[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<RecordBatch>;
+      try {
+        next = await it.next();
+      } catch (err) {
+        throw readFailure(err);
+      }
+      if (next.done) break;
+      try {
+        writer.write(next.value);
+      } catch (err) {
+        throw new CloudError(
+          CloudErrorCode.BUILD_ENCODE,
+          `Arrow encoding of ${next.value.numRows} rows failed: ${(err as Error)?.message ?? String(err)}`,
+          false,
+          { cause: err },
+        );
+      }
+      rows += next.value.numRows;
+      // Lets the file writes catch up so encoded batches do not pile up in the writer's queue.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } catch (err) {
+    failure = err;
+  }
+  if (failure) writer.abort(failure as Error);
+  else writer.close();
+  await drained.catch((err: unknown) => {
+    failure ??= err;
   });
-  return {
-    key,
-    rows: table.numRows,
-    bytes: bytes.byteLength,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    buildMs: performance.now() - started,
-  };
+  closeSync(fd);
+  if (failure) throw failure;
+  return { rows, sha256: hash.digest('hex'), path };
 }
 
 export interface BuilderOptions {

@@ -1,4 +1,14 @@
-import type { Table } from 'apache-arrow';
+import {
+  type DataType,
+  Field,
+  Float64,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  TimestampMillisecond,
+} from 'apache-arrow';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { isAggregated, readAggregatedWindow } from './aggregate.js';
@@ -10,7 +20,6 @@ import {
   StringListColumn,
   sortOrder,
   TimeColumn,
-  tableOf,
 } from './arrow-columns.js';
 import { CF_COORDINATES, cfValueMetadata } from './cf.js';
 import type { DatasetDef } from './dataset-config.js';
@@ -235,6 +244,25 @@ class WindowDecoder {
     }
   }
 
+  /** The Arrow type of each column (those `columns()` gives its data). */
+  types(): Record<(typeof WINDOW_COLUMNS)[number], DataType> {
+    return {
+      time: new TimestampMillisecond('UTC'),
+      station: this.station.dict.type(),
+      sensor: this.sensor.dict.type(),
+      variable: this.variable.dict.type(),
+      value: new Float64(),
+      text: this.text.dict.type(),
+      unit: this.unit.dict.type(),
+      lat: new Float64(),
+      lon: new Float64(),
+      alt: new Float64(),
+      quality: this.quality.type(),
+      source: this.source.dict.type(),
+      edge: this.edge.dict.type(),
+    };
+  }
+
   columns(): NamedColumn[] {
     if (!this.ended && this.headerDone) throw new Error('COPY stream ended without its trailer');
     return [
@@ -295,12 +323,131 @@ async function readSlice(pool: pg.Pool, def: DatasetDef, start: Date, end: Date,
   }
 }
 
+/** Rows a time slice of a window should hold about: what one batch costs in memory, not the window. */
+export const SLICE_ROWS = 262_144;
+/** Packs a (variable, unit) pair of dictionary codes into one exact number. */
+const PAIR = 2 ** 21;
+
+/** The planner's estimate of a window's rows (cheap: no rows are read). */
+async function estimateRows(pool: pg.Pool, def: DatasetDef, start: Date, end: Date): Promise<number> {
+  const r = await pool.query(
+    `EXPLAIN (FORMAT JSON) SELECT 1 FROM observations WHERE ${datasetWhere(def, start, end)}`,
+  );
+  const plan = (r.rows[0] as { 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] })['QUERY PLAN'][0].Plan;
+  return Math.max(0, Number(plan['Plan Rows']) || 0);
+}
+
 /**
- * Streams one dataset window out of Postgres (binary COPY, ordered by time then id) into an Arrow
- * table, without a JS object per row. The window is read as `slices` consecutive time ranges on as
- * many connections at once, so Postgres can use more than one core; each slice becomes one record
- * batch, in time order, all sharing the dictionaries. An aggregated dataset's window is its
- * statistics over the whole intervals of [start, end) instead (aggregate.ts).
+ * A window as a schema and its record batches, read one time slice at a time: each slice is a binary
+ * COPY of consecutive time range, sorted by time in Node and handed on as one batch before the slice
+ * after next is read, so memory holds about two slices whatever the window's size. All batches share
+ * the dictionaries (later batches only add values: an IPC writer sends them as dictionary deltas).
+ * The value column's CF metadata depends on every (variable, unit) of the window: it is filled in
+ * once the last batch has been read, which is in time for the Arrow file's schema (written in its
+ * footer, see builder.ts), not for a stream's.
+ */
+export interface WindowBatches {
+  schema: Schema;
+  batches: AsyncGenerator<RecordBatch>;
+}
+
+const DECODER_COLUMNS: readonly { name: (typeof WINDOW_COLUMNS)[number]; nullable: boolean }[] = [
+  { name: 'time', nullable: false },
+  { name: 'station', nullable: false },
+  { name: 'sensor', nullable: true },
+  { name: 'variable', nullable: false },
+  { name: 'value', nullable: true },
+  { name: 'text', nullable: true },
+  { name: 'unit', nullable: false },
+  { name: 'lat', nullable: true },
+  { name: 'lon', nullable: true },
+  { name: 'alt', nullable: true },
+  { name: 'quality', nullable: true },
+  { name: 'source', nullable: false },
+  { name: 'edge', nullable: false },
+];
+
+export async function openWindow(
+  pool: pg.Pool,
+  def: DatasetDef,
+  start: Date,
+  end: Date,
+  metadata: Map<string, string>,
+  opts: { sliceRows?: number; parallel?: number } = {},
+): Promise<WindowBatches> {
+  if (isAggregated(def)) {
+    // Statistics per interval: a small table (one row per series and interval), read whole.
+    const table = await readAggregatedWindow(pool, def, start, end, metadata);
+    return {
+      schema: table.schema,
+      batches: (async function* () {
+        yield* table.batches;
+      })(),
+    };
+  }
+  const sliceRows = opts.sliceRows ?? SLICE_ROWS;
+  const parallel = Math.max(1, opts.parallel ?? 2);
+  const span = end.getTime() - start.getTime();
+  const estimate = await estimateRows(pool, def, start, end);
+  const n = Math.max(parallel, Math.min(Math.ceil(estimate / sliceRows), Math.floor(span / 1000)));
+  const count = Math.max(1, Math.min(n, Math.floor(span / 1000)));
+  const bounds = Array.from({ length: count + 1 }, (_, i) =>
+    i === count ? end : new Date(start.getTime() + Math.floor((span * i) / count)),
+  );
+  const dicts = new WindowDicts();
+  const valueMeta = new Map<string, string>();
+  const cf = new Map<string, Map<string, string>>([...Object.entries(CF_COORDINATES), ['value', valueMeta]]);
+  const types = new WindowDecoder(dicts).types();
+  const fields = DECODER_COLUMNS.map(
+    (c) => new Field(c.name, types[c.name], c.nullable, cf.get(c.name) ?? new Map()),
+  );
+  const schema = new Schema(fields, metadata);
+  const struct = new Struct(fields);
+  const pairs = new Set<number>();
+  const units = (k: number) => Math.floor(k / PAIR);
+
+  async function* batches(): AsyncGenerator<RecordBatch> {
+    const read = (i: number) => {
+      const d = new WindowDecoder(dicts);
+      return readSlice(pool, def, bounds[i] as Date, bounds[i + 1] as Date, d).then(() => d);
+    };
+    const inFlight: Promise<WindowDecoder>[] = [];
+    let next = 0;
+    try {
+      while (next < count && inFlight.length < parallel) inFlight.push(read(next++));
+      while (inFlight.length > 0) {
+        const d = await (inFlight.shift() as Promise<WindowDecoder>);
+        if (next < count) inFlight.push(read(next++));
+        d.sortByTime();
+        for (let i = 0; i < d.variable.length; i++) {
+          pairs.add(d.variable.codeAt(i) * PAIR + d.unit.codeAt(i));
+        }
+        const columns = d.columns();
+        yield new RecordBatch(
+          schema,
+          makeData({ type: struct, length: d.rows, children: columns.map((c) => c.data) }),
+        );
+      }
+      const text = new TextDecoder();
+      for (const [k, v] of cfValueMetadata(
+        [...pairs].map((k) => [
+          text.decode(dicts.variable.values[units(k)]),
+          text.decode(dicts.unit.values[k % PAIR]),
+        ]),
+      )) {
+        valueMeta.set(k, v);
+      }
+    } finally {
+      // Slices still being read (the consumer stopped early, or one failed): let them finish quietly.
+      for (const p of inFlight) p.catch(() => undefined);
+    }
+  }
+  return { schema, batches: batches() };
+}
+
+/**
+ * One dataset window as an Arrow table (for readers that need it whole, such as the read API's small
+ * ranges): the batches of `openWindow`, collected. Builds stream them instead (builder.ts).
  */
 export async function readWindow(
   pool: pg.Pool,
@@ -308,44 +455,9 @@ export async function readWindow(
   start: Date,
   end: Date,
   metadata: Map<string, string>,
-  slices = 2,
 ): Promise<Table> {
-  // An aggregated dataset's window is its per-interval statistics (aggregate.ts).
-  if (isAggregated(def)) return readAggregatedWindow(pool, def, start, end, metadata);
-  const dicts = new WindowDicts();
-  const span = end.getTime() - start.getTime();
-  const n = Math.max(1, Math.min(slices, Math.floor(span / 1000)));
-  const bounds = Array.from({ length: n + 1 }, (_, i) =>
-    i === n ? end : new Date(start.getTime() + Math.floor((span * i) / n)),
-  );
-  const decoders = Array.from({ length: n }, () => new WindowDecoder(dicts));
-  await Promise.all(
-    decoders.map((d, i) => readSlice(pool, def, bounds[i] as Date, bounds[i + 1] as Date, d)),
-  );
-  for (const d of decoders) d.sortByTime();
-  const cf = new Map<string, Map<string, string>>([
-    ...Object.entries(CF_COORDINATES),
-    ['value', cfValueMetadata(variableUnits(dicts, decoders))],
-  ]);
-  return tableOf(
-    decoders.map((d) => d.columns().map((c) => withMetadata(c, cf.get(c.name)))),
-    metadata,
-  );
-}
-
-const withMetadata = (c: NamedColumn, metadata: Map<string, string> | undefined): NamedColumn =>
-  metadata ? { ...c, metadata } : c;
-
-/** The (variable, unit) pairs present in a window, from the dictionary codes (no string per row). */
-function variableUnits(dicts: WindowDicts, decoders: readonly WindowDecoder[]): [string, string][] {
-  const units = dicts.unit.values.length + 1;
-  const seen = new Set<number>();
-  for (const d of decoders) {
-    for (let i = 0; i < d.variable.length; i++) seen.add(d.variable.codeAt(i) * units + d.unit.codeAt(i));
-  }
-  const text = new TextDecoder();
-  return [...seen].map((k) => [
-    text.decode(dicts.variable.values[Math.floor(k / units)]),
-    text.decode(dicts.unit.values[k % units]),
-  ]);
+  const { schema, batches } = await openWindow(pool, def, start, end, metadata);
+  const all: RecordBatch[] = [];
+  for await (const b of batches) all.push(b);
+  return new Table(schema, all);
 }

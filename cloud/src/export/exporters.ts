@@ -10,7 +10,7 @@ import type { CloudMetrics } from '../metrics.js';
 import { type DurableConsumer, startDurableConsumer } from '../nats/durable-consumer.js';
 import { asCloudError, describeError, retryDelayMs } from '../retry.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { arrowToGeoParquet, PARQUET_CONTENT_TYPE } from './geoparquet.js';
+import { arrowFileToGeoParquet, PARQUET_CONTENT_TYPE } from './geoparquet.js';
 
 export type ExporterName = 'geoparquet' | 'api';
 
@@ -190,7 +190,7 @@ export function geoParquetExport(store: ObjectStore, datasets: ReadonlySet<strin
     const arrow = await arrowOf(store, e);
     let encoded: { parquet: Uint8Array; rows: number };
     try {
-      encoded = arrowToGeoParquet(arrow);
+      encoded = await arrowFileToGeoParquet(arrow);
     } catch (err) {
       throw new CloudError(
         CloudErrorCode.EXPORT_ENCODE,

@@ -10,7 +10,13 @@ import {
   tableFromIPC,
   tableToIPC,
 } from 'apache-arrow';
-import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm';
+import {
+  Compression,
+  transformParquetStream,
+  Table as WasmTable,
+  WriterPropertiesBuilder,
+  writeParquet,
+} from 'parquet-wasm';
 
 export const PARQUET_CONTENT_TYPE = 'application/vnd.apache.parquet';
 
@@ -63,31 +69,46 @@ function pointsWkb(
   return { data, bbox: count > 0 ? [minX, minY, maxX, maxY] : null };
 }
 
-/**
- * A dataset's Arrow IPC file as GeoParquet 1.1: the same columns plus `geometry` (WKB points from
- * lon/lat, WGS84 = the default OGC:CRS84), the `geo` file metadata, ZSTD compression.
- */
-export function arrowToGeoParquet(arrowFile: Uint8Array): { parquet: Uint8Array; rows: number } {
-  const source = tableFromIPC(arrowFile);
-  const batches = source.batches.map((batch) => {
-    const lon = batch.getChild('lon')?.data[0];
-    const lat = batch.getChild('lat')?.data[0];
-    if (!lon || !lat) throw new Error('dataset object has no lat/lon columns');
-    return { batch, ...pointsWkb(lon, lat) };
-  });
-  let bbox: [number, number, number, number] | null = null;
-  for (const b of batches) {
-    if (!b.bbox) continue;
-    bbox = bbox
-      ? [
-          Math.min(bbox[0], b.bbox[0]),
-          Math.min(bbox[1], b.bbox[1]),
-          Math.max(bbox[2], b.bbox[2]),
-          Math.max(bbox[3], b.bbox[3]),
-        ]
-      : b.bbox;
+type Bbox = [number, number, number, number];
+
+function union(a: Bbox | null, b: Bbox | null): Bbox | null {
+  if (!a) return b;
+  if (!b) return a;
+  return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])];
+}
+
+function lonLat(batch: RecordBatch): { lon: Data; lat: Data } {
+  const lon = batch.getChild('lon')?.data[0];
+  const lat = batch.getChild('lat')?.data[0];
+  if (!lon || !lat) throw new Error('dataset object has no lat/lon columns');
+  return { lon, lat };
+}
+
+/** The bounding box of the points of a batch (a pass over two float columns, nothing allocated). */
+function bboxOf(batch: RecordBatch): Bbox | null {
+  const { lon, lat } = lonLat(batch);
+  const xs = lon.values as Float64Array;
+  const ys = lat.values as Float64Array;
+  const valid = (d: Data, i: number) =>
+    !d.nullBitmap || d.nullCount === 0 || ((d.nullBitmap[i >> 3] ?? 0) >> (i & 7)) & 1;
+  let box: Bbox | null = null;
+  for (let i = 0; i < batch.numRows; i++) {
+    if (!(valid(lon, i) && valid(lat, i))) continue;
+    const x = xs[i] as number;
+    const y = ys[i] as number;
+    if (!box) box = [x, y, x, y];
+    else {
+      if (x < box[0]) box[0] = x;
+      if (y < box[1]) box[1] = y;
+      if (x > box[2]) box[2] = x;
+      if (y > box[3]) box[3] = y;
+    }
   }
-  const geo = {
+  return box;
+}
+
+function geoMetadata(bbox: Bbox | null) {
+  return {
     version: '1.1.0',
     primary_column: 'geometry',
     columns: {
@@ -98,37 +119,117 @@ export function arrowToGeoParquet(arrowFile: Uint8Array): { parquet: Uint8Array;
       },
     },
   };
-  const fields = [...source.schema.fields, new Field('geometry', new Binary(), true)];
-  // `geo` goes into the file's key-value metadata through the writer; the Arrow schema's own
-  // metadata (dataset, window, version) is carried over by the writer as well.
-  const schema = new Schema(fields, source.schema.metadata);
-  const out = new Table(
+}
+
+function writerProperties(geo: unknown) {
+  return new WriterPropertiesBuilder()
+    .setCompression(Compression.ZSTD)
+    .setKeyValueMetadata(new Map([['geo', JSON.stringify(geo)]]))
+    .setCreatedBy('fieldbeam-cloud')
+    .build();
+}
+
+/** The GeoParquet schema of a dataset schema: its columns plus `geometry`, its metadata kept. */
+function geoSchema(source: Schema): Schema {
+  return new Schema([...source.fields, new Field('geometry', new Binary(), true)], source.metadata);
+}
+
+/** A batch with its `geometry` column added (WKB points from lon/lat). */
+function withGeometry(schema: Schema, batch: RecordBatch): RecordBatch {
+  const { lon, lat } = lonLat(batch);
+  return new RecordBatch(
     schema,
-    batches.map(
-      (b) =>
-        new RecordBatch(
-          schema,
-          makeData({
-            type: new Struct(fields),
-            length: b.batch.numRows,
-            children: [...b.batch.data.children, b.data],
-          }),
-        ),
-    ),
+    makeData({
+      type: new Struct(schema.fields),
+      length: batch.numRows,
+      children: [...batch.data.children, pointsWkb(lon, lat).data],
+    }),
   );
-  if (batches.length === 0) {
+}
+
+/**
+ * A dataset's Arrow IPC file as GeoParquet 1.1: the same columns plus `geometry` (WKB points from
+ * lon/lat, WGS84 = the default OGC:CRS84), the `geo` file metadata, ZSTD compression.
+ *
+ * Streamed batch by batch: the Arrow file is read in place (its batches are views of `arrowFile`),
+ * one pass finds the bounding box (the `geo` metadata is set before the first row group), and each
+ * batch alone (with its geometry) crosses into the Parquet writer, which writes row groups as they
+ * fill. Memory beyond the input and the output is one batch and one row group, whatever the rows.
+ */
+export async function arrowFileToGeoParquet(
+  arrowFile: Uint8Array,
+): Promise<{ parquet: Uint8Array; rows: number }> {
+  const source = tableFromIPC(arrowFile);
+  const batches = source.batches;
+  const schema = geoSchema(source.schema);
+  let bbox: Bbox | null = null;
+  let rows = 0;
+  for (const b of batches) {
+    bbox = union(bbox, bboxOf(b));
+    rows += b.numRows;
+  }
+  const geo = geoMetadata(bbox);
+  if (rows === 0) return { parquet: writeFile(new Table(schema), geo), rows: 0 };
+  let next = 0;
+  const input = new ReadableStream({
+    pull(controller) {
+      while (next < batches.length && (batches[next] as RecordBatch).numRows === 0) next++;
+      const batch = batches[next++];
+      if (!batch) {
+        controller.close();
+        return;
+      }
+      // The only way into the wasm writer is IPC: one batch (and its dictionaries) at a time.
+      const one = WasmTable.fromIPCStream(
+        tableToIPC(new Table(schema, [withGeometry(schema, batch)]), 'stream'),
+      );
+      for (const rb of one.recordBatches()) controller.enqueue(rb);
+      one.free();
+    },
+  });
+  const output: ReadableStream<Uint8Array> = await transformParquetStream(input, writerProperties(geo));
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of output as unknown as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
+  }
+  return { parquet: concat(chunks, size), rows };
+}
+
+function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const c of chunks) {
+    out.set(c, p);
+    p += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The same as `arrowFileToGeoParquet`, synchronously and whole (for small tables, such as a read-API
+ * response): the file is written in one call.
+ */
+export function arrowToGeoParquet(arrowFile: Uint8Array): { parquet: Uint8Array; rows: number } {
+  const source = tableFromIPC(arrowFile);
+  const schema = geoSchema(source.schema);
+  let bbox: Bbox | null = null;
+  for (const b of source.batches) bbox = union(bbox, bboxOf(b));
+  const geo = geoMetadata(bbox);
+  if (source.batches.length === 0) {
     // An empty window still gets a valid (empty) file.
     return { parquet: writeFile(new Table(schema), geo), rows: 0 };
   }
+  const out = new Table(
+    schema,
+    source.batches.map((b) => withGeometry(schema, b)),
+  );
   return { parquet: writeFile(out, geo), rows: source.numRows };
 }
 
 function writeFile(table: Table, geo: unknown): Uint8Array {
   const wasmTable = WasmTable.fromIPCStream(tableToIPC(table, 'stream'));
-  const props = new WriterPropertiesBuilder()
-    .setCompression(Compression.ZSTD)
-    .setKeyValueMetadata(new Map([['geo', JSON.stringify(geo)]]))
-    .setCreatedBy('fieldbeam-cloud')
-    .build();
-  return writeParquet(wasmTable, props);
+  return writeParquet(wasmTable, writerProperties(geo));
 }
