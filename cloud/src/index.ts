@@ -19,8 +19,9 @@ export {
   postgresPackage,
 } from './db/postgres-binaries.js';
 export { PostgresServer, type PostgresServerOptions, postgresOsUser } from './db/postgres-server.js';
-export { arrowToGeoParquet } from './export/geoparquet.js';
 export { CloudError, CloudErrorCode } from './errors.js';
+export { arrowFileToGeoParquet, arrowToGeoParquet } from './export/geoparquet.js';
+export { CentralSensorStore, ensureSensorBucket } from './fleet/central-sensors.js';
 export type { BufferCompleteness, EdgeCompleteness } from './fleet/completeness.js';
 export { edgeCompleteness } from './fleet/completeness.js';
 export type { ControlConnection, RequestEdgeOptions } from './fleet/edge-control.js';
