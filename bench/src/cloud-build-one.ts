@@ -1,0 +1,60 @@
+import { join } from 'node:path';
+import {
+  arrowFileToGeoParquet,
+  buildWindowObject,
+  datasetObjectKey,
+  FolderObjectStore,
+  parseDatasets,
+} from '@fieldbeam/cloud';
+import pg from 'pg';
+
+/**
+ * One window build and its GeoParquet export, alone in this process, so that the process's peak RSS
+ * is the build's (cloud-build.ts runs it once per size and run). Prints one JSON line.
+ */
+async function main(): Promise<void> {
+  const start = new Date(Number(process.env.BENCH_WINDOW_START));
+  const end = new Date(Number(process.env.BENCH_WINDOW_END));
+  const version = Number(process.env.BENCH_VERSION ?? 1);
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
+  const store = new FolderObjectStore(join(process.env.BENCH_STORE_DIR ?? '.', 'objects'));
+  const [def] = parseDatasets({ datasets: [{ name: 'bench', window: 'PT1H' }] });
+  if (!def) throw new Error('no dataset');
+  const rssBefore = process.memoryUsage().rss;
+  try {
+    const t0 = performance.now();
+    const built = await buildWindowObject(pool, store, def, {
+      windowStart: start,
+      windowEnd: end,
+      version,
+      generation: 1,
+      provisional: false,
+    });
+    const t1 = performance.now();
+    const { parquet, rows } = await arrowFileToGeoParquet((await store.get(built.key)) ?? new Uint8Array());
+    await store.put(datasetObjectKey('bench', start, version, 'parquet'), parquet);
+    const t2 = performance.now();
+    process.stdout.write(
+      `${JSON.stringify({
+        rows,
+        built_rows: built.rows,
+        arrow_s: (t1 - t0) / 1000,
+        geoparquet_s: (t2 - t1) / 1000,
+        total_s: (t2 - t0) / 1000,
+        arrow_bytes: built.bytes,
+        geoparquet_bytes: parquet.byteLength,
+        rss_before_mb: Math.round(rssBefore / 2 ** 20),
+        // resourceUsage().maxRSS is in KiB: the peak of this process, build and export together.
+        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      })}\n`,
+    );
+  } finally {
+    await pool.end();
+    await store.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});
