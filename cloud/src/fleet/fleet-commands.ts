@@ -18,6 +18,7 @@ import {
   formatFleetTable,
   neverSeen,
   offlineMessage,
+  printable,
 } from './fleet-view.js';
 
 /** Exit status of `edge status|rejects|ping|reload` for an edge that is offline or never seen. */
@@ -161,7 +162,7 @@ export function edgeRejectsCommand(
       if (reply.rejects.length === 0) deps.out.write(`(no rejects kept by ${id})\n`);
       for (const r of reply.rejects) {
         deps.out.write(
-          `${r.at}  ${r.source}  ${r.topic}\n    ${r.reason}\n    payload (${r.payloadBytes} bytes${r.truncated ? ', truncated' : ''}): ${JSON.stringify(r.payload)}\n`,
+          `${r.at}  ${printable(r.source)}  ${printable(r.topic)}\n    ${printable(r.reason)}\n    payload (${r.payloadBytes} bytes${r.truncated ? ', truncated' : ''}): ${printable(JSON.stringify(r.payload))}\n`,
         );
       }
     },
@@ -182,7 +183,7 @@ export function edgePingCommand(
     opts.timeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS,
     (reply, _, ms) => {
       deps.out.write(
-        `${id} answered in ${Math.round(ms)} ms: version ${reply.version}, up ${Math.round(reply.uptimeS)} s, clock ${reply.time}\n`,
+        `${id} answered in ${Math.round(ms)} ms: version ${printable(reply.version)}, up ${Math.round(reply.uptimeS)} s, clock ${reply.time}\n`,
       );
     },
   );
@@ -196,7 +197,8 @@ export function edgeReloadCommand(
 ): Promise<number> {
   return askEdge(deps, id, 'reload', undefined, opts.timeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS, (reply) => {
     const c = reply.changes;
-    const list = (what: string, topics: string[]) => (topics.length ? `; ${what} ${topics.join(', ')}` : '');
+    const list = (what: string, topics: string[]) =>
+      topics.length ? `; ${what} ${printable(topics.join(', '))}` : '';
     deps.out.write(
       `${id} reloaded its config: ${reply.sensors} sensors${list('added', c.added)}${list('removed', c.removed)}${list('changed', c.changed)}` +
         `${c.added.length + c.removed.length + c.changed.length === 0 ? ' (no change)' : ''}; ` +

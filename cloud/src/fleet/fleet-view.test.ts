@@ -1,6 +1,14 @@
+import type { EdgeStatus } from '@fieldbeam/protocol';
 import { describe, expect, it } from 'vitest';
 import type { FleetEdgeRow } from './fleet-store.js';
-import { fleetEntries, formatBytes, formatFleetTable, offlineMessage } from './fleet-view.js';
+import {
+  fleetEntries,
+  formatBytes,
+  formatCompleteness,
+  formatEdgeStatus,
+  formatFleetTable,
+  offlineMessage,
+} from './fleet-view.js';
 
 const NOW = Date.parse('2026-12-05T12:00:00Z');
 const row = (edge: string, agoMs: number, extra: Partial<FleetEdgeRow> = {}): FleetEdgeRow => ({
@@ -88,5 +96,50 @@ describe('formatBytes', () => {
       '510 MB',
       '82 GB',
     ]);
+  });
+});
+
+describe('strings an edge sent', () => {
+  // An edge fills its heartbeat's strings as it likes: printed raw, an escape sequence would reach
+  // the operator's terminal (retitle it, hide lines, rewrite what is on screen) and a newline or a
+  // bidi override would forge lines of the answer.
+  const hostile = '\u001b]0;owned\u0007\u001b[2J\r\nedge gw-z: online\u009b31m\u202eevil';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+  it('reach neither the table nor the status as control characters', () => {
+    const [entry] = fleetEntries([row('gw-1', 1000, { version: hostile })], ['gw-1'], NOW);
+    const table = formatFleetTable([entry as NonNullable<typeof entry>]);
+    expect(table).not.toMatch(CONTROLS);
+    expect(table.split('\n')).toHaveLength(4);
+    const status: EdgeStatus = {
+      v: 1,
+      edge: 'gw-1',
+      time: '2026-12-05T12:00:00Z',
+      version: hostile,
+      uptimeS: 1,
+      buffer: { depth: 0, bytes: 0, capacityBytes: 1, oldestUnsentAgeS: null, dropped: 0 },
+      rates: { inPerS: 0, outPerS: 0 },
+      rejected: 0,
+      diskFreeBytes: null,
+      clock: 'synced',
+      uplink: 'connected',
+      sensors: [
+        { topic: hostile, decoder: hostile, station: hostile, origin: 'local', lastReadingTime: null },
+      ],
+      config: { revision: 1, appliedAt: null, error: hostile, refusedRevision: 2 },
+      iss: { state: hostile, lastUpdateTime: null },
+    };
+    const text = formatEdgeStatus(entry as NonNullable<typeof entry>, status, true);
+    expect(text).not.toMatch(CONTROLS);
+    expect(text).toContain('edge gw-z: online');
+    expect(text.split('\n').filter((l) => l.startsWith('edge '))).toHaveLength(1);
+    const gaps = formatCompleteness({
+      readings: 1,
+      explained: { droppedOldest: 0 },
+      unexplained: 1,
+      buffers: [{ bufferId: hostile, unexplained: 1, unexplainedRanges: [[1, 1]] }],
+    } as unknown as Parameters<typeof formatCompleteness>[0]);
+    expect(gaps).not.toMatch(CONTROLS);
   });
 });

@@ -3,6 +3,15 @@ import type { EdgeCompleteness } from './completeness.js';
 import type { FleetEdgeRow } from './fleet-store.js';
 import { formatAge, isOnline, offlineAfterMs } from './heartbeat.js';
 
+/**
+ * A string an edge sent (its heartbeat's version, sensors, errors), as a terminal may show it: every
+ * control character (C0 but tab, DEL, C1) and bidi override becomes U+FFFD. Printed raw, an escape
+ * sequence would reach the operator's terminal and a newline or override would forge lines.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+export const printable = (s: string): string => s.replace(UNPRINTABLE, '\uFFFD');
+
 /** One edge of `edge list --json`: a registered edge never seen has nulls for every figure. */
 export interface FleetEntry {
   id: string;
@@ -116,7 +125,7 @@ export function formatFleetTable(entries: readonly FleetEntry[]): string {
     e.id,
     e.online ? 'yes' : 'no',
     e.lastSeenAgeS === null ? 'never' : `${ageOf(e.lastSeenAgeS)} ago`,
-    e.version ?? '-',
+    e.version === null ? '-' : printable(e.version),
     e.bufferDepth === null
       ? '-'
       : `${e.bufferDepth} (${formatBytes(e.bufferBytes ?? 0)}, ${percent(e.bufferBytes, e.bufferCapacityBytes)})`,
@@ -162,17 +171,17 @@ export function formatEdgeStatus(e: FleetEntry, s: EdgeStatus | undefined, live:
   out.push(live ? '  as the edge answers now:' : '  as of its last heartbeat:');
   const b = s.buffer;
   out.push(
-    `  version ${s.version}, up ${formatAge(s.uptimeS * 1000)}, uplink ${s.uplink}, clock ${s.clock}, disk free ${s.diskFreeBytes === null ? '-' : formatBytes(s.diskFreeBytes)}`,
+    `  version ${printable(s.version)}, up ${formatAge(s.uptimeS * 1000)}, uplink ${s.uplink}, clock ${s.clock}, disk free ${s.diskFreeBytes === null ? '-' : formatBytes(s.diskFreeBytes)}`,
     `  buffer  ${b.depth} readings, ${formatBytes(b.bytes)} of ${formatBytes(b.capacityBytes)}, oldest unsent ${ageOf(b.oldestUnsentAgeS)}, dropped ${b.dropped}`,
     `  rates   in ${s.rates.inPerS.toFixed(1)}/s, out ${s.rates.outPerS.toFixed(1)}/s; rejected ${s.rejected}`,
   );
   if (s.config) {
     const c = s.config;
     out.push(
-      `  central config  ${c.revision === null ? 'none (local sensors only)' : `revision ${c.revision}${c.appliedAt ? ` applied ${c.appliedAt}` : ''}`}${c.error ? `; refused revision ${c.refusedRevision}: ${c.error}` : ''}`,
+      `  central config  ${c.revision === null ? 'none (local sensors only)' : `revision ${c.revision}${c.appliedAt ? ` applied ${c.appliedAt}` : ''}`}${c.error ? `; refused revision ${c.refusedRevision}: ${printable(c.error)}` : ''}`,
     );
   }
-  if (s.iss) out.push(`  ISS     ${s.iss.state}, last update ${s.iss.lastUpdateTime ?? 'never'}`);
+  if (s.iss) out.push(`  ISS     ${printable(s.iss.state)}, last update ${s.iss.lastUpdateTime ?? 'never'}`);
   if (s.gaps)
     out.push(`  known gaps  dropped oldest ${s.gaps.droppedOldest}, quarantined ${s.gaps.quarantined}`);
   const sensors = s.sensors ?? [];
@@ -180,7 +189,7 @@ export function formatEdgeStatus(e: FleetEntry, s: EdgeStatus | undefined, live:
   out.push(`  sensors ${count}${sensors.length < count ? ` (${sensors.length} listed)` : ''}`);
   for (const x of sensors) {
     out.push(
-      `    ${x.topic}  ${x.decoder}  ${x.origin}${x.station ? `  station ${x.station}` : ''}  last reading ${x.lastReadingTime ?? 'none yet'}`,
+      `    ${printable(x.topic)}  ${printable(x.decoder)}  ${x.origin}${x.station ? `  station ${printable(x.station)}` : ''}  last reading ${x.lastReadingTime ?? 'none yet'}`,
     );
   }
   return `${out.join('\n')}\n`;
@@ -194,7 +203,9 @@ export function formatCompleteness(c: EdgeCompleteness): string {
   for (const b of c.buffers) {
     if (b.unexplained === 0) continue;
     const ranges = b.unexplainedRanges.map(([f, l]) => (f === l ? `${f}` : `${f}-${l}`)).join(', ');
-    out.push(`    buffer ${b.bufferId ?? '(unnamed)'}: ${b.unexplained} never arrived (sequence ${ranges})`);
+    out.push(
+      `    buffer ${printable(b.bufferId ?? '(unnamed)')}: ${b.unexplained} never arrived (sequence ${ranges})`,
+    );
   }
   return `${out.join('\n')}\n`;
 }
