@@ -1,15 +1,9 @@
 import { join } from 'node:path';
-import {
-  arrowFileToGeoParquet,
-  buildWindowObject,
-  datasetObjectKey,
-  FolderObjectStore,
-  parseDatasets,
-} from '@fieldbeam/cloud';
+import { buildWindowObject, FolderObjectStore, geoParquetExport, parseDatasets } from '@fieldbeam/cloud';
 import pg from 'pg';
 
 /**
- * One window build and its GeoParquet export, alone in this process, so that the process's peak RSS
+ * One window build and its GeoParquet export (the exporter's own code), alone in this process, so that the process's peak RSS
  * is the build's (cloud-build.ts runs it once per size and run). Prints one JSON line.
  */
 async function main(): Promise<void> {
@@ -31,8 +25,22 @@ async function main(): Promise<void> {
       provisional: false,
     });
     const t1 = performance.now();
-    const { parquet, rows } = await arrowFileToGeoParquet((await store.get(built.key)) ?? new Uint8Array());
-    await store.put(datasetObjectKey('bench', start, version, 'parquet'), parquet);
+    // What the GeoParquet exporter does with the announced version.
+    const exported = await geoParquetExport(
+      store,
+      new Set(['bench']),
+    )({
+      v: 1,
+      dataset: 'bench',
+      start: start.toISOString(),
+      end: end.toISOString(),
+      version,
+      key: built.key,
+      rows: built.rows,
+      sha256: built.sha256,
+      provisional: false,
+    });
+    const rows = exported.rows ?? 0;
     const t2 = performance.now();
     process.stdout.write(
       `${JSON.stringify({
@@ -42,7 +50,7 @@ async function main(): Promise<void> {
         geoparquet_s: (t2 - t1) / 1000,
         total_s: (t2 - t0) / 1000,
         arrow_bytes: built.bytes,
-        geoparquet_bytes: parquet.byteLength,
+        geoparquet_bytes: exported.bytes,
         rss_before_mb: Math.round(rssBefore / 2 ** 20),
         // resourceUsage().maxRSS is in KiB: the peak of this process, build and export together.
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),

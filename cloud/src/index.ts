@@ -20,6 +20,7 @@ export {
 } from './db/postgres-binaries.js';
 export { PostgresServer, type PostgresServerOptions, postgresOsUser } from './db/postgres-server.js';
 export { CloudError, CloudErrorCode } from './errors.js';
+export { geoParquetExport } from './export/exporters.js';
 export { arrowFileToGeoParquet, arrowToGeoParquet } from './export/geoparquet.js';
 export { CentralSensorStore, ensureSensorBucket } from './fleet/central-sensors.js';
 export type { BufferCompleteness, EdgeCompleteness } from './fleet/completeness.js';

@@ -1,4 +1,9 @@
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { DataSetAvailable, decodeMessage, streams, subjects } from '@fieldbeam/protocol';
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
@@ -155,13 +160,29 @@ const missingObject = (e: DataSetAvailable) =>
     false,
   );
 
-/** Reads a version's Arrow object and checks it is the one announced. */
-async function arrowOf(store: ObjectStore, e: DataSetAvailable): Promise<Uint8Array> {
-  const bytes = await store.get(e.key).catch((err: unknown) => {
+/**
+ * Copies a version's Arrow object to `path` (streamed, not held in memory) and checks it is the one
+ * announced.
+ */
+async function arrowOf(store: ObjectStore, e: DataSetAvailable, path: string): Promise<void> {
+  const object = await store.getStream(e.key).catch((err: unknown) => {
     throw storeFailure(`reading ${e.key}`)(err);
   });
-  if (!bytes) throw missingObject(e);
-  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (!object) throw missingObject(e);
+  const hash = createHash('sha256');
+  await pipeline(
+    object.body,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const c of chunks) {
+        hash.update(c);
+        yield c;
+      }
+    },
+    createWriteStream(path),
+  ).catch((err: unknown) => {
+    throw storeFailure(`reading ${e.key}`)(err);
+  });
+  const sha = hash.digest('hex');
   if (sha !== e.sha256) {
     throw new CloudError(
       CloudErrorCode.EXPORT_INPUT_INVALID,
@@ -169,7 +190,6 @@ async function arrowOf(store: ObjectStore, e: DataSetAvailable): Promise<Uint8Ar
       false,
     );
   }
-  return bytes;
 }
 
 /** The dataset must still be configured: its files would otherwise land where nothing serves them. */
@@ -187,17 +207,23 @@ function requireDataset(datasets: ReadonlySet<string>, e: DataSetAvailable): voi
 export function geoParquetExport(store: ObjectStore, datasets: ReadonlySet<string>): ExportFn {
   return async (e) => {
     requireDataset(datasets, e);
-    const arrow = await arrowOf(store, e);
+    const dir = await mkdtemp(join(tmpdir(), 'fieldbeam-export-'));
     let encoded: { parquet: Uint8Array; rows: number };
     try {
-      encoded = await arrowFileToGeoParquet(arrow);
-    } catch (err) {
-      throw new CloudError(
-        CloudErrorCode.EXPORT_ENCODE,
-        `GeoParquet encoding of ${e.key} failed: ${(err as Error)?.message ?? String(err)}`,
-        false,
-        { cause: err },
-      );
+      const arrow = join(dir, 'window.arrow');
+      await arrowOf(store, e, arrow);
+      try {
+        encoded = await arrowFileToGeoParquet(arrow);
+      } catch (err) {
+        throw new CloudError(
+          CloudErrorCode.EXPORT_ENCODE,
+          `GeoParquet encoding of ${e.key} failed: ${(err as Error)?.message ?? String(err)}`,
+          false,
+          { cause: err },
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
     const { parquet, rows } = encoded;
     if (rows !== e.rows) {

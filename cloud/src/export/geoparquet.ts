@@ -1,9 +1,11 @@
+import { open } from 'node:fs/promises';
 import {
   Binary,
   type Data,
   Field,
   makeData,
   RecordBatch,
+  RecordBatchReader,
   Schema,
   Struct,
   Table,
@@ -148,43 +150,66 @@ function withGeometry(schema: Schema, batch: RecordBatch): RecordBatch {
 }
 
 /**
- * A dataset's Arrow IPC file as GeoParquet 1.1: the same columns plus `geometry` (WKB points from
- * lon/lat, WGS84 = the default OGC:CRS84), the `geo` file metadata, ZSTD compression.
+ * A dataset's Arrow IPC file (at `path`) as GeoParquet 1.1: the same columns plus `geometry` (WKB
+ * points from lon/lat, WGS84 = the default OGC:CRS84), the `geo` file metadata, ZSTD compression.
  *
- * Streamed batch by batch: the Arrow file is read in place (its batches are views of `arrowFile`),
- * one pass finds the bounding box (the `geo` metadata is set before the first row group), and each
- * batch alone (with its geometry) crosses into the Parquet writer, which writes row groups as they
- * fill. Memory beyond the input and the output is one batch and one row group, whatever the rows.
+ * Streamed batch by batch: the file is read a batch at a time (random access, its dictionaries from
+ * the footer), once to find the bounding box (the `geo` metadata is set before the first row group)
+ * and once to write, each batch alone (with its geometry) crossing into the Parquet writer, which
+ * writes row groups as they fill. Memory holds a batch and a row group, whatever the window's rows.
  */
-export async function arrowFileToGeoParquet(
-  arrowFile: Uint8Array,
-): Promise<{ parquet: Uint8Array; rows: number }> {
-  const source = tableFromIPC(arrowFile);
-  const batches = source.batches;
-  const schema = geoSchema(source.schema);
+export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Uint8Array; rows: number }> {
+  const batches = async function* (): AsyncGenerator<RecordBatch> {
+    const fh = await open(path, 'r');
+    try {
+      const reader = await RecordBatchReader.from(fh);
+      for await (const b of reader as AsyncIterable<RecordBatch>) yield b;
+    } finally {
+      await fh.close();
+    }
+  };
   let bbox: Bbox | null = null;
   let rows = 0;
-  for (const b of batches) {
+  let source: Schema | undefined;
+  for await (const b of batches()) {
+    source ??= b.schema;
     bbox = union(bbox, bboxOf(b));
     rows += b.numRows;
   }
   const geo = geoMetadata(bbox);
-  if (rows === 0) return { parquet: writeFile(new Table(schema), geo), rows: 0 };
-  let next = 0;
+  if (rows === 0 || !source) {
+    // An empty window still gets a valid (empty) file.
+    const fh = await open(path, 'r');
+    try {
+      const reader = await RecordBatchReader.from(fh);
+      await reader.open();
+      return { parquet: writeFile(new Table(geoSchema(reader.schema)), geo), rows: 0 };
+    } finally {
+      await fh.close();
+    }
+  }
+  const schema = geoSchema(source);
+  const it = batches();
   const input = new ReadableStream({
-    pull(controller) {
-      while (next < batches.length && (batches[next] as RecordBatch).numRows === 0) next++;
-      const batch = batches[next++];
-      if (!batch) {
-        controller.close();
+    async pull(controller) {
+      for (;;) {
+        const next = await it.next();
+        if (next.done) {
+          controller.close();
+          return;
+        }
+        if (next.value.numRows === 0) continue;
+        // The only way into the wasm writer is IPC: one batch (and its dictionaries) at a time.
+        const one = WasmTable.fromIPCStream(
+          tableToIPC(new Table(schema, [withGeometry(schema, next.value)]), 'stream'),
+        );
+        for (const rb of one.recordBatches()) controller.enqueue(rb);
+        one.free();
         return;
       }
-      // The only way into the wasm writer is IPC: one batch (and its dictionaries) at a time.
-      const one = WasmTable.fromIPCStream(
-        tableToIPC(new Table(schema, [withGeometry(schema, batch)]), 'stream'),
-      );
-      for (const rb of one.recordBatches()) controller.enqueue(rb);
-      one.free();
+    },
+    async cancel() {
+      await it.return(undefined);
     },
   });
   const output: ReadableStream<Uint8Array> = await transformParquetStream(input, writerProperties(geo));
