@@ -119,6 +119,32 @@ function timeReader(): (s: string) => number | undefined {
   };
 }
 
+/**
+ * `new Date(ms).toISOString()`, faster for the times of a batch, which mostly fall on one day: the
+ * day's prefix is kept and only the time of day is written.
+ */
+function isoWriter(): (ms: number) => string {
+  let dayStart = Number.NaN;
+  let prefix = '';
+  const two = (x: number) => (x < 10 ? `0${x}` : `${x}`);
+  return (ms) => {
+    const inDay = ms - dayStart;
+    if (!(inDay >= 0 && inDay < 86_400_000)) {
+      const full = new Date(ms).toISOString();
+      // Years outside 0000-9999 are written with a sign and six digits: not the wire form, left whole.
+      if (full.length !== 24) return full;
+      dayStart = ms - (((ms % 86_400_000) + 86_400_000) % 86_400_000);
+      prefix = full.slice(0, 11);
+      return full;
+    }
+    const msPart = inDay % 1000;
+    const sec = Math.floor(inDay / 1000);
+    const h = Math.floor(sec / 3600);
+    const m = Math.floor(sec / 60) % 60;
+    return `${prefix}${two(h)}:${two(m)}:${two(sec % 60)}.${msPart < 10 ? '00' : msPart < 100 ? '0' : ''}${msPart}Z`;
+  };
+}
+
 export interface EncodeV2Options {
   codec?: BatchV2Codec;
   /** zstd 1-19 / deflate 1-9; default 3 (zstd) or 6 (deflate). */
@@ -352,6 +378,10 @@ function observationsOf(body: unknown): { envelope: ObservationBatchEnvelope; se
     return t;
   };
   const observations: unknown[] = new Array(n);
+  const [source, station, sensor, variable, unit, text] = strings.map(([, col]) => col);
+  const [lat, lon, alt] = numbers.map(([, col]) => col);
+  const timeText = isoWriter();
+  const receivedText = isoWriter();
   let lastTime = 0;
   let lastReceived = 0;
   for (let i = 0; i < n; i++) {
@@ -361,31 +391,50 @@ function observationsOf(body: unknown): { envelope: ObservationBatchEnvelope; se
     }
     lastTime = millis('time', i, time[i], lastTime);
     lastReceived = millis('received', i, received[i], lastReceived);
-    const o: Row = { id: '', edge };
-    for (const [c, col] of strings) {
-      const s = col ? word(c, i, col[i]) : undefined;
-      if (s !== undefined) o[c] = s;
-      else if (REQUIRED_STRINGS.has(c)) throw new Malformed(`${c}[${i}] is missing`);
+    // Fields in the order of the Observation schema (and of the edge's stored JSON), optional ones
+    // only when present: observations of one kind share one object shape.
+    const src = word('source', i, source?.[i]);
+    const sta = word('station', i, station?.[i]);
+    const sen = sensor ? word('sensor', i, sensor[i]) : undefined;
+    const vari = word('variable', i, variable?.[i]);
+    const txt = text ? word('text', i, text[i]) : undefined;
+    const un = word('unit', i, unit?.[i]);
+    if (src === undefined || sta === undefined || vari === undefined || un === undefined) {
+      throw new Malformed(`observation ${i} lacks one of source, station, variable, unit`);
     }
-    o.value = value[i];
-    o.time = new Date(lastTime).toISOString();
-    o.received = new Date(lastReceived).toISOString();
-    for (const [c, col] of numbers) if (col && col[i] !== null) o[c] = col[i];
+    const t = timeText(lastTime);
+    const val = value[i];
+    const o: Row = {
+      id: observationId({
+        source: src,
+        station: sta,
+        sensor: sen,
+        variable: vari,
+        time: t,
+        value: val as number | null,
+        text: txt,
+      }),
+      source: src,
+      edge,
+      station: sta,
+    };
+    if (sen !== undefined) o.sensor = sen;
+    o.variable = vari;
+    o.value = val;
+    if (txt !== undefined) o.text = txt;
+    o.unit = un;
+    o.time = t;
+    o.received = receivedText(lastReceived);
+    if (lat && lat[i] !== null) o.lat = lat[i];
+    if (lon && lon[i] !== null) o.lon = lon[i];
+    if (alt && alt[i] !== null) o.alt = alt[i];
     const q = quality?.[i];
     if (q !== undefined && q !== null) {
       if (!Array.isArray(q)) throw new Malformed(`quality[${i}] is not null or an array of dict indexes`);
-      o.quality = q.map((x) => word('quality', i, x));
-      if ((o.quality as unknown[]).includes(undefined)) throw new Malformed(`quality[${i}] holds -1`);
+      const flags = q.map((x) => word('quality', i, x));
+      if (flags.includes(undefined)) throw new Malformed(`quality[${i}] holds -1`);
+      o.quality = flags;
     }
-    o.id = observationId({
-      source: o.source as string,
-      station: o.station as string,
-      sensor: o.sensor as string | undefined,
-      variable: o.variable as string,
-      time: o.time as string,
-      value: o.value as number | null,
-      text: o.text as string | undefined,
-    });
     observations[i] = o;
   }
   const envelope: Row = { v: 1, edge, seq: b.seq, sent: b.sent, observations };
