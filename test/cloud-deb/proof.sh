@@ -302,8 +302,9 @@ INGEST_S=$(since "$t0")
 in_root "fieldbeam-cloud edge add $EDGE_B" >"$logs/edge-add-$EDGE_B.txt" 2>&1 || FAILED+=("edge add $EDGE_B")
 check "systemctl reload nats-server (SIGHUP)" emulate_systemctl "reload nats-server"
 check "edge $EDGE_B, added while running, reaches Postgres after the reload (5 readings)" publish_and_count "$EDGE_B" deb-2 5
+# edge list is the fleet view: it reads the collector's database, which listens in the proof's network namespace.
 check "fieldbeam-cloud edge list (as root) names both edges" \
-  bash -c "in_out=\$(chroot '$root' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin fieldbeam-cloud edge list); grep -q $EDGE_A <<<\"\$in_out\" && grep -q $EDGE_B <<<\"\$in_out\""
+  bash -c "in_out=\$(nsenter --net=/proc/$NETNS_PID/ns/net chroot '$root' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin fieldbeam-cloud edge list 2>>'$logs/cli.log'); grep -q $EDGE_A <<<\"\$in_out\" && grep -q $EDGE_B <<<\"\$in_out\""
 check "edge $EDGE_B's key cannot publish as $EDGE_A" \
   bash -c "! nsenter --net=/proc/$NETNS_PID/ns/net ${PUBLISH[*]} --nats nats://127.0.0.1:4222 --edge $EDGE_A --seed-file $work/$EDGE_B.nk --count 1 >>'$logs/publish.jsonl' 2>&1"
 
