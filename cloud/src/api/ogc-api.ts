@@ -56,6 +56,9 @@ const fileName = (name: string) => name.replace(/[^\w.-]/g, '_');
 
 /** Where an empty GeoParquet download reads its no rows: any [t, t) is empty. */
 const EMPTY_RANGE_AT = new Date(Date.UTC(2000, 0, 1));
+/** GeoParquet downloads built at once (each in memory), and the wait a refused one is told. */
+const MAX_PARQUET_BUILDS = 1;
+const PARQUET_RETRY_AFTER_S = 5;
 
 /**
  * A read API in the style of OGC API - Features (landing page, OpenAPI definition at `/api`,
@@ -74,6 +77,11 @@ export function ogcApiRoutes(deps: {
   const { pool, windows, store, datasets, maxLimit } = deps;
   /** A GeoParquet download holds at most this many rows (it is built in memory). */
   const maxParquetRows = maxLimit * 100;
+  /**
+   * GeoParquet downloads being built now. Each holds its rows in memory several times over (Arrow,
+   * IPC, Parquet): one at a time bounds that whatever the number of clients; another is a 503.
+   */
+  let parquetBuilds = 0;
   const P = readParams(maxLimit);
   const byName = new Map(datasets.map((d) => [d.name, d]));
   const datasetOf = (ctx: RouteContext) => {
@@ -230,6 +238,27 @@ export function ogcApiRoutes(deps: {
     name = def.name,
   ) {
     closedRange(range);
+    if (parquetBuilds >= MAX_PARQUET_BUILDS) {
+      ctx.res.setHeader('retry-after', String(PARQUET_RETRY_AFTER_S));
+      throw new HttpError(
+        503,
+        'f=parquet: another GeoParquet download is being built (one at a time); try again after Retry-After, or download the built windows (…/windows)',
+      );
+    }
+    parquetBuilds++;
+    try {
+      await buildParquet(ctx, def, range, name);
+    } finally {
+      parquetBuilds--;
+    }
+  }
+
+  async function buildParquet(
+    ctx: RouteContext,
+    def: DatasetDef,
+    range: { from: Date; to: Date },
+    name: string,
+  ) {
     const values: unknown[] = [];
     const where = itemsWhere(def, { from: range.from, to: range.to }, values);
     const found = (
