@@ -17,6 +17,7 @@ import {
   type SensorTarget,
   targetKey,
 } from '../fleet/central-sensors.js';
+import { printable } from '../fleet/fleet-view.js';
 import { collectorConnectOptions, explainConnectError } from '../nats/connection.js';
 
 type Out = { write(s: string): unknown };
@@ -271,14 +272,21 @@ export async function listSensors(
       const c = heartbeat.config;
       out.push(
         `\n${target.edge} (heartbeat ${heartbeat.time}): central revision ${cell(c?.revision)} applied ${cell(c?.appliedAt)}` +
-          (c?.error ? `\n  REFUSED revision ${c.refusedRevision}: ${c.error}` : ''),
+          (c?.error ? `\n  REFUSED revision ${c.refusedRevision}: ${printable(c.error)}` : ''),
       );
       const reported = heartbeat.sensors ?? [];
       if (reported.length)
         out.push(
           table(
             ['TOPIC', 'DECODER', 'STATION', 'ORIGIN', 'LAST READING'],
-            reported.map((s) => [s.topic, s.decoder, cell(s.station), s.origin, cell(s.lastReadingTime)]),
+            // What the edge reports is printed as text only (no escape sequences reach the terminal).
+            reported.map((s) => [
+              printable(s.topic),
+              printable(s.decoder),
+              printable(cell(s.station)),
+              s.origin,
+              cell(s.lastReadingTime),
+            ]),
           ) +
             (heartbeat.sensorCount !== undefined && heartbeat.sensorCount > reported.length
               ? `\n(${heartbeat.sensorCount - reported.length} more not listed in the heartbeat)`
