@@ -15,6 +15,8 @@ export interface ObjectStore {
   /** Human-readable location for logs (`folder /var/...`, `s3 bucket/prefix`). */
   readonly describe: string;
   put(key: string, body: Uint8Array, contentType?: string): Promise<void>;
+  /** Like `put`, the body read from a local file as it is sent (large objects: none held in memory). */
+  putFile?(key: string, path: string, contentType?: string): Promise<void>;
   /** The whole object, or undefined when there is none. */
   get(key: string): Promise<Uint8Array | undefined>;
   /** The object as a stream (for downloads), or undefined when there is none. */
