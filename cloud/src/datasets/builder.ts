@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DataSetAvailable, subjects } from '@fieldbeam/protocol';
@@ -60,9 +60,14 @@ export async function buildWindowObject(
     const { rows, sha256, path } = await writeArrowFile(window, join(dir, 'window.arrow'), (err) =>
       databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`),
     );
-    // The object store takes whole objects; only the finished file is held at once, not its batches.
-    const bytes = await readFile(path);
-    await store.put(key, bytes, ARROW_CONTENT_TYPE).catch((err: unknown) => {
+    // Sent from the file where the store can (nothing held in memory); otherwise as one buffer.
+    const putFile = store.putFile?.bind(store);
+    const bytes = putFile ? undefined : await readFile(path);
+    const size = bytes ? bytes.byteLength : (await stat(path)).size;
+    await (putFile
+      ? putFile(key, path, ARROW_CONTENT_TYPE)
+      : store.put(key, bytes as Buffer, ARROW_CONTENT_TYPE)
+    ).catch((err: unknown) => {
       throw new CloudError(
         CloudErrorCode.OBJECT_STORE,
         `object store: writing ${key} failed: ${(err as Error)?.message ?? String(err)}`,
@@ -70,7 +75,7 @@ export async function buildWindowObject(
         { cause: err },
       );
     });
-    return { key, rows, bytes: bytes.byteLength, sha256, buildMs: performance.now() - started };
+    return { key, rows, bytes: size, sha256, buildMs: performance.now() - started };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
