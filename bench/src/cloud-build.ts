@@ -19,7 +19,7 @@ const WINDOW_MS = 3_600_000;
  * time steps, ten edges, the same shape as the ingest part's), so that loading 10M rows costs no
  * memory here; then ANALYZE, as autovacuum would after such a load.
  */
-async function fill(pool: pg.Pool, superuserUrl: string, start: number, n: number): Promise<void> {
+export async function fill(pool: pg.Pool, superuserUrl: string, start: number, n: number): Promise<void> {
   const steps = Math.ceil(n / (STATIONS * 2));
   const step = WINDOW_MS / steps;
   await pool.query('TRUNCATE observations');
@@ -36,6 +36,7 @@ async function fill(pool: pg.Pool, superuserUrl: string, start: number, n: numbe
             to_timestamp(($1::float8 + floor(t * $2::float8)) / 1000), to_timestamp(($1::float8 + floor(t * $2::float8)) / 1000),
             46 + s / 1000.0, 7 + s / 1000.0
      FROM generate_series(0, $3::int - 1) t, generate_series(0, ${STATIONS - 1}) s, generate_series(0, 1) v
+     ORDER BY t, s, v
      LIMIT $4`,
     [start, step, steps, n],
   );
@@ -78,7 +79,7 @@ export async function runCloudBuildBench(argv: string[]): Promise<Record<string,
       await fill(pool, postgres.superuserUrl, start, n);
       const done: BuildRun[] = [];
       for (let version = 1; version <= runs; version++) {
-        const { stdout } = await run(process.execPath, [join(here, 'cloud-build-one.js')], {
+        const { stdout, stderr } = await run(process.execPath, [join(here, 'cloud-build-one.js')], {
           env: {
             ...process.env,
             DATABASE_URL: postgres.url,
@@ -89,7 +90,10 @@ export async function runCloudBuildBench(argv: string[]): Promise<Record<string,
           },
           maxBuffer: 1 << 20,
         });
-        const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as BuildRun;
+        const last = stdout.trim().split('\n').pop() ?? '';
+        if (!last.startsWith('{'))
+          throw new Error(`build of ${n} rows printed no result:\n${stdout}${stderr}`);
+        const r = JSON.parse(last) as BuildRun;
         if (r.rows !== n) throw new Error(`build wrote ${r.rows} rows of ${n}`);
         process.stdout.write(
           `  ${n} rows: build ${r.arrow_s.toFixed(2)} s + GeoParquet ${r.geoparquet_s.toFixed(2)} s = ${r.total_s.toFixed(2)} s, peak RSS ${r.peak_rss_mb} MB\n`,
