@@ -341,6 +341,20 @@ describe('console: reads', () => {
     }[];
     expect(rejects.rejects.map((r) => [r.at, r.reason])).toEqual(cli.map((r) => [r.at, r.reason]));
 
+    // Many page loads at once ask the edge once: the console cannot flood an edge's uplink.
+    const askedBy = async () => {
+      const m = await agents.get('gw-a')?.metrics();
+      return [...(m?.entries() ?? [])]
+        .filter(([k]) => k.startsWith('fb_edge_control_requests_total{') && k.includes('op="rejects"'))
+        .reduce((sum, [, v]) => sum + v, 0);
+    };
+    const before = await askedBy();
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, () => get('/console/api/edges/gw-a/rejects?limit=150')),
+    );
+    expect(burst.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect((await askedBy()) - before).toBe(1);
+
     const never = await get('/console/api/edges/gw-never/rejects');
     expect(never.status).toBe(409);
     expect((never.body as { error: string }).error).toMatch(/gw-never is offline/);

@@ -1,4 +1,4 @@
-import { centralSensors, isSubjectToken, SensorConfig } from '@fieldbeam/protocol';
+import { type ControlReply, centralSensors, isSubjectToken, SensorConfig } from '@fieldbeam/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { DatasetDef } from '../datasets/dataset-config.js';
 import { windowToRebuild } from '../datasets/rebuild.js';
@@ -30,6 +30,10 @@ import type { ConsoleLive } from './console-live.js';
 import { ConsoleFiles, setConsoleHeaders, wantsHtml } from './console-static.js';
 import { type IngestHealthDeps, ingestHealth } from './ingest-health.js';
 import { type BodyLimits, DEFAULT_BODY_LIMITS, hasBody, readJsonBody } from './request-body.js';
+import { ReusedAnswers } from './reused-answers.js';
+
+/** How long an edge's answer to a rejects request is shown to everyone again instead of asking anew. */
+const REJECTS_REUSE_MS = 5000;
 
 export interface ConsoleRouteDeps {
   data: ConsoleData;
@@ -150,6 +154,9 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
     files.shell(ctx.res, ctx.req.headers['if-none-match'], head);
   };
 
+  // One rejects request per edge (and limit) every few seconds, whoever asks: see ReusedAnswers.
+  const rejectsAsked = new ReusedAnswers<ControlReply<'rejects'>>(REJECTS_REUSE_MS, 1000);
+
   const routes: Record<string, Route> = {
     '/console/api/session': ({ res, ...ctx }) => sendJson(res, 200, session({ res, ...ctx })),
     'POST /console/login': async (ctx) => {
@@ -198,9 +205,11 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 200))
         throw new HttpError(400, 'limit: an integer from 1 to 200');
       try {
-        const reply = await requestEdge(nc, id, 'rejects', limit ? { limit } : undefined, {
-          timeoutMs: deps.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS,
-        });
+        const reply = await rejectsAsked.get(`${id} ${limit ?? ''}`, () =>
+          requestEdge(nc, id, 'rejects', limit ? { limit } : undefined, {
+            timeoutMs: deps.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS,
+          }),
+        );
         sendJson(ctx.res, 200, { edge: id, rejects: reply.rejects } satisfies RejectsAnswer);
       } catch (err) {
         if (!(err instanceof EdgeControlError)) throw err;
