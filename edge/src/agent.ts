@@ -152,6 +152,7 @@ export async function createEdgeAgent(
       local: { sensors: config.sensors, autoRegister: localAuto },
       log: log.child({ central_config: true }),
       metrics,
+      pollMs: config.central_poll_ms,
     });
     const autoLog = log.child({ auto_register: true });
     const autoRegistry = new AutoRegistry(central.merged().autoRegister, {

@@ -290,6 +290,8 @@ export const EdgeConfigSchema = z
       })
       .default({ enabled: false, tokens: {}, ...HTTP_INTAKE_DEFAULTS }),
     status_interval_ms: z.number().int().positive().default(10_000),
+    /** How often the central sensor config (KV fb_sensors) is read; also at every (re)connect. */
+    central_poll_ms: z.number().int().min(1000).max(600_000).default(5000),
     clock: z
       .object({
         /** `auto` (systemd-timesyncd / timedatectl), `none` (trust it), or `file:<path>` (synced while it exists). */

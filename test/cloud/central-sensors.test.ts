@@ -138,6 +138,7 @@ beforeAll(async () => {
     const config = {
       edge: id,
       status_interval_ms: 500,
+      central_poll_ms: 1000,
       // gw-b reaches NATS through the proxy, which the offline test cuts.
       nats: {
         servers: [id === 'gw-b' ? `nats://127.0.0.1:${proxy.port}` : nats.url],

@@ -33,16 +33,13 @@ describe('edge identity', () => {
     expect(statSync(a.files.collectorSeed).mode & 0o777).toBe(0o600);
     expect(conf).toContain('allow_responses: { max: 1, expires: "1m" }');
     expect(edgePermissions('gw-1')).toEqual({
-      // Its data and status; reading its own and the fleet-wide key of the central sensor bucket.
+      // Its data and status; direct gets of its own and the fleet-wide key of the central sensor bucket (no consumer).
       publish: {
         allow: [
           'fb.obs.gw-1',
           'fb.edge.gw-1.status',
-          '$JS.API.CONSUMER.CREATE.KV_fb_sensors.*.$KV.fb_sensors.edge.gw-1',
-          '$JS.API.CONSUMER.CREATE.KV_fb_sensors.*.$KV.fb_sensors.all',
           '$JS.API.DIRECT.GET.KV_fb_sensors.$KV.fb_sensors.edge.gw-1',
           '$JS.API.DIRECT.GET.KV_fb_sensors.$KV.fb_sensors.all',
-          '$JS.FC.KV_fb_sensors.>',
         ],
       },
       // Its inbox, its control service's endpoints and the $SRV discovery of its own service name.

@@ -83,21 +83,17 @@ function controlSubscriptions(id: string): string[] {
 
 /**
  * Reading the edge's two keys of the central sensor bucket (its own, `edge.<id>`, and `all`), and
- * nothing else of it. A KV watch is an ordered push consumer created with the filtered-subject API
- * (nats-server 2.9: `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, whose server checks that the
- * request's filter is the subject's), delivered to the edge's own inbox; its flow-control replies go
- * to `$JS.FC.<stream>.>`. A get is a direct get with the key's subject in the request subject. No
- * stream info, message get by sequence, consumer of another filter, or write: another edge's key
- * stays unreadable and the bucket is the collector's to change.
+ * nothing else of it: a direct get with the key's subject in the request subject (the server answers
+ * a last-by-subject get only with an empty body, so a body cannot name another key). No consumer
+ * create: a consumer's deliver subject is in the request body, which permissions do not check, so an
+ * edge allowed one could have the server publish into any subject (another edge's status, the
+ * JetStream API) and leave durable consumers behind; the edge polls instead. No stream info, message
+ * get by sequence or write: another edge's key stays unreadable and the bucket is the collector's.
  */
 function centralSensorReads(id: string): string[] {
   const stream = centralSensors.stream;
   const keys = [centralSensors.edgeKey(id), centralSensors.allKey].map(centralSensors.subject);
-  return [
-    ...keys.map((k) => `$JS.API.CONSUMER.CREATE.${stream}.*.${k}`),
-    ...keys.map((k) => `$JS.API.DIRECT.GET.${stream}.${k}`),
-    `$JS.FC.${stream}.>`,
-  ];
+  return keys.map((k) => `$JS.API.DIRECT.GET.${stream}.${k}`);
 }
 
 function checkEdgeId(id: string): void {

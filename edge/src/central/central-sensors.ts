@@ -8,7 +8,7 @@ import {
   subjects,
 } from '@fieldbeam/protocol';
 import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KvWatchEntry } from '@nats-io/kv';
+import { type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { sensorStates } from '../control/sensor-states.js';
@@ -29,6 +29,8 @@ export type { LocalSensors, MergedSensors } from './sensor-merge.js';
 /** A central value larger than this is refused unread (a sensor list is a few KiB). */
 export const MAX_CENTRAL_VALUE_BYTES = 256 * 1024;
 const MAX_ERROR_CHARS = 1000;
+/** As the edge config's `central_poll_ms` default. */
+export const DEFAULT_CENTRAL_POLL_MS = 5000;
 
 type Slot = 'all' | 'own';
 
@@ -38,7 +40,9 @@ export interface CentralSensorsOptions {
   local: LocalSensors;
   log: Logger;
   metrics: Pick<EdgeMetrics, 'centralConfigRefused' | 'centralConfigRevision'>;
-  /** Retry delays of the watch after a failure (no bucket yet, permission, connection lost), in ms. */
+  /** How often both keys are read once connected (`central_poll_ms`); also at every (re)connect. */
+  pollMs?: number;
+  /** Retry delays of the reads after a failure (no bucket yet, permission, connection lost), in ms. */
   retryMs?: { first: number; max: number };
 }
 
@@ -46,8 +50,9 @@ export interface CentralSensors {
   /** The sensors to run with now: at start, the YAML merged with the central config last applied. */
   merged(): MergedSensors;
   /**
-   * Watches this edge's two keys of the bucket once the uplink is connected (again after each
-   * reconnect) and calls `apply` with every new merge. `apply` must not drop connections (SIGHUP path).
+   * Reads this edge's two keys of the bucket once the uplink is connected, again at each reconnect
+   * and every `pollMs`, and calls `apply` with every new merge (only when a key's revision changed).
+   * `apply` must not drop connections (SIGHUP path).
    */
   watch(connection: () => Promise<NatsConnection>, apply: (merged: MergedSensors) => void): void;
   /** The YAML's sensors changed (SIGHUP): merged again with the central config and applied. */
@@ -70,7 +75,9 @@ export interface CentralSensors {
  * The central sensor configuration of one edge: keys `edge.<id>` and `all` of the KV bucket
  * `fb_sensors`, validated with the schema of the YAML's sensors, merged with the YAML (see
  * `mergeSensors` for the precedence), applied live and kept in the data folder so that the agent
- * boots with it when NATS is unreachable. An invalid value is refused, counted and reported in the
+ * boots with it when NATS is unreachable. The keys are polled with direct gets, not watched: a watch
+ * is a consumer, and an edge allowed to create consumers could have the server deliver into any
+ * subject (the deliver subject is in the request body, which NATS permissions do not check). An invalid value is refused, counted and reported in the
  * status; the last good config stays applied.
  */
 export function createCentralSensors(opts: CentralSensorsOptions): CentralSensors {
@@ -132,8 +139,33 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
     pending ??= setImmediate(applyNow, 'central');
   };
 
-  const accept = (slot: Slot, entry: KvWatchEntry) => {
-    // The same refused revision again (a watch restarted after a reconnect): already reported.
+  const forget = (slot: Slot) => {
+    // Never written, or purged from the stream: no central sensors from this key.
+    refused[slot] = null;
+    if (applied[slot] === null) return;
+    applied[slot] = null;
+    save(slot, 0, 'central sensor config key gone: no central sensors from it');
+  };
+
+  const save = (slot: Slot, sensors: number, message: string) => {
+    appliedAt = new Date().toISOString();
+    metrics.centralConfigRevision.set(revision() ?? 0);
+    log.info({ key: keys[slot], revision: applied[slot]?.revision ?? null, sensors }, message);
+    const state: AppliedCentralConfig = { v: 1, edge, appliedAt, all: applied.all, own: applied.own };
+    try {
+      writeAppliedConfig(path, state);
+    } catch (err) {
+      log.error(
+        { file: path, err: (err as Error).message },
+        'central sensor config applied but not saved: a restart without NATS starts with the previous one',
+      );
+    }
+    schedule();
+  };
+
+  const accept = (slot: Slot, entry: KvEntry | null) => {
+    if (entry === null) return forget(slot);
+    // The same refused revision again (read at the next poll): already reported.
     if (refused[slot]?.revision === entry.revision) return;
     const value = parseEntry(entry);
     if (typeof value === 'string') {
@@ -156,52 +188,60 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
     if (refused[slot] && refused[slot].revision <= entry.revision) refused[slot] = null;
     if (applied[slot]?.revision === entry.revision) return;
     applied[slot] = { revision: entry.revision, value };
-    appliedAt = new Date().toISOString();
-    metrics.centralConfigRevision.set(revision() ?? 0);
-    log.info(
-      { key: keys[slot], revision: entry.revision, sensors: value.sensors.length },
-      'central sensor config received',
-    );
-    const state: AppliedCentralConfig = { v: 1, edge, appliedAt, all: applied.all, own: applied.own };
-    try {
-      writeAppliedConfig(path, state);
-    } catch (err) {
-      log.error(
-        { file: path, err: (err as Error).message },
-        'central sensor config applied but not saved: a restart without NATS starts with the previous one',
-      );
-    }
-    schedule();
+    save(slot, value.sensors.length, 'central sensor config received');
   };
 
-  const watchOnce = async (nc: NatsConnection): Promise<void> => {
-    // Deliveries to this edge's own inbox, the only one its credentials may subscribe to.
+  /** Set while waiting for the next poll: ends the wait early (a reconnect, close). */
+  let wakeNow = () => {};
+  let woken = false;
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken) return resolve();
+      const t = setTimeout(resolve, ms);
+      wakeNow = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  const wake = () => {
+    woken = true;
+    wakeNow();
+  };
+
+  const pollMs = opts.pollMs ?? DEFAULT_CENTRAL_POLL_MS;
+  const pollOnce = async (nc: NatsConnection, read: () => void): Promise<void> => {
+    // Requests and replies through this edge's own inbox, the only one its credentials may subscribe to.
     const js = jetstream(nc, { watcherPrefix: subjects.inbox(edge) });
-    // Bound without asking the server (an edge may not read the stream's info); direct gets and a
-    // watch per key are what its permissions allow.
+    // Bound without asking the server (an edge may not read the stream's info). With allow_direct a
+    // get is `$JS.API.DIRECT.GET.<stream>.<key subject>` with an empty body: the one thing an edge's
+    // permissions allow on the bucket, and only for its two keys.
     const kv = await new Kvm(js).open(centralSensors.bucket, { allow_direct: true });
-    const watches = await Promise.all(
-      (['own', 'all'] as const).map(async (slot) => ({ slot, iter: await kv.watch({ key: keys[slot] }) })),
-    );
     // Typed as an AsyncIterable; it is nats-core's QueuedIterator, which stop() ends.
     const statuses = nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
-    const stop = () => {
-      for (const w of watches) w.iter.stop();
+    void (async () => {
+      // After a reconnect both keys are read at once, not at the next poll.
+      for await (const s of statuses) if (s.type === 'reconnect') wake();
+    })().catch(() => {});
+    stopWatch = wake;
+    try {
+      log.info({ keys: Object.values(keys), poll_ms: pollMs }, 'polling the central sensor config');
+      while (!closed) {
+        woken = false;
+        const slots = ['own', 'all'] as const;
+        const reads = Promise.all(slots.map((slot) => kv.get(keys[slot])));
+        // Awaited below unless close() came first; then its failure has no one to tell.
+        reads.catch(() => {});
+        const entries = await Promise.race([reads, closing]);
+        if (closed || !entries) return;
+        read();
+        slots.forEach((slot, i) => {
+          accept(slot, entries[i] ?? null);
+        });
+        await wait(pollMs);
+      }
+    } finally {
       statuses.stop?.();
-    };
-    stopWatch = stop;
-    if (closed) return stop();
-    log.info({ keys: Object.values(keys) }, 'watching the central sensor config');
-    const reconnected = (async () => {
-      for await (const s of statuses) if (s.type === 'reconnect') return;
-    })();
-    const consumed = watches.map(async ({ slot, iter }) => {
-      for await (const entry of iter) accept(slot, entry);
-    });
-    // After a reconnect the watch starts again and gets both keys' latest values at once, rather than
-    // waiting for the ordered consumer to notice missed heartbeats (a minute).
-    await Promise.race([reconnected, ...consumed]);
-    stop();
+    }
   };
 
   const retry = opts.retryMs ?? { first: 1000, max: 30_000 };
@@ -220,11 +260,11 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
       try {
         const nc = await Promise.race([connection(), closing]);
         if (closed || !nc) return;
-        await watchOnce(nc);
-        failures = 0;
-        lastProblem = '';
-        // Ended by a reconnect or a watch that stopped (bucket deleted): watched again, not in a tight loop.
-        if (!closed) await pause(retry.first / 4);
+        // Returns only at close; a failed read (no bucket, connection lost) throws.
+        await pollOnce(nc, () => {
+          failures = 0;
+          lastProblem = '';
+        });
       } catch (err) {
         if (closed) return;
         const problem = (err as Error).message;
@@ -232,7 +272,7 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
         if (problem !== lastProblem)
           log.warn(
             { err: problem },
-            'central sensor config not watched (retrying); the collector creates the bucket fb_sensors',
+            'central sensor config not read (retrying); the collector creates the bucket fb_sensors',
           );
         lastProblem = problem;
         failures++;
@@ -290,7 +330,7 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
 const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** A KV entry as a central config, or why it is refused. A deleted key is an empty config. */
-function parseEntry(entry: KvWatchEntry): CentralSensorConfig | string {
+function parseEntry(entry: KvEntry): CentralSensorConfig | string {
   if (entry.operation === 'DEL' || entry.operation === 'PURGE') return { sensors: [] };
   if (entry.length > MAX_CENTRAL_VALUE_BYTES) return `larger than ${MAX_CENTRAL_VALUE_BYTES} bytes`;
   let doc: unknown;
