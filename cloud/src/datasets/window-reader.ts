@@ -295,6 +295,9 @@ async function readSlice(pool: pg.Pool, def: DatasetDef, start: Date, end: Date,
                  TO STDOUT (FORMAT binary)`;
     await client.query('BEGIN READ ONLY');
     await client.query('SET LOCAL enable_indexscan = off');
+    // Nor a sequential scan: a slice is a small part of the window, and a planner that takes the
+    // whole table for one would read it once per slice (a window alone in its partition, say).
+    await client.query('SET LOCAL enable_seqscan = off');
     const stream = client.query(copyTo(sql));
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => {
