@@ -57,7 +57,9 @@ describe('central sensor config polling', () => {
     // Every direct get the edge sends (the collector may subscribe to the API subjects).
     let gets = 0;
     const seen = collector.subscribe(`$JS.API.DIRECT.GET.${centralSensors.stream}.>`, {
-      callback: () => gets++,
+      callback: () => {
+        gets++;
+      },
     });
     await collector.flush();
     const { auto_register } = parseEdgeConfig({ edge: 'gw-a', nats: { servers: [nats.url] } });

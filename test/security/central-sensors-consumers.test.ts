@@ -90,7 +90,11 @@ describe('central sensor reads of an edge', () => {
     ];
     const seen: string[] = [];
     const subs = targets.map((t) =>
-      collector.subscribe(t, { callback: (_e, m) => seen.push(`${m.subject}: ${m.string()}`) }),
+      collector.subscribe(t, {
+        callback: (_e, m) => {
+          seen.push(`${m.subject}: ${m.string()}`);
+        },
+      }),
     );
     await collector.flush();
     const nc = await asEdgeA();
