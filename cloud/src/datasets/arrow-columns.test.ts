@@ -1,3 +1,12 @@
+import {
+  Field,
+  makeData,
+  RecordBatch,
+  RecordBatchFileWriter,
+  Schema,
+  Struct,
+  tableFromIPC,
+} from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import {
   DictColumn,
@@ -75,5 +84,29 @@ describe('Arrow column builders', () => {
       [20, 'a', 2, []],
       [30, 'b', 3, ['x', 'yy']],
     ]);
+  });
+});
+
+describe('dictionaries shared by batches written one at a time', () => {
+  it('sends values a later batch adds as a delta, which an Arrow file accepts and reads back', () => {
+    const dict = new DictValues(0);
+    const writer = new RecordBatchFileWriter();
+    const schema = new Schema([new Field('station', dict.type(), true)]);
+    writer.reset(undefined, schema);
+    const batch = (values: (string | null)[]) => {
+      const c = new DictColumn(dict);
+      for (const v of values) push(c, v);
+      return new RecordBatch(
+        schema,
+        makeData({ type: new Struct(schema.fields), length: c.length, children: [c.data()] }),
+      );
+    };
+    // Written before the second batch exists: the file writer refuses a dictionary that is replaced.
+    writer.write(batch(['a', 'b', null]));
+    writer.write(batch(['c', 'a']));
+    writer.write(batch(['b']));
+    const table = tableFromIPC(writer.finish().toUint8Array(true));
+    expect(table.batches).toHaveLength(3);
+    expect(table.getChild('station')?.toArray()).toEqual(['a', 'b', null, 'c', 'a', 'b']);
   });
 });
