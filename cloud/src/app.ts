@@ -116,7 +116,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     for (const change of await ensureStreams(jsm, streamSpecs(config))) {
       log.info(change, change.created ? 'stream created' : 'stream limits changed to the settings');
     }
-    // Edges watch their keys of it from their first connection on (central sensor config).
+    // Edges read their keys of it from their first connection on (central sensor config).
     await ensureSensorBucket(nc);
     const js = jetstream(nc);
 
