@@ -40,6 +40,8 @@ interface Attack {
   summary: string;
   uplink?: 'direct' | 'proxy';
   sensors?: Record<string, unknown>[];
+  /** The good edge's `forward` settings, when the attack depends on them. */
+  forward?: Record<string, unknown>;
   /** Runs while the good load flows; may return checks that run once everything settled. */
   run(a: AttackContext): Promise<undefined | ((a: AttackContext) => Promise<void>)>;
 }
@@ -214,6 +216,7 @@ function adversarial(attack: Attack): Scenario {
               rate,
               seconds: warm + rounds * 4 + tail,
               ...(attack.sensors ? { sensors: attack.sensors } : {}),
+              ...(attack.forward ? { forward: attack.forward } : {}),
             },
           ],
         },
@@ -590,11 +593,16 @@ const preemption: Attack = {
   },
 };
 
+/** The good edge's batch size in the squatting attack, whose ranges the attacker guesses. */
+const SQUAT_BATCH = 500;
+
 const msgIdSquatting: Attack = {
   name: 'msg-id-squatting',
   summary:
     "Nats-Msg-Id squatting: while the good edge's uplink is cut, the attacker publishes the msg ids of its next batches (guessed buffer ids, then the real one read from its SQLite file)",
   uplink: 'proxy',
+  // Batches of 500 whatever the encoding: the ranges the attacker squats below.
+  forward: { max_batch_observations: SQUAT_BATCH, v2_batch_observations: SQUAT_BATCH },
   async run({ sys, attacker, good, rec, stallFrom, mode }) {
     let squats = 0;
     /** Sequence ranges squatted under the real buffer id. */
@@ -616,12 +624,13 @@ const msgIdSquatting: Attack = {
       for (const guess of [randomBytes(6).toString('hex'), '000000000000', bufferId]) {
         // Every start in the first 2,000 after the oldest buffered reading: wherever the resent
         // batches end, the full batches after them are covered.
-        const span = guess === bufferId ? 500 : 20;
+        const span = guess === bufferId ? SQUAT_BATCH : 20;
         for (let b = 0; b < 4; b++)
           for (let d = 0; d < span; d++) {
-            const f = first + b * 500 + d;
-            ids.push(batchMsgId(good.id, guess, f, f + 499));
-            if (guess === bufferId) squatted.add(`${f}-${f + 499}`);
+            const f = first + b * SQUAT_BATCH + d;
+            const last = f + SQUAT_BATCH - 1;
+            ids.push(batchMsgId(good.id, guess, f, last));
+            if (guess === bufferId) squatted.add(`${f}-${last}`);
           }
       }
       const sends: Promise<AttackMessage>[] = [];

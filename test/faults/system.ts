@@ -46,6 +46,8 @@ export interface EdgeSpec {
   ackTimeoutMs?: number;
   /** Sensors besides the publisher's (agent config `sensors[]` entries). */
   sensors?: Record<string, unknown>[];
+  /** The agent's `forward` settings (batch sizes), when a scenario depends on them. */
+  forward?: Record<string, unknown>;
 }
 
 export interface SystemSpec {
@@ -234,6 +236,7 @@ export class FaultSystem {
               ...(this.identities.has(e.name) ? { nkey_seed: this.identities.get(e.name)?.seed } : {}),
             },
             ...(e.buffer ? { buffer: e.buffer } : {}),
+            ...(e.forward ? { forward: e.forward } : {}),
             sensors: [...sensorsFor(spec.payload ?? 'json'), ...(e.sensors ?? [])],
           },
         });
