@@ -71,7 +71,8 @@ it('shows datasets, items and a built GeoParquet window, and stops everything on
   };
   await waitFor(
     'the banner',
-    () => (d.output().includes('Fieldbeam demo running') ? true : undefined),
+    // The banner's last line: the checks below read all of it, not the first of its writes.
+    () => (d.output().includes('(Ctrl-C stops the demo)') ? true : undefined),
     90_000,
   ).catch(fail('banner'));
   const parquetDir = join(dir.path, 'cloud', 'objects', 'datasets');
