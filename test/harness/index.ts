@@ -22,6 +22,8 @@ export {
   rawLogin,
   streamAnnounced,
 } from './mqtt-raw.js';
+export type { NatsCluster, NatsClusterNode } from './nats-cluster.js';
+export { clusterNodeConfig, startNatsCluster } from './nats-cluster.js';
 export type { NatsServer } from './nats-server.js';
 export { startNatsServer, startNatsServerAt } from './nats-server.js';
 export type { NetnsLink } from './netns.js';
@@ -35,6 +37,8 @@ export type { Crash, Spawned } from './process.js';
 export { spawnProcess, waitFor, waitForPort } from './process.js';
 export { commandLine, descendants, running } from './process-tree.js';
 export { builtCli, repoRoot } from './repo-root.js';
+export type { CommandResult } from './run-command.js';
+export { runNodeScript } from './run-command.js';
 export type { S3Server } from './s3rver.js';
 export { startS3rver } from './s3rver.js';
 export type { StreamContents } from './stream-reader.js';
