@@ -59,6 +59,30 @@ const HTTP_INTAKE_DEFAULTS = {
   body_timeout_ms: 10_000,
 } as const;
 
+const IntakeToken = z.string().min(16, 'use a token of at least 16 characters (e.g. openssl rand -hex 24)');
+const ScopedIntakeToken = z
+  .object({
+    token: IntakeToken,
+    topics: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine(
+            (f) =>
+              !/\0/.test(f) &&
+              f
+                .split('/')
+                .every(
+                  (l, i, all) => (l !== '#' || i === all.length - 1) && (l.length === 1 || !/[+#]/.test(l)),
+                ),
+            'an MQTT topic filter: + a whole level, # the last level only',
+          ),
+      )
+      .min(1, 'at least one topic filter (the plain string form allows every topic)'),
+  })
+  .strict();
+
 // The sensor schema is shared with the collector's central configuration (`fieldbeam-cloud sensors`).
 export { AutoRegisterConfig, SensorConfig } from '@fieldbeam/protocol';
 
@@ -244,12 +268,11 @@ export const EdgeConfigSchema = z
     http_intake: z
       .object({
         enabled: z.boolean().default(false),
-        tokens: z
-          .record(
-            z.string(),
-            z.string().min(16, 'use a token of at least 16 characters (e.g. openssl rand -hex 24)'),
-          )
-          .default({}),
+        /**
+         * Per client: its token (any topic), or `{ token, topics }` limiting it to MQTT topic filters
+         * (`+`, `#`); a topic outside them is a 403 (client-tokens.ts).
+         */
+        tokens: z.record(z.string(), z.union([IntakeToken, ScopedIntakeToken])).default({}),
         max_body_bytes: z
           .number()
           .int()
@@ -270,7 +293,8 @@ export const EdgeConfigSchema = z
             message: 'http_intake is enabled but has no client token: add tokens: { <client>: ${TOKEN_VAR} }',
           });
         const seen = new Map<string, string>();
-        for (const [client, token] of Object.entries(v.tokens)) {
+        for (const [client, entry] of Object.entries(v.tokens)) {
+          const token = typeof entry === 'string' ? entry : entry.token;
           // Client names label metrics and reject entries.
           if (!/^[A-Za-z0-9_.-]{1,64}$/.test(client))
             ctx.addIssue({

@@ -30,6 +30,8 @@ const TOKENS = {
   ttn: 'ttn-webhook-token-012345',
   airrohr: 'airrohr-token-0123456789',
 };
+/** A client limited to some topics (the plain tokens above may post to any). */
+const BARN_TOKEN = 'barn-only-token-0123456789';
 const CAPACITY = 200_000;
 const MAX_BODY = 64 * 1024;
 const CONCURRENT = 4;
@@ -54,7 +56,11 @@ beforeAll(async () => {
       http_intake: {
         enabled: true,
         // Interpolated from the environment like any other value of the file.
-        tokens: { ...TOKENS, script: '${FB_TEST_SCRIPT_TOKEN}' },
+        tokens: {
+          ...TOKENS,
+          script: '${FB_TEST_SCRIPT_TOKEN}',
+          barn: { token: BARN_TOKEN, topics: ['sensors/barn/#', 'sc/+/esp-barn'] },
+        },
         max_body_bytes: MAX_BODY,
         max_concurrent: CONCURRENT,
         body_timeout_ms: 1500,
@@ -204,6 +210,33 @@ describe('POST /ingest/<topic>', () => {
     expect((await post('sensors/barn/temperature', '1', { token: `${TOKENS.script}x` })).status).toBe(403);
     expect(
       await readMetric(edge.httpPort, 'fb_edge_http_intake_requests_total', 'client="-",outcome="forbidden"'),
+    ).toBe(2);
+  });
+
+  it('limits a token given topics to them: 403 naming the topic outside, before or after the body format adds levels', async () => {
+    stored(await post('sensors/barn/temperature', '7.5', { token: BARN_TOKEN }), 1);
+    const outside = await post('sensors/house/temperature', '7.5', { token: BARN_TOKEN });
+    expect(outside.status).toBe(403);
+    expect(outside.body.error).toContain('"sensors/house/temperature"');
+    expect(outside.body.error).toContain('http_intake.tokens.barn.topics');
+    // Sensor.Community adds the X-Sensor level: the scope holds for the topic it makes.
+    const push = (sensor: string) =>
+      post('sc/barn', JSON.stringify({ sensordatavalues: [{ value_type: 'temperature', value: '3.5' }] }), {
+        token: BARN_TOKEN,
+        headers: { 'content-type': 'application/json', 'x-sensor': sensor },
+      });
+    expect((await push('esp-barn')).status).toBe(201);
+    const other = await push('esp-house');
+    expect(other.status).toBe(403);
+    expect(other.body.error).toContain('"sc/barn/esp-house"');
+    // The plain token form still posts anywhere.
+    stored(await post('sensors/house/temperature', '7.5'), 1);
+    expect(
+      await readMetric(
+        edge.httpPort,
+        'fb_edge_http_intake_requests_total',
+        'client="barn",outcome="forbidden"',
+      ),
     ).toBe(2);
   });
 

@@ -101,6 +101,15 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
     if ('wrong' in caller)
       return refuse(res, '-', 'forbidden', 403, "this token is no client's (http_intake.tokens)");
     const { client } = caller;
+    const outside = (t: string, orBelow = false) => {
+      const filters = tokens.outsideScope(client, t, orBelow);
+      return filters === undefined
+        ? undefined
+        : `client ${client} may not post to the topic ${JSON.stringify(t.slice(0, 200))}: its token is limited to ${filters.join(', ')} (http_intake.tokens.${client}.topics)`;
+    };
+    // Refused before its body is read when no topic at or below the path's is in the client's scope.
+    const scopeError = outside(topic, true);
+    if (scopeError !== undefined) return refuse(res, client, 'forbidden', 403, scopeError);
     const declared = Number(req.headers['content-length']);
     if (declared > config.max_body_bytes)
       return refuse(res, client, 'too_large', 413, tooLarge(declared, config.max_body_bytes));
@@ -127,6 +136,10 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
       reject(client, topic, body, 'format', msg.reason);
       return answer(res, client, 'rejected', 400, { error: msg.reason });
     }
+    // A body format can add levels to the path's topic (Sensor.Community, TTN): the scope holds for the result.
+    const formatScopeError = outside(msg.topic);
+    if (formatScopeError !== undefined)
+      return answer(res, client, 'forbidden', 403, { error: formatScopeError });
     if (msg.empty) return answer(res, client, 'empty', 200, { count: 0, ids: [] });
     const decoded = deps.decodeTopic(msg.topic, msg.payload, receivedMs, msg.carrierTimeMs);
     switch (decoded.kind) {
