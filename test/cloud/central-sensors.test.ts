@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addEdge, collectorSeed } from '@fieldbeam/cloud';
@@ -10,9 +9,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CollectorProcess,
+  type CommandResult,
   cloudCli,
   type EdgeAgentProcess,
   type NatsServer,
+  runNodeScript,
   startCollectorProcess,
   startEdgeAgentProcess,
   startNatsServer,
@@ -49,23 +50,11 @@ const clients: MqttClient[] = [];
 
 type Status = EdgeStatus & { ok: boolean };
 
-function cloud(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cloudCli, ...args],
-      {
-        env: {
-          ...process.env,
-          NATS_URL: nats.url,
-          FB_IDENTITY_DIR: idDir,
-          FB_DATA_DIR: join(dir.path, 'cli'),
-        },
-        timeout: 30_000,
-      },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
+function cloud(args: string[]): Promise<CommandResult> {
+  return runNodeScript(cloudCli, args, {
+    NATS_URL: nats.url,
+    FB_IDENTITY_DIR: idDir,
+    FB_DATA_DIR: join(dir.path, 'cli'),
   });
 }
 

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { addEdge } from '@fieldbeam/cloud';
@@ -21,9 +20,11 @@ import {
 import { createTlcpReplayServer, type TlcpReplayServer } from '../../edge/src/iss-replay/index.js';
 import {
   type CollectorProcess,
+  type CommandResult,
   cloudCli,
   type EdgeAgentProcess,
   type NatsServer,
+  runNodeScript,
   startCollectorProcess,
   startEdgeAgentProcess,
   startNatsServer,
@@ -40,7 +41,7 @@ import {
  * 500 ms, one registered edge never started. Answers are compared with the CLI's and Postgres's.
  */
 const TOKEN = 'console-admin-token-0123456789abcdef';
-const INTERVAL_MS = 500;
+const INTERVAL_MS = 1000;
 
 let nats: NatsServer;
 let postgres: TestPostgres;
@@ -54,24 +55,12 @@ const agents = new Map<string, EdgeAgentProcess>();
 
 const base = () => `http://127.0.0.1:${collector.httpPort}`;
 
-function cloud(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cloudCli, ...args],
-      {
-        env: {
-          ...process.env,
-          NATS_URL: nats.url,
-          DATABASE_URL: postgres.url,
-          FB_IDENTITY_DIR: idDir,
-          FB_DATA_DIR: join(dir.path, 'cli'),
-        },
-        timeout: 30_000,
-      },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
+function cloud(args: string[]): Promise<CommandResult> {
+  return runNodeScript(cloudCli, args, {
+    NATS_URL: nats.url,
+    DATABASE_URL: postgres.url,
+    FB_IDENTITY_DIR: idDir,
+    FB_DATA_DIR: join(dir.path, 'cli'),
   });
 }
 
@@ -407,9 +396,10 @@ describe('console: reads', () => {
     const answer = await waitFor('the ISS edge streaming with its values', async () => {
       const a = IssAnswer.parse((await get('/console/api/iss')).body);
       const e = a.edges.find((x) => x.edge === 'gw-iss');
-      return e?.state === 'streaming' && (e.items[0]?.points.length ?? 0) >= 5 ? e : undefined;
+      // Online too: on a busy machine a heartbeat can come late enough to count the edge offline for a
+      // moment, and the next one brings it back.
+      return e?.state === 'streaming' && e.online && (e.items[0]?.points.length ?? 0) >= 5 ? e : undefined;
     });
-    expect(answer.online).toBe(true);
     const stored = await db.query<{ time: Date; value: number }>(
       "SELECT time, value FROM observations WHERE edge = 'gw-iss' AND variable = 'iss:USLAB000058' ORDER BY time",
     );

@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addEdge, collectorSeed } from '@fieldbeam/cloud';
@@ -10,10 +10,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CollectorProcess,
+  type CommandResult,
   cloudCli,
   type EdgeAgentProcess,
   type NatsServer,
   repoRoot,
+  runNodeScript,
   startCollectorProcess,
   startEdgeAgentProcess,
   startNatsServer,
@@ -54,24 +56,12 @@ interface Entry {
 }
 
 /** `fieldbeam-cloud ARGS` with the collector's settings: exit code, stdout, stderr. */
-function cloud(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cloudCli, ...args],
-      {
-        env: {
-          ...process.env,
-          NATS_URL: nats.url,
-          DATABASE_URL: postgres.url,
-          FB_IDENTITY_DIR: idDir,
-          FB_DATA_DIR: join(dir.path, 'cli'),
-        },
-        timeout: 30_000,
-      },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
+function cloud(args: string[]): Promise<CommandResult> {
+  return runNodeScript(cloudCli, args, {
+    NATS_URL: nats.url,
+    DATABASE_URL: postgres.url,
+    FB_IDENTITY_DIR: idDir,
+    FB_DATA_DIR: join(dir.path, 'cli'),
   });
 }
 
