@@ -38,7 +38,7 @@ import {
 /**
  * The console's HTTP API against real processes: a collector (admin token set, one dataset), a
  * second collector without FB_ADMIN_TOKEN (read-only console), two edge agents heartbeating every
- * 500 ms, one registered edge never started. Answers are compared with the CLI's and Postgres's.
+ * second, one registered edge never started. Answers are compared with the CLI's and Postgres's.
  */
 const TOKEN = 'console-admin-token-0123456789abcdef';
 const INTERVAL_MS = 1000;
