@@ -11,6 +11,7 @@ import {
   isBatchV2,
 } from './batch-v2.js';
 import golden from './golden-batches.json' with { type: 'json' };
+import goldenTrace from './golden-batches-trace.json' with { type: 'json' };
 import { ObservationBatch } from './messages.js';
 import { observationId } from './observation-id.js';
 
@@ -34,6 +35,7 @@ const storedObservation = fc
       lon: fc.double({ min: -180, max: 180, noNaN: true }),
       alt: fc.double({ noNaN: true, noDefaultInfinity: true }),
       quality: fc.array(fc.string({ maxLength: 12 }), { maxLength: 4 }),
+      trace: fc.constantFrom('4bf92f3577b34da6a3ce929d0e0e4736', '0af7651916cd43dd8448eb211c80319c'),
     },
     { requiredKeys: ['source', 'station', 'variable', 'value', 'unit', 'time', 'received'] },
   )
@@ -160,6 +162,39 @@ describe('protocol v2 batches', () => {
     expect(Buffer.from(encodeBatchV2(h, observations, { codec: 'deflate' })).toString('base64')).toBe(
       golden.v2Deflate,
     );
+  });
+
+  it('golden vectors with trace ids: a dictionary-encoded trace column, ids as without it', () => {
+    expect(ObservationBatch.safeParse(goldenTrace.batch).success).toBe(true);
+    const batch = goldenTrace.batch as ObservationBatch;
+    expect(JSON.stringify(batch)).toBe(goldenTrace.v1);
+    const { observations, v: _v, ...h } = batch;
+    const body = batchV2Body(h, observations);
+    expect(body).toBe(goldenTrace.v2Body);
+    // Each trace-id once in the dictionary, however many readings share it; -1 for none.
+    const parsed = JSON.parse(body) as { dict: string[]; trace: number[] };
+    expect(parsed.dict.filter((w) => /^[0-9a-f]{32}$/.test(w))).toHaveLength(2);
+    expect(parsed.trace).toEqual([5, 5, 9, -1]);
+    for (const bytes of [goldenTrace.v2Zstd, goldenTrace.v2Deflate]) {
+      expect(decoded(Buffer.from(bytes, 'base64')).envelope).toEqual(goldenTrace.batch);
+    }
+    // The trace is no part of the id: the same reading without it has the same id.
+    for (const o of observations) {
+      const { id, edge: _e, trace: _t, ...key } = o;
+      expect(observationId(key)).toBe(id);
+    }
+    // Bodies without traces (written before the column existed) have no trace column.
+    expect(golden.v2Body).not.toContain('"trace"');
+  });
+
+  it('a trace column that is not dictionary indexes is refused', () => {
+    const body = JSON.parse(goldenTrace.v2Body) as Record<string, unknown>;
+    for (const trace of [[5, 5, 99, -1], [5, 5], 'x']) {
+      const packed = zstdCompressSync(Buffer.from(JSON.stringify({ ...body, trace })));
+      const d = decodeBatchV2(Buffer.concat([Buffer.from([0xfb, 0x02, 1]), packed]));
+      expect(d.ok).toBe(false);
+      if (!d.ok) expect(d.reason).toMatch(/trace/);
+    }
   });
 
   it('a v1 JSON batch never carries the v2 tag', () => {

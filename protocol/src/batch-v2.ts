@@ -16,11 +16,13 @@ import { observationId } from './observation-id.js';
  *
  * The body is JSON: the batch's envelope fields (`v` 2), `n` observations, `dict` (every distinct
  * string once) and one array of length `n` per field:
- *   source, station, sensor, variable, unit, text: index into `dict` (-1: the field is absent)
+ *   source, station, sensor, variable, unit, text, trace: index into `dict` (-1: the field is absent)
  *   value: the number or null
  *   time, received: epoch milliseconds, the first absolute and each later one minus the one before
  *   lat, lon, alt: the number or null (absent); quality: null or an array of `dict` indexes
- * Columns whose values are all absent are left out. `edge` is the batch's own. The observation `id`
+ * Columns whose values are all absent are left out (so a batch without trace ids has no `trace`
+ * column, and bodies written before it existed read as before); the readings of one message share
+ * one trace-id, which the dictionary holds once. `edge` is the batch's own. The observation `id`
  * is not sent: it is a hash of the fields, so the receiver computes it (saving 70 bytes a reading,
  * half of what compression leaves of a v1 reading). An observation the columns cannot hold exactly
  * (an unknown field, a time not in the wire form, a field of the wrong type) travels whole in `raw`
@@ -60,7 +62,7 @@ export function isBatchV2(data: Uint8Array): boolean {
 /** The batch's fields other than its observations, as in v1 (`v` is written as 2 on the wire). */
 export type BatchHead = Omit<ObservationBatchEnvelope, 'observations' | 'v'>;
 
-const STRING_COLUMNS = ['source', 'station', 'sensor', 'variable', 'unit', 'text'] as const;
+const STRING_COLUMNS = ['source', 'station', 'sensor', 'variable', 'unit', 'text', 'trace'] as const;
 const NUMBER_COLUMNS = ['lat', 'lon', 'alt'] as const;
 const COLUMNAR_KEYS = new Set<string>([
   'id',
@@ -78,6 +80,7 @@ const COLUMNAR_KEYS = new Set<string>([
   'lon',
   'alt',
   'quality',
+  'trace',
 ]);
 const REQUIRED_STRINGS = new Set(['source', 'station', 'variable', 'unit']);
 
@@ -378,7 +381,7 @@ function observationsOf(body: unknown): { envelope: ObservationBatchEnvelope; se
     return t;
   };
   const observations: unknown[] = new Array(n);
-  const [source, station, sensor, variable, unit, text] = strings.map(([, col]) => col);
+  const [source, station, sensor, variable, unit, text, trace] = strings.map(([, col]) => col);
   const [lat, lon, alt] = numbers.map(([, col]) => col);
   const timeText = isoWriter();
   const receivedText = isoWriter();
@@ -435,6 +438,8 @@ function observationsOf(body: unknown): { envelope: ObservationBatchEnvelope; se
       if (flags.includes(undefined)) throw new Malformed(`quality[${i}] holds -1`);
       o.quality = flags;
     }
+    const tr = trace ? word('trace', i, trace[i]) : undefined;
+    if (tr !== undefined) o.trace = tr;
     observations[i] = o;
   }
   const envelope: Row = { v: 1, edge, seq: b.seq, sent: b.sent, observations };

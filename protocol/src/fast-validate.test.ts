@@ -11,6 +11,18 @@ import { BatchBuffer, ObservationBatch, ObservationBatchEnvelope } from './messa
 import { Observation, textProblem } from './observation.js';
 
 const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
+const traceId = fc.stringMatching(/^[0-9a-f]{32}$/);
+/** Trace ids valid and nearly so (all zero, upper case, short, a whole traceparent, not a string). */
+const nearlyTrace = fc.oneof(
+  traceId,
+  fc.constantFrom(
+    '0'.repeat(32),
+    'A'.repeat(32),
+    'a'.repeat(31),
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    7,
+  ),
+);
 const iso = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((t) => new Date(t).toISOString());
 const nearlyIso = fc.oneof(
   iso,
@@ -45,6 +57,7 @@ const observation = (edge: string) =>
       lon: fc.double({ min: -200, max: 200 }),
       alt: fc.double(),
       quality: fc.array(str(70), { maxLength: 18 }),
+      trace: nearlyTrace,
       extra: fc.constant(1),
     },
     {
@@ -98,6 +111,7 @@ const validObservation = (edge: string) =>
       lon: fc.double({ min: -180, max: 180, noNaN: true }),
       alt: fc.double({ noNaN: true, noDefaultInfinity: true }),
       quality: fc.array(str(64), { maxLength: 16 }),
+      trace: traceId,
     },
     { requiredKeys: ['id', 'source', 'edge', 'station', 'variable', 'value', 'unit', 'time', 'received'] },
   );
@@ -136,6 +150,9 @@ const mutation = fc.oneof(
   fc.constantFrom('q'.repeat(64), 'q'.repeat(65)).map((q) => ({ quality: [q] })),
   fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64)).map((id) => ({ id })),
   fc.constantFrom('1', true, {}, [1]).map((value) => ({ value })),
+  fc
+    .constantFrom('0'.repeat(32), 'f'.repeat(32), 'F'.repeat(32), 'f'.repeat(33), '')
+    .map((trace) => ({ trace })),
   fc
     .constantFrom('2026-02-29T00:00:00.000Z', '2026-11-30T12:00:00Z', '2026-11-30T24:00:00.000Z')
     .map((time) => ({

@@ -1,6 +1,7 @@
 import { bufferLimits } from './messages.js';
 import { isIsoTime, textProblem } from './observation.js';
 import { batchLimits } from './streams.js';
+import { isTraceId } from './trace-context.js';
 
 /**
  * A hand-written check of an ObservationBatch (`messages.ts`) and its observations (`observation.ts`)
@@ -34,6 +35,7 @@ export const fastCheckedFields = {
     'lon',
     'alt',
     'quality',
+    'trace',
   ],
   batch: ['v', 'edge', 'seq', 'sent', 'buffer', 'observations'],
   buffer: ['id', 'start', 'dropped'],
@@ -86,6 +88,7 @@ export function fastValidObservation(o: unknown, edge: string, checkText = true)
     if (!Array.isArray(q) || q.length > 16) return false;
     for (const f of q) if (!(typeof f === 'string' && f.length <= 64)) return false;
   }
+  if (o.trace !== undefined && !isTraceId(o.trace)) return false;
   return !checkText || textOk(o);
 }
 

@@ -88,5 +88,6 @@ export type { AcceptedTimeRange } from './time-range.js';
 export { isDuration, parseDuration, timeRangeProblem } from './time-range.js';
 export type { TopicPattern } from './topic-pattern.js';
 export { isTopicFilter, parseTopicPattern } from './topic-pattern.js';
+export { isTraceId, traceIdOfTraceparent, traceparent } from './trace-context.js';
 export type { Checked } from './validate.js';
 export { checkValue, decodeMessage, describeIssues } from './validate.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isTraceId } from './trace-context.js';
 
 const ISO_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -72,6 +73,15 @@ export const Observation = z
     lon: z.number().min(-180).max(180).optional(),
     alt: z.number().finite().optional(),
     quality: z.array(StorableText.max(64)).max(16).optional(),
+    /**
+     * The W3C trace-id (32 hex digits) of the message that brought the reading, shared by every reading
+     * of that message (see `trace-context.ts`). Not part of the id: the same reading sent again in
+     * another message is the same observation.
+     */
+    trace: z
+      .string()
+      .refine(isTraceId, 'expected a W3C trace-id: 32 lower-case hex digits, not all zero')
+      .optional(),
   })
   .strict();
 export type Observation = z.infer<typeof Observation>;
