@@ -8,6 +8,7 @@ import {
   ensureStreams,
   FolderObjectStore,
   geoParquetExport,
+  INGEST_COLUMNS,
   migrate,
   observationCopyLine,
   parseDatasets,
@@ -178,6 +179,11 @@ export async function runCloudSuite(argv: string[]): Promise<void> {
     await (await import('./cloud-build.js')).runCloudBuildBench(sizes);
     return;
   }
+  // `pnpm bench cloud --collectors 1,2,3 [--replicas 3]`: ingest rate by collector count (cloud-scale.ts).
+  if (argv.includes('--collectors')) {
+    await (await import('./cloud-scale.js')).runCloudScaleBench(argv);
+    return;
+  }
   await runCloudBench();
 }
 
@@ -204,11 +210,7 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
       // Text made before timing starts, so this is the database's figure, not the generator's.
       const text: string[] = [...lines()];
       const t = performance.now();
-      await copyLines(
-        client,
-        'COPY observations (id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality) FROM STDIN',
-        text,
-      );
+      await copyLines(client, `COPY observations (${INGEST_COLUMNS}) FROM STDIN`, text);
       copySeconds = (performance.now() - t) / 1000;
       text.length = 0;
     } finally {

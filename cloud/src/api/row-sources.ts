@@ -8,9 +8,11 @@ import {
   readAggregatedWindow,
 } from '../datasets/aggregate.js';
 import type { DatasetDef } from '../datasets/dataset-config.js';
+import { type Bind, bindTo, datasetConditions } from '../datasets/dataset-filter.js';
 import { readWindow } from '../datasets/window-reader.js';
 import { windowStartOf } from '../datasets/windows.js';
 import { HttpError } from '../http-api.js';
+import { API_COLUMNS } from '../ingest/observation-fields.js';
 import { csv, type ItemRow, itemsCsv } from './formats.js';
 import { encodeCursor, featureId, parseFeatureId } from './query-params.js';
 
@@ -27,14 +29,6 @@ export interface ItemQuery {
   station?: string;
   limit: number;
 }
-
-type Bind = (v: unknown) => string;
-const binder =
-  (values: unknown[]): Bind =>
-  (v) => {
-    values.push(v);
-    return `$${values.length}`;
-  };
 
 /** Conditions on the columns raw and aggregated rows share (station, variable, lat, lon). */
 function sharedConditions(q: Omit<ItemQuery, 'limit'>, p: Bind): string[] {
@@ -68,15 +62,10 @@ function sharedConditions(q: Omit<ItemQuery, 'limit'>, p: Bind): string[] {
  * `values`. Aggregated datasets select their raw rows with it too (stations, variables, units).
  */
 export function itemsWhere(def: DatasetDef, q: Omit<ItemQuery, 'limit'>, values: unknown[]): string {
-  const p = binder(values);
-  const where: string[] = [];
-  if (def.filter.sources) where.push(`source = ANY(${p(def.filter.sources)}::text[])`);
-  if (def.filter.stations) where.push(`station = ANY(${p(def.filter.stations)}::text[])`);
-  if (def.filter.variables) where.push(`variable = ANY(${p(def.filter.variables)}::text[])`);
+  const p = bindTo(values);
+  const where = datasetConditions(def, p, { from: q.from, to: q.to, toIncluded: true });
   where.push(...sharedConditions(q, p));
   if (q.key) where.push(`time = ${p(q.key.time)} AND id = ${p(q.key.id)} AND edge = ${p(q.key.edge)}`);
-  if (q.from) where.push(`time >= ${p(q.from)}`);
-  if (q.to) where.push(`time <= ${p(q.to)}`);
   if (q.after) {
     where.push(
       `(time, id, edge COLLATE "C") > (${p(q.after.time)}, ${p(q.after.id)}::text COLLATE "C", ${p(q.after.edge)}::text)`,
@@ -90,8 +79,7 @@ export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values:
   const values: unknown[] = [];
   const where = itemsWhere(def, q, values);
   values.push(q.limit + 1);
-  const text = `SELECT id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge
-    FROM observations ${where}
+  const text = `SELECT ${API_COLUMNS} FROM observations ${where}
     ORDER BY time, id, edge COLLATE "C" LIMIT $${values.length}`;
   return { text, values };
 }
@@ -102,7 +90,7 @@ export function itemsSql(def: DatasetDef, q: ItemQuery): { text: string; values:
  */
 export function aggregatedItemsSql(def: AggregatedDef, q: ItemQuery): { text: string; values: unknown[] } {
   const values: unknown[] = [];
-  const p = binder(values);
+  const p = bindTo(values);
   // Pages after a cursor, and one feature, need only the intervals from that time on.
   const start = q.key?.time ?? q.after?.time;
   const from = start && (!q.from || start > q.from) ? start : q.from;

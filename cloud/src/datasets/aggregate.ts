@@ -11,7 +11,7 @@ import {
 } from './arrow-columns.js';
 import { CF_COORDINATES, CF_COUNT, cfValueMetadata } from './cf.js';
 import type { AggregateStat, DatasetDef } from './dataset-config.js';
-import { datasetWhere } from './window-reader.js';
+import { type Bind, datasetWhere, inlineLiteral } from './dataset-filter.js';
 import { windowStartOf } from './windows.js';
 
 /**
@@ -143,16 +143,14 @@ export function aggregateSql(def: AggregatedDef, rawWhere: string): string {
 export function aggregateFrom(
   def: AggregatedDef,
   range: { from?: Date | undefined; to?: Date | undefined },
-  bind: (value: unknown) => string,
+  bind: Bind,
 ): string {
-  const where: string[] = [];
-  if (def.filter.sources) where.push(`source = ANY(${bind(def.filter.sources)}::text[])`);
-  if (def.filter.stations) where.push(`station = ANY(${bind(def.filter.stations)}::text[])`);
-  if (def.filter.variables) where.push(`variable = ANY(${bind(def.filter.variables)}::text[])`);
   const every = def.aggregate.every;
-  if (range.from) where.push(`time >= ${bind(new Date(windowStartOf(range.from.getTime(), every)))}`);
-  if (range.to) where.push(`time < ${bind(new Date(windowStartOf(range.to.getTime(), every) + every))}`);
-  return `(${aggregateSql(def, where.length ? where.join(' AND ') : 'true')}) AS observations`;
+  const where = datasetWhere(def, bind, {
+    from: range.from && new Date(windowStartOf(range.from.getTime(), every)),
+    to: range.to && new Date(windowStartOf(range.to.getTime(), every) + every),
+  });
+  return `(${aggregateSql(def, where)}) AS observations`;
 }
 
 interface AggRow {
@@ -205,7 +203,7 @@ export async function readAggregatedWindow(
   }
   const pairs = new Set<string>();
   const range = alignToIntervals(def, start, end);
-  const sql = aggregateSql(def, datasetWhere(def, range.start, range.end));
+  const sql = aggregateSql(def, datasetWhere(def, inlineLiteral, { from: range.start, to: range.end }));
   const client = await pool.connect();
   let broken: Error | undefined;
   try {

@@ -7,7 +7,7 @@ import { CloudErrorCode } from '../errors.js';
 import type { CloudMetrics } from '../metrics.js';
 import { type DurableConsumer, startDurableConsumer } from '../nats/durable-consumer.js';
 import { type DatasetDef, datasetMayMatch } from './dataset-config.js';
-import { datasetWhere } from './window-reader.js';
+import { bindTo, datasetWhere } from './dataset-filter.js';
 import type { WindowMark, WindowStore } from './window-store.js';
 import { windowsOverlapping } from './windows.js';
 
@@ -40,10 +40,12 @@ export async function startCoordinator(
     const listed = windowsOverlapping(from, to, def.window, MAX_WINDOWS_PER_EVENT);
     if (listed) return listed;
     // A batch spanning years (an edge whose clock jumped): look the windows up in what was stored.
+    const values: unknown[] = [def.window, e.edge, e.stations];
+    const where = datasetWhere(def, bindTo(values), { from: new Date(from), to: new Date(to + 1) });
     const r = await pool.query<{ ws: string }>(
       `SELECT DISTINCT floor(extract(epoch FROM time) * 1000 / $1)::bigint * $1 AS ws FROM observations
-       WHERE ${datasetWhere(def, new Date(from), new Date(to + 1))} AND edge = $2 AND station = ANY($3)`,
-      [def.window, e.edge, e.stations],
+       WHERE ${where} AND edge = $2 AND station = ANY($3::text[])`,
+      values,
     );
     return r.rows.map((row) => Number(row.ws));
   }

@@ -9,8 +9,9 @@ import {
   Table,
   TimestampMillisecond,
 } from 'apache-arrow';
-import pg from 'pg';
+import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { type FieldType, WINDOW_FIELDS } from '../ingest/observation-fields.js';
 import { isAggregated, readAggregatedWindow } from './aggregate.js';
 import {
   DictColumn,
@@ -23,29 +24,16 @@ import {
 } from './arrow-columns.js';
 import { CF_COORDINATES, cfValueMetadata } from './cf.js';
 import type { DatasetDef } from './dataset-config.js';
-
-/** The columns of a dataset window, in file order. */
-export const WINDOW_COLUMNS = [
-  'time',
-  'station',
-  'sensor',
-  'variable',
-  'value',
-  'text',
-  'unit',
-  'lat',
-  'lon',
-  'alt',
-  'quality',
-  'source',
-  'edge',
-] as const;
+import { datasetWhere, inlineLiteral } from './dataset-filter.js';
 
 /** PG's binary timestamps count microseconds from 2000-01-01 UTC. */
 const PG_EPOCH_MS = 946_684_800_000;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 /** More bytes than any one row can take (rows come from batches of at most 256 KiB). */
 const TUPLE_BOUND = 512 * 1024;
+
+/** The columns of a dataset window, in file order (the field table's window fields). */
+export const WINDOW_COLUMNS: readonly string[] = WINDOW_FIELDS.map((f) => f.name);
 
 /** Whether the row whose fields start at `p` is entirely inside `buf`. */
 function complete(buf: Buffer, p: number, fields: number): boolean {
@@ -58,55 +46,62 @@ function complete(buf: Buffer, p: number, fields: number): boolean {
   return true;
 }
 
-/**
- * The SQL filter of a dataset over [start, end). COPY takes no bind parameters, so values are
- * quoted with the driver's `escapeLiteral`; they come from the validated dataset config.
- */
-export function datasetWhere(def: DatasetDef, start: Date, end: Date): string {
-  const list = (col: string, values: readonly string[] | undefined) =>
-    values ? ` AND ${col} IN (${values.map((v) => pg.escapeLiteral(v)).join(', ')})` : '';
-  return (
-    `time >= ${pg.escapeLiteral(start.toISOString())}::timestamptz AND time < ${pg.escapeLiteral(end.toISOString())}::timestamptz` +
-    list('source', def.filter.sources) +
-    list('station', def.filter.stations) +
-    list('variable', def.filter.variables)
-  );
+/** How a window column is built from its binary COPY field: by the field's Postgres type. */
+enum Kind {
+  Time,
+  Dict,
+  Float,
+  List,
+}
+const KIND: Record<FieldType, Kind> = {
+  timestamptz: Kind.Time,
+  text: Kind.Dict,
+  float8: Kind.Float,
+  'text[]': Kind.List,
+};
+const KINDS: readonly Kind[] = WINDOW_FIELDS.map((f) => KIND[f.type]);
+type WindowColumn = TimeColumn | DictColumn | Float64Column | StringListColumn;
+
+/** The dictionaries of the string columns (by field name), shared by every slice of one window. */
+class WindowDicts {
+  readonly byName = new Map<string, DictValues>();
+  constructor() {
+    for (const f of WINDOW_FIELDS)
+      if (KIND[f.type] === Kind.Dict) this.byName.set(f.name, new DictValues(this.byName.size));
+  }
+  of(name: string): DictValues {
+    const d = this.byName.get(name);
+    if (!d) throw new Error(`no dictionary for ${name}`);
+    return d;
+  }
 }
 
 /** Decodes COPY ... (FORMAT binary) of WINDOW_COLUMNS straight into Arrow column builders. */
-/** The dictionaries of the string columns, shared by every slice of one window. */
-class WindowDicts {
-  readonly station = new DictValues(0);
-  readonly sensor = new DictValues(1);
-  readonly variable = new DictValues(2);
-  readonly text = new DictValues(3);
-  readonly unit = new DictValues(4);
-  readonly source = new DictValues(5);
-  readonly edge = new DictValues(6);
-}
-
 class WindowDecoder {
-  readonly time = new TimeColumn();
-  readonly station: DictColumn;
-  readonly sensor: DictColumn;
+  /** One builder per window field, in WINDOW_FIELDS order. */
+  readonly cols: WindowColumn[];
+  readonly time: TimeColumn;
   readonly variable: DictColumn;
-  readonly value = new Float64Column();
-  readonly text: DictColumn;
   readonly unit: DictColumn;
-  readonly lat = new Float64Column();
-  readonly lon = new Float64Column();
-  readonly alt = new Float64Column();
-  readonly quality = new StringListColumn();
-  readonly source: DictColumn;
-  readonly edge: DictColumn;
   constructor(d: WindowDicts) {
-    this.station = new DictColumn(d.station);
-    this.sensor = new DictColumn(d.sensor);
-    this.variable = new DictColumn(d.variable);
-    this.text = new DictColumn(d.text);
-    this.unit = new DictColumn(d.unit);
-    this.source = new DictColumn(d.source);
-    this.edge = new DictColumn(d.edge);
+    this.cols = WINDOW_FIELDS.map((f) => {
+      switch (KIND[f.type]) {
+        case Kind.Time:
+          return new TimeColumn();
+        case Kind.Dict:
+          return new DictColumn(d.of(f.name));
+        case Kind.Float:
+          return new Float64Column();
+        default:
+          return new StringListColumn();
+      }
+    });
+    this.time = this.col('time') as TimeColumn;
+    this.variable = this.col('variable') as DictColumn;
+    this.unit = this.col('unit') as DictColumn;
+  }
+  private col(name: string): WindowColumn {
+    return this.cols[WINDOW_COLUMNS.indexOf(name)] as WindowColumn;
   }
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -168,118 +163,72 @@ class WindowDecoder {
     this.pendingBytes = rest.length;
   }
 
-  private dict(col: DictColumn, b: Buffer, p: number): number {
-    const len = b.readInt32BE(p);
-    if (len < 0) {
-      col.pushNull();
-      return p + 4;
-    }
-    col.push(b, p + 4, len);
-    return p + 4 + len;
-  }
-
-  private float(col: Float64Column, b: Buffer, p: number): number {
-    const len = b.readInt32BE(p);
-    if (len < 0) {
-      col.pushNull();
-      return p + 4;
-    }
-    col.push(b.readDoubleBE(p + 4));
-    return p + 4 + len;
-  }
-
   private tuple(b: Buffer, start: number): number {
-    let p = start + 4; // time is never null: its length is 8
-    const us = b.readInt32BE(p) * 4294967296 + b.readUInt32BE(p + 4);
-    this.time.push(Math.floor(us / 1000) + PG_EPOCH_MS);
-    p += 8;
-    p = this.dict(this.station, b, p);
-    p = this.dict(this.sensor, b, p);
-    p = this.dict(this.variable, b, p);
-    p = this.float(this.value, b, p);
-    p = this.dict(this.text, b, p);
-    p = this.dict(this.unit, b, p);
-    p = this.float(this.lat, b, p);
-    p = this.float(this.lon, b, p);
-    p = this.float(this.alt, b, p);
-    const len = b.readInt32BE(p);
-    p += 4;
-    if (len < 0) this.quality.pushNull();
-    else {
-      // Binary array: ndim, has-null flag, element oid, then (size, lower bound) per dim, then items.
-      this.quality.begin();
-      if (b.readInt32BE(p) === 1) {
-        const n = b.readInt32BE(p + 12);
-        let q = p + 20;
-        for (let i = 0; i < n; i++) {
-          const l = b.readInt32BE(q);
-          q += 4;
-          if (l >= 0) {
-            this.quality.item(b, q, l);
-            q += l;
+    let p = start;
+    const cols = this.cols;
+    for (let i = 0; i < KINDS.length; i++) {
+      const len = b.readInt32BE(p);
+      p += 4;
+      const kind = KINDS[i];
+      if (len < 0) {
+        if (kind === Kind.Time) throw new Error(`${WINDOW_COLUMNS[i]} is null`);
+        (cols[i] as DictColumn | Float64Column | StringListColumn).pushNull();
+        continue;
+      }
+      if (kind === Kind.Dict) (cols[i] as DictColumn).push(b, p, len);
+      else if (kind === Kind.Float) (cols[i] as Float64Column).push(b.readDoubleBE(p));
+      else if (kind === Kind.Time) {
+        const us = b.readInt32BE(p) * 4294967296 + b.readUInt32BE(p + 4);
+        (cols[i] as TimeColumn).push(Math.floor(us / 1000) + PG_EPOCH_MS);
+      } else {
+        // Binary array: ndim, has-null flag, element oid, then (size, lower bound) per dim, then items.
+        const list = cols[i] as StringListColumn;
+        list.begin();
+        if (b.readInt32BE(p) === 1) {
+          const n = b.readInt32BE(p + 12);
+          let q = p + 20;
+          for (let k = 0; k < n; k++) {
+            const l = b.readInt32BE(q);
+            q += 4;
+            if (l >= 0) {
+              list.item(b, q, l);
+              q += l;
+            }
           }
         }
       }
       p += len;
     }
-    p = this.dict(this.source, b, p);
-    return this.dict(this.edge, b, p);
+    return p;
   }
 
   /** Puts the rows in time order (Postgres sends them in heap order). */
   sortByTime(): void {
     const perm = sortOrder(this.time.values());
     if (!perm) return;
-    for (const c of [this.time, this.value, this.lat, this.lon, this.alt, this.quality]) c.permute(perm);
-    for (const c of [
-      this.station,
-      this.sensor,
-      this.variable,
-      this.text,
-      this.unit,
-      this.source,
-      this.edge,
-    ]) {
-      c.permute(perm);
-    }
+    for (const c of this.cols) c.permute(perm);
   }
 
-  /** The Arrow type of each column (those `columns()` gives its data). */
-  types(): Record<(typeof WINDOW_COLUMNS)[number], DataType> {
-    return {
-      time: new TimestampMillisecond('UTC'),
-      station: this.station.dict.type(),
-      sensor: this.sensor.dict.type(),
-      variable: this.variable.dict.type(),
-      value: new Float64(),
-      text: this.text.dict.type(),
-      unit: this.unit.dict.type(),
-      lat: new Float64(),
-      lon: new Float64(),
-      alt: new Float64(),
-      quality: this.quality.type(),
-      source: this.source.dict.type(),
-      edge: this.edge.dict.type(),
-    };
+  /** The Arrow type of each column, in WINDOW_FIELDS order. */
+  types(): DataType[] {
+    return this.cols.map((c) =>
+      c instanceof TimeColumn
+        ? new TimestampMillisecond('UTC')
+        : c instanceof DictColumn
+          ? c.dict.type()
+          : c instanceof Float64Column
+            ? new Float64()
+            : c.type(),
+    );
   }
 
   columns(): NamedColumn[] {
     if (!this.ended && this.headerDone) throw new Error('COPY stream ended without its trailer');
-    return [
-      { name: 'time', data: this.time.data(), nullable: false },
-      { name: 'station', data: this.station.data(), nullable: false },
-      { name: 'sensor', data: this.sensor.data(), nullable: true },
-      { name: 'variable', data: this.variable.data(), nullable: false },
-      { name: 'value', data: this.value.data(), nullable: true },
-      { name: 'text', data: this.text.data(), nullable: true },
-      { name: 'unit', data: this.unit.data(), nullable: false },
-      { name: 'lat', data: this.lat.data(), nullable: true },
-      { name: 'lon', data: this.lon.data(), nullable: true },
-      { name: 'alt', data: this.alt.data(), nullable: true },
-      { name: 'quality', data: this.quality.data(), nullable: true },
-      { name: 'source', data: this.source.data(), nullable: false },
-      { name: 'edge', data: this.edge.data(), nullable: false },
-    ];
+    return WINDOW_FIELDS.map((f, i) => ({
+      name: f.name,
+      data: (this.cols[i] as WindowColumn).data(),
+      nullable: f.nullable,
+    }));
   }
 }
 
@@ -291,7 +240,7 @@ async function readSlice(pool: pg.Pool, def: DatasetDef, start: Date, end: Date,
     // sequential scan) and Node sorts by time afterwards. Walking the (time, id) index fetches rows
     // page by random page when several edges wrote them at once (20 s for a million rows here), and
     // sorting whole tuples in Postgres costs more than sorting keys in Node.
-    const sql = `COPY (SELECT ${WINDOW_COLUMNS.join(', ')} FROM observations WHERE ${datasetWhere(def, start, end)})
+    const sql = `COPY (SELECT ${WINDOW_COLUMNS.join(', ')} FROM observations WHERE ${datasetWhere(def, inlineLiteral, { from: start, to: end })})
                  TO STDOUT (FORMAT binary)`;
     await client.query('BEGIN READ ONLY');
     await client.query('SET LOCAL enable_indexscan = off');
@@ -334,7 +283,7 @@ const PAIR = 2 ** 21;
 /** The planner's estimate of a window's rows (cheap: no rows are read). */
 async function estimateRows(pool: pg.Pool, def: DatasetDef, start: Date, end: Date): Promise<number> {
   const r = await pool.query(
-    `EXPLAIN (FORMAT JSON) SELECT 1 FROM observations WHERE ${datasetWhere(def, start, end)}`,
+    `EXPLAIN (FORMAT JSON) SELECT 1 FROM observations WHERE ${datasetWhere(def, inlineLiteral, { from: start, to: end })}`,
   );
   const plan = (r.rows[0] as { 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] })['QUERY PLAN'][0].Plan;
   return Math.max(0, Number(plan['Plan Rows']) || 0);
@@ -353,22 +302,6 @@ export interface WindowBatches {
   schema: Schema;
   batches: AsyncGenerator<RecordBatch>;
 }
-
-const DECODER_COLUMNS: readonly { name: (typeof WINDOW_COLUMNS)[number]; nullable: boolean }[] = [
-  { name: 'time', nullable: false },
-  { name: 'station', nullable: false },
-  { name: 'sensor', nullable: true },
-  { name: 'variable', nullable: false },
-  { name: 'value', nullable: true },
-  { name: 'text', nullable: true },
-  { name: 'unit', nullable: false },
-  { name: 'lat', nullable: true },
-  { name: 'lon', nullable: true },
-  { name: 'alt', nullable: true },
-  { name: 'quality', nullable: true },
-  { name: 'source', nullable: false },
-  { name: 'edge', nullable: false },
-];
 
 export async function openWindow(
   pool: pg.Pool,
@@ -401,8 +334,8 @@ export async function openWindow(
   const valueMeta = new Map<string, string>();
   const cf = new Map<string, Map<string, string>>([...Object.entries(CF_COORDINATES), ['value', valueMeta]]);
   const types = new WindowDecoder(dicts).types();
-  const fields = DECODER_COLUMNS.map(
-    (c) => new Field(c.name, types[c.name], c.nullable, cf.get(c.name) ?? new Map()),
+  const fields = WINDOW_FIELDS.map(
+    (f, i) => new Field(f.name, types[i] as DataType, f.nullable, cf.get(f.name) ?? new Map()),
   );
   const schema = new Schema(fields, metadata);
   const struct = new Struct(fields);
@@ -434,8 +367,8 @@ export async function openWindow(
       const text = new TextDecoder();
       for (const [k, v] of cfValueMetadata(
         [...pairs].map((k) => [
-          text.decode(dicts.variable.values[units(k)]),
-          text.decode(dicts.unit.values[k % PAIR]),
+          text.decode(dicts.of('variable').values[units(k)]),
+          text.decode(dicts.of('unit').values[k % PAIR]),
         ]),
       )) {
         valueMeta.set(k, v);

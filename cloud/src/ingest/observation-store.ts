@@ -4,6 +4,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
 import { databaseError, sqlState, UNIQUE_VIOLATION } from '../db/pg-errors.js';
 import { recordSpans, type SeqSpan } from '../fleet/completeness.js';
+import { INGEST_COLUMNS, observationCopyLine, STAGE_DDL } from './observation-fields.js';
 
 export type { DeadLetter } from '../db/dead-letters.js';
 
@@ -20,41 +21,6 @@ export interface CommitResult {
   path: 'fresh' | 'replay' | 'empty';
   /** New observations per stream sequence; a sequence with none is absent. */
   perBatch: Map<number, number>;
-}
-
-/** The columns of `observations` that ingest writes, in COPY order (staging adds `seq` first). */
-const COLUMNS =
-  'id, source, edge, station, sensor, variable, value, text, unit, time, received, lat, lon, alt, quality';
-
-const STAGE_DDL = `CREATE TEMP TABLE IF NOT EXISTS fb_stage (
-  seq bigint NOT NULL, id text COLLATE "C" NOT NULL, source text NOT NULL, edge text NOT NULL,
-  station text NOT NULL, sensor text, variable text NOT NULL, value double precision, text text,
-  unit text NOT NULL, time timestamptz NOT NULL, received timestamptz NOT NULL,
-  lat double precision, lon double precision, alt double precision, quality text[]
-) ON COMMIT DELETE ROWS`;
-
-const NEEDS_ESCAPE = /[\\\n\r\t]/;
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-/** One field in COPY text format. */
-function copyText(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? s.replace(/[\\\n\r\t]/g, (c) => ESCAPES[c] ?? c) : s;
-}
-function copyArray(items: readonly string[]): string {
-  // An array literal with every element quoted, then escaped once more for COPY.
-  const lit = `{${items.map((q) => `"${q.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
-  return copyText(lit);
-}
-const num = (n: number | null | undefined) => (n === null || n === undefined ? '\\N' : String(n));
-
-/** One observation as a line of COPY text (no `seq`). Exported for the COPY baseline benchmark. */
-export function observationCopyLine(o: Observation): string {
-  return `${o.id}\t${copyText(o.source)}\t${copyText(o.edge)}\t${copyText(o.station)}\t${
-    o.sensor === undefined ? '\\N' : copyText(o.sensor)
-  }\t${copyText(o.variable)}\t${num(o.value)}\t${o.text === undefined ? '\\N' : copyText(o.text)}\t${copyText(
-    o.unit,
-  )}\t${o.time}\t${o.received}\t${num(o.lat)}\t${num(o.lon)}\t${num(o.alt)}\t${
-    o.quality === undefined ? '\\N' : copyArray(o.quality)
-  }\n`;
 }
 
 /** The round's rows as COPY text in chunks of about 256 KiB (no array of per-row strings). */
@@ -182,7 +148,7 @@ export class ObservationStore {
         path = 'fresh';
         await client.query('SAVEPOINT fresh');
         try {
-          await copyLines(client, `COPY observations (${COLUMNS}) FROM STDIN`, roundText(batches));
+          await copyLines(client, `COPY observations (${INGEST_COLUMNS}) FROM STDIN`, roundText(batches));
           await client.query('RELEASE SAVEPOINT fresh');
           perBatch = counts;
         } catch (err) {
@@ -236,10 +202,10 @@ export class ObservationStore {
         staged.set(b.seq, (staged.get(b.seq) ?? 0) + 1);
       }
     }
-    await copyLines(client, `COPY fb_stage (seq, ${COLUMNS}) FROM STDIN`, lines);
+    await copyLines(client, `COPY fb_stage (seq, ${INGEST_COLUMNS}) FROM STDIN`, lines);
     const r = await client.query<{ n: number }>(
       `WITH ins AS (
-         INSERT INTO observations (${COLUMNS}) SELECT ${COLUMNS} FROM fb_stage
+         INSERT INTO observations (${INGEST_COLUMNS}) SELECT ${INGEST_COLUMNS} FROM fb_stage
          ON CONFLICT (time, id, edge) DO NOTHING RETURNING 1)
        SELECT count(*)::int AS n FROM ins`,
     );
