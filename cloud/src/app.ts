@@ -117,7 +117,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       log.info(change, change.created ? 'stream created' : 'stream limits changed to the settings');
     }
     // Edges read their keys of it from their first connection on (central sensor config).
-    await ensureSensorBucket(nc);
+    await ensureSensorBucket(nc, config.FB_STREAM_REPLICAS);
     const js = jetstream(nc);
 
     const metrics = createCloudMetrics();

@@ -12,8 +12,13 @@ const Retention = z
 
 /** Collector settings, from the environment (12-factor: the unit file or compose file sets them). */
 export const CloudConfigSchema = z.object({
-  /** Comma-separated NATS server URLs. */
+  /** Comma-separated NATS server URLs (several: the nodes of a cluster; the client picks and fails over). */
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  /**
+   * Replicas of every stream and of the sensor bucket: 1 on a single server, 3 on a 3-node cluster
+   * (each message stored on 3 nodes, acknowledged once 2 have it). Applied at start to existing ones too.
+   */
+  FB_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   NATS_USER: z.string().optional(),
   NATS_PASS: z.string().optional(),
   /**

@@ -11,6 +11,17 @@ describe('parseEdgeConfig', () => {
     expect(Object.isFrozen(cfg.buffer)).toBe(true);
   });
 
+  it('takes the NATS servers of a cluster as a list, or as one comma-separated entry (${NATS_SERVERS})', () => {
+    const urls = ['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222'];
+    expect(parseEdgeConfig({ edge: 'gw-1', nats: { servers: urls } }).nats.servers).toEqual(urls);
+    const text = 'edge: gw-1\nnats:\n  servers: ["${NATS_SERVERS}"]\n';
+    const cfg = parseEdgeConfigText(text, {
+      NATS_SERVERS: ' nats://n1:4222, nats://n2:4222,nats://n3:4222,',
+    });
+    expect(cfg.nats.servers).toEqual(urls);
+    expect(() => parseEdgeConfig({ edge: 'gw-1', nats: { servers: [','] } })).toThrow(/nats\.servers/);
+  });
+
   it('refuses a batch size above what the protocol carries', () => {
     expect(() => parseEdgeConfig({ edge: 'gw-1', forward: { max_batch_bytes: 1024 * 1024 } })).toThrow(
       /forward\.max_batch_bytes/,

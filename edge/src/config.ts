@@ -94,7 +94,21 @@ export const EdgeConfigSchema = z
     data_dir: z.string().default('/var/lib/fieldbeam'),
     nats: z
       .object({
-        servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']),
+        /**
+         * The NATS servers (the nodes of a cluster: the client picks one and fails over). An entry may
+         * itself be a comma-separated list (`${NATS_SERVERS}`), as the collector's NATS_URL is.
+         */
+        servers: z
+          .array(z.string().min(1))
+          .min(1)
+          .transform((list) =>
+            list
+              .flatMap((s) => s.split(','))
+              .map((s) => s.trim())
+              .filter((s) => s.length > 0),
+          )
+          .refine((list) => list.length > 0, 'expected at least one server URL')
+          .default(['nats://127.0.0.1:4222']),
         user: z.string().optional(),
         pass: z.string().optional(),
         /** This edge's NATS nkey seed (`SU...`), as issued by `fieldbeam-cloud edge add`; use `${ENV}`. */

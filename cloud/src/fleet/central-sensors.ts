@@ -21,16 +21,27 @@ const MAX_TRIES = 5;
 
 /**
  * Creates the central sensor bucket `fb_sensors` if it is missing (the collector at start, beside
- * its streams; the sensors commands too), and returns it.
+ * its streams; the sensors commands too), and returns it. `replicas` (the collector's
+ * FB_STREAM_REPLICAS) is also applied to an existing bucket, as ensureStreams does to the streams;
+ * without it an existing bucket keeps its own.
  */
-export async function ensureSensorBucket(nc: NatsConnection): Promise<KV> {
-  return new Kvm(nc).create(centralSensors.bucket, {
+export async function ensureSensorBucket(nc: NatsConnection, replicas?: number): Promise<KV> {
+  const kv = await new Kvm(nc).create(centralSensors.bucket, {
     history: HISTORY,
     maxValueSize: MAX_VALUE_BYTES,
+    replicas: replicas ?? 1,
     // Edges read their keys with direct gets, which their permissions can limit to those keys.
     allow_direct: true,
     description: 'Fieldbeam central sensor config: key edge.<id> per edge, key all for every edge',
   });
+  if (replicas !== undefined) {
+    // Kvm.create leaves an existing bucket as it is: a server grown into a cluster needs the update.
+    const jsm = await jetstreamManager(nc);
+    const { config } = await jsm.streams.info(`KV_${centralSensors.bucket}`);
+    if (config.num_replicas !== replicas)
+      await jsm.streams.update(config.name, { ...config, num_replicas: replicas });
+  }
+  return kv;
 }
 
 /** Which key: one edge's, or the fleet-wide defaults. */

@@ -23,6 +23,14 @@ describe('collector NATS connection', () => {
     });
   });
 
+  it('takes the nodes of a cluster from NATS_URL, ignoring empty entries', () => {
+    const o = collectorConnectOptions({
+      ...base(),
+      NATS_URL: 'nats://n1:4222,nats://n2:4222, nats://n3:4222,',
+    });
+    expect(o.servers).toEqual(['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222']);
+  });
+
   it('authenticates with collector.nk of the identity folder once edge add made it', () => {
     const idDir = join(dir, 'ids');
     addEdge(idDir, 'gw-1');

@@ -65,7 +65,10 @@ export function collectorConnectOptions(
     auth = { user: config.NATS_USER, pass: config.NATS_PASS ?? '' };
   }
   return {
-    servers: config.NATS_URL.split(',').map((s) => s.trim()),
+    // Several: the nodes of a cluster. The client picks one at random and fails over to the others.
+    servers: config.NATS_URL.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
     name: 'fieldbeam-cloud',
     inboxPrefix: subjects.inbox(COLLECTOR_IDENTITY),
     ...auth,

@@ -1,6 +1,7 @@
 import type { StreamSpec } from '@fieldbeam/protocol';
 import { DiscardPolicy, type JetStreamManager, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
+import { CloudError, CloudErrorCode } from '../errors.js';
 
 function toConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string } {
   return {
@@ -49,7 +50,9 @@ export async function ensureStreams(
       current = (await jsm.streams.info(spec.name)).config;
     } catch (err) {
       if (!(err as Error).message.includes('stream not found')) throw err;
-      await jsm.streams.add(config);
+      await jsm.streams.add(config).catch((e: unknown) => {
+        throw explainReplicas(e, spec);
+      });
       changes.push({ stream: spec.name, created: true, changed: {} });
       continue;
     }
@@ -60,8 +63,26 @@ export async function ensureStreams(
       if (JSON.stringify(from) !== JSON.stringify(to)) changed[field] = { from, to };
     }
     if (Object.keys(changed).length === 0) continue;
-    await jsm.streams.update(spec.name, config);
+    await jsm.streams.update(spec.name, config).catch((e: unknown) => {
+      throw explainReplicas(e, spec);
+    });
     changes.push({ stream: spec.name, created: false, changed });
   }
   return changes;
+}
+
+/**
+ * A stream refused for its replica count (a single server takes 1; a cluster needs as many JetStream
+ * nodes up as replicas) explained in terms of the setting; any other error as it is.
+ */
+function explainReplicas(err: unknown, spec: StreamSpec): unknown {
+  const message = (err as Error)?.message ?? String(err);
+  if (spec.replicas <= 1 || !/replicas|insufficient resources|no suitable peers/i.test(message)) return err;
+  return new CloudError(
+    CloudErrorCode.CONFIG_INVALID,
+    `NATS refused stream ${spec.name} with ${spec.replicas} replicas (${message}): FB_STREAM_REPLICAS must be 1 ` +
+      'on a single nats-server, and at most the number of JetStream nodes of a cluster (deploy/nats/cluster-node.conf)',
+    false,
+    { cause: err },
+  );
 }

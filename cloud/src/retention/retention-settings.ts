@@ -52,6 +52,7 @@ export function streamSpecs(c: CloudConfig): StreamSpec[] {
     const maxAge = c[age] as string | undefined;
     return {
       ...streams[k],
+      replicas: c.FB_STREAM_REPLICAS,
       ...(maxBytes ? { maxBytes } : {}),
       ...(maxAge ? { maxAgeMs: parseDuration(maxAge) } : {}),
     };
