@@ -333,6 +333,12 @@ export const EdgeConfigSchema = z
     clock: z
       .object({
         /** `auto` (systemd-timesyncd / timedatectl), `none` (trust it), or `file:<path>` (synced while it exists). */
+    /**
+     * Give every MQTT message, HTTP intake request and ISS update a W3C trace-id (an HTTP request's own
+     * `traceparent` when valid), carried by its readings to the collector. Off only for a collector
+     * older than trace ids, which refuses them.
+     */
+    trace_ids: z.boolean().default(true),
         sync_check: z
           .string()
           .regex(/^(auto|none|file:.+)$/, 'use auto, none or file:<path>')

@@ -34,6 +34,8 @@ export interface Origin {
   lat?: number;
   lon?: number;
   alt?: number;
+  /** The W3C trace-id of the message the readings came in, shared by all of them (`Observation.trace`). */
+  trace?: string | undefined;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -101,6 +103,8 @@ export function toObservation(
   if (origin.lon !== undefined) obs.lon = origin.lon;
   if (origin.alt !== undefined) obs.alt = origin.alt;
   if (quality.length > 0) obs.quality = quality;
+  // Last, as in the schema: the id above does not depend on it.
+  if (origin.trace !== undefined) obs.trace = origin.trace;
   return obs;
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { traceIdOfTraceparent } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
 import type { EdgeConfig } from '../config.js';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
@@ -6,6 +7,7 @@ import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { ObservationSink, RejectSink } from '../readings.js';
 import type { TopicObservations } from '../sources/topic-observations.js';
+import { newTraceId } from '../trace-ids.js';
 import { ClientTokens } from './client-tokens.js';
 import { parseIntake } from './intake-formats.js';
 
@@ -25,6 +27,11 @@ export interface HttpIntakeDeps {
   rejects: RejectSink;
   metrics: EdgeMetrics;
   log: Logger;
+  /**
+   * Give each request a trace-id, carried by its observations (`trace_ids`, default true): the one of
+   * its `traceparent` header when that is valid, else a new one. The 201 answer names it (`trace`).
+   */
+  traceIds?: boolean;
 }
 
 /** A request handler for `POST /ingest/<topic>`; `path` is the request target without its query. */
@@ -44,6 +51,7 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
   const received = metrics.received.labels('http');
   const readings = metrics.readings.labels('http');
   const warnings = createLogThrottle(10_000);
+  const traceIds = deps.traceIds ?? true;
   let inFlight = 0;
 
   const answer = (
@@ -70,12 +78,26 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
     headers: Record<string, string> = {},
   ) => answer(res, client, outcome, status, { error }, { connection: 'close', ...headers });
 
-  const reject = (client: string, topic: string, body: Uint8Array, kind: string, reason: string) => {
+  const reject = (
+    client: string,
+    topic: string,
+    body: Uint8Array,
+    kind: string,
+    reason: string,
+    trace: string | undefined,
+  ) => {
     metrics.rejected.inc({ source: 'http', kind });
     const logged = warnings.pass(kind);
     if (logged)
       log.warn(
-        { client, topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic, reason, kind, ...logged },
+        {
+          client,
+          topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic,
+          reason,
+          kind,
+          trace_id: trace,
+          ...logged,
+        },
         'http intake request rejected (further ones within 10 s counted in fb_edge_rejected_total and kept: fieldbeam-edge rejects)',
       );
     deps.rejects.reject({ source: 'http', topic, reason: `client ${client}: ${reason}`, payload: body });
@@ -115,6 +137,11 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
       return refuse(res, client, 'too_large', 413, tooLarge(declared, config.max_body_bytes));
 
     const receivedMs = Date.now();
+    // The caller's trace when it sends a valid traceparent, else a new one: the request's readings,
+    // reject and log lines carry it.
+    const trace = traceIds
+      ? (traceIdOfTraceparent(headerValue(req, 'traceparent')) ?? newTraceId())
+      : undefined;
     const body = await readBody(req, config.max_body_bytes, config.body_timeout_ms);
     if (body === 'aborted') return metrics.httpIntake.inc({ client, outcome: 'aborted' });
     if (body === 'timeout')
@@ -126,14 +153,21 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
         `the body did not arrive within ${config.body_timeout_ms} ms`,
       );
     if (body === 'too_large') {
-      reject(client, topic, new Uint8Array(0), 'oversized', tooLarge(undefined, config.max_body_bytes));
+      reject(
+        client,
+        topic,
+        new Uint8Array(0),
+        'oversized',
+        tooLarge(undefined, config.max_body_bytes),
+        trace,
+      );
       return refuse(res, client, 'too_large', 413, tooLarge(undefined, config.max_body_bytes));
     }
     received.inc();
 
     const msg = parseIntake({ topic, body, header: (name) => headerValue(req, name) });
     if (!msg.ok) {
-      reject(client, topic, body, 'format', msg.reason);
+      reject(client, topic, body, 'format', msg.reason, trace);
       return answer(res, client, 'rejected', 400, { error: msg.reason });
     }
     // A body format can add levels to the path's topic (Sensor.Community, TTN): the scope holds for the result.
@@ -141,7 +175,7 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
     if (formatScopeError !== undefined)
       return answer(res, client, 'forbidden', 403, { error: formatScopeError });
     if (msg.empty) return answer(res, client, 'empty', 200, { count: 0, ids: [] });
-    const decoded = deps.decodeTopic(msg.topic, msg.payload, receivedMs, msg.carrierTimeMs);
+    const decoded = deps.decodeTopic(msg.topic, msg.payload, receivedMs, msg.carrierTimeMs, trace);
     switch (decoded.kind) {
       case 'unmatched':
         return answer(res, client, 'unmatched', 404, {
@@ -150,11 +184,11 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
       case 'ignored':
         return answer(res, client, 'empty', 200, { count: 0, ids: [] });
       case 'rejected':
-        reject(client, msg.topic, body, decoded.reject, decoded.reason);
+        reject(client, msg.topic, body, decoded.reject, decoded.reason, trace);
         return answer(res, client, 'rejected', 400, { error: decoded.reason });
       case 'observations': {
         const { observations, refused } = decoded;
-        if (refused !== undefined) reject(client, msg.topic, body, 'text', refused);
+        if (refused !== undefined) reject(client, msg.topic, body, 'text', refused, trace);
         try {
           await deps.sink.submit(observations);
         } catch (err) {
@@ -168,7 +202,7 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
               { 'retry-after': String(FULL_RETRY_AFTER_S) },
             );
           // Not the request's fault (the agent is stopping, the disk failed): the client sends again.
-          log.error({ err, client }, 'http intake readings could not be stored');
+          log.error({ err, client, trace_id: trace }, 'http intake readings could not be stored');
           return answer(
             res,
             client,
@@ -183,6 +217,7 @@ export function createHttpIntake(deps: HttpIntakeDeps): HttpIntake {
         return answer(res, client, 'stored', 201, {
           count: ids.length,
           ids,
+          ...(trace !== undefined ? { trace } : {}),
           ...(refused !== undefined ? { refused } : {}),
         });
       }

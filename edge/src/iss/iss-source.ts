@@ -1,6 +1,7 @@
 import type { Observation } from '@fieldbeam/protocol';
 import { type ItemUpdate, LightstreamerClient, Subscription } from 'lightstreamer-client-node';
 import { type ObservationSink, type Origin, type RejectSink, toObservation } from '../readings.js';
+import { newTraceId } from '../trace-ids.js';
 import { DEFAULT_ISS_ITEMS } from './default-items.js';
 import { type IssLog, silentLog } from './iss-log.js';
 import { checkIssUpdate, hasSignal, toIssReading } from './iss-reading.js';
@@ -100,6 +101,8 @@ export interface IssSourceOptions {
   connection?: IssConnectionOptions;
   queue?: Pick<SubmitQueueOptions, 'maxBatch' | 'maxQueued' | 'retryMinMs' | 'retryMaxMs'>;
   now?: () => number;
+  /** Give each item update a new trace-id, carried by its observation (`trace_ids`, default true). */
+  traceIds?: boolean;
 }
 
 export interface IssSource {
@@ -118,6 +121,7 @@ export function createIssSource(opts: IssSourceOptions): IssSource {
   const reconnectMinMs = conn.reconnectMinMs ?? 5_000;
   const reconnectMaxMs = conn.reconnectMaxMs ?? 300_000;
   const origin: Origin = { ...ORIGIN, edge: opts.edge };
+  const traceIds = opts.traceIds ?? true;
   const items = [
     ISS_CLOCK_ITEM,
     ...new Set((opts.items ?? DEFAULT_ISS_ITEMS).filter((i) => i !== ISS_CLOCK_ITEM)),
@@ -236,10 +240,12 @@ export function createIssSource(opts: IssSourceOptions): IssSource {
       state.suppressed++;
       return;
     }
+    // Each update is a message of its own: its trace starts here.
+    const trace = traceIds ? newTraceId() : undefined;
     const problem = checkIssUpdate(item, fields, catalogue.byId, receivedMs);
     if (problem !== undefined) {
       state.rejected++;
-      log.warn({ item, reason: problem }, 'ISSLIVE update quarantined');
+      log.warn({ item, reason: problem, trace_id: trace }, 'ISSLIVE update quarantined');
       opts.rejects?.reject({
         source: 'isslive',
         topic: item,
@@ -253,7 +259,11 @@ export function createIssSource(opts: IssSourceOptions): IssSource {
       state.empty++;
       return;
     }
-    const observation = toObservation(origin, reading, receivedMs);
+    const observation = toObservation(
+      trace === undefined ? origin : { ...origin, trace },
+      reading,
+      receivedMs,
+    );
     if (latestIds.get(item) === observation.id) {
       state.duplicates++;
       return;

@@ -4,6 +4,7 @@ import { createLogThrottle } from '../log-throttle.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { MqttDelivery } from '../outbox/outbox.js';
 import type { MqttSink, RejectSink } from '../readings.js';
+import { newTraceId } from '../trace-ids.js';
 import { deliveryHash } from './mqtt-delivery.js';
 import type { SensorMap } from './sensor-map.js';
 import { createTopicObservations } from './topic-observations.js';
@@ -24,6 +25,12 @@ export interface MqttIngestDeps {
   clockUnsynced: () => boolean;
   /** Sensor times outside it are replaced by the receipt time and flagged `time_out_of_range` (`mqtt.accepted_time`). */
   acceptedTime?: AcceptedTimeRange;
+  /**
+   * Give each message a new trace-id, carried by its observations (`trace_ids`, default true). MQTT
+   * 3.1.1, which the embedded broker and the external subscription speak, has no place for a
+   * `traceparent`, so every message starts its trace here.
+   */
+  traceIds?: boolean;
 }
 
 /**
@@ -47,12 +54,25 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   // Every reject is counted and kept; its warning is logged once per 10 s per kind, so a flood of bad
   // messages cannot flood the journal (topics can be 64 KiB: the line keeps their first 200 characters).
   const rejectWarnings = createLogThrottle(10_000);
-  const reject = (topic: string, payload: Uint8Array, kind: string, reason: string) => {
+  const traceIds = deps.traceIds ?? true;
+  const reject = (
+    topic: string,
+    payload: Uint8Array,
+    kind: string,
+    reason: string,
+    trace: string | undefined,
+  ) => {
     metrics.rejected.inc({ source: 'mqtt', kind });
     const logged = rejectWarnings.pass(kind);
     if (logged) {
       log.warn(
-        { topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic, reason, kind, ...logged },
+        {
+          topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic,
+          reason,
+          kind,
+          trace_id: trace,
+          ...logged,
+        },
         'mqtt message rejected (further ones within 10 s counted in fb_edge_rejected_total and kept: fieldbeam-edge rejects)',
       );
     }
@@ -74,26 +94,29 @@ export function createMqttIngest(deps: MqttIngestDeps) {
   ): Promise<IngestOutcome> {
     const receivedMs = Date.now();
     received.inc();
+    // The message's trace starts here: its readings, its reject and its log lines carry it.
+    const trace = traceIds ? newTraceId() : undefined;
     if (payload.length > deps.maxPayloadBytes) {
       reject(
         topic,
         payload,
         'oversized',
         `payload of ${payload.length} bytes exceeds mqtt.max_packet_bytes (${deps.maxPayloadBytes})`,
+        trace,
       );
       return 'rejected';
     }
-    const decoded = decodeTopic(topic, payload, receivedMs);
+    const decoded = decodeTopic(topic, payload, receivedMs, undefined, trace);
     switch (decoded.kind) {
       case 'unmatched':
       case 'ignored':
         return decoded.kind;
       case 'rejected':
-        reject(topic, payload, decoded.reject, decoded.reason);
+        reject(topic, payload, decoded.reject, decoded.reason, trace);
         return 'rejected';
       case 'observations': {
         const { observations } = decoded;
-        if (decoded.refused !== undefined) reject(topic, payload, 'text', decoded.refused);
+        if (decoded.refused !== undefined) reject(topic, payload, 'text', decoded.refused, trace);
         const retained = broker && {
           topic,
           // The same digest as the delivery's, which QoS 0 messages do not have.
@@ -104,7 +127,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         if (stored === 'duplicate') {
           metrics.mqttDuplicates.inc();
           log.debug(
-            { topic, client: delivery?.clientId, packetId: delivery?.packetId },
+            { topic, client: delivery?.clientId, packetId: delivery?.packetId, trace_id: trace },
             'mqtt re-delivery not stored again',
           );
           return 'stored';
@@ -112,7 +135,7 @@ export function createMqttIngest(deps: MqttIngestDeps) {
         if (stored === 'retained_repeat') {
           metrics.mqttRetainedRepeats.inc();
           log.debug(
-            { topic },
+            { topic, trace_id: trace },
             'retained message replayed by the broker on subscribe; stored before, not again',
           );
           return 'stored';

@@ -46,6 +46,8 @@ export function createTopicObservations(deps: TopicObservationsDeps, channel: st
     receivedMs: number,
     /** The time of readings whose payload has none, when the carrier knows it (a network server's receipt). */
     carrierTimeMs?: number,
+    /** The message's trace-id, given to each of its observations. */
+    trace?: string,
   ): TopicDecode {
     const match = deps.sensors().decode(topic, payload, receivedMs);
     if (!match.matched) {
@@ -73,6 +75,7 @@ export function createTopicObservations(deps: TopicObservationsDeps, channel: st
           ...(match.origin as Omit<Origin, 'edge' | 'source'>),
           source: 'mqtt',
           edge: deps.edge,
+          trace,
         };
         const unsynced = deps.clockUnsynced();
         // The accepted range is measured from the edge's clock, so it waits until that clock is synced.
