@@ -297,6 +297,38 @@ export const migrations: readonly { version: number; name: string; sql: string }
       UPDATE dataset_windows SET dirty_since = last_data_at WHERE generation > built_generation;
     `,
   },
+  {
+    version: 9,
+    name: 'trace ids: on observations, and the ingest batch that carried each trace',
+    // observations.trace_id: the W3C trace-id of the message that brought the reading (NULL from edges
+    // without trace ids); a nullable column without a default is added without rewriting a partition.
+    // It has no index (one per reading would slow ingest): a trace is found through ingest_batches,
+    // one row per stored stream message, whose traces (the distinct trace-ids of its readings) are
+    // indexed, and whose edge, ingest time and time range then find the rows in observations by key.
+    // round is the id of the ingest transaction that committed the batch (every batch of one round
+    // shares it), ingested its start, which is also the rows' observations.ingested. Window marks name
+    // the batch (batch = 'FB_OBS:' || stream_seq), so a window's audit trail reaches its traces and
+    // rounds through this table.
+    sql: `
+      ALTER TABLE observations ADD COLUMN trace_id text;
+      CREATE TABLE ingest_batches (
+        stream_seq   bigint PRIMARY KEY,
+        edge         text NOT NULL,
+        buffer_id    text NOT NULL,
+        seq_first    bigint NOT NULL,
+        seq_last     bigint NOT NULL,
+        observations int NOT NULL,
+        inserted     int NOT NULL,
+        round        bigint NOT NULL,
+        ingested     timestamptz NOT NULL DEFAULT now(),
+        time_min     timestamptz NOT NULL,
+        time_max     timestamptz NOT NULL,
+        traces       text[] NOT NULL
+      );
+      CREATE INDEX ingest_batches_traces_idx ON ingest_batches USING gin (traces);
+      CREATE INDEX ingest_batches_edge_idx ON ingest_batches (edge, ingested);
+    `,
+  },
 ];
 
 /** Applies pending migrations. Safe when several collectors start at once (advisory lock). */

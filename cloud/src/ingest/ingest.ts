@@ -50,6 +50,14 @@ interface Accepted {
 /** A dead letter with why each thing in it was set aside, for the metric. */
 interface Rejection extends DeadLetter {
   kinds: RejectKind[];
+  /** The trace-id of the observation set aside, for the log line. */
+  trace?: string | undefined;
+}
+
+/** The trace-id an observation (valid or not) carries, for log lines about it. */
+function traceOf(o: unknown): string | undefined {
+  const t = typeof o === 'object' && o !== null ? (o as { trace?: unknown }).trace : undefined;
+  return typeof t === 'string' ? t.slice(0, 64) : undefined;
 }
 
 /** Reasons spelled out in one dead letter; the rest are counted. */
@@ -124,6 +132,7 @@ async function commitIsolating(
         streamSeq: batch.seq,
         reason: `observation ${item.id}: ${(why as Error).message}`,
         payload: encoder.encode(JSON.stringify(item)),
+        trace: item.trace,
       });
     }
   }
@@ -228,6 +237,7 @@ export async function startIngest(
             seq: msg.seq,
             rejected: checked.rejected.length,
             reason: checked.rejected[0]?.reason,
+            trace_id: traceOf(checked.rejected[0]?.observation),
           },
           'observations rejected to dead letters; the rest of the batch is kept',
         );
@@ -241,7 +251,11 @@ export async function startIngest(
     round: Round,
     spans: readonly SeqSpan[],
   ): Promise<CommitResult & { dead: Rejection[]; isolated: boolean }> {
-    const batches = round.accepted.map((a) => ({ seq: a.msg.seq, observations: a.batch.observations }));
+    const batches = round.accepted.map((a) => ({
+      seq: a.msg.seq,
+      observations: a.batch.observations,
+      envelope: a.batch,
+    }));
     try {
       return { ...(await store.commit(batches, round.dead, spans)), dead: round.dead, isolated: false };
     } catch (err) {
@@ -250,7 +264,10 @@ export async function startIngest(
       const subjects = new Map(round.msgs.map((m) => [m.seq, m.subject]));
       const isolated = await commitIsolating(store, batches, err, (seq) => subjects.get(seq) ?? '');
       for (const d of isolated.dead)
-        log.warn({ seq: d.streamSeq, reason: d.reason }, 'observation rejected to dead letters');
+        log.warn(
+          { seq: d.streamSeq, reason: d.reason, trace_id: d.trace },
+          'observation rejected to dead letters',
+        );
       const dead = [...round.dead, ...isolated.dead];
       await store.commit([], dead, spans);
       for (const a of round.accepted) {

@@ -39,7 +39,7 @@ describe('observation field table', () => {
 
   it('derives the column lists, the staging table and the window columns from one order', () => {
     expect(INGEST_COLUMNS).toBe(
-      'id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge, received',
+      'id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge, received, trace_id',
     );
     expect(API_COLUMNS).toBe(
       'id, time, station, sensor, variable, value, text, unit, lat, lon, alt, quality, source, edge',
@@ -72,7 +72,7 @@ describe('observation field table', () => {
     const cells = line.slice(0, -1).split('\t');
     expect(cells).toHaveLength(OBSERVATION_FIELDS.length);
     expect(cells[2]).toBe('st\\t1'); // the tab inside the station is escaped, not a cell break
-    expect(cells.slice(-1)[0]).toBe(obs.received);
+    expect(cells.slice(-2)).toEqual([obs.received, '\\N']);
     expect(line).toContain('\t\\N\t'); // sensor
     expect(line).toContain('{"spike","a\\\\"b\\\\\\\\c"}');
   });

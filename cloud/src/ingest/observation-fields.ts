@@ -68,6 +68,8 @@ export const OBSERVATION_FIELDS: readonly ObservationField[] = [
   field('source', 'text', false, BOTH),
   field('edge', 'text', false, BOTH),
   field('received', 'timestamptz', false, { window: false, api: false }),
+  // The W3C trace-id of the message that brought the reading; datasets record versions, not traces.
+  field('trace', 'text', true, { window: false, api: false }, { column: 'trace_id' }),
 ];
 
 /** The window's fields, in file order. */

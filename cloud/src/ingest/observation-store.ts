@@ -2,6 +2,7 @@ import type { Observation } from '@fieldbeam/protocol';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
+import { type BatchRecordInput, recordBatches } from '../db/ingest-batches.js';
 import { databaseError, sqlState, UNIQUE_VIOLATION } from '../db/pg-errors.js';
 import { recordSpans, type SeqSpan } from '../fleet/completeness.js';
 import { INGEST_COLUMNS, observationCopyLine, STAGE_DDL } from './observation-fields.js';
@@ -12,6 +13,8 @@ export type { DeadLetter } from '../db/dead-letters.js';
 export interface StagedBatch {
   seq: number;
   observations: readonly Observation[];
+  /** The message's envelope: with it, the batch is recorded in `ingest_batches` (trace lookups). */
+  envelope?: BatchRecordInput['envelope'];
 }
 
 export interface CommitResult {
@@ -164,6 +167,11 @@ export class ObservationStore {
       }
       await insertDeadLetters(client, deadLetters);
       await recordSpans(client, spans);
+      await recordBatches(
+        client,
+        batches.filter((b): b is BatchRecordInput => b.envelope !== undefined),
+        perBatch,
+      );
       await client.query('COMMIT');
       let inserted = 0;
       for (const n of perBatch.values()) inserted += n;
