@@ -1,3 +1,4 @@
+import { decodeObservationBatch } from '@fieldbeam/protocol';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs } from './lib/stats.js';
 
@@ -27,8 +28,13 @@ export class AckObserver {
     nc.subscribe(`fb.obs.${edge}`, {
       callback: (_err, msg) => {
         if (!msg.reply) return;
-        const body = JSON.parse(msg.string()) as { observations: { station: string; value: number }[] };
-        const keys = body.observations.map((ob) => `${ob.station}:${ob.value}`);
+        // v1 (JSON) or v2 (columns, compressed): whatever the agent is configured to send.
+        const body = decodeObservationBatch(msg.data);
+        if (!body.ok) {
+          o.errors++;
+          return;
+        }
+        const keys = body.value.observations.map((ob) => `${ob.station}:${ob.value}`);
         o.batches++;
         const t = o.early.get(msg.reply);
         if (t !== undefined) {

@@ -1,20 +1,21 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { parseDuration, subjects } from '@fieldbeam/protocol';
 import type { Logger } from 'pino';
+import { startBufferThread } from './buffer-thread/thread-outbox.js';
 import { createCentralSensors, type MergedSensors } from './central/central-sensors.js';
 import { type ClockCheck, startClockMonitor } from './clock.js';
 import type { AutoRegisterConfig, EdgeConfig, SensorConfig } from './config.js';
 import { startControlService } from './control/control-service.js';
 import { type ReloadOutcome, reloadOutcome } from './control/reload.js';
-import { defaultForwarderOptions, startForwarder } from './forward/forwarder.js';
-import { createJetStreamPublisher } from './forward/jetstream-publisher.js';
-import { createUplinkErrorLog } from './forward/uplink-error-log.js';
+import type { EdgeError } from './errors.js';
+import { createJetStreamPublisher, type JetStreamPublisher } from './forward/jetstream-publisher.js';
+import { natsOptions, startUplink, uplinkEventsFor, uplinkStateFor } from './forward/uplink.js';
 import { startStatusHttp } from './http-server.js';
 import { createHttpIntake } from './intake/http-intake.js';
 import type { IssSource } from './iss/index.js';
 import { issState } from './iss/iss-state.js';
 import { createEdgeMetrics } from './metrics.js';
-import { openOutbox } from './outbox/open-outbox.js';
+import { openOutbox, outboxEventsFor } from './outbox/open-outbox.js';
 import type { Outbox, RejectLog } from './outbox/outbox.js';
 import type { MqttSink, ObservationSink, RejectSink } from './readings.js';
 import { redactUrl } from './redact.js';
@@ -61,9 +62,17 @@ export interface EdgeAgent {
 export async function createEdgeAgent(
   config: EdgeConfig,
   log: Logger,
-  opts: { loadConfig?: () => EdgeConfig } = {},
+  opts: {
+    loadConfig?: () => EdgeConfig;
+    /**
+     * The buffer thread failed (`forward.thread`): nothing is stored or sent any more, and every append
+     * waiting on it was refused. Default: the process exits with status 1 (systemd starts it again).
+     */
+    onFatal?: (err: EdgeError) => void;
+  } = {},
 ): Promise<EdgeAgent> {
   const closers: (() => Promise<void>)[] = [];
+  let closing: Promise<void> | undefined;
   const startedMs = Date.now();
   const metrics = createEdgeMetrics();
   try {
@@ -76,58 +85,51 @@ export async function createEdgeAgent(
         'buffer capacity lowered to what the disk has free (less a reserve)',
       );
     }
-    const outbox = openOutbox(config, capacityBytes, metrics, log);
-    closers.push(() => outbox.close());
+    const outboxEvents = outboxEventsFor(metrics, log);
+    const uplinkEvents = uplinkEventsFor(metrics, log);
+    const onUplinkState = uplinkStateFor(metrics, log);
+    let outbox: Outbox;
+    /** The agent's NATS connection: heartbeats, control, central config (and, on one thread, the forwarder). */
+    let publisher: JetStreamPublisher;
+    if (config.forward.thread) {
+      // The buffer file and the forwarder on a thread of their own (see buffer-worker.ts for why).
+      const onFatal =
+        opts.onFatal ??
+        (() => {
+          process.exit(1);
+        });
+      const threaded = await startBufferThread(config, capacityBytes, {
+        outbox: outboxEvents,
+        uplink: uplinkEvents,
+        onFatal: (err) => {
+          log.fatal(
+            { err: err.message, code: err.code },
+            'BUFFER THREAD FAILED: the agent stops (its service manager starts it again); nothing was acknowledged that is not on disk',
+          );
+          onFatal(err);
+        },
+      });
+      outbox = threaded;
+      closers.push(() => threaded.close());
+      publisher = createJetStreamPublisher({ ...natsOptions(config), onState: onUplinkState });
+      closers.push(() => publisher.close());
+    } else {
+      const local = openOutbox(config, capacityBytes, outboxEvents);
+      outbox = local;
+      closers.push(() => local.close());
+      const uplink = startUplink(config, local, uplinkEvents, {
+        ...natsOptions(config),
+        onState: onUplinkState,
+      });
+      publisher = uplink.publisher;
+      closers.push(() => uplink.close());
+    }
     // /metrics reads the buffer's depth and oldest unsent reading when scraped, as /healthz does.
     metrics.observeBuffer(() => outbox.stats());
-    log.info({ bufferId: outbox.bufferId, depth: outbox.stats().depth }, 'buffer open');
-
-    const publisher = createJetStreamPublisher({
-      servers: [...config.nats.servers],
-      name: `fieldbeam-edge-${config.edge}`,
-      inboxPrefix: subjects.inbox(config.edge),
-      ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
-      ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
-      ...nkeySeed(config),
-      ackTimeoutMs: config.nats.ack_timeout_ms,
-      onState: (state, detail) => {
-        metrics.uplink.set(state === 'connected' ? 1 : 0);
-        if (state === 'connected') log.info('uplink connected');
-        else log.warn({ detail: detail && redactUrl(detail) }, 'uplink not connected; buffering');
-      },
-    });
-    closers.push(() => publisher.close());
-
-    // A lasting cause (no stream yet, server down) is logged once a minute, not at every retry.
-    const logUplinkError = createUplinkErrorLog(log, { everyMs: 60_000 });
-    const forwarder = startForwarder(
-      outbox,
-      publisher,
-      {
-        ...defaultForwarderOptions,
-        edge: config.edge,
-        maxInFlight: config.forward.max_in_flight,
-        maxBatchObservations: config.forward.max_batch_observations,
-        maxBatchBytes: config.forward.max_batch_bytes,
-        encoding: config.nats.encoding,
-        v2BatchObservations: config.forward.v2_batch_observations,
-      },
-      {
-        onSent: (batch) => metrics.forwarded.inc(batch.rows.length),
-        onUnexpectedDuplicate: (batch, msgId) => {
-          metrics.unexpectedDuplicates.inc();
-          log.error(
-            { msgId, first: batch.first, last: batch.last, observations: batch.rows.length },
-            'JetStream acknowledged a new batch as a duplicate: another publisher used its message id; sending it again under a new id',
-          );
-        },
-        onError: (err, attempt, retryInMs) => {
-          metrics.uplinkErrors.inc();
-          logUplinkError(err, attempt, retryInMs);
-        },
-      },
+    log.info(
+      { bufferId: outbox.bufferId, depth: outbox.stats().depth, thread: config.forward.thread },
+      'buffer open',
     );
-    closers.push(() => forwarder.close());
 
     const clock = await startClockMonitor(
       config.clock.sync_check as ClockCheck,
@@ -135,8 +137,12 @@ export async function createEdgeAgent(
       (state, previous) => {
         log.info({ state, previous }, 'wall clock state changed');
         if (state === 'synced' && previous === 'unsynced') {
-          const n = outbox.restampUnsynced();
-          if (n > 0) log.info({ restamped: n }, 'readings taken before the clock synced were re-stamped');
+          outbox.restampUnsynced().then(
+            (n) => {
+              if (n > 0) log.info({ restamped: n }, 'readings taken before the clock synced were re-stamped');
+            },
+            (err: Error) => log.warn({ err: err.message }, 'readings could not be re-stamped'),
+          );
         }
       },
     );
@@ -430,7 +436,6 @@ export async function createEdgeAgent(
     );
     closers.push(() => control.close());
 
-    let closing: Promise<void> | undefined;
     return {
       edge: config.edge,
       mqttPort,
@@ -458,13 +463,6 @@ export async function createEdgeAgent(
     await unwind(closers, log);
     throw err;
   }
-}
-
-function nkeySeed(config: EdgeConfig): { nkeySeed?: string } {
-  if (config.nats.nkey_seed) return { nkeySeed: config.nats.nkey_seed };
-  if (config.nats.nkey_seed_file)
-    return { nkeySeed: readFileSync(config.nats.nkey_seed_file, 'utf8').trim() };
-  return {};
 }
 
 function isLoopback(host: string): boolean {

@@ -247,6 +247,11 @@ export const EdgeConfigSchema = z
          * v2 limits, not by `max_batch_bytes`); `max_batch_observations` bounds v1 batches.
          */
         v2_batch_observations: z.number().int().min(1).max(batchV2Limits.maxObservations).default(2000),
+        /**
+         * The buffer file and the forwarder (with a NATS connection of their own) run on a thread of
+         * their own, so that intake and forwarding each have a core; false keeps one thread.
+         */
+        thread: z.boolean().default(true),
       })
       .strict()
       .default({
@@ -254,6 +259,7 @@ export const EdgeConfigSchema = z
         max_batch_observations: 500,
         max_batch_bytes: batchLimits.maxBytes - 1024,
         v2_batch_observations: 2000,
+        thread: true,
       }),
     iss: z
       .object({

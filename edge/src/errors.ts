@@ -3,6 +3,8 @@ export const EdgeErrorCode = {
   CONFIG_INVALID: 'FB_EDGE_CONFIG_INVALID',
   BUFFER_FULL: 'FB_EDGE_BUFFER_FULL',
   BUFFER_CLOSED: 'FB_EDGE_BUFFER_CLOSED',
+  /** The buffer's thread failed or ended on its own: the agent stops (its service manager starts it again). */
+  BUFFER_THREAD: 'FB_EDGE_BUFFER_THREAD',
   UPLINK: 'FB_EDGE_UPLINK',
   /** NATS answered a publish with "no responders": no JetStream stream takes the subject (yet). */
   NO_STREAM: 'FB_EDGE_NO_STREAM',

@@ -92,7 +92,7 @@ describe('bad input on the skeleton path', () => {
       await client.publishAsync('sensors/a/env', '{"humidity": 40}', { qos: 1 }); // good
       await client.endAsync();
 
-      const rejects = edge.outbox.listRejects(10);
+      const rejects = await edge.outbox.listRejects(10);
       expect(rejects).toHaveLength(7);
       const reasons = rejects.map((r) => r.reason).join('\n');
       expect(reasons).toMatch(/not JSON/);

@@ -221,7 +221,7 @@ describe('control service permissions', () => {
         startedMs: Date.now(),
         status: () => ({}),
         sensors: () => [],
-        rejects: () => [],
+        rejects: async () => [],
         reload: () => ({
           changes: { added: [], removed: [], changed: [] },
           sensors: 0,

@@ -31,7 +31,7 @@ const target = (over: Partial<ControlTarget> = {}): ControlTarget => ({
   startedMs: Date.now() - 5000,
   status: () => ({}),
   sensors: () => [],
-  rejects: () => [],
+  rejects: async () => [],
   reload: () => ({
     changes: { added: ['a'], removed: [], changed: [] },
     sensors: 1,
@@ -41,23 +41,23 @@ const target = (over: Partial<ControlTarget> = {}): ControlTarget => ({
 });
 
 describe('control answers', () => {
-  it('answers ping and reload with the edge and the request id, in the protocol shape', () => {
+  it('answers ping and reload with the edge and the request id, in the protocol shape', async () => {
     const ping = request('{"id":"p1"}');
-    answer('ping', ping.msg, target(), { log });
+    await answer('ping', ping.msg, target(), { log });
     expect(ControlReply.ping.parse(ping.sent.data)).toMatchObject({
       edge: 'gw-1',
       id: 'p1',
       version: '0.1.0',
     });
     const reload = request('');
-    answer('reload', reload.msg, target(), { log });
+    await answer('reload', reload.msg, target(), { log });
     expect(ControlReply.reload.parse(reload.sent.data).changes.added).toEqual(['a']);
   });
 
-  it('answers a refused config file with 422, its problems on one header line and whole in the body', () => {
+  it('answers a refused config file with 422, its problems on one header line and whole in the body', async () => {
     const r = request('{"id":"r9"}');
     const counted: string[] = [];
-    answer(
+    await answer(
       'reload',
       r.msg,
       target({
@@ -75,15 +75,15 @@ describe('control answers', () => {
     expect(counted).toEqual(['reload:refused']);
   });
 
-  it('answers bad bodies (400, 413) and a failing edge (500) without throwing', () => {
+  it('answers bad bodies (400, 413) and a failing edge (500) without throwing', async () => {
     const bad = request('{"limit":"all"}');
-    answer('rejects', bad.msg, target(), { log });
+    await answer('rejects', bad.msg, target(), { log });
     expect(bad.sent.error?.code).toBe(400);
     const big = request(new Uint8Array(100_000));
-    answer('status', big.msg, target(), { log });
+    await answer('status', big.msg, target(), { log });
     expect(big.sent.error?.code).toBe(413);
     const broken = request('');
-    answer(
+    await answer(
       'status',
       broken.msg,
       target({
@@ -99,14 +99,14 @@ describe('control answers', () => {
     });
   });
 
-  it('returns rejects newest first as kept, bounded by the limit asked', () => {
+  it('returns rejects newest first as kept, bounded by the limit asked', async () => {
     let asked = 0;
     const r = request('{"limit":2}');
-    answer(
+    await answer(
       'rejects',
       r.msg,
       target({
-        rejects: (limit) => {
+        rejects: async (limit) => {
           asked = limit;
           return [
             {
@@ -130,7 +130,7 @@ describe('control answers', () => {
     });
   });
 
-  it('fit keeps the first entries whose JSON stays within the bound', () => {
+  it('fit keeps the first entries whose JSON stays within the bound', async () => {
     const list = Array.from({ length: 100 }, (_, i) => ({ i, pad: 'x'.repeat(100) }));
     const kept = fit(list, 2000);
     expect(kept.length).toBeGreaterThan(0);

@@ -17,7 +17,7 @@ import type { KeptReject } from '../outbox/outbox.js';
 import { ControlRefusal, parseControlRequest } from './control-request.js';
 import type { ReloadOutcome } from './reload.js';
 
-/** The agent as its control service sees it. Each call is quick and synchronous: none waits on I/O but a local read. */
+/** The agent as its control service sees it. Each call is quick: none waits on I/O but a local read. */
 export interface ControlTarget {
   readonly edge: string;
   readonly version: string;
@@ -26,8 +26,8 @@ export interface ControlTarget {
   status(): Record<string, unknown>;
   /** Every sensor (configured and auto-registered), and how many there are. */
   sensors(): SensorState[];
-  /** The newest kept rejects first, at most `limit`. */
-  rejects(limit: number): KeptReject[];
+  /** The newest kept rejects first, at most `limit` (read from the buffer, which may be on its own thread). */
+  rejects(limit: number): Promise<KeptReject[]>;
   /**
    * Reads the config file again and applies its sensors (the SIGHUP path). Throws `EdgeConfigError`
    * when the file is refused; the running sensors stay.
@@ -139,7 +139,7 @@ async function addService(
           opts.log.warn({ op, err: err.message }, 'control endpoint error');
           return;
         }
-        answer(op, msg, target, opts);
+        void answer(op, msg, target, opts);
       },
       metadata: { op },
     });
@@ -147,18 +147,22 @@ async function addService(
   return service;
 }
 
-/** Answers one request; never throws (an unexpected failure is an error reply, 500). */
-export function answer(
+/** Answers one request; never rejects (an unexpected failure is an error reply, 500). */
+export async function answer(
   op: ControlOp,
   msg: ServiceMsg,
   target: ControlTarget,
   opts: ControlServiceOptions,
-): void {
+): Promise<void> {
   let id: string | undefined;
   try {
     const req = parseControlRequest(op, msg.data);
     id = req.id;
-    const reply = { edge: target.edge, ...(id !== undefined ? { id } : {}), ...handle(op, req, target) };
+    const reply = {
+      edge: target.edge,
+      ...(id !== undefined ? { id } : {}),
+      ...(await handle(op, req, target)),
+    };
     msg.respond(JSON.stringify(reply));
     opts.requests?.inc({ op, outcome: 'ok' });
   } catch (err) {
@@ -195,11 +199,11 @@ export function answer(
   }
 }
 
-function handle(
+async function handle(
   op: ControlOp,
   req: { id?: string; limit?: number },
   target: ControlTarget,
-): Record<string, unknown> {
+): Promise<Record<string, unknown>> {
   switch (op) {
     case 'ping':
       return {
@@ -214,7 +218,9 @@ function handle(
       return { count: all.length, sensors: fit(all.slice(0, controlLimits.maxSensors)) };
     }
     case 'rejects':
-      return { rejects: fit(target.rejects(req.limit ?? controlLimits.defaultRejects).map(toControlReject)) };
+      return {
+        rejects: fit((await target.rejects(req.limit ?? controlLimits.defaultRejects)).map(toControlReject)),
+      };
     case 'reload':
       return { ...target.reload() };
   }

@@ -104,12 +104,18 @@ export interface OutboxQueue {
 }
 
 /**
- * The edge's durable buffer: the one port the agent, its sources, forwarder and status use (the
- * SQLite adapter is made in one place, `openOutbox`). Readings are appended by sources and removed
- * only once the uplink has acknowledged them, so a crash at any point loses nothing that was
- * acknowledged to a sensor. Rejected inputs are kept beside them (`RejectLog`).
+ * The edge's durable buffer: the one port the agent and its sources use (the SQLite adapter is made
+ * in one place, `openOutbox`, and may live on a thread of its own: `startBufferThread`). Readings are
+ * appended by sources and removed only once the uplink has acknowledged them, so a crash at any
+ * point loses nothing that was acknowledged to a sensor. Rejected inputs are kept beside them
+ * (`RejectLog`). Everything that waits on the file is a promise, so the file can be on another thread;
+ * what the agent reads without waiting (`stats`, the counters) is the latest account of it.
  */
-export interface Outbox extends OutboxQueue, RejectLog {
+export interface Outbox extends RejectLog {
+  /** Random per buffer file (see `OutboxQueue.bufferId`). */
+  readonly bufferId: string;
+  /** The first sequence number accounted for under `bufferId` (see `OutboxQueue.bufferStart`). */
+  readonly bufferStart: number;
   /** Resolves once the observations are committed to disk; waits while full under `block`. */
   append(observations: Observation[]): Promise<void>;
   /**
@@ -133,14 +139,17 @@ export interface Outbox extends OutboxQueue, RejectLog {
   /**
    * Once the wall clock is synchronised: readings still waiting here that were stamped while it was
    * not (`CLOCK_UNSYNCED`) get their time from the monotonic clock and a new id, flagged
-   * `CLOCK_RESTAMPED`. Returns how many were re-stamped.
+   * `CLOCK_RESTAMPED`. Resolves with how many were re-stamped.
    */
-  restampUnsynced(nowMs?: number): number;
+  restampUnsynced(nowMs?: number): Promise<number>;
   /** MQTT re-deliveries recognised and not stored again since the buffer was opened. */
   readonly duplicateDeliveries: number;
   /** Brokers' replays of retained messages already stored, not stored again since the buffer was opened. */
   readonly retainedRepeatDeliveries: number;
-  /** Throws when the buffer no longer answers (an I/O error from a failing card). */
+  /**
+   * The buffer's account: current on the thread that owns the file, and on another thread as of its
+   * latest report (sent with every settled append, and every 100 ms while it changes). Throws when the buffer no longer answers (an I/O error from a failing card).
+   */
   stats(): OutboxStats;
   /** Commits what is queued and closes the file. */
   close(): Promise<void>;
@@ -182,5 +191,5 @@ export interface RejectLog {
    */
   recordReject(entry: RejectEntry): Promise<void>;
   /** The latest kept rejects, newest first. */
-  listRejects(limit: number): KeptReject[];
+  listRejects(limit: number): Promise<KeptReject[]>;
 }

@@ -159,7 +159,7 @@ describe('SqliteOutbox rejects', () => {
     const dropped: [number, string][] = [];
     const box = open({ keepRejects: 3, rejectShare: 0.05, onRejectsDropped: (n, l) => dropped.push([n, l]) });
     await Promise.all([0, 1, 2, 3, 4].map((i) => box.recordReject(reject(i))));
-    const rows = box.listRejects(10);
+    const rows = await box.listRejects(10);
     expect(rows.map((r) => r.topic)).toEqual(['t/4', 't/3', 't/2']);
     expect(dropped.reduce((s, [n]) => s + n, 0)).toBe(2);
     expect(dropped.every(([, limit]) => limit === 'count')).toBe(true);
@@ -170,7 +170,7 @@ describe('SqliteOutbox rejects', () => {
     const box = open({ rejectShare: 0.05, rejectPayloadBytes: 100 });
     const garbage = Buffer.alloc(200 * 1024, 0x41);
     await box.recordReject({ ...reject(1, garbage), topic: 't/'.repeat(5000) });
-    const [row] = box.listRejects(1);
+    const [row] = await box.listRejects(1);
     expect(row?.payload).toEqual(garbage.subarray(0, 100));
     expect(row?.payload_bytes).toBe(200 * 1024);
     // Topics (up to 64 KiB in MQTT) are cut too.
@@ -205,7 +205,7 @@ describe('SqliteOutbox rejects', () => {
     expect(kept.n).toBeGreaterThan(0);
     expect(dropped.bytes).toBe(500 - kept.n);
     // The newest are the ones kept.
-    expect(box.listRejects(1)[0]?.topic).toBe('t/499');
+    expect((await box.listRejects(1))[0]?.topic).toBe('t/499');
     expect(box.stats().capacityBytes).toBe(capacityBytes - Math.floor(capacityBytes * 0.05));
     await box.close();
   });
@@ -230,7 +230,7 @@ describe('SqliteOutbox rejects', () => {
     await new Promise((r) => setTimeout(r, 60));
     await Promise.all([box.recordReject(reject(5)), box.recordReject(reject(6))]);
     expect(commits).toEqual([{ readings: 0, rejects: 2, synced: false }]);
-    expect(box.listRejects(10)).toHaveLength(6);
+    expect(await box.listRejects(10)).toHaveLength(6);
     await box.close();
   });
 
@@ -241,7 +241,7 @@ describe('SqliteOutbox rejects', () => {
     await box.append([obs(1)]);
     const waiting = box.append([obs(2)]);
     await box.recordReject(reject(1));
-    expect(box.listRejects(10)).toHaveLength(1);
+    expect(await box.listRejects(10)).toHaveLength(1);
     const b = box.take(1, 1e6);
     box.ack(b?.first ?? 0, b?.last ?? 0);
     await waiting;
@@ -264,12 +264,12 @@ describe('SqliteOutbox rejects', () => {
     db.close();
     box = open({ capacityBytes: 1024 * 1024, rejectShare: 0.05 });
     // 52 KB of share: the two newest whole 20 KB payloads fit.
-    expect(box.listRejects(100).map((r) => [r.topic, r.payload_bytes])).toEqual([
+    expect((await box.listRejects(100)).map((r) => [r.topic, r.payload_bytes])).toEqual([
       ['old/9', 20_000],
       ['old/8', 20_000],
     ]);
     await box.recordReject(reject(1));
-    expect(box.listRejects(1)[0]?.topic).toBe('t/1');
+    expect((await box.listRejects(1))[0]?.topic).toBe('t/1');
     await box.close();
   });
 });
@@ -351,7 +351,7 @@ describe('SqliteOutbox clock re-stamping', () => {
     );
     await box.append([unsynced, sensorTimed]);
     const syncedNow = Date.now();
-    expect(box.restampUnsynced(syncedNow)).toBe(1);
+    expect(await box.restampUnsynced(syncedNow)).toBe(1);
     const batch = box.take(10, 1e6);
     const [a, b] = batchObservations(batch);
     // Stamped from the monotonic clock: within moments of the true time, not 1970.
@@ -359,7 +359,7 @@ describe('SqliteOutbox clock re-stamping', () => {
     expect(a?.quality).toEqual(['clock_restamped', 'edge_time']);
     expect(a?.id).not.toBe(unsynced.id);
     expect(b).toEqual(sensorTimed);
-    expect(box.restampUnsynced()).toBe(0);
+    expect(await box.restampUnsynced()).toBe(0);
     await box.close();
   });
 });

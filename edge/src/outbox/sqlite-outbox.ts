@@ -11,6 +11,7 @@ import type {
   MqttDelivery,
   Outbox,
   OutboxBatch,
+  OutboxQueue,
   OutboxStats,
   RejectEntry,
   RetainedState,
@@ -100,7 +101,7 @@ interface Pending {
  * (`RejectTable`), the re-stamp of unsynced times (`ClockRestamp`) and the file's counters
  * (`BufferMeta`); the tables are in `schema.ts`.
  */
-export class SqliteOutbox implements Outbox {
+export class SqliteOutbox implements Outbox, OutboxQueue {
   readonly bufferId: string;
   readonly bufferStart: number;
   private readonly db: Database.Database;
@@ -182,10 +183,23 @@ export class SqliteOutbox implements Outbox {
     retained: RetainedState | undefined,
     noWait: boolean,
   ): Promise<DeliveryOutcome> {
+    if (observations.length === 0) return Promise.resolve('stored');
+    return this.appendRows(toRows(observations, Date.now(), monotonicMs()), delivery, retained, noWait);
+  }
+
+  /**
+   * `appendOnce` (or with `noWait`, `appendOrRefuse`) of rows already made by `toRows`: for a source
+   * on another thread, which serialises its observations there (see `startBufferThread`).
+   */
+  appendRows(
+    rows: BufferRow[],
+    delivery: MqttDelivery | undefined,
+    retained: RetainedState | undefined,
+    noWait: boolean,
+  ): Promise<DeliveryOutcome> {
     if (this.closed)
       return Promise.reject(new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true));
-    if (observations.length === 0) return Promise.resolve('stored');
-    const rows = toRows(observations, Date.now(), monotonicMs());
+    if (rows.length === 0) return Promise.resolve('stored');
     const bytes = rows.reduce((s, r) => s + r.bytes, 0);
     if (bytes > this.capacity) {
       return Promise.reject(
@@ -368,7 +382,7 @@ export class SqliteOutbox implements Outbox {
    * Once the wall clock is synchronised: readings stamped with the receipt time while it was not, and
    * still waiting here (not taken), are re-stamped (see `ClockRestamp`). Returns how many.
    */
-  restampUnsynced(nowMs = Date.now()): number {
+  async restampUnsynced(nowMs = Date.now()): Promise<number> {
     if (this.closed) return 0;
     const offsetMs = nowMs - monotonicMs();
     const rows = this.clock.pending(this.buffer.takenThrough);
@@ -392,7 +406,7 @@ export class SqliteOutbox implements Outbox {
     return written;
   }
 
-  listRejects(limit: number): KeptReject[] {
+  async listRejects(limit: number): Promise<KeptReject[]> {
     return this.closed ? [] : this.rejects.list(limit);
   }
 

@@ -1,0 +1,315 @@
+import { Worker } from 'node:worker_threads';
+import type { Observation } from '@fieldbeam/protocol';
+import type { EdgeConfig } from '../config.js';
+import { EdgeError, EdgeErrorCode } from '../errors.js';
+import type { UplinkEvents } from '../forward/uplink.js';
+import { monotonicMs } from '../outbox/clock-restamp.js';
+import type { OutboxEvents } from '../outbox/open-outbox.js';
+import type {
+  DeliveryOutcome,
+  KeptReject,
+  MqttDelivery,
+  Outbox,
+  OutboxStats,
+  RejectEntry,
+  RetainedState,
+} from '../outbox/outbox.js';
+import { toRows } from '../outbox/sqlite-buffer.js';
+import { type AppendRequest, OUTCOME_CODES, packAppends, type SettledError } from './handoff.js';
+import type {
+  BufferCall,
+  BufferReport,
+  BufferThreadData,
+  FromBufferThread,
+  ToBufferThread,
+} from './messages.js';
+
+export interface BufferThreadHandlers {
+  outbox: OutboxEvents;
+  uplink: UplinkEvents;
+  /**
+   * The thread failed (threw, ran out of memory, ended on its own): every append waiting on it has
+   * been refused. The agent must stop: without the thread nothing is stored or sent.
+   */
+  onFatal(err: EdgeError): void;
+}
+
+/** A closed thread that has not ended after this long is stopped. */
+const EXIT_GRACE_MS = 5000;
+
+interface Waiter {
+  resolve(value: never): void;
+  reject(err: Error): void;
+}
+
+const asError = (e: SettledError) =>
+  new EdgeError((e.code as EdgeErrorCode | undefined) ?? EdgeErrorCode.BUFFER_THREAD, e.message, e.retryable);
+
+/**
+ * Starts the buffer thread (`buffer-worker.ts`: the buffer file, the forwarder and its JetStream
+ * connection) and returns the `Outbox` that hands appends to it. Resolves once the file is open;
+ * rejects with the thread's error when it cannot be opened.
+ */
+export function startBufferThread(
+  config: EdgeConfig,
+  capacityBytes: number,
+  handlers: BufferThreadHandlers,
+): Promise<ThreadOutbox> {
+  const data: BufferThreadData = { config, capacityBytes };
+  const worker = new Worker(new URL('./buffer-worker.js', import.meta.url), { workerData: data });
+  return new Promise((resolve, reject) => {
+    const early = (err: Error) => reject(err);
+    const exitEarly = (code: number) =>
+      reject(
+        new EdgeError(EdgeErrorCode.BUFFER_THREAD, `the buffer thread ended at start (code ${code})`, true),
+      );
+    worker.once('error', early);
+    worker.once('exit', exitEarly);
+    worker.once('message', (m: FromBufferThread) => {
+      worker.off('error', early);
+      worker.off('exit', exitEarly);
+      if (m.t !== 'ready') {
+        reject(new Error(`the buffer thread said ${m.t} before ready`));
+        void worker.terminate();
+        return;
+      }
+      resolve(new ThreadOutbox(worker, m.bufferId, m.bufferStart, m.report, handlers));
+    });
+  });
+}
+
+/**
+ * The `Outbox` of the main thread while the buffer lives on its own thread. Appends made in one turn
+ * of the event loop go over as one packed message (`packAppends`), each one's promise settles when
+ * the thread reports its commit, and the account (`stats`) is the thread's latest report.
+ */
+export class ThreadOutbox implements Outbox {
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiter>();
+  private outgoing: AppendRequest[] = [];
+  private outgoingRejects: { id: number; entry: RejectEntry }[] = [];
+  private scheduled = false;
+  private failed: EdgeError | undefined;
+  private closing: Promise<void> | undefined;
+  private closedByThread: (() => void) | undefined;
+
+  constructor(
+    private readonly worker: Worker,
+    readonly bufferId: string,
+    readonly bufferStart: number,
+    private last: BufferReport,
+    private readonly handlers: BufferThreadHandlers,
+  ) {
+    worker.on('message', (m: FromBufferThread) => this.receive(m));
+    worker.on('error', (err) =>
+      this.fail(
+        new EdgeError(EdgeErrorCode.BUFFER_THREAD, `the buffer thread failed: ${err.message}`, true, {
+          cause: err,
+        }),
+      ),
+    );
+    worker.on('messageerror', (err) =>
+      this.fail(
+        new EdgeError(
+          EdgeErrorCode.BUFFER_THREAD,
+          `a buffer thread message was unreadable: ${err.message}`,
+          true,
+        ),
+      ),
+    );
+    worker.on('exit', (code) => {
+      if (this.closing && this.closedByThread === undefined) return;
+      this.fail(
+        new EdgeError(
+          EdgeErrorCode.BUFFER_THREAD,
+          `the buffer thread ended unexpectedly (code ${code})`,
+          true,
+        ),
+      );
+    });
+  }
+
+  append(observations: Observation[]): Promise<void> {
+    return this.enqueue(observations, undefined, undefined, false).then(() => undefined);
+  }
+
+  appendOrRefuse(observations: Observation[]): Promise<void> {
+    return this.enqueue(observations, undefined, undefined, true).then(() => undefined);
+  }
+
+  appendOnce(
+    observations: Observation[],
+    delivery?: MqttDelivery,
+    retained?: RetainedState,
+  ): Promise<DeliveryOutcome> {
+    return this.enqueue(observations, delivery, retained, false);
+  }
+
+  private enqueue(
+    observations: Observation[],
+    delivery: MqttDelivery | undefined,
+    retained: RetainedState | undefined,
+    noWait: boolean,
+  ): Promise<DeliveryOutcome> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    if (observations.length === 0) return Promise.resolve('stored');
+    // Serialised here, on the thread that made them: the buffer thread stores the texts as they come.
+    const rows = toRows(observations, Date.now(), monotonicMs());
+    const id = this.nextId++;
+    this.outgoing.push({ id, rows, delivery, retained, noWait });
+    this.schedule();
+    return new Promise<DeliveryOutcome>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: never) => void, reject });
+    });
+  }
+
+  recordReject(entry: RejectEntry): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const id = this.nextId++;
+    // A copy of its own: the payload may be a view of a large socket buffer, which would be cloned whole.
+    this.outgoingRejects.push({ id, entry: { ...entry, payload: entry.payload.slice() } });
+    this.schedule();
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: never) => void, reject });
+    });
+  }
+
+  async listRejects(limit: number): Promise<KeptReject[]> {
+    const kept = (await this.call({ op: 'listRejects', limit })) as KeptReject[];
+    // Buffers arrive as plain Uint8Arrays.
+    return kept.map((r) => ({
+      ...r,
+      payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.length),
+    }));
+  }
+
+  async restampUnsynced(nowMs?: number): Promise<number> {
+    return (await this.call({ op: 'restampUnsynced', ...(nowMs !== undefined ? { nowMs } : {}) })) as number;
+  }
+
+  get duplicateDeliveries(): number {
+    return this.last.duplicates;
+  }
+
+  get retainedRepeatDeliveries(): number {
+    return this.last.retainedRepeats;
+  }
+
+  stats(): OutboxStats {
+    if (this.failed) throw this.failed;
+    return this.last.stats;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.failed) return;
+      this.send();
+      const closed = new Promise<void>((resolve) => {
+        this.closedByThread = resolve;
+      });
+      const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+      this.post({ t: 'close' });
+      await Promise.race([closed, exited]);
+      const grace = setTimeout(() => void this.worker.terminate(), EXIT_GRACE_MS);
+      await exited;
+      clearTimeout(grace);
+    })();
+    return this.closing;
+  }
+
+  private refusal(): EdgeError | undefined {
+    if (this.failed) return this.failed;
+    if (this.closing) return new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer is closed', true);
+    return undefined;
+  }
+
+  private call(call: BufferCall): Promise<KeptReject[] | number | undefined> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const id = this.nextId++;
+    this.post({ t: 'call', id, call });
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: never) => void, reject });
+    });
+  }
+
+  /** One message per turn of the event loop, whatever the number of appends in it. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.send());
+  }
+
+  private send(): void {
+    this.scheduled = false;
+    if (this.failed || (this.outgoing.length === 0 && this.outgoingRejects.length === 0)) return;
+    const { group, transfer } = packAppends(this.outgoing, this.outgoingRejects);
+    this.outgoing = [];
+    this.outgoingRejects = [];
+    this.post({ t: 'appends', group }, transfer);
+  }
+
+  private post(m: ToBufferThread, transfer?: ArrayBuffer[]): void {
+    this.worker.postMessage(m, transfer);
+  }
+
+  private receive(m: FromBufferThread): void {
+    switch (m.t) {
+      case 'settled': {
+        this.last = m.report;
+        for (let i = 0; i < m.ids.length; i++) {
+          const id = m.ids[i] as number;
+          const w = this.waiting.get(id);
+          this.waiting.delete(id);
+          w?.resolve(OUTCOME_CODES[m.outcomes[i] as number] as never);
+        }
+        for (const e of m.errors) {
+          const w = this.waiting.get(e.id);
+          this.waiting.delete(e.id);
+          w?.reject(asError(e));
+        }
+        return;
+      }
+      case 'report':
+        this.last = m.report;
+        return;
+      case 'reply': {
+        const w = this.waiting.get(m.id);
+        this.waiting.delete(m.id);
+        if (m.error) w?.reject(asError(m.error));
+        else w?.resolve(m.value as never);
+        return;
+      }
+      case 'outbox': {
+        const { name, args } = m.event;
+        (this.handlers.outbox[name] as (...a: unknown[]) => void)(...args);
+        return;
+      }
+      case 'uplink': {
+        const { name, args } = m.event;
+        (this.handlers.uplink[name] as (...a: unknown[]) => void)(...args);
+        return;
+      }
+      case 'closed':
+        this.last = m.report;
+        this.closedByThread?.();
+        this.closedByThread = undefined;
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  /** The thread is gone: nothing waiting on it will be answered, and the agent must stop. */
+  private fail(err: EdgeError): void {
+    if (this.failed) return;
+    this.failed = err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+    this.outgoing = [];
+    this.outgoingRejects = [];
+    this.handlers.onFatal(err);
+  }
+}
