@@ -6,6 +6,7 @@ import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
+import { hostAllowList } from './allowed-hosts.js';
 import { ogcApiRoutes } from './api/ogc-api.js';
 import type { CloudConfig } from './config.js';
 import { startConsole } from './console/console.js';
@@ -246,6 +247,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         port: config.FB_HTTP_PORT,
         log,
         onError: (status) => metrics.httpErrors.inc({ status: String(status) }),
+        allowedHost: hostAllowList(config.FB_HTTP_ALLOWED_HOSTS),
+        anyHostPaths: ['/edge/'],
       },
       {
         ...ogc,

@@ -1,5 +1,6 @@
 import { isDuration, LOG_FORMATS, parseDuration } from '@fieldbeam/protocol';
 import { z } from 'zod';
+import { ALLOWED_HOST_ENTRY } from './allowed-hosts.js';
 import { CloudError, CloudErrorCode } from './errors.js';
 import { retentionProblems } from './retention/retention-settings.js';
 
@@ -35,6 +36,23 @@ export const CloudConfigSchema = z.object({
   FB_EMBEDDED_PG_PORT: Port.default(5433),
   FB_HTTP_HOST: z.string().default('127.0.0.1'),
   FB_HTTP_PORT: Port.default(8080),
+  /**
+   * Host names the HTTP server answers to besides IP literals, loopback, single-label and private-use
+   * names and this machine's name (allowed-hosts.ts: DNS rebinding); comma-separated, `*.domain` for
+   * subdomains, `*` for any. Another Host is a 421, except under /edge/.
+   */
+  FB_HTTP_ALLOWED_HOSTS: z
+    .string()
+    .refine(
+      (v) =>
+        v
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean)
+          .every((e) => ALLOWED_HOST_ENTRY.test(e)),
+      'a comma-separated list of host names (collector.example.org, *.example.org) or *',
+    )
+    .optional(),
   /** Durable consumer name shared by every collector process that ingests. */
   FB_INGEST_CONSUMER: z
     .string()
@@ -137,6 +155,11 @@ export const CloudConfigSchema = z.object({
   FB_ADMIN_TOKEN: z.string().min(24, 'at least 24 characters (e.g. openssl rand -hex 24)').optional(),
   /** Browsers connected to the console's live updates at once; one more is answered 503. Default 50. */
   FB_CONSOLE_MAX_CLIENTS: z.coerce.number().int().min(1).max(10_000).optional(),
+  /**
+   * Live-update streams of one client address (IPv6: its /64) at once, logged-in admins aside (they
+   * always get one). Default 4; raise it behind a proxy whose address every browser shares.
+   */
+  FB_CONSOLE_MAX_CLIENTS_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000).optional(),
   /** Bytes of live updates a browser may leave unread before it is dropped (it reconnects). Default 1 MiB. */
   FB_CONSOLE_CLIENT_BUFFER: z.coerce
     .number()

@@ -129,6 +129,25 @@ export function createCloudProgram(deps: CloudCliDeps, status: ExitStatus = { co
     });
 
   program
+    .command('trace')
+    .summary('the path of readings from the edge to the dataset versions that contain them')
+    .description(
+      'The path of the readings of one trace (the W3C trace-id an edge gave the message, or the ' +
+        'trace-id of the traceparent an HTTP client sent), or of one reading: received at the edge ' +
+        '(time, source, topic), the batch that carried it (edge buffer rows, JetStream sequence), ' +
+        'ingested (time, round), the dataset windows it touched and the dataset versions that contain it. ' +
+        'Exit status 1 when none is stored.',
+    )
+    .argument('[trace-id]', 'a trace-id (32 hex digits) or a whole traceparent')
+    .option('--reading <obs-id>', 'the path of this reading (observation id) instead')
+    .option('--json', 'print JSON instead of text')
+    .addHelpText('after', () => settingsHelp([...DATABASE_SETTINGS, 'FB_DATASETS_FILE']))
+    .action(async (id: string | undefined, options: { reading?: string; json?: boolean }) => {
+      const { runTraceCommand } = await import('./trace-command.js');
+      status.code = await runTraceCommand(loadCloudConfig(), id, options);
+    });
+
+  program
     .command('dead-letters')
     .summary('what ingest, the builder and exporters set aside, with the reason')
     .description(
