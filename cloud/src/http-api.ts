@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { hostRefusal } from './allowed-hosts.js';
 import { CloudErrorCode } from './errors.js';
 import { parseRequestTarget } from './http-target.js';
 
@@ -147,6 +148,15 @@ export interface HttpApiOptions {
   /** Called with the status of every 4xx/5xx answer, also those given before routing (a metric counts them). */
   onError?: (status: number) => void;
   limits?: Partial<HttpLimits>;
+  /**
+   * Which Host headers are answered (allowed-hosts.ts); another is a 421 before routing. Unset: any.
+   */
+  allowedHost?: (hostHeader: string | undefined) => boolean;
+  /**
+   * Path prefixes answered whatever the Host: `/edge/` (install links and releases), which Pis fetch by
+   * the name `edge add --url` was given; an install link is a secret of its own, releases are public.
+   */
+  anyHostPaths?: readonly string[];
 }
 
 /** Status lines for malformed HTTP (Node's `clientError`), by parser error code. */
@@ -255,6 +265,14 @@ export async function startHttpApi(opts: HttpApiOptions, routes: Record<string, 
     if (!target.ok) {
       res.setHeader('connection', 'close');
       return answer(res, 400, { error: target.error });
+    }
+    if (
+      opts.allowedHost &&
+      !opts.allowedHost(req.headers.host) &&
+      !opts.anyHostPaths?.some((p) => target.path.startsWith(p))
+    ) {
+      res.setHeader('connection', 'close');
+      return answer(res, 421, { error: hostRefusal(req.headers.host) });
     }
     // No route reads a body: one is refused when declared too large, and never kept for keep-alive.
     if (hasBody(req)) res.setHeader('connection', 'close');

@@ -189,7 +189,7 @@ export function createCloudMetrics(build = buildInfo()) {
     }),
     consoleDropped: new Counter({
       name: 'fb_cloud_console_clients_dropped_total',
-      help: 'Live-update clients dropped, by reason: slow (unsent bytes over FB_CONSOLE_CLIENT_BUFFER), full (FB_CONSOLE_MAX_CLIENTS reached; answered 503)',
+      help: 'Live-update clients dropped, by reason: slow (unsent bytes over FB_CONSOLE_CLIENT_BUFFER), full (FB_CONSOLE_MAX_CLIENTS reached; answered 503), address (FB_CONSOLE_MAX_CLIENTS_PER_ADDRESS reached; 503), evicted (ended to make room for a logged-in admin)',
       labelNames: ['reason'],
       registers: [registry],
     }),

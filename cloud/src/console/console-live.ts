@@ -3,7 +3,7 @@ import { HttpError, type RouteContext } from '../http-api.js';
 import type { ConsoleEvent, DatasetWindow, FleetEdge } from './console-api.js';
 import type { ConsoleData } from './console-data.js';
 import { type IngestHealthDeps, ingestHealth } from './ingest-health.js';
-import { type SseClient, SseHub, type SseLimits } from './sse-hub.js';
+import { type DropReason, type SseClient, SseHub, type SseLimits, type SseOrigin } from './sse-hub.js';
 
 /** Series one client may follow (`readings` events). */
 export const MAX_SERIES_PER_CLIENT = 20;
@@ -23,7 +23,7 @@ export interface ConsoleLiveDeps {
   limits: SseLimits;
   /** How often changes are looked for. */
   pushMs: number;
-  onClients?: (event: { clients: number; dropped?: 'slow' | 'full' }) => void;
+  onClients?: (event: { clients: number; dropped?: DropReason }) => void;
   log?: { warn(obj: object, msg: string): void };
 }
 
@@ -74,8 +74,11 @@ export class ConsoleLive {
     this.timer.unref();
   }
 
-  /** `GET /console/events`: a stream for this client, or 503 when the hub is full. */
-  connect(ctx: RouteContext): void {
+  /**
+   * `GET /console/events`: a stream for this client, or 503 when the hub is full or its address has
+   * its share (`from`: see SseHub.refusal; an admin always gets one).
+   */
+  connect(ctx: RouteContext, from: SseOrigin = {}): void {
     const series = parseSeries(ctx.query);
     if (ctx.req.method === 'HEAD') {
       // What a GET would be, without opening a stream that HEAD could never read.
@@ -86,11 +89,14 @@ export class ConsoleLive {
       ctx.res.end();
       return;
     }
-    const client = this.hub.add(ctx.res, series);
+    const refused = this.hub.refusal(from);
+    const client = refused ? undefined : this.hub.add(ctx.res, series, from);
     if (!client)
       throw new HttpError(
         503,
-        `too many live-update clients (FB_CONSOLE_MAX_CLIENTS=${this.deps.limits.maxClients}); try again later`,
+        refused === 'address'
+          ? `too many live-update streams from ${from.address} (FB_CONSOLE_MAX_CLIENTS_PER_ADDRESS=${this.deps.limits.maxPerAddress}); close a console tab, or log in (an admin always gets one)`
+          : `too many live-update clients (FB_CONSOLE_MAX_CLIENTS=${this.deps.limits.maxClients}); try again later`,
       );
     const now = Date.now();
     for (const s of series) if (!this.cursors.has(seriesKey(s))) this.cursors.set(seriesKey(s), now);

@@ -8,6 +8,7 @@ import { CentralSensorStore } from '../fleet/central-sensors.js';
 import { DEFAULT_CONTROL_TIMEOUT_MS, EdgeControlError, requestEdge } from '../fleet/edge-control.js';
 import { offlineMessage } from '../fleet/fleet-view.js';
 import { HttpError, type Route, type RouteContext, sendJson } from '../http-api.js';
+import { clientAddress } from './client-address.js';
 import {
   AddSensorRequest,
   type CentralSensor,
@@ -29,6 +30,7 @@ import { type ConsoleData, consoleBounds } from './console-data.js';
 import type { ConsoleLive } from './console-live.js';
 import { ConsoleFiles, setConsoleHeaders, wantsHtml } from './console-static.js';
 import { type IngestHealthDeps, ingestHealth } from './ingest-health.js';
+import { LoginLimiter } from './login-limiter.js';
 import { type BodyLimits, DEFAULT_BODY_LIMITS, hasBody, readJsonBody } from './request-body.js';
 import { ReusedAnswers } from './reused-answers.js';
 
@@ -45,6 +47,8 @@ export interface ConsoleRouteDeps {
   datasets: readonly DatasetDef[];
   ingest: IngestHealthDeps;
   body?: BodyLimits;
+  /** Failed logins per address; default DEFAULT_LOGIN_LIMITS. */
+  logins?: LoginLimiter;
   controlTimeoutMs?: number;
 }
 
@@ -85,6 +89,7 @@ export function consoleRoot(files: ConsoleFiles, json: Route): Route {
 /** The console's routes: its API under `/console/api/`, login, live events, and the app's files. */
 export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
   const { data, sessions, files, live, nc } = deps;
+  const logins = deps.logins ?? new LoginLimiter();
   const limits = deps.body ?? DEFAULT_BODY_LIMITS;
   let sensorStore: Promise<CentralSensorStore> | undefined;
   const sensorsOf = () => {
@@ -166,10 +171,24 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
           'the console is read-only: set FB_ADMIN_TOKEN on the collector to allow changes',
         );
       checkSameOrigin(ctx.req);
+      const address = clientAddress(ctx.req);
+      const wait = logins.retryAfterS(address);
+      if (wait > 0) {
+        ctx.res.setHeader('connection', 'close');
+        ctx.res.setHeader('retry-after', String(wait));
+        throw new HttpError(
+          429,
+          `too many failed logins from ${address} (${logins.limits.failures} per ${logins.limits.windowMs / 1000} s); try again in ${wait} s`,
+        );
+      }
       const body = LoginRequest.safeParse(await readJsonBody(ctx.req, limits));
       if (!body.success) throw new HttpError(400, 'expected {"token": "<FB_ADMIN_TOKEN>"}');
       const started = sessions.login(body.data.token);
-      if (!started) throw new HttpError(401, 'wrong admin token');
+      if (!started) {
+        logins.failed(address);
+        throw new HttpError(401, 'wrong admin token');
+      }
+      logins.succeeded(address);
       setSessionCookie(ctx.req, ctx.res, started.id, sessions.limits.ttlMs);
       sendJson(ctx.res, 200, {
         writable: true,
@@ -290,7 +309,11 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
     },
     '/console/api/iss': async ({ res }) => sendJson(res, 200, await data.iss()),
     '/console/api/ingest': async ({ res }) => sendJson(res, 200, await ingestHealth(deps.ingest)),
-    '/console/events': (ctx) => live.connect(ctx),
+    '/console/events': (ctx) =>
+      live.connect(ctx, {
+        address: clientAddress(ctx.req),
+        admin: sessions.valid(sessionOf(ctx.req)) !== undefined,
+      }),
   };
   const wrapped: Record<string, Route> = {};
   for (const [key, route] of Object.entries(routes)) wrapped[key] = consoleRoute(route);

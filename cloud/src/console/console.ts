@@ -18,6 +18,7 @@ import { DEFAULT_SSE_LIMITS } from './sse-hub.js';
 /** The console settings' defaults (cloud/README.md, "Operator console"). */
 export const CONSOLE_DEFAULTS = {
   maxClients: 50,
+  maxPerAddress: 4,
   clientBufferBytes: 1024 * 1024,
   pushMs: 2000,
   sessionMs: 8 * 3_600_000,
@@ -70,6 +71,7 @@ export function startConsole(deps: ConsoleDeps): Console {
     limits: {
       ...DEFAULT_SSE_LIMITS,
       maxClients: config.FB_CONSOLE_MAX_CLIENTS ?? CONSOLE_DEFAULTS.maxClients,
+      maxPerAddress: config.FB_CONSOLE_MAX_CLIENTS_PER_ADDRESS ?? CONSOLE_DEFAULTS.maxPerAddress,
       maxQueuedBytes: config.FB_CONSOLE_CLIENT_BUFFER ?? CONSOLE_DEFAULTS.clientBufferBytes,
     },
     pushMs: config.FB_CONSOLE_PUSH_MS ?? CONSOLE_DEFAULTS.pushMs,
@@ -79,9 +81,11 @@ export function startConsole(deps: ConsoleDeps): Console {
     },
     ...(deps.log ? { log: deps.log } : {}),
   });
-  // Rates need samples whether or not a page is open.
-  const sampler = setInterval(() => void rates.sample().catch(() => {}), 5000);
+  // Rates need samples whether or not a page is open; only this timer takes them (see RateRing).
+  const sample = () => void rates.sample().catch(() => {});
+  const sampler = setInterval(sample, rates.everyMs);
   sampler.unref();
+  sample();
   const files = new ConsoleFiles(config.FB_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR);
   const sessions = new ConsoleSessions(config.FB_ADMIN_TOKEN, {
     ttlMs: config.FB_CONSOLE_SESSION_MS ?? CONSOLE_DEFAULTS.sessionMs,

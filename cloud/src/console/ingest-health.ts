@@ -7,20 +7,34 @@ const NEWEST_DEAD_LETTERS = 10;
 
 /**
  * Ingest rates from this collector's own counter of stored readings, sampled into a ring: no scan of
- * the readings table. (With several collectors, each shows its own rate.)
+ * the readings table. (With several collectors, each shows its own rate.) Samples come from a timer
+ * (`everyMs`, console.ts), never from requests: however often a client asks, the rates and the ring's
+ * size stay the same. A sample sooner than `everyMs / 2` after the last is ignored, so the ring holds
+ * at most `keepMs / (everyMs / 2) + 2` samples whoever calls `sample`.
  */
 export class RateRing {
   private readonly samples: { t: number; n: number }[] = [];
 
   constructor(
     private readonly read: () => Promise<number>,
+    readonly everyMs = 5000,
     private readonly keepMs = 10 * 60_000,
     private readonly now: () => number = Date.now,
   ) {}
 
+  get size(): number {
+    return this.samples.length;
+  }
+
   async sample(): Promise<void> {
+    const last = this.samples.at(-1);
+    if (last && this.now() - last.t < this.everyMs / 2) return;
+    const n = await this.read();
     const t = this.now();
-    this.samples.push({ t, n: await this.read() });
+    const newest = this.samples.at(-1);
+    // Two calls that both passed the check above while reading: keep the first.
+    if (newest && t - newest.t < this.everyMs / 2) return;
+    this.samples.push({ t, n });
     // Bounded by time: samples older than the longest rate are of no use.
     while (this.samples.length > 2 && (this.samples[1]?.t ?? t) < t - this.keepMs) this.samples.shift();
   }
@@ -56,7 +70,6 @@ export async function ingestHealth(deps: IngestHealthDeps): Promise<IngestAnswer
       [NEWEST_DEAD_LETTERS],
     ),
   ]);
-  await deps.rates.sample();
   return {
     generatedAt: new Date().toISOString(),
     rates: { perSLastMinute: deps.rates.perS(60_000), perSLast10Minutes: deps.rates.perS(600_000) },

@@ -36,7 +36,7 @@ class ReadingSink extends StuckSink {
   }
 }
 
-const limits = { maxClients: 3, maxQueuedBytes: 10_000, heartbeatMs: 60_000 };
+const limits = { maxClients: 3, maxPerAddress: 3, maxQueuedBytes: 10_000, heartbeatMs: 60_000 };
 // biome-ignore lint/suspicious/noExplicitAny: the fakes carry the part of ServerResponse the hub uses
 const asRes = (s: StuckSink) => s as any;
 
@@ -73,6 +73,38 @@ describe('SseHub', () => {
     sinks[0]?.destroy();
     expect(hub.size).toBe(2);
     expect(hub.add(asRes(extra), undefined)).toBeDefined();
+    hub.close();
+  });
+
+  it('bounds the streams of one address, admins aside, and makes room for an admin when full', () => {
+    const events: { clients: number; dropped?: string }[] = [];
+    const hub = new SseHub({ ...limits, maxClients: 4, maxPerAddress: 2 }, (e) => events.push(e));
+    const from = (address: string, admin = false) => ({ address, admin });
+    const a = [new ReadingSink(), new ReadingSink(), new ReadingSink()];
+    expect(hub.add(asRes(a[0] as ReadingSink), undefined, from('10.0.0.1'))).toBeDefined();
+    expect(hub.add(asRes(a[1] as ReadingSink), undefined, from('10.0.0.1'))).toBeDefined();
+    expect(hub.refusal(from('10.0.0.1'))).toBe('address');
+    expect(hub.add(asRes(a[2] as ReadingSink), undefined, from('10.0.0.1'))).toBeUndefined();
+    expect(events.at(-1)).toEqual({ clients: 2, dropped: 'address' });
+    // Another address, then the hub is full for everyone anonymous...
+    expect(hub.add(asRes(new ReadingSink()), undefined, from('10.0.0.2'))).toBeDefined();
+    expect(hub.add(asRes(new ReadingSink()), undefined, from('10.0.0.2'))).toBeDefined();
+    expect(hub.refusal(from('10.0.0.3'))).toBe('full');
+    // ...but an admin gets a slot: the oldest stream of the busiest address makes room, and ends.
+    const admin = new ReadingSink();
+    expect(hub.add(asRes(admin), undefined, from('10.0.0.1', true))).toBeDefined();
+    expect(hub.size).toBe(4);
+    expect(a[0]?.ended).toBe(true);
+    expect(events.some((e) => e.dropped === 'evicted')).toBe(true);
+    // The admin is not counted against its address; a leaving stream frees its address's share.
+    expect(hub.refusal(from('10.0.0.1', true))).toBeUndefined();
+    a[1]?.destroy();
+    expect(hub.add(asRes(new ReadingSink()), undefined, from('10.0.0.1'))).toBeDefined();
+    // Only admins left to end: another admin is refused when every slot holds one.
+    const full = new SseHub({ ...limits, maxClients: 1 });
+    full.add(asRes(new ReadingSink()), undefined, from('10.0.0.9', true));
+    expect(full.refusal(from('10.0.0.8', true))).toBe('full');
+    full.close();
     hub.close();
   });
 

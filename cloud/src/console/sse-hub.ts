@@ -5,6 +5,11 @@ export interface SseLimits {
   /** Clients connected at once; one more is refused (the caller answers 503). */
   maxClients: number;
   /**
+   * Clients of one address (`SseOrigin.address`) at once, so that one client cannot take every slot;
+   * admins are not counted against it.
+   */
+  maxPerAddress: number;
+  /**
    * Bytes a client may leave unsent (the response's buffer, which grows when the browser does not
    * read); above this it is dropped instead of buffered. A browser's EventSource reconnects by itself.
    */
@@ -15,6 +20,7 @@ export interface SseLimits {
 
 export const DEFAULT_SSE_LIMITS: Readonly<SseLimits> = Object.freeze({
   maxClients: 50,
+  maxPerAddress: 4,
   maxQueuedBytes: 1024 * 1024,
   heartbeatMs: 15_000,
 });
@@ -30,10 +36,22 @@ export interface SseClient<S> {
   readonly subscription: S;
 }
 
-export type DropReason = 'slow' | 'full';
+/**
+ * Why a client was dropped or refused: slow (its buffer), full (maxClients), address (maxPerAddress),
+ * evicted (an anonymous client ended to make room for an admin).
+ */
+export type DropReason = 'slow' | 'full' | 'address' | 'evicted';
+
+/** Who connects: the address it is counted under, and whether it is a logged-in admin. */
+export interface SseOrigin {
+  address?: string;
+  admin?: boolean;
+}
 
 interface Entry<S> extends SseClient<S> {
   sink: SseSink;
+  address: string | undefined;
+  admin: boolean;
 }
 
 /**
@@ -43,6 +61,8 @@ interface Entry<S> extends SseClient<S> {
  */
 export class SseHub<S = undefined> {
   private readonly clients = new Map<number, Entry<S>>();
+  /** Anonymous clients per address (only addresses with one or more). */
+  private readonly perAddress = new Map<string, number>();
   private nextId = 1;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
@@ -60,19 +80,45 @@ export class SseHub<S = undefined> {
   }
 
   /**
-   * Takes a response whose headers are not yet sent; undefined when the hub is full or closed (the
-   * caller answers 503 and the response is not touched). Writes the event-stream headers.
+   * Why a client from `from` would be refused now (`full`, `address`), or undefined when it would be
+   * taken. An admin is refused only when every slot holds an admin: otherwise an anonymous client
+   * makes room for it, so that no number of anonymous streams locks the operator out.
    */
-  add(sink: SseSink & Pick<ServerResponse, 'writeHead'>, subscription: S): SseClient<S> | undefined {
-    if (this.closed || this.clients.size >= this.limits.maxClients) {
-      this.onChange({ clients: this.clients.size, dropped: 'full' });
+  refusal(from: SseOrigin = {}): 'full' | 'address' | undefined {
+    if (this.closed) return 'full';
+    if (from.admin)
+      return this.clients.size < this.limits.maxClients || this.evictable() ? undefined : 'full';
+    if (this.clients.size >= this.limits.maxClients) return 'full';
+    if (from.address !== undefined && (this.perAddress.get(from.address) ?? 0) >= this.limits.maxPerAddress)
+      return 'address';
+    return undefined;
+  }
+
+  /**
+   * Takes a response whose headers are not yet sent; undefined when `refusal` says no (the caller
+   * answers 503 and the response is not touched). Writes the event-stream headers.
+   */
+  add(
+    sink: SseSink & Pick<ServerResponse, 'writeHead'>,
+    subscription: S,
+    from: SseOrigin = {},
+  ): SseClient<S> | undefined {
+    const refused = this.refusal(from);
+    if (refused) {
+      this.onChange({ clients: this.clients.size, dropped: refused });
       return undefined;
     }
-    const entry: Entry<S> = { id: this.nextId++, subscription, sink };
+    if (this.clients.size >= this.limits.maxClients) {
+      const victim = this.evictable() as Entry<S>;
+      this.forget(victim, 'evicted');
+      victim.sink.end();
+    }
+    const admin = from.admin === true;
+    const entry: Entry<S> = { id: this.nextId++, subscription, sink, address: from.address, admin };
     this.clients.set(entry.id, entry);
-    sink.once('close', () => {
-      if (this.clients.delete(entry.id)) this.onChange({ clients: this.clients.size });
-    });
+    if (!admin && entry.address !== undefined)
+      this.perAddress.set(entry.address, (this.perAddress.get(entry.address) ?? 0) + 1);
+    sink.once('close', () => this.forget(entry));
     sink.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -115,6 +161,7 @@ export class SseHub<S = undefined> {
     clearInterval(this.timer);
     for (const entry of this.clients.values()) entry.sink.end();
     this.clients.clear();
+    this.perAddress.clear();
     this.onChange({ clients: 0 });
   }
 
@@ -143,8 +190,27 @@ export class SseHub<S = undefined> {
   }
 
   private forget(entry: Entry<S>, dropped?: DropReason): void {
-    if (this.clients.delete(entry.id))
-      this.onChange({ clients: this.clients.size, ...(dropped ? { dropped } : {}) });
+    if (!this.clients.delete(entry.id)) return;
+    if (!entry.admin && entry.address !== undefined) {
+      const left = (this.perAddress.get(entry.address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(entry.address, left);
+      else this.perAddress.delete(entry.address);
+    }
+    this.onChange({ clients: this.clients.size, ...(dropped ? { dropped } : {}) });
+  }
+
+  /** The anonymous client to end for an admin: the oldest of the address holding the most streams. */
+  private evictable(): Entry<S> | undefined {
+    let busiest: string | undefined;
+    for (const [address, n] of this.perAddress)
+      if (busiest === undefined || n > (this.perAddress.get(busiest) ?? 0)) busiest = address;
+    let oldestAnonymous: Entry<S> | undefined;
+    for (const entry of this.clients.values()) {
+      if (entry.admin) continue;
+      if (entry.address === busiest) return entry;
+      oldestAnonymous ??= entry;
+    }
+    return oldestAnonymous;
   }
 }
 
