@@ -31,6 +31,22 @@ describe('CSV', () => {
       ),
     ).toBe('a,b,c\r\n"x,y","say ""hi""",\r\n1.5,"two\nlines",1970-01-01T00:00:00.000Z\r\n');
   });
+
+  it("prefixes text a spreadsheet would run as a formula with ', and leaves numbers as they are", () => {
+    const cells = ['=1+1', '+cmd', '-2+3', '@SUM(A1)', '\tx', '\rx', '=HYPERLINK("http://evil")'];
+    expect(
+      csv(
+        ['t'],
+        cells.map((c) => [c]),
+      ),
+    ).toBe(
+      `t\r\n'=1+1\r\n'+cmd\r\n'-2+3\r\n'@SUM(A1)\r\n'\tx\r\n"'\rx"\r\n"'=HYPERLINK(""http://evil"")"\r\n`,
+    );
+    // Numbers, numeric text (an aggregate Postgres returns as text), times and a later = are no formulas.
+    expect(csv(['v'], [[-1.5], ['-1.5'], ['+2e3'], [new Date(0)], ['a=b']])).toBe(
+      'v\r\n-1.5\r\n-1.5\r\n+2e3\r\n1970-01-01T00:00:00.000Z\r\na=b\r\n',
+    );
+  });
 });
 
 describe('CoverageJSON point series', () => {

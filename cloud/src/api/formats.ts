@@ -21,10 +21,20 @@ export interface ItemRow {
   edge: string;
 }
 
-/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
+/** A text a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @ tab or CR first. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** A plain number written as text (a negative value): a spreadsheet reads it as that number, no formula. */
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. A text cell that a
+ * spreadsheet would take for a formula (a station named `=HYPERLINK(...)`) gets a leading `'`, as
+ * OWASP recommends; numbers, times and numeric text are written as they are.
+ */
 function field(v: unknown): string {
   if (v === null || v === undefined) return '';
-  const s = v instanceof Date ? v.toISOString() : String(v);
+  let s = v instanceof Date ? v.toISOString() : String(v);
+  if (typeof v === 'string' && FORMULA_START.test(s) && !PLAIN_NUMBER.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -14,6 +14,9 @@ import { parseLimit, parseStationId } from './query-params.js';
 import { readParams, withinKm } from './read-params.js';
 import { type ItemQuery, itemsWhere, type RowSource, rowSourceOf, type SourceRow } from './row-sources.js';
 
+/** Days of readings `…/locations` looks at without a datetime (counted back from the newest one). */
+export const LOCATIONS_DEFAULT_DAYS = 30;
+
 /** A row as a GeoJSON feature, as its dataset's kind names and describes it. */
 function feature(source: RowSource, r: SourceRow) {
   return {
@@ -83,6 +86,21 @@ export function ogcApiRoutes(deps: {
    */
   let parquetBuilds = 0;
   const P = readParams(maxLimit);
+
+  /**
+   * The span `locations` reads without a datetime: LOCATIONS_DEFAULT_DAYS up to the collection's
+   * newest reading (found from the time index, newest first), so a collection that stopped receiving
+   * still lists its stations.
+   */
+  const recentSpan = async (def: DatasetDef): Promise<{ from: Date; to: Date }> => {
+    const values: unknown[] = [];
+    const r = await pool.query<{ newest: Date | null }>(
+      `SELECT max(time) AS newest FROM observations ${itemsWhere(def, {}, values)}`,
+      values,
+    );
+    const to = r.rows[0]?.newest ?? new Date();
+    return { from: new Date(to.getTime() - LOCATIONS_DEFAULT_DAYS * 86_400_000), to };
+  };
   const byName = new Map(datasets.map((d) => [d.name, d]));
   const datasetOf = (ctx: RouteContext) => {
     const def = byName.get(ctx.params.collectionId ?? '');
@@ -541,13 +559,22 @@ export function ogcApiRoutes(deps: {
       summary: 'EDR locations: the stations of a dataset, each at its latest known position',
       tags: ['EDR'],
       pathParams: dataset,
-      query: { datetime: P.datetime, f: P.format(STATIONS_FORMATS, 'GeoJSON (geojson or json) or csv') },
+      query: {
+        datetime: {
+          ...P.datetime,
+          description: `${P.datetime.description} Without it: the ${LOCATIONS_DEFAULT_DAYS} days up to the collection's newest reading.`,
+        },
+        f: P.format(STATIONS_FORMATS, 'GeoJSON (geojson or json) or csv'),
+      },
       produces: [GEOJSON, CSV],
       statuses: [404],
       handle: async (ctx, q) => {
         const def = datasetOf(ctx);
         const values: unknown[] = [];
-        const where = itemsWhere(def, q.datetime, values);
+        // Stations are found by reading their rows: without a datetime, a bounded recent span, not all
+        // of the collection's history.
+        const range = ctx.query.has('datetime') ? q.datetime : await recentSpan(def);
+        const where = itemsWhere(def, range, values);
         // The latest row with a position per station (a station never located keeps a null one).
         const r = await pool.query<{
           station: string;
