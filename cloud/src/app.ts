@@ -31,7 +31,7 @@ import { ensureStreams } from './nats/streams.js';
 import { enrollRoutes } from './provision/enroll-route.js';
 import { releaseRoutes } from './releases/index.js';
 import { startPruner } from './retention/pruner.js';
-import { retentionOf, streamSpecs } from './retention/retention-settings.js';
+import { DEFAULT_REPLICAS, retentionOf, streamSpecs } from './retention/retention-settings.js';
 import { createObjectStore } from './storage/create-object-store.js';
 
 /**
@@ -118,7 +118,7 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       log.info(change, change.created ? 'stream created' : 'stream limits changed to the settings');
     }
     // Edges read their keys of it from their first connection on (central sensor config).
-    await ensureSensorBucket(nc, config.FB_STREAM_REPLICAS);
+    await ensureSensorBucket(nc, config.FB_STREAM_REPLICAS ?? DEFAULT_REPLICAS);
     const js = jetstream(nc);
 
     const metrics = createCloudMetrics();

@@ -18,8 +18,9 @@ export const CloudConfigSchema = z.object({
   /**
    * Replicas of every stream and of the sensor bucket: 1 on a single server, 3 on a 3-node cluster
    * (each message stored on 3 nodes, acknowledged once 2 have it). Applied at start to existing ones too.
+   * Default 1 (retention-settings.ts).
    */
-  FB_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  FB_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).optional(),
   NATS_USER: z.string().optional(),
   NATS_PASS: z.string().optional(),
   /**

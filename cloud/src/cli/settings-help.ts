@@ -10,7 +10,7 @@ const STREAM_DEFAULTS = streamSettingDefaults();
  */
 const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning: string]>> = {
   NATS_URL: ['', 'comma-separated NATS servers'],
-  FB_STREAM_REPLICAS: ['', 'replicas of each stream (3 on a 3-node NATS cluster)'],
+  FB_STREAM_REPLICAS: ['1', 'replicas of each stream (3 on a 3-node NATS cluster)'],
   NATS_USER: ['-', 'NATS user (when no nkey is used)'],
   NATS_PASS: ['-', 'password of NATS_USER'],
   NATS_NKEY_SEED_FILE: ['$FB_IDENTITY_DIR/collector.nk', "the collector's nkey seed (made by edge add)"],

@@ -36,6 +36,9 @@ export function retentionOf(c: CloudConfig): Retention {
   };
 }
 
+/** Replicas of each stream and the sensor bucket without FB_STREAM_REPLICAS: a single nats-server. */
+export const DEFAULT_REPLICAS = 1;
+
 /** The settings of each stream's limits; unset ones keep protocol/src/streams.ts's defaults. */
 const STREAM_SETTINGS = {
   OBS: ['FB_OBS_MAX_BYTES', 'FB_OBS_MAX_AGE'],
@@ -52,7 +55,7 @@ export function streamSpecs(c: CloudConfig): StreamSpec[] {
     const maxAge = c[age] as string | undefined;
     return {
       ...streams[k],
-      replicas: c.FB_STREAM_REPLICAS,
+      replicas: c.FB_STREAM_REPLICAS ?? DEFAULT_REPLICAS,
       ...(maxBytes ? { maxBytes } : {}),
       ...(maxAge ? { maxAgeMs: parseDuration(maxAge) } : {}),
     };
