@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -66,7 +67,7 @@ afterAll(async () => {
   dir?.remove();
 });
 
-function edgeAdd(id: string): string {
+function edgeAdd(id: string, url = `http://127.0.0.1:${collector.httpPort}`): string {
   const r = spawnSync(
     process.execPath,
     [
@@ -75,7 +76,7 @@ function edgeAdd(id: string): string {
       'add',
       id,
       '--url',
-      `http://127.0.0.1:${collector.httpPort}`,
+      url,
       '--nats',
       nats.url,
       '--out',
@@ -125,5 +126,35 @@ describe('the install link against a running collector', () => {
     expect(log).toContain('edge install link redeemed');
     expect(log).not.toContain(token);
     expect(readdirSync(join(identityDir(), 'enrollments'))).toHaveLength(1);
+  });
+
+  it("answers the link and the release by the collector's public name, which the console refuses unless allowed", async () => {
+    // The Pi resolves the name to the collector; here the request goes to its port with that Host.
+    const name = `collector.example.org:${collector.httpPort}`;
+    const byName = (path: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: collector.httpPort, path, headers: { host: name } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => {
+              text += d;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const link = edgeAdd('gw-public', `http://${name}`);
+    const script = await byName(new URL(link).pathname);
+    expect(script.status).toBe(200);
+    expect(script.text).toContain(`http://${name}/edge/releases/fieldbeam-edge_0.1.0_arm64.deb`);
+    expect((await byName('/edge/releases/release.json')).status).toBe(200);
+    // DNS rebinding guard: the console and the API are for the names the collector is told of.
+    const fleet = await byName('/console/api/fleet');
+    expect(fleet.status).toBe(421);
+    expect(fleet.text).toContain('FB_HTTP_ALLOWED_HOSTS');
   });
 });
