@@ -165,16 +165,18 @@ export async function tracePathOfReading(
   const readings = (
     await pool.query<ReadingRow>(`SELECT ${READING_COLUMNS} FROM observations WHERE id = $1 LIMIT 10`, [id])
   ).rows;
-  const batches: BatchRow[] = [];
-  for (const r of readings) {
-    const found = await pool.query<BatchRow>(
-      `SELECT * FROM ingest_batches WHERE edge = $1 AND ingested = $2 AND time_min <= $3 AND time_max >= $3
-         AND ($4::text IS NULL OR traces @> ARRAY[$4]::text[])
-       ORDER BY stream_seq`,
-      [r.edge, r.ingested, r.time, r.trace_id],
-    );
-    batches.push(...found.rows);
-  }
+  // The messages of its edge committed in its round (the same ingest time, compared in the database:
+  // a JavaScript Date would cut its microseconds) whose time range holds it.
+  const batches = (
+    await pool.query<BatchRow>(
+      `SELECT DISTINCT b.* FROM observations o
+       JOIN ingest_batches b ON b.edge = o.edge AND b.ingested = o.ingested
+         AND o.time BETWEEN b.time_min AND b.time_max
+         AND (o.trace_id IS NULL OR b.traces @> ARRAY[o.trace_id])
+       WHERE o.id = $1 ORDER BY b.stream_seq`,
+      [id],
+    )
+  ).rows;
   const trace = readings.find((r) => r.trace_id !== null)?.trace_id ?? null;
   return assemble(pool, defs, trace, readings, batches);
 }
