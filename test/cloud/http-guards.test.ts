@@ -222,6 +222,10 @@ describe('live-update slots', () => {
       [a1, a2, b1, b2].some((s) => s.ended()) ? true : undefined,
     );
     expect(admin.ended()).toBe(false);
+    const metrics = await collector.metrics();
+    expect(metrics?.get('fb_cloud_console_clients_dropped_total{reason="address"}')).toBe(1);
+    expect(metrics?.get('fb_cloud_console_clients_dropped_total{reason="full"}')).toBe(1);
+    expect(metrics?.get('fb_cloud_console_clients_dropped_total{reason="evicted"}')).toBe(1);
   });
 });
 

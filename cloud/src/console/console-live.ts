@@ -89,8 +89,9 @@ export class ConsoleLive {
       ctx.res.end();
       return;
     }
+    // Asked before `add`, which counts the refusal (fb_cloud_console_clients_dropped_total).
     const refused = this.hub.refusal(from);
-    const client = refused ? undefined : this.hub.add(ctx.res, series, from);
+    const client = this.hub.add(ctx.res, series, from);
     if (!client)
       throw new HttpError(
         503,
