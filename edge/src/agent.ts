@@ -199,6 +199,7 @@ export async function createEdgeAgent(
     };
     const ingest = createMqttIngest({
       edge: config.edge,
+      traceIds: config.trace_ids,
       sensors: () => sensorMap,
       sink: mqttSink,
       rejects,
@@ -264,6 +265,7 @@ export async function createEdgeAgent(
         adapterSet: config.iss.adapter_set,
         ...(config.iss.items.length > 0 ? { items: config.iss.items } : {}),
         edge: config.edge,
+        traceIds: config.trace_ids,
         sink,
         rejects,
         log: log.child({ source: 'isslive' }),
@@ -336,6 +338,7 @@ export async function createEdgeAgent(
     const intake = config.http_intake.enabled
       ? createHttpIntake({
           config: config.http_intake,
+          traceIds: config.trace_ids,
           // The MQTT path's topic matching and decoding, so a POST makes the observations a publish would.
           decodeTopic: createTopicObservations(
             {
