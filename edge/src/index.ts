@@ -1,5 +1,7 @@
 export type { EdgeAgent } from './agent.js';
 export { createEdgeAgent } from './agent.js';
+export type { BufferThreadHandlers, ThreadOutbox } from './buffer-thread/thread-outbox.js';
+export { startBufferThread } from './buffer-thread/thread-outbox.js';
 export type { CentralSensors } from './central/central-sensors.js';
 export { createCentralSensors } from './central/central-sensors.js';
 export { runDecodeCommand } from './cli/decode-command.js';

@@ -56,15 +56,18 @@ const asError = (e: SettledError) =>
 /**
  * Starts the buffer thread (`buffer-worker.ts`: the buffer file, the forwarder and its JetStream
  * connection) and returns the `Outbox` that hands appends to it. Resolves once the file is open;
- * rejects with the thread's error when it cannot be opened.
+ * rejects with the thread's error when it cannot be opened. `script` replaces the thread's program
+ * (tests make threads that fail).
  */
 export function startBufferThread(
   config: EdgeConfig,
   capacityBytes: number,
   handlers: BufferThreadHandlers,
+  opts: { script?: URL } = {},
 ): Promise<ThreadOutbox> {
   const data: BufferThreadData = { config, capacityBytes };
-  const worker = new Worker(new URL('./buffer-worker.js', import.meta.url), { workerData: data });
+  const script = opts.script ?? new URL('./buffer-worker.js', import.meta.url);
+  const worker = new Worker(script, { workerData: data });
   return new Promise((resolve, reject) => {
     const early = (err: Error) => reject(err);
     const exitEarly = (code: number) =>

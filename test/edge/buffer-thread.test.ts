@@ -1,0 +1,128 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type BufferThreadHandlers, parseEdgeConfig, SqliteOutbox, startBufferThread } from '@fieldbeam/edge';
+import type { Observation } from '@fieldbeam/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type TempDir, tempDir } from '../harness/index.js';
+
+let dir: TempDir;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(() => dir.remove());
+
+// Nothing listens on port 1: the thread's uplink keeps retrying, which these tests do not need.
+const config = () =>
+  parseEdgeConfig(
+    { edge: 'gw', data_dir: join(dir.path, 'data'), nats: { servers: ['nats://127.0.0.1:1'] } },
+    {},
+  );
+
+const obs = (i: number): Observation => ({
+  id: `gw:${i}`.padEnd(20, '0'),
+  edge: 'gw',
+  station: 's',
+  source: 'mqtt',
+  variable: 'x:seq',
+  value: i,
+  unit: '1',
+  time: new Date(1_700_000_000_000 + i).toISOString(),
+  received: new Date(1_700_000_000_000 + i).toISOString(),
+});
+
+function handlers() {
+  const fatal: Error[] = [];
+  const h: BufferThreadHandlers = {
+    outbox: {
+      corruptFile: () => {},
+      rejectsDropped: () => {},
+      deliveryClientsForgotten: () => {},
+      retainedTopicsForgotten: () => {},
+      dropped: () => {},
+    },
+    uplink: { sent: () => {}, unexpectedDuplicate: () => {}, error: () => {} },
+    onFatal: (err) => fatal.push(err),
+  };
+  return { h, fatal };
+}
+
+/** A thread program of the test's own, in place of the buffer thread. */
+function script(name: string, body: string): URL {
+  const file = join(dir.path, name);
+  writeFileSync(file, `import { parentPort } from 'node:worker_threads';\n${body}\n`);
+  return pathToFileURL(file);
+}
+
+const READY = `parentPort.postMessage({ t: 'ready', bufferId: 'b', bufferStart: 1, report: { stats: {
+  depth: 0, bytes: 0, capacityBytes: 1, oldestReceivedMs: null, dropped: 0, quarantined: 0, appended: 0, acked: 0 },
+  duplicates: 0, retainedRepeats: 0 } });`;
+
+describe('the buffer thread', () => {
+  it('answers an append once it is committed, and on close commits every append still on its way', async () => {
+    const cfg = config();
+    const { h, fatal } = handlers();
+    const box = await startBufferThread(cfg, 64 * 1024 * 1024, h);
+    await box.append([obs(0)]);
+    expect(box.stats().depth).toBe(1);
+    // Appends made just before close, still to be handed over: each is committed and answered.
+    const pending = Array.from({ length: 500 }, (_, i) => box.appendOnce([obs(i + 1)]));
+    await box.close();
+    expect(await Promise.all(pending)).toEqual(pending.map(() => 'stored'));
+    await expect(box.append([obs(999)])).rejects.toMatchObject({ code: 'FB_EDGE_BUFFER_CLOSED' });
+    expect(fatal).toEqual([]);
+
+    const file = new SqliteOutbox({
+      path: join(cfg.data_dir, 'gw.buffer.sqlite'),
+      capacityBytes: 64 * 1024 * 1024,
+      policy: 'block',
+      commitWindowMs: 2,
+      synchronous: 'FULL',
+      keepRejects: 10,
+    });
+    try {
+      expect(file.stats().depth).toBe(501);
+      expect(file.bufferId).toBe(box.bufferId);
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('refuses what waits on a thread that throws, says why, and reports it as fatal once', async () => {
+    const { h, fatal } = handlers();
+    const box = await startBufferThread(config(), 1024, h, {
+      script: script(
+        'throws.mjs',
+        `${READY}\nparentPort.on('message', () => { throw new Error('the card stopped answering'); });`,
+      ),
+    });
+    const waiting = [box.append([obs(1)]), box.appendOnce([obs(2)])];
+    for (const w of waiting)
+      await expect(w).rejects.toMatchObject({
+        code: 'FB_EDGE_BUFFER_THREAD',
+        message: expect.stringContaining('the card stopped answering'),
+      });
+    expect(fatal.map((e) => e.message)).toEqual([expect.stringContaining('the card stopped answering')]);
+    expect(() => box.stats()).toThrow(/the card stopped answering/);
+    await expect(box.append([obs(3)])).rejects.toMatchObject({ code: 'FB_EDGE_BUFFER_THREAD' });
+    await box.close();
+  });
+
+  it('reports a thread that ends by itself as fatal, with its exit code', async () => {
+    const { h, fatal } = handlers();
+    const box = await startBufferThread(config(), 1024, h, {
+      script: script('exits.mjs', `${READY}\nparentPort.on('message', () => process.exit(3));`),
+    });
+    await expect(box.append([obs(1)])).rejects.toMatchObject({ code: 'FB_EDGE_BUFFER_THREAD' });
+    expect(fatal.map((e) => e.message)).toEqual([expect.stringContaining('(code 3)')]);
+  });
+
+  it('fails to start with the cause when the thread cannot open the buffer', async () => {
+    const { h } = handlers();
+    await expect(
+      startBufferThread(config(), 1024, h, {
+        script: script('no-file.mjs', `throw new Error('unable to open database file');`),
+      }),
+    ).rejects.toThrow(/unable to open database file/);
+  });
+});
