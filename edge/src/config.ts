@@ -333,18 +333,18 @@ export const EdgeConfigSchema = z
         }
       })
       .default({ enabled: false, tokens: {}, ...HTTP_INTAKE_DEFAULTS }),
-    status_interval_ms: z.number().int().positive().default(10_000),
-    /** How often the central sensor config (KV fb_sensors) is read; also at every (re)connect. */
-    central_poll_ms: z.number().int().min(1000).max(600_000).default(5000),
-    clock: z
-      .object({
-        /** `auto` (systemd-timesyncd / timedatectl), `none` (trust it), or `file:<path>` (synced while it exists). */
     /**
      * Give every MQTT message, HTTP intake request and ISS update a W3C trace-id (an HTTP request's own
      * `traceparent` when valid), carried by its readings to the collector. Off only for a collector
      * older than trace ids, which refuses them.
      */
     trace_ids: z.boolean().default(true),
+    status_interval_ms: z.number().int().positive().default(10_000),
+    /** How often the central sensor config (KV fb_sensors) is read; also at every (re)connect. */
+    central_poll_ms: z.number().int().min(1000).max(600_000).default(5000),
+    clock: z
+      .object({
+        /** `auto` (systemd-timesyncd / timedatectl), `none` (trust it), or `file:<path>` (synced while it exists). */
         sync_check: z
           .string()
           .regex(/^(auto|none|file:.+)$/, 'use auto, none or file:<path>')
