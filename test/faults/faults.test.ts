@@ -4,17 +4,19 @@
  * that no acknowledged reading is lost (drop_oldest: exactly what its counter says) and none is stored
  * twice; the adversarial ones (adversarial.ts: a second edge attacks with its own NATS key) also that
  * every bad part is accounted for and no good reading waits more than 10 s. Needs the build (`pnpm build`: the publishers run the compiled load worker) and root for the
- * network namespace of the blackhole scenario and the soak. FB_FAULTS_SEED repeats a run's random
+ * network namespaces of the blackhole and cluster-partition scenarios and the soak. The cluster-*
+ * scenarios (cluster.ts) run on a 3-node nats-server cluster with 3-replica streams. FB_FAULTS_SEED repeats a run's random
  * choices; FB_FAULTS_SKIP=name,... leaves scenarios out; FB_FAULTS_LOG=0 silences the progress lines.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { adversarialScenarios } from './adversarial.js';
 import { cleanupAll } from './cleanup.js';
+import { clusterScenarios } from './cluster.js';
 import { scenarios as faultScenarios, type ScenarioResult, seededRandom } from './scenarios.js';
 import { runSoak } from './soak.js';
 import { formatTable } from './table.js';
 
-const scenarios = [...faultScenarios, ...adversarialScenarios];
+const scenarios = [...faultScenarios, ...clusterScenarios, ...adversarialScenarios];
 
 const seed = Number(process.env.FB_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const random = seededRandom(seed);

@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { netnsUnavailable } from '../harness/index.js';
 import { adversarialScenarios } from './adversarial.js';
 import { cleanupAll, cleanupOnSignals } from './cleanup.js';
+import { clusterScenarios } from './cluster.js';
 import { scenarios as faultScenarios, type Mode, type ScenarioResult, seededRandom } from './scenarios.js';
 import { runSoak } from './soak.js';
 import { formatTable } from './table.js';
 
-const scenarios = [...faultScenarios, ...adversarialScenarios];
+const scenarios = [...faultScenarios, ...clusterScenarios, ...adversarialScenarios];
 
 const HELP = `fault runner: drives nats-server, Postgres, collectors, edge agents and MQTT publishers as
 separate processes, injects faults, and compares acknowledged readings with Postgres.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addEdge, collectorSeed } from '@fieldbeam/cloud';
 import { streams } from '@fieldbeam/protocol';
@@ -13,11 +13,13 @@ import {
   type EdgeAgentProcess,
   type LoadProcess,
   type LoadProcessResult,
+  type NatsCluster,
   type NatsServer,
   type NetnsLink,
   startCollectorProcess,
   startEdgeAgentProcess,
   startLoadProcess,
+  startNatsCluster,
   startNatsServer,
   startNatsServerAt,
   startPostgres,
@@ -65,6 +67,19 @@ export interface SystemSpec {
   auth?: 'nkey';
   /** Identities registered beside the edges but running no agent (a hostile edge drives its own client). */
   identities?: string[];
+  /**
+   * nats-server as a JetStream cluster of `nodes` (deploy/nats/cluster-node.conf, startNatsCluster)
+   * with every stream at `replicas` (the collectors' FB_STREAM_REPLICAS); edges and collectors are
+   * given every node. `partitionable`: the last node runs in a network namespace, so that it can be
+   * cut off (`sys.cluster.nodes[n - 1].partition()`).
+   */
+  cluster?: { nodes: number; replicas: number; partitionable?: boolean };
+  /**
+   * Datasets YAML every collector builds (besides ingesting), their objects in one shared folder
+   * (FB_OBJECT_DIR); builds are polled every 100 ms with a 2 s lease, so a dead builder's window is
+   * taken over soon.
+   */
+  datasets?: string;
   log?: (line: string) => void;
 }
 
@@ -137,6 +152,8 @@ export class FaultSystem {
   collectors: CollectorProcess[] = [];
   edges: FaultEdge[] = [];
   nats!: NatsServer;
+  /** The cluster, when the spec asks for one (`nats` then stands for all of it: url, close). */
+  cluster: NatsCluster | undefined;
   postgres!: TestPostgres;
   pool!: pg.Pool;
   netns: NetnsLink | undefined;
@@ -177,7 +194,7 @@ export class FaultSystem {
   private async boot() {
     const { spec } = this;
     this.dir = tempDir('fieldbeam-faults-');
-    if (spec.edges.some((e) => e.uplink === 'netns')) {
+    if (spec.edges.some((e) => e.uplink === 'netns') || spec.cluster?.partitionable) {
       this.netns = createNetnsLink();
       this.log(`namespace ${this.netns.name}: ${this.netns.hostAddr} <-> ${this.netns.nsAddr}`);
     }
@@ -195,10 +212,25 @@ export class FaultSystem {
     }
     const natsOpts = extraConfig ? { extraConfig } : {};
     const [nats, postgres] = await Promise.all([
-      this.netns ? startNatsServerAt(this.netns.hostAddr, natsOpts) : startNatsServer(natsOpts),
+      spec.cluster
+        ? this.startCluster(spec.cluster, natsOpts)
+        : this.netns
+          ? startNatsServerAt(this.netns.hostAddr, natsOpts)
+          : startNatsServer(natsOpts),
       startPostgres(),
     ]);
     this.nats = nats;
+    let datasetEnv: Record<string, string> = {};
+    if (spec.datasets) {
+      const file = join(this.dir.path, 'datasets.yaml');
+      writeFileSync(file, spec.datasets);
+      datasetEnv = {
+        FB_DATASETS_FILE: file,
+        FB_OBJECT_DIR: join(this.dir.path, 'objects'),
+        FB_BUILD_POLL_MS: '100',
+        FB_BUILD_LEASE_MS: '2000',
+      };
+    }
     this.postgres = postgres;
     this.pool = new pg.Pool({ connectionString: postgres.url, max: 4, connectionTimeoutMillis: 5000 });
     this.pool.on('error', () => {});
@@ -212,7 +244,11 @@ export class FaultSystem {
         databaseUrl: postgres.url,
         dataDir: join(this.dir.path, `collector-${i + 1}`),
         consumer: 'ingest',
-        ...(this.identityDir ? { env: { FB_IDENTITY_DIR: this.identityDir } } : {}),
+        env: {
+          ...(this.identityDir ? { FB_IDENTITY_DIR: this.identityDir } : {}),
+          ...(spec.cluster ? { FB_STREAM_REPLICAS: String(spec.cluster.replicas) } : {}),
+          ...datasetEnv,
+        },
         onCrash: this.supervise(`collector ${name}`, () => holder.c?.start()),
       });
       this.collectors.push(holder.c);
@@ -231,7 +267,7 @@ export class FaultSystem {
           config: {
             edge: id,
             nats: {
-              servers: [server],
+              servers: this.cluster && !proxy ? this.cluster.urls : [server],
               ack_timeout_ms: e.ackTimeoutMs ?? 5000,
               ...(this.identities.has(e.name) ? { nkey_seed: this.identities.get(e.name)?.seed } : {}),
             },
@@ -262,6 +298,37 @@ export class FaultSystem {
         .map((e) => `${e.id} (${e.spec.uplink})`)
         .join(', ')}`,
     );
+  }
+
+  /**
+   * The cluster, and a stand-in for `nats` whose url is every node's (comma-joined, as NATS_URL takes
+   * it); its node-level faults are the cluster's (`sys.cluster.nodes`).
+   */
+  private async startCluster(
+    c: NonNullable<SystemSpec['cluster']>,
+    natsOpts: { extraConfig?: string },
+  ): Promise<NatsServer> {
+    const cluster = await startNatsCluster({
+      nodes: c.nodes,
+      ...natsOpts,
+      ...(c.partitionable && this.netns ? { netns: { link: this.netns, node: c.nodes - 1 } } : {}),
+    });
+    this.cluster = cluster;
+    const whole = () => Promise.reject(new Error('a cluster: stop, kill or restart its nodes'));
+    return {
+      url: cluster.url,
+      port: cluster.nodes[0]?.port ?? 0,
+      storeDir: '',
+      stop: whole,
+      kill: whole,
+      restart: whole,
+      close: () => cluster.stop(),
+    };
+  }
+
+  /** Every NATS server URL (the cluster's nodes, or the one server). */
+  get natsUrls(): string[] {
+    return this.cluster ? this.cluster.urls : [this.nats.url];
   }
 
   /** Records a crash, and restarts the component 2 s later as its systemd unit would. */
@@ -423,7 +490,7 @@ export class FaultSystem {
 
   private async jsm() {
     this.nc ??= await connect({
-      servers: this.nats.url,
+      servers: this.natsUrls,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       // With authorization on, the test looks at the consumer as the collector does, with its key.
