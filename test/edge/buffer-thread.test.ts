@@ -117,6 +117,20 @@ describe('the buffer thread', () => {
     expect(fatal.map((e) => e.message)).toEqual([expect.stringContaining('(code 3)')]);
   });
 
+  it('passes on what the thread reports while it opens the file, before it is ready', async () => {
+    const { h } = handlers();
+    const moved: string[] = [];
+    h.outbox.corruptFile = (movedTo) => moved.push(movedTo);
+    const box = await startBufferThread(config(), 1024, h, {
+      script: script(
+        'moved.mjs',
+        `parentPort.postMessage({ t: 'outbox', event: { name: 'corruptFile', args: ['f.corrupt-1', 'not a database'] } });\n${READY}\nparentPort.on('message', () => {});`,
+      ),
+    });
+    expect(moved).toEqual(['f.corrupt-1']);
+    expect(box.bufferId).toBe('b');
+  });
+
   it('fails to start with the cause when the thread cannot open the buffer', async () => {
     const { h } = handlers();
     await expect(

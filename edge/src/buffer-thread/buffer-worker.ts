@@ -147,8 +147,8 @@ port.on('message', (m: ToBufferThread) => {
         // Their settlements go out before the thread says it is done.
         await new Promise((r) => setImmediate(r));
         if (replyQueued) sendSettled();
+        // The main thread ends the thread once it has this.
         post({ t: 'closed', report: last });
-        port.close();
       })();
       return;
     }

@@ -42,8 +42,8 @@ export interface BufferThreadHandlers {
  */
 const HANDOFF_MS = 1;
 
-/** A closed thread that has not ended after this long is stopped. */
-const EXIT_GRACE_MS = 5000;
+/** A thread asked to close that has not said it is done after this long is stopped. */
+const EXIT_GRACE_MS = 10_000;
 
 interface Waiter {
   resolve(value: never): void;
@@ -76,7 +76,10 @@ export function startBufferThread(
       );
     worker.once('error', early);
     worker.once('exit', exitEarly);
-    worker.once('message', (m: FromBufferThread) => {
+    const starting = (m: FromBufferThread) => {
+      // What the file reported while opening (moved aside as unreadable) comes before `ready`.
+      if (dispatchEvent(handlers, m)) return;
+      worker.off('message', starting);
       worker.off('error', early);
       worker.off('exit', exitEarly);
       if (m.t !== 'ready') {
@@ -85,8 +88,24 @@ export function startBufferThread(
         return;
       }
       resolve(new ThreadOutbox(worker, m.bufferId, m.bufferStart, m.report, handlers));
-    });
+    };
+    worker.on('message', starting);
   });
+}
+
+/** Hands an event the thread reported to its handler; false for any other message. */
+function dispatchEvent(handlers: BufferThreadHandlers, m: FromBufferThread): boolean {
+  if (m.t === 'outbox') {
+    const { name, args } = m.event;
+    (handlers.outbox[name] as (...a: unknown[]) => void)(...args);
+    return true;
+  }
+  if (m.t === 'uplink') {
+    const { name, args } = m.event;
+    (handlers.uplink[name] as (...a: unknown[]) => void)(...args);
+    return true;
+  }
+  return false;
 }
 
 /**
@@ -223,10 +242,11 @@ export class ThreadOutbox implements Outbox {
       });
       const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
       this.post({ t: 'close' });
-      await Promise.race([closed, exited]);
+      // Once it says so, the file is closed and its connection drained: nothing is left to lose.
       const grace = setTimeout(() => void this.worker.terminate(), EXIT_GRACE_MS);
-      await exited;
+      await Promise.race([closed, exited]);
       clearTimeout(grace);
+      await this.worker.terminate();
     })();
     return this.closing;
   }
@@ -298,16 +318,10 @@ export class ThreadOutbox implements Outbox {
         else w?.resolve(m.value as never);
         return;
       }
-      case 'outbox': {
-        const { name, args } = m.event;
-        (this.handlers.outbox[name] as (...a: unknown[]) => void)(...args);
+      case 'outbox':
+      case 'uplink':
+        dispatchEvent(this.handlers, m);
         return;
-      }
-      case 'uplink': {
-        const { name, args } = m.event;
-        (this.handlers.uplink[name] as (...a: unknown[]) => void)(...args);
-        return;
-      }
       case 'closed':
         this.last = m.report;
         this.closedByThread?.();
