@@ -139,6 +139,9 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
         consumer: config.FB_INGEST_CONSUMER,
         fetch: config.FB_INGEST_FETCH,
         ...(config.FB_INGEST_PARALLEL ? { parallel: config.FB_INGEST_PARALLEL } : {}),
+        ...(config.FB_INGEST_DECODE_THREADS !== undefined
+          ? { decodeThreads: config.FB_INGEST_DECODE_THREADS }
+          : {}),
         acceptedTime: {
           maxAgeMs: config.FB_INGEST_MAX_AGE
             ? parseDuration(config.FB_INGEST_MAX_AGE)

@@ -63,6 +63,8 @@ export const CloudConfigSchema = z.object({
   FB_INGEST_FETCH: z.coerce.number().int().min(1).max(1000).default(64),
   /** Ingest rounds committing at once on separate connections; default 2. */
   FB_INGEST_PARALLEL: z.coerce.number().int().min(1).max(8).optional(),
+  /** Threads that decode, validate and encode batches beside the main thread; 0: on it. Default 2. */
+  FB_INGEST_DECODE_THREADS: z.coerce.number().int().min(0).max(16).optional(),
   /**
    * Observation times ingest accepts, as ISO-8601 durations around the collector's clock: how far back
    * (default P366D) and how far ahead (default PT1H). Outside them an observation is dead-lettered.

@@ -17,10 +17,11 @@ import {
 import { publishObservations, reading } from './fixtures.js';
 
 /**
- * The collector's HTTP guards against a real collector process, over real sockets from several
- * loopback source addresses (127.0.0.x, each a client of its own): the Host allow-list (DNS
- * rebinding), live-update slots per address with a slot for the admin, the login failure limit, CSV
- * cells that a spreadsheet would run as formulas, and EDR locations without a datetime.
+ * The collector's HTTP guards against a real collector process over real sockets: the Host
+ * allow-list (DNS rebinding), live-update slots per client address with a slot for the admin, the
+ * login failure limit, CSV cells that a spreadsheet would run as formulas, and EDR locations without
+ * a datetime. Clients of their own addresses come as through a reverse proxy on the collector's
+ * machine: loopback peers with the address the proxy appends to X-Forwarded-For.
  */
 const TOKEN = 'guards-admin-token-0123456789abcdef';
 const PUBLIC_NAME = 'collector.example.org';
@@ -57,9 +58,9 @@ function call(
         port: collector.httpPort,
         path,
         method: opts.method ?? 'GET',
-        localAddress: opts.from ?? '127.0.0.1',
         headers: {
           host: opts.host ?? `127.0.0.1:${collector.httpPort}`,
+          ...(opts.from ? { 'x-forwarded-for': proxied(opts.from) } : {}),
           ...(opts.body ? { 'content-type': 'application/json' } : {}),
           ...opts.headers,
         },
@@ -79,7 +80,7 @@ function call(
 }
 
 /** An event stream held open from `from`: its status once the headers came, and whether it ended. */
-function stream(from: string, cookie?: string) {
+function stream(from: string, cookie?: string, viaProxy = true) {
   let ended = false;
   const status = new Promise<number>((resolve, reject) => {
     const req = request(
@@ -87,8 +88,11 @@ function stream(from: string, cookie?: string) {
         host: '127.0.0.1',
         port: collector.httpPort,
         path: '/console/events',
-        localAddress: from,
-        headers: { accept: 'text/event-stream', ...(cookie ? { cookie } : {}) },
+        headers: {
+          accept: 'text/event-stream',
+          ...(viaProxy ? { 'x-forwarded-for': proxied(from) } : {}),
+          ...(cookie ? { cookie } : {}),
+        },
       },
       (res) => {
         resolve(res.statusCode ?? 0);
@@ -108,6 +112,9 @@ function stream(from: string, cookie?: string) {
   return { status, ended: () => ended };
 }
 const streams: (() => void)[] = [];
+
+/** X-Forwarded-For as a proxy sends it: what the client claimed (ignored), then the address it saw. */
+const proxied = (client: string) => `203.0.113.66, ${client}`;
 
 const login = (from: string, token: string) =>
   call('/console/login', { from, method: 'POST', body: JSON.stringify({ token }) });
@@ -199,24 +206,35 @@ describe('Host allow-list (DNS rebinding)', () => {
 
 describe('live-update slots', () => {
   it('bounds the streams of one address, and gives a logged-in admin a slot when all are taken', async () => {
-    const a1 = stream('127.0.0.2');
-    const a2 = stream('127.0.0.2');
+    // This machine's own clients (no proxy) are bounded by FB_CONSOLE_MAX_CLIENTS only.
+    const local = [
+      stream('127.0.0.1', undefined, false),
+      stream('127.0.0.1', undefined, false),
+      stream('127.0.0.1', undefined, false),
+    ];
+    expect(await Promise.all(local.map((s) => s.status))).toEqual([200, 200, 200]);
+    for (const end of streams.splice(0)) end();
+    await waitFor('no clients', async () =>
+      (await collector.metrics())?.get('fb_cloud_console_clients') === 0 ? true : undefined,
+    );
+    const a1 = stream('198.51.100.2');
+    const a2 = stream('198.51.100.2');
     expect([await a1.status, await a2.status]).toEqual([200, 200]);
-    const a3 = await call('/console/events', { from: '127.0.0.2' });
+    const a3 = await call('/console/events', { from: '198.51.100.2' });
     expect(a3.status).toBe(503);
     expect(JSON.parse(a3.text).error).toContain('FB_CONSOLE_MAX_CLIENTS_PER_ADDRESS=2');
     // Another address still gets in, until the hub is full for anonymous clients.
-    const b1 = stream('127.0.0.3');
-    const b2 = stream('127.0.0.3');
+    const b1 = stream('198.51.100.3');
+    const b2 = stream('198.51.100.3');
     expect([await b1.status, await b2.status]).toEqual([200, 200]);
-    const c = await call('/console/events', { from: '127.0.0.4' });
+    const c = await call('/console/events', { from: '198.51.100.4' });
     expect(c.status).toBe(503);
     expect(JSON.parse(c.text).error).toContain('FB_CONSOLE_MAX_CLIENTS=4');
     // The operator logs in and gets a stream: an anonymous one is ended to make room.
-    const session = await login('127.0.0.1', TOKEN);
+    const session = await login('198.51.100.1', TOKEN);
     expect(session.status).toBe(200);
     const cookie = String(session.headers['set-cookie']).split(';')[0] as string;
-    const admin = stream('127.0.0.1', cookie);
+    const admin = stream('198.51.100.2', cookie);
     expect(await admin.status).toBe(200);
     await waitFor('an anonymous stream ended', () =>
       [a1, a2, b1, b2].some((s) => s.ended()) ? true : undefined,
@@ -232,15 +250,15 @@ describe('live-update slots', () => {
 describe('login failure limit', () => {
   it('answers 429 with Retry-After after 5 wrong tokens from one address, even for the right one, and not for others', async () => {
     for (let i = 0; i < 5; i++)
-      expect((await login('127.0.0.9', 'wrong-token-wrong-token-wrong')).status).toBe(401);
-    const limited = await login('127.0.0.9', 'wrong-token-wrong-token-wrong');
+      expect((await login('198.51.100.9', 'wrong-token-wrong-token-wrong')).status).toBe(401);
+    const limited = await login('198.51.100.9', 'wrong-token-wrong-token-wrong');
     expect(limited.status).toBe(429);
     const wait = Number(limited.headers['retry-after']);
     expect(wait).toBeGreaterThan(0);
     expect(wait).toBeLessThanOrEqual(60);
-    expect(JSON.parse(limited.text).error).toContain('127.0.0.9');
-    expect((await login('127.0.0.9', TOKEN)).status).toBe(429);
-    expect((await login('127.0.0.10', TOKEN)).status).toBe(200);
+    expect(JSON.parse(limited.text).error).toContain('198.51.100.9');
+    expect((await login('198.51.100.9', TOKEN)).status).toBe(429);
+    expect((await login('198.51.100.10', TOKEN)).status).toBe(200);
   });
 });
 

@@ -24,6 +24,7 @@ const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning:
   FB_INGEST_CONSUMER: ['', 'durable consumer name; collectors sharing it share the work'],
   FB_INGEST_FETCH: ['', 'batches fetched and committed per transaction'],
   FB_INGEST_PARALLEL: ['2', 'ingest transactions committing at once'],
+  FB_INGEST_DECODE_THREADS: ['2', 'threads decoding and encoding batches beside the main thread (0: on it)'],
   FB_INGEST_MAX_AGE: ['P366D', 'oldest observation time accepted (ISO-8601 duration back from now)'],
   FB_INGEST_MAX_FUTURE: ['PT1H', 'how far ahead of the clock an observation time may be'],
   FB_OBS_MAX_BYTES: [STREAM_DEFAULTS.FB_OBS_MAX_BYTES ?? '', 'size of the FB_OBS stream'],

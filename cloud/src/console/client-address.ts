@@ -1,16 +1,23 @@
 import type { IncomingMessage } from 'node:http';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
+import { isLoopbackHost } from '../provision/reachability.js';
 
 /**
  * The address a request is counted under for per-client bounds (live-update streams, login
- * failures): its IPv4 address, or the /64 of an IPv6 one, since a single IPv6 host usually holds a
- * whole /64 and could otherwise take a fresh address per request. The socket's peer is used, not
- * X-Forwarded-For, which any client can write.
+ * failures), or undefined for this machine's own clients. It is the socket's peer, except behind a
+ * reverse proxy on this machine (the peer is loopback): then the last `X-Forwarded-For` entry, the
+ * one the proxy appended (nginx: `$proxy_add_x_forwarded_for`); entries before it are the client's
+ * own words and never read. A loopback peer without that header is a client on this machine.
  */
-export function clientAddress(req: IncomingMessage): string {
-  return addressKey(req.socket.remoteAddress ?? '');
+export function clientAddress(req: IncomingMessage): string | undefined {
+  const peer = req.socket.remoteAddress ?? '';
+  if (!isLoopbackHost(peer)) return addressKey(peer);
+  const forwarded = req.headers['x-forwarded-for'];
+  const last = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? '')).split(',').at(-1)?.trim();
+  return last && isIP(last) !== 0 ? addressKey(last) : undefined;
 }
 
+/** IPv4 as it is (IPv4-mapped IPv6 unmapped); IPv6 by its /64, which one host usually holds whole. */
 export function addressKey(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1] as string;

@@ -171,7 +171,8 @@ export function consoleRoutes(deps: ConsoleRouteDeps): Record<string, Route> {
           'the console is read-only: set FB_ADMIN_TOKEN on the collector to allow changes',
         );
       checkSameOrigin(ctx.req);
-      const address = clientAddress(ctx.req);
+      // Clients on this machine share one count, like any one address.
+      const address = clientAddress(ctx.req) ?? 'this machine';
       const wait = logins.retryAfterS(address);
       if (wait > 0) {
         ctx.res.setHeader('connection', 'close');

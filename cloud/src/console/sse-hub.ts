@@ -44,7 +44,8 @@ export type DropReason = 'slow' | 'full' | 'address' | 'evicted';
 
 /** Who connects: the address it is counted under, and whether it is a logged-in admin. */
 export interface SseOrigin {
-  address?: string;
+  /** Undefined: a client on this machine, bounded by maxClients only. */
+  address?: string | undefined;
   admin?: boolean;
 }
 
