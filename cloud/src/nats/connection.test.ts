@@ -20,6 +20,8 @@ describe('collector NATS connection', () => {
       servers: ['nats://a:4222', 'nats://b:4222'],
       name: 'fieldbeam-cloud',
       inboxPrefix: '_INBOX.collector',
+      pingInterval: 10_000,
+      maxPingOut: 3,
     });
   });
 

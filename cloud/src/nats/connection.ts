@@ -6,6 +6,10 @@ import type { CloudConfig } from '../config.js';
 import { CloudError, CloudErrorCode } from '../errors.js';
 import { COLLECTOR_IDENTITY, identityFiles } from '../identity/edge-identity.js';
 
+/** Keepalive of the collector's NATS connection, as the edge's (see collectorConnectOptions). */
+export const PING_INTERVAL_MS = 10_000;
+export const MAX_PINGS_OUT = 3;
+
 /** The identity folder: FB_IDENTITY_DIR, else `identity` in FB_DATA_DIR. */
 export function identityDir(config: Pick<CloudConfig, 'FB_IDENTITY_DIR' | 'FB_DATA_DIR'>): string {
   return config.FB_IDENTITY_DIR ?? join(config.FB_DATA_DIR, 'identity');
@@ -71,6 +75,11 @@ export function collectorConnectOptions(
       .filter((s) => s.length > 0),
     name: 'fieldbeam-cloud',
     inboxPrefix: subjects.inbox(COLLECTOR_IDENTITY),
+    // A server that stops answering without closing the connection (a node cut off from the network)
+    // is left after 3 unanswered pings, ~30 s, for another node of the cluster; the client's default
+    // (2 min x 2) would stall ingest for minutes while the rest of the cluster serves.
+    pingInterval: PING_INTERVAL_MS,
+    maxPingOut: MAX_PINGS_OUT,
     ...auth,
   };
 }
