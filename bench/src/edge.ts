@@ -18,7 +18,7 @@ import { freePort, tempDir } from '@fieldbeam/test/harness';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { AckObserver } from './edge-ack-observer.js';
-import { floodRows, runFloods } from './edge-floods.js';
+import { floodRows, runFloods, unitLimits } from './edge-floods.js';
 import { type ChildMessage, type NodeChild, startNodeChild } from './lib/child.js';
 import { formatProfileSummary, type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js';
 import { CpuMeter, ioCounters, machineBusySeconds, RssSampler } from './lib/proc.js';
@@ -113,7 +113,10 @@ function options(argv: string[]): Options {
     process.stdout.write(`pnpm bench edge [--quick] [--profile] [--only=PHASES] [--drain-readings=N] [--ingest-s=S]
                 [--agent-json=JSON] [--agent-node-args="FLAGS"]
 
-Phases: ingest, latency, rss10k, peer-nats, peer-aedes, drain, floods (default: all, about 7 minutes).
+Phases: ingest, latency, rss10k, rss10k-unit, peer-one-thread, peer-nats, peer-aedes, drain, floods (default: all,
+about 8 minutes).
+rss10k-unit: the rss10k load with the heap flags of the agent's systemd unit (the memory it ships with)
+peer-one-thread: the ingest phase with the agent on one thread (forward.thread: false), a peer in the same run
 floods: hostile MQTT clients (pre-login CONNECT and idle-socket floods, oversized publish, retained, unique-topic,
         reject and client-id floods) against the agent with its systemd unit's heap flags; peak RSS
         per flood next to the unit's MemoryMax
@@ -337,18 +340,18 @@ const perS = (a: number, b: number, ta: number, tb: number) => ((b - a) * 1000) 
 // ---------------------------------------------------------------------------------------------------
 // Phases
 
-async function phaseIngest(opts: Options, profiles: ProfileSummary[]) {
+async function phaseIngest(opts: Options, profiles: ProfileSummary[], phase = 'ingest') {
   log(
-    `ingest: ${opts.publishers} mqtt.js QoS 1 publishers x window ${opts.window} -> agent -> JetStream, ${opts.ingestS} s`,
+    `${phase}: ${opts.publishers} mqtt.js QoS 1 publishers x window ${opts.window} -> agent -> JetStream, ${opts.ingestS} s`,
   );
   const dir = tempDir('fieldbeam-bench-edge-');
   const removeDir = track(async () => dir.remove());
   const { nats, stop: stopNats } = await natsWithStreams();
-  const { agent, stop: stopAgent } = await agentOn(nats, dir.path, opts, 'ingest');
+  const { agent, stop: stopAgent } = await agentOn(nats, dir.path, opts, phase);
   const rss = new RssSampler(agent.pid);
   try {
     const run = await runLoad<AgentProbe>({
-      label: 'ingest',
+      label: phase,
       url: `mqtt://127.0.0.1:${agent.mqttPort}`,
       publishers: Array.from({ length: opts.publishers }, (_, i) => ({
         id: `p${i}`,
@@ -388,8 +391,18 @@ async function phaseIngest(opts: Options, profiles: ProfileSummary[]) {
     await stopAgent();
     await stopNats();
     await removeDir();
-    await collectProfile(opts, 'ingest', profiles);
+    await collectProfile(opts, phase, profiles);
   }
+}
+
+/** The same agent on one thread (`forward.thread: false`), as a peer of the threaded one in the same run. */
+function oneThread(opts: Options): Options {
+  return { ...opts, agentOverride: merge(opts.agentOverride, { forward: { thread: false } }) };
+}
+
+/** The agent with the heap flags of its systemd unit (`NODE_OPTIONS`), for the memory it ships with. */
+function unitFlags(opts: Options): Options {
+  return opts.profile ? opts : { ...opts, agentNodeArgs: [...unitLimits().nodeArgs, ...opts.agentNodeArgs] };
 }
 
 function pickLatency(s: Partial<Summary>) {
@@ -756,6 +769,21 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
       log(`rss10k: ${opts.publishers} publishers paced at 10,000 msg/s in total for ${opts.rssS} s`);
       details.load_10k = await phasePaced(opts, profiles, 'rss10k', 10_000, opts.rssS, opts.publishers);
     }
+    if (want('rss10k-unit')) {
+      log(
+        `rss10k-unit: the rss10k load on the agent with its systemd unit's heap flags (${unitLimits().nodeArgs.join(' ')})`,
+      );
+      details.load_10k_unit_flags = await phasePaced(
+        unitFlags(opts),
+        profiles,
+        'rss10k-unit',
+        10_000,
+        opts.rssS,
+        opts.publishers,
+      );
+    }
+    if (want('peer-one-thread'))
+      details.peer_one_thread = await phaseIngest(oneThread(opts), profiles, 'peer-one-thread');
     if (want('peer-nats')) details.peer_nats_mqtt = await phasePeerNats(opts);
     if (want('peer-aedes')) details.peer_aedes = await phasePeerAedes(opts);
     if (want('drain')) details.drain = await phaseDrain(opts, profiles);
@@ -772,10 +800,12 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     latency_p99_ms_at_1k: d.latency_1k?.publish_to_pubAck_ms?.p99 ?? null,
     drain_obs_per_s: d.drain?.obs_per_s ?? null,
     rss_mb_at_10k: d.load_10k?.rss_mb_max ?? null,
+    rss_mb_at_10k_unit_flags: d.load_10k_unit_flags?.rss_mb_max ?? null,
     rss_mb_max_during_drain: d.drain?.rss_mb_max ?? null,
     bytes_written_per_reading: d.ingest?.write_bytes_per_reading ?? null,
     peer_nats_mqtt_msgs_per_s: d.peer_nats_mqtt?.stored_per_s ?? null,
     peer_aedes_qos1_msgs_per_s: d.peer_aedes?.publishes_per_s ?? null,
+    peer_one_thread_msgs_per_s: d.peer_one_thread?.jetstream_acked_per_s ?? null,
     floods_rss_mb_peak: d.floods?.peak_mb ?? null,
   };
   const verdict = (k: keyof typeof targets): string => {
@@ -790,7 +820,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
       'ingest_msgs_per_s',
       fmt(metrics.ingest_msgs_per_s),
       '>= 50,000',
-      `nats-mqtt ${fmt(metrics.peer_nats_mqtt_msgs_per_s)} / aedes ${fmt(metrics.peer_aedes_qos1_msgs_per_s)}`,
+      `nats-mqtt ${fmt(metrics.peer_nats_mqtt_msgs_per_s)} / aedes ${fmt(metrics.peer_aedes_qos1_msgs_per_s)} / one thread ${fmt(metrics.peer_one_thread_msgs_per_s)}`,
       verdict('ingest_msgs_per_s'),
     ],
     [
@@ -803,6 +833,17 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     ['drain_obs_per_s', fmt(metrics.drain_obs_per_s), '>= 300,000', '-', verdict('drain_obs_per_s')],
     ['rss_mb_at_10k', fmt(metrics.rss_mb_at_10k, 1), '<= 100', '-', verdict('rss_mb_at_10k')],
     [
+      'rss_mb_at_10k_unit_flags',
+      fmt(metrics.rss_mb_at_10k_unit_flags, 1),
+      '<= 100',
+      '-',
+      metrics.rss_mb_at_10k_unit_flags === null
+        ? ''
+        : metrics.rss_mb_at_10k_unit_flags <= 100
+          ? 'ok'
+          : 'MISS',
+    ],
+    [
       'rss_mb_max_during_drain',
       fmt(metrics.rss_mb_max_during_drain, 1),
       '<= 100, flat',
@@ -812,6 +853,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     ['bytes_written_per_reading', fmt(metrics.bytes_written_per_reading), '-', '-', ''],
     ['peer_nats_mqtt_msgs_per_s', fmt(metrics.peer_nats_mqtt_msgs_per_s), '-', '-', ''],
     ['peer_aedes_qos1_msgs_per_s', fmt(metrics.peer_aedes_qos1_msgs_per_s), '-', '-', ''],
+    ['peer_one_thread_msgs_per_s', fmt(metrics.peer_one_thread_msgs_per_s), '-', '-', ''],
     [
       'floods_rss_mb_peak',
       fmt(metrics.floods_rss_mb_peak, 1),
