@@ -40,10 +40,11 @@ export {
   listEdges,
   renderAuthorization,
 } from './identity/edge-identity.js';
+export { encodeRows } from './ingest/copy-binary.js';
 export { checkBatch } from './ingest/ingest.js';
 export { INGEST_COLUMNS, observationCopyLine } from './ingest/observation-fields.js';
 export type { CommitResult, StagedBatch } from './ingest/observation-store.js';
-export { copyLines, ObservationStore } from './ingest/observation-store.js';
+export { copyBinary, copyLines, ObservationStore } from './ingest/observation-store.js';
 export { collectorConnectOptions, identityDir } from './nats/connection.js';
 export { ensureStreams } from './nats/streams.js';
 export type {

@@ -5,15 +5,20 @@ import type pg from 'pg';
 export interface BatchRecordInput {
   seq: number;
   envelope: Pick<ObservationBatch, 'edge' | 'seq' | 'buffer'>;
-  observations: readonly Observation[];
+  /** What was committed of it (`batchTraces` of its observations, with their count). */
+  stored: BatchTraces;
 }
 
-/** The distinct trace-ids of the observations, and their time range (ISO strings compare as times). */
-export function batchTraces(observations: readonly Observation[]): {
+/** A batch's readings as `ingest_batches` records them. */
+export interface BatchTraces {
+  count: number;
   traces: string[];
   timeMin: string;
   timeMax: string;
-} {
+}
+
+/** The distinct trace-ids of the observations, and their time range (ISO strings compare as times). */
+export function batchTraces(observations: readonly Observation[]): BatchTraces {
   const traces = new Set<string>();
   // Readings of one message sit side by side: the last trace seen spares most Set lookups.
   let last: string | undefined;
@@ -27,7 +32,7 @@ export function batchTraces(observations: readonly Observation[]): {
     if (o.time < timeMin) timeMin = o.time;
     else if (o.time > timeMax) timeMax = o.time;
   }
-  return { traces: [...traces], timeMin, timeMax };
+  return { count: observations.length, traces: [...traces], timeMin, timeMax };
 }
 
 /**
@@ -42,9 +47,9 @@ export async function recordBatches(
   batches: readonly BatchRecordInput[],
   inserted: ReadonlyMap<number, number>,
 ): Promise<void> {
-  const rows = batches.filter((b) => b.observations.length > 0);
+  const rows = batches.filter((b) => b.stored.count > 0);
   if (rows.length === 0) return;
-  const summaries = rows.map((b) => batchTraces(b.observations));
+  const summaries = rows.map((b) => b.stored);
   await client.query(
     `INSERT INTO ingest_batches
        (stream_seq, edge, buffer_id, seq_first, seq_last, observations, inserted, round, time_min, time_max, traces)
@@ -60,7 +65,7 @@ export async function recordBatches(
       rows.map((b) => b.envelope.buffer?.id ?? ''),
       rows.map((b) => b.envelope.seq[0]),
       rows.map((b) => b.envelope.seq[1]),
-      rows.map((b) => b.observations.length),
+      rows.map((b) => b.stored.count),
       rows.map((b) => inserted.get(b.seq) ?? 0),
       summaries.map((s) => s.timeMin),
       summaries.map((s) => s.timeMax),

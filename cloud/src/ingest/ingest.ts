@@ -1,20 +1,23 @@
-import {
-  type AcceptedTimeRange,
-  type DataAvailable,
-  type Observation,
-  type ObservationBatch,
-  streams,
-  subjects,
-} from '@fieldbeam/protocol';
+import { type AcceptedTimeRange, type DataAvailable, streams, subjects } from '@fieldbeam/protocol';
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { BatchTraces } from '../db/ingest-batches.js';
 import { CloudError, CloudErrorCode } from '../errors.js';
 import { type CompletenessTracker, roundSpans, type SeqSpan } from '../fleet/completeness.js';
 import type { CloudMetrics } from '../metrics.js';
 import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
-import { checkBatch, type RejectedObservation, type RejectKind, timeWindow } from './batch-check.js';
+import { type RejectedObservation, type RejectKind, timeWindow } from './batch-check.js';
+import { type EncodedRows, rowCount, rowObservation, sliceRows } from './copy-binary.js';
+import type { BatchHead, BatchSummary, DecodedMessage } from './decode-batch.js';
+import { startDecoder } from './decode-pool.js';
 import { isolateFailures } from './isolate.js';
-import type { CommitResult, DeadLetter, ObservationStore, StagedBatch } from './observation-store.js';
+import {
+  type CommitResult,
+  type DeadLetter,
+  type ObservationStore,
+  rowsOf,
+  type StagedBatch,
+} from './observation-store.js';
 
 export { checkBatch } from './batch-check.js';
 
@@ -36,15 +39,29 @@ export interface IngestOptions {
   parallel?: number;
   /** Observation times accepted, around the collector's clock; default {@link DEFAULT_ACCEPTED_TIME}. */
   acceptedTime?: AcceptedTimeRange;
+  /**
+   * Threads that decode, validate and encode batches (default {@link DEFAULT_DECODE_THREADS}); 0
+   * keeps that work on the main thread.
+   */
+  decodeThreads?: number;
 }
+
+/** Decode threads by default: with two, decoding keeps up with what Postgres stores on a small box. */
+export const DEFAULT_DECODE_THREADS = 2;
 
 export interface Ingest {
   close(): Promise<void>;
 }
 
+/** A message whose envelope was usable: its good observations as rows, ready to commit. */
 interface Accepted {
   msg: JsMsg;
-  batch: ObservationBatch;
+  head: BatchHead;
+  rows: EncodedRows;
+  summary: BatchSummary;
+  stored: BatchTraces;
+  /** Its rows Postgres refused and that went to dead letters (see `commitIsolating`). */
+  guilty: number;
 }
 
 /** A dead letter with why each thing in it was set aside, for the metric. */
@@ -104,12 +121,12 @@ async function commitIsolating(
   batches: readonly StagedBatch[],
   refused: unknown,
   subjectOf: (seq: number) => string,
-): Promise<{ perBatch: Map<number, number>; guilty: Set<Observation>; dead: Rejection[] }> {
+): Promise<{ perBatch: Map<number, number>; guilty: Map<number, number>; dead: Rejection[] }> {
   const perBatch = new Map<number, number>();
   const add = (r: CommitResult) => {
     for (const [seq, n] of r.perBatch) perBatch.set(seq, (perBatch.get(seq) ?? 0) + n);
   };
-  const guilty = new Set<Observation>();
+  const guilty = new Map<number, number>();
   const dead: Rejection[] = [];
   const badBatches = await isolateFailures(
     batches,
@@ -118,51 +135,49 @@ async function commitIsolating(
     refused,
   );
   for (const { item: batch, error } of badBatches) {
+    const rows = rowsOf(batch);
+    // Row numbers: every part `isolateFailures` tries is a run of consecutive rows.
+    const numbers = Array.from({ length: rowCount(rows) }, (_, i) => i);
     const culprits = await isolateFailures(
-      batch.observations,
-      async (part) => add(await store.commit([{ seq: batch.seq, observations: part }], [])),
+      numbers,
+      async (part) => {
+        const from = part[0] ?? 0;
+        const rowsPart = sliceRows(rows, from, from + part.length);
+        add(await store.commit([{ seq: batch.seq, rows: rowsPart }], []));
+      },
       isDataRefused,
-      batch.observations.length === 1 ? error : undefined,
+      numbers.length === 1 ? error : undefined,
     );
     for (const { item, error: why } of culprits) {
-      guilty.add(item);
+      const o = rowObservation(rows, item);
+      guilty.set(batch.seq, (guilty.get(batch.seq) ?? 0) + 1);
       dead.push({
         kinds: ['database'],
         subject: subjectOf(batch.seq),
         streamSeq: batch.seq,
-        reason: `observation ${item.id}: ${(why as Error).message}`,
-        payload: encoder.encode(JSON.stringify(item)),
-        trace: item.trace,
+        reason: `observation ${String(o.id)}: ${(why as Error).message}`,
+        payload: encoder.encode(JSON.stringify(o)),
+        trace: traceOf(o),
       });
     }
   }
   return { perBatch, guilty, dead };
 }
 
-function summary(batch: ObservationBatch, inserted: number, streamSeq: number): DataAvailable {
-  let start = batch.observations[0]?.time ?? batch.sent;
-  let end = start;
-  const stations = new Set<string>();
-  const sources = new Set<string>();
-  const variables = new Set<string>();
-  for (const o of batch.observations) {
-    if (o.time < start) start = o.time;
-    if (o.time > end) end = o.time;
-    stations.add(o.station);
-    sources.add(o.source);
-    variables.add(o.variable);
-  }
+/** The announcement of a committed batch's good observations. */
+function announcement(a: Accepted, inserted: number): DataAvailable {
+  const s = a.summary;
   return {
     v: 1,
-    source: [...sources],
-    edge: batch.edge,
-    stations: [...stations],
-    variables: [...variables],
-    start,
-    end,
-    count: batch.observations.length,
+    source: s.sources,
+    edge: a.head.edge,
+    stations: s.stations,
+    variables: s.variables,
+    start: s.start,
+    end: s.end,
+    count: s.count - a.guilty,
     inserted,
-    batch: `${streams.OBS.name}:${streamSeq}`,
+    batch: `${streams.OBS.name}:${a.msg.seq}`,
   };
 }
 
@@ -202,6 +217,9 @@ export async function startIngest(
   const abort = new AbortController();
   const acceptedTime = opts.acceptedTime ?? DEFAULT_ACCEPTED_TIME;
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const decoder = startDecoder(opts.decodeThreads ?? DEFAULT_DECODE_THREADS, (err) =>
+    log.error({ err: err.message }, 'a decode thread failed; it is replaced'),
+  );
 
   async function fetchRound(): Promise<Round | undefined> {
     const { msgs, failed } = await pullSome(consumer, opts.fetch, log, { consumer: opts.consumer });
@@ -210,10 +228,23 @@ export async function startIngest(
       return undefined;
     }
     const window = timeWindow(Date.now(), acceptedTime);
+    let decoded: DecodedMessage[];
+    try {
+      decoded = await Promise.all(msgs.map((m) => decoder.decode(m.subject, m.data, window)));
+    } catch (err) {
+      // A decode thread died under the round: it comes back, and a new thread takes it.
+      log.error(
+        { err: (err as Error).message, messages: msgs.length },
+        'decoding failed; messages will be redelivered',
+      );
+      metrics.ingestErrors.inc();
+      for (const m of msgs) m.nak(1000);
+      return undefined;
+    }
     const accepted: Accepted[] = [];
     const dead: Rejection[] = [];
-    for (const msg of msgs) {
-      const checked = checkBatch(msg.subject, msg.data, window);
+    msgs.forEach((msg, i) => {
+      const checked = decoded[i] as DecodedMessage;
       if (!checked.ok) {
         dead.push({
           kinds: ['message'],
@@ -226,9 +257,10 @@ export async function startIngest(
           { subject: msg.subject, seq: msg.seq, reason: checked.reason },
           'batch rejected to dead letters',
         );
-        continue;
+        return;
       }
-      accepted.push({ msg, batch: checked.batch });
+      const { head, rows, summary, stored } = checked;
+      accepted.push({ msg, head, rows, summary, stored, guilty: 0 });
       if (checked.rejected.length > 0) {
         dead.push(observationsDeadLetter(msg, checked.rejected));
         log.warn(
@@ -242,7 +274,7 @@ export async function startIngest(
           'observations rejected to dead letters; the rest of the batch is kept',
         );
       }
-    }
+    });
     return { msgs, accepted, dead };
   }
 
@@ -251,10 +283,11 @@ export async function startIngest(
     round: Round,
     spans: readonly SeqSpan[],
   ): Promise<CommitResult & { dead: Rejection[]; isolated: boolean }> {
-    const batches = round.accepted.map((a) => ({
+    const batches: StagedBatch[] = round.accepted.map((a) => ({
       seq: a.msg.seq,
-      observations: a.batch.observations,
-      envelope: a.batch,
+      rows: a.rows,
+      envelope: a.head,
+      stored: a.stored,
     }));
     try {
       return { ...(await store.commit(batches, round.dead, spans)), dead: round.dead, isolated: false };
@@ -270,11 +303,7 @@ export async function startIngest(
         );
       const dead = [...round.dead, ...isolated.dead];
       await store.commit([], dead, spans);
-      for (const a of round.accepted) {
-        if (a.batch.observations.some((o) => isolated.guilty.has(o))) {
-          a.batch = { ...a.batch, observations: a.batch.observations.filter((o) => !isolated.guilty.has(o)) };
-        }
-      }
+      for (const a of round.accepted) a.guilty = isolated.guilty.get(a.msg.seq) ?? 0;
       let inserted = 0;
       for (const n of isolated.perBatch.values()) inserted += n;
       return { inserted, perBatch: isolated.perBatch, path: 'replay', dead, isolated: true };
@@ -287,7 +316,7 @@ export async function startIngest(
     const timer = metrics.ingestCommitSeconds.startTimer();
     const stopWorking = keepWorking(msgs, INGEST_ACK_WAIT_MS);
     // Every batch that arrived whole enough to read its envelope, whatever became of its observations.
-    const spans = roundSpans(accepted.map((a) => a.batch));
+    const spans = roundSpans(accepted.map((a) => a.head));
     try {
       result = await commitData(round, spans);
     } catch (err) {
@@ -305,7 +334,7 @@ export async function startIngest(
     deps.completeness?.committed(spans);
     metrics.ingestRounds.inc({ path: result.isolated ? 'isolated' : result.path });
     let observations = 0;
-    for (const a of accepted) observations += a.batch.observations.length;
+    for (const a of accepted) observations += a.summary.count - a.guilty;
     metrics.observations.inc(observations);
     metrics.inserted.inc(result.inserted);
     for (const d of result.dead) for (const kind of d.kinds) metrics.deadLetters.inc({ reason: kind });
@@ -315,9 +344,9 @@ export async function startIngest(
     // window is dropped. This runs beside the next round rather than holding it up. A batch left with
     // no good observation has nothing to announce.
     const announced = accepted
-      .filter((a) => a.batch.observations.length > 0)
+      .filter((a) => a.summary.count - a.guilty > 0)
       .map((a) => {
-        const event = summary(a.batch, result.perBatch.get(a.msg.seq) ?? 0, a.msg.seq);
+        const event = announcement(a, result.perBatch.get(a.msg.seq) ?? 0);
         return js.publish(subjects.dataAvailable, encoder.encode(JSON.stringify(event)), {
           msgID: event.batch,
         });
@@ -351,7 +380,7 @@ export async function startIngest(
     await Promise.all(committing);
     // A round fetched while stopping is handed back for another collector (or the next start).
     for (const m of (await next)?.msgs ?? []) m.nak();
-  })();
+  })().finally(() => decoder.close());
 
   return {
     async close() {

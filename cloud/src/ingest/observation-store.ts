@@ -2,19 +2,38 @@ import type { Observation } from '@fieldbeam/protocol';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type DeadLetter, insertDeadLetters } from '../db/dead-letters.js';
-import { type BatchRecordInput, recordBatches } from '../db/ingest-batches.js';
+import { type BatchRecordInput, batchTraces, recordBatches } from '../db/ingest-batches.js';
 import { databaseError, sqlState, UNIQUE_VIOLATION } from '../db/pg-errors.js';
 import { recordSpans, type SeqSpan } from '../fleet/completeness.js';
-import { INGEST_COLUMNS, observationCopyLine, STAGE_DDL } from './observation-fields.js';
+import {
+  COPY_BINARY_HEADER,
+  COPY_BINARY_TRAILER,
+  type EncodedRows,
+  encodeRows,
+  rowCount,
+  withSeq,
+} from './copy-binary.js';
+import { INGEST_COLUMNS, STAGE_DDL } from './observation-fields.js';
 
 export type { DeadLetter } from '../db/dead-letters.js';
 
-/** The observations of one stream message; `seq` is its stream sequence. */
+/**
+ * The observations of one stream message; `seq` is its stream sequence. They come as binary COPY
+ * rows (`rows`, encoded on a decode thread), or as objects (`observations`), which are encoded here.
+ */
 export interface StagedBatch {
   seq: number;
-  observations: readonly Observation[];
+  rows?: EncodedRows;
+  observations?: readonly Observation[];
   /** The message's envelope: with it, the batch is recorded in `ingest_batches` (trace lookups). */
   envelope?: BatchRecordInput['envelope'];
+  /** What `ingest_batches` records of its readings; computed from `observations` when absent. */
+  stored?: BatchRecordInput['stored'];
+}
+
+/** A batch's rows, encoding its observations if that was not done yet. */
+export function rowsOf(b: StagedBatch): EncodedRows {
+  return b.rows ?? encodeRows(b.observations ?? []);
 }
 
 export interface CommitResult {
@@ -24,21 +43,6 @@ export interface CommitResult {
   path: 'fresh' | 'replay' | 'empty';
   /** New observations per stream sequence; a sequence with none is absent. */
   perBatch: Map<number, number>;
-}
-
-/** The round's rows as COPY text in chunks of about 256 KiB (no array of per-row strings). */
-function* roundText(batches: readonly StagedBatch[]): Generator<string> {
-  let buf = '';
-  for (const b of batches) {
-    for (const o of b.observations) {
-      buf += observationCopyLine(o);
-      if (buf.length >= 256 * 1024) {
-        yield buf;
-        buf = '';
-      }
-    }
-  }
-  if (buf) yield buf;
 }
 
 /**
@@ -74,6 +78,38 @@ export async function copyLines(
     }
   }
   if (!failed) stream.end(buf);
+  await done;
+}
+
+/**
+ * Writes binary COPY rows to a `COPY ... FROM STDIN (FORMAT binary)`: the header, each chunk as it
+ * is (no copy), the trailer. Stops as soon as the server refuses the COPY and rejects with its error.
+ */
+export async function copyBinary(
+  client: pg.PoolClient | pg.Client,
+  sql: string,
+  chunks: Iterable<Uint8Array>,
+): Promise<void> {
+  const stream = client.query(copyFrom(sql));
+  let failed = false;
+  const done = new Promise<void>((resolve, reject) => {
+    stream.once('finish', resolve);
+    stream.once('error', (err) => {
+      failed = true;
+      reject(err);
+    });
+  });
+  const settled = done.then(
+    () => {},
+    () => {},
+  );
+  stream.write(COPY_BINARY_HEADER);
+  for (const chunk of chunks) {
+    if (failed) break;
+    if (chunk.length === 0) continue;
+    if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), settled]);
+  }
+  if (!failed) stream.end(COPY_BINARY_TRAILER);
   await done;
 }
 
@@ -125,21 +161,16 @@ export class ObservationStore {
     deadLetters: readonly DeadLetter[],
     spans: readonly SeqSpan[],
   ): Promise<CommitResult> {
-    // Few allocations per row on this path: it runs for every observation the fleet sends.
+    const encoded = batches.map(rowsOf);
     const months = new Set<string>();
     const counts = new Map<number, number>();
-    let month = '\u0000';
     let rows = 0;
-    for (const b of batches) {
-      counts.set(b.seq, (counts.get(b.seq) ?? 0) + b.observations.length);
-      rows += b.observations.length;
-      for (const o of b.observations) {
-        if (!o.time.startsWith(month)) {
-          month = o.time.slice(0, 7);
-          months.add(month);
-        }
-      }
-    }
+    batches.forEach((b, i) => {
+      const r = encoded[i] as EncodedRows;
+      counts.set(b.seq, (counts.get(b.seq) ?? 0) + rowCount(r));
+      rows += rowCount(r);
+      for (const m of r.months) months.add(m);
+    });
     if (rows > 0) await this.ensurePartitions(months);
     const client = await this.pool.connect();
     let broken: Error | undefined;
@@ -151,7 +182,11 @@ export class ObservationStore {
         path = 'fresh';
         await client.query('SAVEPOINT fresh');
         try {
-          await copyLines(client, `COPY observations (${INGEST_COLUMNS}) FROM STDIN`, roundText(batches));
+          await copyBinary(
+            client,
+            `COPY observations (${INGEST_COLUMNS}) FROM STDIN (FORMAT binary)`,
+            encoded.map((r) => r.bytes),
+          );
           await client.query('RELEASE SAVEPOINT fresh');
           perBatch = counts;
         } catch (err) {
@@ -162,16 +197,18 @@ export class ObservationStore {
           await client.query('ROLLBACK TO SAVEPOINT fresh');
           await client.query('RELEASE SAVEPOINT fresh');
           path = 'replay';
-          perBatch = await this.insertStaged(client, batches);
+          perBatch = await this.insertStaged(client, batches, encoded);
         }
       }
       await insertDeadLetters(client, deadLetters);
       await recordSpans(client, spans);
-      await recordBatches(
-        client,
-        batches.filter((b): b is BatchRecordInput => b.envelope !== undefined),
-        perBatch,
-      );
+      const records: BatchRecordInput[] = [];
+      for (const b of batches) {
+        if (!b.envelope) continue;
+        const stored = b.stored ?? batchTraces(b.observations ?? []);
+        records.push({ seq: b.seq, envelope: b.envelope, stored });
+      }
+      await recordBatches(client, records, perBatch);
       await client.query('COMMIT');
       let inserted = 0;
       for (const n of perBatch.values()) inserted += n;
@@ -187,30 +224,28 @@ export class ObservationStore {
     }
   }
 
-  /** The replay-safe path: staging table, then INSERT ... ON CONFLICT DO NOTHING. */
+  /**
+   * The replay-safe path: staging table, then INSERT ... ON CONFLICT DO NOTHING. A row repeated in
+   * the round is staged twice and stored once; the per-batch count credits it to its first batch.
+   */
   private async insertStaged(
     client: pg.PoolClient,
     batches: readonly StagedBatch[],
+    encoded: readonly EncodedRows[],
   ): Promise<Map<number, number>> {
     if (!this.staged.has(client)) {
       await client.query(STAGE_DDL);
       this.staged.add(client);
     }
-    // Stage each (edge, id) once, so the per-batch count below cannot count a row twice. Ids are
-    // 64 characters, so id + edge is unambiguous.
-    const seen = new Set<string>();
     const staged = new Map<number, number>();
-    const lines: string[] = [];
-    for (const b of batches) {
-      for (const o of b.observations) {
-        const key = o.id + o.edge;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        lines.push(`${b.seq}\t${observationCopyLine(o)}`);
-        staged.set(b.seq, (staged.get(b.seq) ?? 0) + 1);
-      }
-    }
-    await copyLines(client, `COPY fb_stage (seq, ${INGEST_COLUMNS}) FROM STDIN`, lines);
+    let total = 0;
+    const chunks = batches.map((b, i) => {
+      const r = encoded[i] as EncodedRows;
+      staged.set(b.seq, (staged.get(b.seq) ?? 0) + rowCount(r));
+      total += rowCount(r);
+      return withSeq(r, b.seq);
+    });
+    await copyBinary(client, `COPY fb_stage (seq, ${INGEST_COLUMNS}) FROM STDIN (FORMAT binary)`, chunks);
     const r = await client.query<{ n: number }>(
       `WITH ins AS (
          INSERT INTO observations (${INGEST_COLUMNS}) SELECT ${INGEST_COLUMNS} FROM fb_stage
@@ -218,13 +253,17 @@ export class ObservationStore {
        SELECT count(*)::int AS n FROM ins`,
     );
     const n = r.rows[0]?.n ?? 0;
-    if (n === lines.length) return staged;
+    // Every staged row new: none was repeated either.
+    if (n === total) return staged;
     if (n === 0) return new Map();
-    // Some new, some not: the rows this transaction wrote carry its id in xmin.
+    // Some new, some not: the rows this transaction wrote carry its id in xmin; each counts once.
     const per = await client.query<{ seq: string; n: number }>(
-      `SELECT s.seq, count(*)::int AS n FROM fb_stage s
-       JOIN observations o ON o.time = s.time AND o.id = s.id AND o.edge = s.edge
-       WHERE o.xmin = pg_current_xact_id()::xid GROUP BY s.seq`,
+      `SELECT seq, count(*)::int AS n FROM (
+         SELECT DISTINCT ON (s.time, s.id, s.edge) s.seq FROM fb_stage s
+         JOIN observations o ON o.time = s.time AND o.id = s.id AND o.edge = s.edge
+         WHERE o.xmin = pg_current_xact_id()::xid
+         ORDER BY s.time, s.id, s.edge, s.seq) d
+       GROUP BY seq`,
     );
     return new Map(per.rows.map((row) => [Number(row.seq), row.n]));
   }
