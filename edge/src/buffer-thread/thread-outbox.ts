@@ -199,8 +199,9 @@ export class ThreadOutbox implements Outbox {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const id = this.nextId++;
-    // A copy of its own: the payload may be a view of a large socket buffer, which would be cloned whole.
-    this.outgoingRejects.push({ id, entry: { ...entry, payload: entry.payload.slice() } });
+    // A copy of its own (`Buffer#slice` would be a view): the payload may be a view of a large socket
+    // buffer, which would be cloned whole.
+    this.outgoingRejects.push({ id, entry: { ...entry, payload: new Uint8Array(entry.payload) } });
     this.schedule();
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: never) => void, reject });
