@@ -11,6 +11,11 @@ const suites: Record<string, { about: string; load: () => Promise<Suite> }> = {
     about: 'edge agent: ingest, latency, drain, RSS, bytes written; nats-server MQTT and aedes peers',
     load: async () => (await import('./edge.js')).runEdgeSuite,
   },
+  'edge-trace': {
+    about:
+      'edge intake to wire with and without trace ids: CPU per message and v2 bytes per reading, in one process',
+    load: async () => (await import('./edge-trace.js')).runEdgeTraceSuite,
+  },
   pi: {
     about:
       'edge agent arm64 build under qemu-user emulation (as root): ingest rate, VmRSS, bundle/.deb sizes; emulated figures',

@@ -18,8 +18,13 @@ export {
   formatIssTimestamp,
   parseIssTimestamp,
 } from './iss/index.js';
+export type { EdgeMetrics } from './metrics.js';
+export { createEdgeMetrics } from './metrics.js';
 export type { FullPolicy, Outbox, OutboxBatch } from './outbox/outbox.js';
 export { SqliteOutbox } from './outbox/sqlite-outbox.js';
 export type { ObservationSink, Origin, Reading, RejectSink } from './readings.js';
 export { toObservation } from './readings.js';
+export type { MqttIngest } from './sources/mqtt-ingest.js';
+export { createMqttIngest } from './sources/mqtt-ingest.js';
+export { SensorMap } from './sources/sensor-map.js';
 export { parseTopicPattern } from './sources/topic-pattern.js';
