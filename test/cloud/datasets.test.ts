@@ -252,6 +252,15 @@ describe.each([
         'edge',
       ]);
       expect(table.schema.metadata.get('fieldbeam:dataset')).toBe('temperature');
+      // The box of its points, in the footer: what the GeoParquet export takes instead of a pass.
+      const first = stationPosition(0);
+      const last = stationPosition(STATIONS - 1);
+      expect(JSON.parse(String(table.schema.metadata.get('fieldbeam:bbox')))).toEqual([
+        first.lon,
+        first.lat,
+        last.lon,
+        last.lat,
+      ]);
       const times = table.getChild('time')?.toArray() as BigInt64Array;
       for (let i = 1; i < times.length; i++)
         expect((times[i] as bigint) >= (times[i - 1] as bigint)).toBe(true);

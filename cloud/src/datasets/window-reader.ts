@@ -22,6 +22,7 @@ import {
   sortOrder,
   TimeColumn,
 } from './arrow-columns.js';
+import { BBOX_METADATA, type Bbox, bboxOf, unionBbox } from './bbox.js';
 import { CF_COORDINATES, cfValueMetadata } from './cf.js';
 import type { DatasetDef } from './dataset-config.js';
 import { datasetWhere, inlineLiteral } from './dataset-filter.js';
@@ -139,8 +140,10 @@ class WindowDecoder {
     // Rows are bounded (an observation comes in a batch of at most 256 KiB), so while more than that
     // is buffered a row is surely complete; only near the end is each row measured before decoding.
     const safe = buf.length - TUPLE_BOUND;
+    // DataView reads compile to plain loads; Buffer's readInt32BE/readDoubleBE are calls per field.
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     while (p + 2 <= buf.length) {
-      const fields = buf.readInt16BE(p);
+      const fields = dv.getInt16(p);
       if (fields === -1) {
         this.ended = true;
         p += 2;
@@ -150,7 +153,7 @@ class WindowDecoder {
         throw new Error(`expected ${WINDOW_COLUMNS.length} fields, got ${fields}`);
       }
       if (p >= safe && !complete(buf, p + 2, fields)) break;
-      p = this.tuple(buf, p + 2);
+      p = this.tuple(buf, dv, p + 2);
       this.rows++;
     }
     if (!final || p < buf.length) this.keep(buf, p);
@@ -163,11 +166,11 @@ class WindowDecoder {
     this.pendingBytes = rest.length;
   }
 
-  private tuple(b: Buffer, start: number): number {
+  private tuple(b: Buffer, dv: DataView, start: number): number {
     let p = start;
     const cols = this.cols;
     for (let i = 0; i < KINDS.length; i++) {
-      const len = b.readInt32BE(p);
+      const len = dv.getInt32(p);
       p += 4;
       const kind = KINDS[i];
       if (len < 0) {
@@ -176,19 +179,19 @@ class WindowDecoder {
         continue;
       }
       if (kind === Kind.Dict) (cols[i] as DictColumn).push(b, p, len);
-      else if (kind === Kind.Float) (cols[i] as Float64Column).push(b.readDoubleBE(p));
+      else if (kind === Kind.Float) (cols[i] as Float64Column).push(dv.getFloat64(p));
       else if (kind === Kind.Time) {
-        const us = b.readInt32BE(p) * 4294967296 + b.readUInt32BE(p + 4);
+        const us = dv.getInt32(p) * 4294967296 + dv.getUint32(p + 4);
         (cols[i] as TimeColumn).push(Math.floor(us / 1000) + PG_EPOCH_MS);
       } else {
         // Binary array: ndim, has-null flag, element oid, then (size, lower bound) per dim, then items.
         const list = cols[i] as StringListColumn;
         list.begin();
-        if (b.readInt32BE(p) === 1) {
-          const n = b.readInt32BE(p + 12);
+        if (dv.getInt32(p) === 1) {
+          const n = dv.getInt32(p + 12);
           let q = p + 20;
           for (let k = 0; k < n; k++) {
-            const l = b.readInt32BE(q);
+            const l = dv.getInt32(q);
             q += 4;
             if (l >= 0) {
               list.item(b, q, l);
@@ -341,6 +344,7 @@ export async function openWindow(
   const struct = new Struct(fields);
   const pairs = new Set<number>();
   const units = (k: number) => Math.floor(k / PAIR);
+  let bbox: Bbox | null = null;
 
   async function* batches(): AsyncGenerator<RecordBatch> {
     const read = (i: number) => {
@@ -359,11 +363,16 @@ export async function openWindow(
           pairs.add(d.variable.codeAt(i) * PAIR + d.unit.codeAt(i));
         }
         const columns = d.columns();
+        const lon = columns[WINDOW_COLUMNS.indexOf('lon')]?.data;
+        const lat = columns[WINDOW_COLUMNS.indexOf('lat')]?.data;
+        if (lon && lat) bbox = unionBbox(bbox, bboxOf(lon, lat));
         yield new RecordBatch(
           schema,
           makeData({ type: struct, length: d.rows, children: columns.map((c) => c.data) }),
         );
       }
+      // Like the CF metadata, in time for the file's footer (the GeoParquet export reads it there).
+      metadata.set(BBOX_METADATA, JSON.stringify(bbox));
       const text = new TextDecoder();
       for (const [k, v] of cfValueMetadata(
         [...pairs].map((k) => [

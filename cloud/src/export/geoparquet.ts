@@ -19,6 +19,7 @@ import {
   WriterPropertiesBuilder,
   writeParquet,
 } from 'parquet-wasm';
+import { type Bbox, bboxFromMetadata, bboxOf, unionBbox } from '../datasets/bbox.js';
 
 export const PARQUET_CONTENT_TYPE = 'application/vnd.apache.parquet';
 
@@ -71,14 +72,6 @@ function pointsWkb(
   return { data, bbox: count > 0 ? [minX, minY, maxX, maxY] : null };
 }
 
-type Bbox = [number, number, number, number];
-
-function union(a: Bbox | null, b: Bbox | null): Bbox | null {
-  if (!a) return b;
-  if (!b) return a;
-  return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])];
-}
-
 function lonLat(batch: RecordBatch): { lon: Data; lat: Data } {
   const lon = batch.getChild('lon')?.data[0];
   const lat = batch.getChild('lat')?.data[0];
@@ -86,27 +79,10 @@ function lonLat(batch: RecordBatch): { lon: Data; lat: Data } {
   return { lon, lat };
 }
 
-/** The bounding box of the points of a batch (a pass over two float columns, nothing allocated). */
-function bboxOf(batch: RecordBatch): Bbox | null {
+/** The bounding box of the points of a batch. */
+function batchBbox(batch: RecordBatch): Bbox | null {
   const { lon, lat } = lonLat(batch);
-  const xs = lon.values as Float64Array;
-  const ys = lat.values as Float64Array;
-  const valid = (d: Data, i: number) =>
-    !d.nullBitmap || d.nullCount === 0 || ((d.nullBitmap[i >> 3] ?? 0) >> (i & 7)) & 1;
-  let box: Bbox | null = null;
-  for (let i = 0; i < batch.numRows; i++) {
-    if (!(valid(lon, i) && valid(lat, i))) continue;
-    const x = xs[i] as number;
-    const y = ys[i] as number;
-    if (!box) box = [x, y, x, y];
-    else {
-      if (x < box[0]) box[0] = x;
-      if (y < box[1]) box[1] = y;
-      if (x > box[2]) box[2] = x;
-      if (y > box[3]) box[3] = y;
-    }
-  }
-  return box;
+  return bboxOf(lon, lat);
 }
 
 function geoMetadata(bbox: Bbox | null) {
@@ -168,40 +144,43 @@ export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Ui
       await fh.close();
     }
   };
-  let bbox: Bbox | null = null;
-  let rows = 0;
-  let source: Schema | undefined;
-  for await (const b of batches()) {
-    source ??= b.schema;
-    bbox = union(bbox, bboxOf(b));
-    rows += b.numRows;
+  // The box from the file's footer, where the build wrote it; a file built before the box was
+  // recorded there takes a first pass over its batches instead.
+  const head = await fileSchema(path);
+  let bbox = bboxFromMetadata(head.metadata);
+  if (bbox === undefined) {
+    bbox = null;
+    for await (const b of batches()) bbox = unionBbox(bbox, batchBbox(b));
   }
   const geo = geoMetadata(bbox);
-  if (rows === 0 || !source) {
-    // An empty window still gets a valid (empty) file.
-    const fh = await open(path, 'r');
-    try {
-      const reader = await RecordBatchReader.from(fh);
-      await reader.open();
-      return { parquet: writeFile(new Table(geoSchema(reader.schema)), geo), rows: 0 };
-    } finally {
-      await fh.close();
+  const schema = geoSchema(head);
+  const it = batches();
+  // The first batch with rows, before the writer starts: a window without any gets an empty file.
+  let first: RecordBatch | undefined;
+  for (;;) {
+    const next = await it.next();
+    if (next.done) break;
+    if (next.value.numRows > 0) {
+      first = next.value;
+      break;
     }
   }
-  const schema = geoSchema(source);
-  const it = batches();
+  if (!first) return { parquet: writeFile(new Table(schema), geo), rows: 0 };
+  let rows = 0;
   const input = new ReadableStream({
     async pull(controller) {
       for (;;) {
-        const next = await it.next();
-        if (next.done) {
+        const batch = first ?? (await it.next()).value;
+        first = undefined;
+        if (!batch) {
           controller.close();
           return;
         }
-        if (next.value.numRows === 0) continue;
+        if (batch.numRows === 0) continue;
+        rows += batch.numRows;
         // The only way into the wasm writer is IPC: one batch (and its dictionaries) at a time.
         const one = WasmTable.fromIPCStream(
-          tableToIPC(new Table(schema, [withGeometry(schema, next.value)]), 'stream'),
+          tableToIPC(new Table(schema, [withGeometry(schema, batch)]), 'stream'),
         );
         for (const rb of one.recordBatches()) controller.enqueue(rb);
         one.free();
@@ -220,6 +199,18 @@ export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Ui
     size += chunk.byteLength;
   }
   return { parquet: concat(chunks, size), rows };
+}
+
+/** The schema of an Arrow IPC file, from its footer (with the metadata written last). */
+async function fileSchema(path: string): Promise<Schema> {
+  const fh = await open(path, 'r');
+  try {
+    const reader = await RecordBatchReader.from(fh);
+    await reader.open();
+    return reader.schema;
+  } finally {
+    await fh.close();
+  }
 }
 
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
@@ -241,7 +232,7 @@ export function arrowToGeoParquet(arrowFile: Uint8Array): { parquet: Uint8Array;
   const source = tableFromIPC(arrowFile);
   const schema = geoSchema(source.schema);
   let bbox: Bbox | null = null;
-  for (const b of source.batches) bbox = union(bbox, bboxOf(b));
+  for (const b of source.batches) bbox = unionBbox(bbox, batchBbox(b));
   const geo = geoMetadata(bbox);
   if (source.batches.length === 0) {
     // An empty window still gets a valid (empty) file.
