@@ -18,6 +18,7 @@ const sensors: SensorConfig[] = [
         t: { variable: 'air_temperature', unit: 'Cel' },
         h: { variable: 'relative_humidity', unit: '%' },
       },
+      time: 'time',
     },
   },
 ];
