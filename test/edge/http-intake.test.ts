@@ -157,9 +157,12 @@ describe('POST /ingest/<topic>', () => {
     });
     const same = stream.observations.filter((o) => o.station === 'same');
     expect(same.map((o) => o.id)).toEqual([httpId, httpId]);
-    const { received: _a, ...first } = same[0] ?? {};
-    const { received: _b, ...second } = same[1] ?? {};
+    // Each message has a trace of its own; the reading is the same.
+    const { received: _a, trace: traceA, ...first } = same[0] ?? {};
+    const { received: _b, trace: traceB, ...second } = same[1] ?? {};
     expect(first).toEqual(second);
+    expect(traceA).toMatch(/^[0-9a-f]{32}$/);
+    expect(traceB).not.toBe(traceA);
   });
 
   it('takes Sensor.Community pushes (X-Sensor, X-Pin; Basic auth as the firmware sends it)', async () => {
