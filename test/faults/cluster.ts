@@ -47,9 +47,9 @@ function clusterOf(sys: FaultSystem) {
 }
 
 /** Waits for the cluster to be whole and current again; notes how long the node took to catch up. */
-async function caughtUp(sys: FaultSystem, rec: Recorder, node: string, since: number) {
+async function caughtUp(sys: FaultSystem, rec: Recorder, node: string, since: number, what = 'restart') {
   await clusterOf(sys).waitHealthy(120_000);
-  rec.notes.push(`${node} current again ${secondsSince(since)} s after its restart`);
+  rec.notes.push(`${node} current again ${secondsSince(since)} s after its ${what}`);
 }
 
 /**
@@ -141,9 +141,40 @@ const rollingRestart: Scenario = {
 };
 
 /**
+ * Asks the FB_OBS leader to step down until `node` leads (`lead`) or does not; the new leader is the
+ * cluster's pick, so it may take a few tries. Returns the leader in the end.
+ */
+async function steer(sys: FaultSystem, node: string, lead: boolean): Promise<string> {
+  const cluster = clusterOf(sys);
+  const nc = await sys.client();
+  let leader = await cluster.leaderOf(OBS);
+  for (let i = 0; i < 10 && (leader === node) !== lead; i++) {
+    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${OBS}`, '', { timeout: 10_000 }).catch(() => undefined);
+    const before = leader;
+    await waitForLeaderChange(sys, before);
+    leader = await cluster.leaderOf(OBS);
+  }
+  return leader;
+}
+
+async function waitForLeaderChange(sys: FaultSystem, from: string) {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (
+      (await clusterOf(sys)
+        .leaderOf(OBS)
+        .catch(() => from)) !== from
+    )
+      return;
+    await sleep(200);
+  }
+}
+
+/**
  * The last node, run in a network namespace, cut off from the other two and from every client (all
- * traffic dropped), then joined again. When it led FB_OBS, the majority side elects another leader;
- * either way it must catch up after the heal without losing or doubling anything.
+ * traffic dropped), then joined again: first while it leads FB_OBS (the majority side elects another
+ * leader; the cut-off one can no longer commit anything), in the full form then as a follower. Either
+ * way it must catch up after the heal without losing or doubling anything.
  */
 const partition: Scenario = {
   name: 'cluster-partition',
@@ -161,7 +192,7 @@ const partition: Scenario = {
         await sys.startLoads();
         for (let k = 0; k < times; k++) {
           await s(between(ctx.random, 2, 4));
-          const leader = await cluster.leaderOf(OBS);
+          const leader = await steer(sys, node.name, k % 2 === 0);
           const cutAt = Date.now();
           node.partition();
           sys.log(`${node.name} cut off for ${cut} s (FB_OBS leader: ${leader})`);
@@ -171,7 +202,7 @@ const partition: Scenario = {
           node.heal();
           sys.log(`${node.name} joined again`);
           rec.recoveries.push(sys.recovery(healedAt));
-          await caughtUp(sys, rec, node.name, healedAt);
+          await caughtUp(sys, rec, node.name, healedAt, 'heal');
           rec.notes.push(
             `${node.name} cut off ${cut} s, ${node.name === leader ? 'while leading FB_OBS' : `leader ${leader}`}`,
           );
