@@ -77,6 +77,19 @@ describe('parseEdgeConfig', () => {
       /http_intake\.tokens\.b: the same token as client a/,
     );
     expect(problems({ tokens: { 'a b': 'a-token-of-20-chars!' } })).toMatch(/client names are/);
+    // A client limited to topic filters: its token is checked as the plain form's, its filters as MQTT's.
+    const scoped = { token: 'a-token-of-20-chars!', topics: ['sensors/barn/#'] };
+    expect(
+      parseEdgeConfig({ edge: 'gw-1', http_intake: { tokens: { barn: scoped } } }).http_intake.tokens,
+    ).toEqual({ barn: scoped });
+    expect(problems({ tokens: { a: { ...scoped, topics: ['a/#/b'] } } })).toMatch(
+      /http_intake\.tokens\.a\.topics\[0\]: expected an MQTT topic filter/,
+    );
+    expect(problems({ tokens: { a: { ...scoped, topics: [] } } })).toMatch(/at least one topic filter/);
+    expect(problems({ tokens: { a: { ...scoped, token: 'short' } } })).toMatch(/at least 16/);
+    expect(problems({ tokens: { a: scoped, b: 'a-token-of-20-chars!' } })).toMatch(
+      /the same token as client a/,
+    );
   });
 
   it('interpolates ${ENV} and names missing variables', () => {

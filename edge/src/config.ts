@@ -8,6 +8,7 @@ import {
   interpolateEnv,
   isDuration,
   isSubjectToken,
+  isTopicFilter,
   retypeReferences,
   SensorConfig,
 } from '@fieldbeam/protocol';
@@ -67,17 +68,7 @@ const ScopedIntakeToken = z
       .array(
         z
           .string()
-          .min(1)
-          .refine(
-            (f) =>
-              !/\0/.test(f) &&
-              f
-                .split('/')
-                .every(
-                  (l, i, all) => (l !== '#' || i === all.length - 1) && (l.length === 1 || !/[+#]/.test(l)),
-                ),
-            'an MQTT topic filter: + a whole level, # the last level only',
-          ),
+          .refine(isTopicFilter, 'expected an MQTT topic filter (+ and # only as whole levels, # last)'),
       )
       .min(1, 'at least one topic filter (the plain string form allows every topic)'),
   })
