@@ -117,26 +117,9 @@ pi_time_start assemble
   rm -rf "$bs3/deps" "$bs3/src" "$bs3/binding.gyp" "$bs3/prebuilds"
   find node_modules/.pnpm -maxdepth 1 -type d -name '@types+*' -exec rm -rf {} +
   pi_prune_node_modules node_modules
-  # The workspace's own packages are linked from the checkout (`file:` and its path, in pnpm's folder name
-  # and in package.json): name them by version instead, so the checkout's path is nowhere in the package.
-  local_dir=$(find node_modules/.pnpm -maxdepth 1 -name '@fieldbeam+protocol@file*' -printf '%f\n')
-  protocol_version=$(node -p "require('$FB_PI_ROOT/protocol/package.json').version")
-  if [ -n "$local_dir" ]; then
-    mv "node_modules/.pnpm/$local_dir" "node_modules/.pnpm/@fieldbeam+protocol@$protocol_version"
-    find node_modules -type l -lname "*$local_dir*" -print0 | while IFS= read -r -d '' l; do
-      t=$(readlink "$l")
-      ln -sfn "${t/$local_dir/@fieldbeam+protocol@$protocol_version}" "$l"
-    done
-  fi
-  node -e '
-    const fs = require("node:fs");
-    const p = JSON.parse(fs.readFileSync("package.json", "utf8"));
-    for (const [k, v] of Object.entries(p.dependencies ?? {})) if (String(v).includes("file:")) p.dependencies[k] = process.argv[1];
-    delete p.devDependencies; delete p.pnpm; delete p.scripts;
-    fs.writeFileSync("package.json", JSON.stringify(p, null, 2) + "\n");
-  ' "$protocol_version"
-  # pnpm deploy hard-links identical files; dpkg would record them as hard links (lintian flags them).
-  find . -type f -links +1 -exec sh -c 'for f; do cp -p "$f" "$f.cp" && mv -f "$f.cp" "$f"; done' sh {} +
+  # The checkout's path out (pnpm's `file:` links), and one copy per file (no hard links): lib.sh says why.
+  pi_unlink_workspace_packages .
+  pi_unshare_hard_links .
   # Nothing here is run directly: the agent runs through bin/fieldbeam-edge with the bundled Node, and the
   # addon is loaded, not executed. Executable bits would make the dependencies' CLI scripts (#!node) look
   # like programs of this package.

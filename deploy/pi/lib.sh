@@ -143,6 +143,48 @@ pi_prune_node_modules() {
   find "$nm" -depth -type d -empty -delete
 }
 
+# The workspace's own packages in a `pnpm deploy` folder ($1) are linked from the checkout (`file:` and its
+# path, in pnpm's folder name and in package.json): named by their version instead, so that the checkout's
+# path is nowhere in a package and two checkouts build the same bytes. The folder's package.json keeps what
+# runs only (no devDependencies, scripts or pnpm settings).
+pi_unlink_workspace_packages() {
+  local app d name version l t
+  app=$(cd "$1" && pwd)
+  for d in "$app"/node_modules/.pnpm/@fieldbeam+*@file*; do
+    [ -d "$d" ] || continue
+    d=${d##*/}
+    name=${d%%@file*}
+    version=$(node -p "require('$app/node_modules/.pnpm/$d/node_modules/${name/+//}/package.json').version")
+    mv "$app/node_modules/.pnpm/$d" "$app/node_modules/.pnpm/$name@$version"
+    find "$app/node_modules" -type l -lname "*$d*" -print0 | while IFS= read -r -d '' l; do
+      t=$(readlink "$l")
+      ln -sfn "${t/$d/$name@$version}" "$l"
+    done
+  done
+  node -e '
+    const fs = require("node:fs");
+    const file = `${process.argv[1]}/package.json`;
+    const p = JSON.parse(fs.readFileSync(file, "utf8"));
+    for (const [k, v] of Object.entries(p.dependencies ?? {}))
+      if (String(v).includes("file:")) p.dependencies[k] = require(`${process.argv[1]}/node_modules/${k}/package.json`).version;
+    delete p.devDependencies; delete p.pnpm; delete p.scripts;
+    fs.writeFileSync(file, JSON.stringify(p, null, 2) + "\n");
+  ' "$app"
+}
+
+# pnpm deploy hard-links identical files; dpkg would record them as hard links (lintian flags them). Each
+# file below $1 becomes a copy of its own.
+pi_unshare_hard_links() {
+  find "$1" -type f -links +1 -exec sh -c 'for f; do cp -p "$f" "$f.cp" && mv -f "$f.cp" "$f"; done' sh {} +
+}
+
+# lintian on a .deb ($1), its report written to $2. Fails on any error or warning, which it prints: what the
+# package accepts is in its lintian-overrides file, each entry with its reason.
+pi_lintian() {
+  lintian --fail-on none "$1" >"$2" 2>&1 || true
+  ! grep -E '^[EW]: ' "$2" >&2
+}
+
 # Cross-compiles better-sqlite3's addon for arm64 against the arm64 Node headers, cached.
 # $1: the better-sqlite3 package folder (its build/Release gets the addon), $2: the Node folder.
 pi_better_sqlite3_addon() {
