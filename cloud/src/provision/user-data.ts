@@ -230,9 +230,9 @@ else
   "$tmp"/bundle/*/install.sh
 fi
 
-# cloud-init wrote the config before the package created the fieldbeam user.
-chgrp fieldbeam /etc/fieldbeam "$CONF"
-chmod 0750 /etc/fieldbeam
+# cloud-init wrote the config before the package created the fieldbeam user. The folder stays as the
+# package made it (root:root 0755, what the collector's package makes too); the files keep their own modes.
+chgrp fieldbeam "$CONF"
 chmod 0640 "$CONF"
 if [ -f "$SEED" ]; then
   chgrp fieldbeam "$SEED"
