@@ -236,6 +236,12 @@ describe('fieldbeam-cloud trace', () => {
     expect(text.stdout).toContain(`rows ${batch.rows[0]}-${batch.rows[1]}`);
     expect(text.stdout).toContain(`round ${batch.round}`);
     expect(text.stdout).toMatch(/hourly .* version \d+ /);
+    // The window's audit trail names the message's round and traces.
+    const audit = await cli(['datasets', '--dataset', 'hourly', '--window', window.windowStart]);
+    expect(audit.code).toBe(0);
+    expect(audit.stdout).toMatch(
+      new RegExp(`FB_OBS:${batch.streamSeq} .* round ${batch.round} .*${CALLER_TRACE}`),
+    );
     // A whole traceparent is taken too.
     const byHeader = await cli(['trace', `00-${CALLER_TRACE}-00f067aa0ba902b7-01`, '--json']);
     expect((JSON.parse(byHeader.stdout) as TracePath).readings).toHaveLength(2);

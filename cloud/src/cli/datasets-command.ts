@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { CloudConfig } from '../config.js';
 import { loadDatasets } from '../datasets/dataset-config.js';
 import { windowToRebuild } from '../datasets/rebuild.js';
@@ -36,8 +37,15 @@ export async function showDatasets(config: CloudConfig, values: DatasetsOptions)
       const start = new Date(windowStartOf(at, def.window));
       const versions = await store.versions(def.name, start);
       const marks = await store.marks(def.name, start);
+      const rounds = await ingestRounds(
+        pool,
+        marks.map((m) => m.batch),
+      );
       if (values.json) {
-        process.stdout.write(`${JSON.stringify({ dataset: def.name, start, versions, marks }, null, 2)}\n`);
+        const traced = marks.map((m) => ({ ...m, ...rounds.get(m.batch) }));
+        process.stdout.write(
+          `${JSON.stringify({ dataset: def.name, start, versions, marks: traced }, null, 2)}\n`,
+        );
         return 0;
       }
       process.stdout.write(`${def.name} ${iso(start)}\nversions:\n`);
@@ -48,7 +56,13 @@ export async function showDatasets(config: CloudConfig, values: DatasetsOptions)
       }
       process.stdout.write('batches that touched it (audit):\n');
       for (const m of marks) {
-        process.stdout.write(`  ${iso(m.at)}  ${m.batch}  edge ${m.edge || '-'}  new rows ${m.inserted}\n`);
+        const r = rounds.get(m.batch);
+        const traced = r
+          ? `  round ${r.round}  traces ${r.traces.length}${r.traces.length > 0 ? ` (${r.traces.slice(0, 3).join(' ')}${r.traces.length > 3 ? ' ...' : ''})` : ''}`
+          : '';
+        process.stdout.write(
+          `  ${iso(m.at)}  ${m.batch}  edge ${m.edge || '-'}  new rows ${m.inserted}${traced}\n`,
+        );
       }
       return 0;
     }
@@ -97,6 +111,28 @@ export async function showDatasets(config: CloudConfig, values: DatasetsOptions)
     if (rows.length === 0) process.stdout.write('(no windows yet)\n');
     return 0;
   });
+}
+
+/**
+ * The ingest round and trace-ids of each stream message a window's marks name (`FB_OBS:<seq>`), from
+ * `ingest_batches`: the window's audit trail down to the traces that touched it.
+ */
+async function ingestRounds(
+  pool: pg.Pool,
+  batches: readonly string[],
+): Promise<Map<string, { round: string; ingested: Date; traces: string[] }>> {
+  const seqs = batches.filter((b) => /^FB_OBS:\d+$/.test(b)).map((b) => b.slice('FB_OBS:'.length));
+  if (seqs.length === 0) return new Map();
+  const r = await pool.query<{ stream_seq: string; round: string; ingested: Date; traces: string[] }>(
+    'SELECT stream_seq, round, ingested, traces FROM ingest_batches WHERE stream_seq = ANY($1::bigint[])',
+    [seqs],
+  );
+  return new Map(
+    r.rows.map((row) => [
+      `FB_OBS:${row.stream_seq}`,
+      { round: row.round, ingested: row.ingested, traces: row.traces },
+    ]),
+  );
 }
 
 /** `fieldbeam-cloud rebuild`: makes a window due now; a running collector builds it. */
