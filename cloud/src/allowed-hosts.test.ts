@@ -16,6 +16,8 @@ describe('Host allow-list', () => {
       'COLLECTOR-7:8080',
       'pi.local',
       'pi.home.arpa',
+      'collector.lan',
+      'fritz.home',
       'collector.internal',
       undefined,
     ])

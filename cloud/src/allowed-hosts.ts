@@ -8,9 +8,11 @@ export const ALLOWED_HOSTS_SETTING = 'FB_HTTP_ALLOWED_HOSTS';
 /**
  * Name suffixes no one on the public internet can register or point at an address: a page on an
  * attacker's domain cannot rebind to them. `.local` is mDNS (RFC 6762), `.home.arpa` RFC 8375,
- * `.internal` ICANN's private-use name, `.localhost` RFC 6761.
+ * `.internal` ICANN's private-use name, `.localhost` RFC 6761; `.lan` and `.home` are what home and
+ * site routers (OpenWrt, Fritz!Box, dnsmasq set-ups) name their hosts with, and are not delegated in
+ * the root zone, so no public name ends in them either (the Pi guide's `collector.lan` works as is).
  */
-const PRIVATE_SUFFIXES = ['.localhost', '.local', '.home.arpa', '.internal'];
+const PRIVATE_SUFFIXES = ['.localhost', '.local', '.home.arpa', '.internal', '.lan', '.home'];
 
 /** One entry of FB_HTTP_ALLOWED_HOSTS: `*`, a name, or `*.example.org` / `.example.org` for its subdomains. */
 export const ALLOWED_HOST_ENTRY =
