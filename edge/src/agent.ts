@@ -69,6 +69,8 @@ export async function createEdgeAgent(
      * waiting on it was refused. Default: the process exits with status 1 (systemd starts it again).
      */
     onFatal?: (err: EdgeError) => void;
+    /** Replaces the buffer thread's program (tests make threads that fail). */
+    bufferThreadScript?: URL;
   } = {},
 ): Promise<EdgeAgent> {
   const closers: (() => Promise<void>)[] = [];
@@ -98,17 +100,22 @@ export async function createEdgeAgent(
         (() => {
           process.exit(1);
         });
-      const threaded = await startBufferThread(config, capacityBytes, {
-        outbox: outboxEvents,
-        uplink: uplinkEvents,
-        onFatal: (err) => {
-          log.fatal(
-            { err: err.message, code: err.code },
-            'BUFFER THREAD FAILED: the agent stops (its service manager starts it again); nothing was acknowledged that is not on disk',
-          );
-          onFatal(err);
+      const threaded = await startBufferThread(
+        config,
+        capacityBytes,
+        {
+          outbox: outboxEvents,
+          uplink: uplinkEvents,
+          onFatal: (err) => {
+            log.fatal(
+              { err: err.message, code: err.code },
+              'BUFFER THREAD FAILED: the agent stops (its service manager starts it again); nothing was acknowledged that is not on disk',
+            );
+            onFatal(err);
+          },
         },
-      });
+        opts.bufferThreadScript ? { script: opts.bufferThreadScript } : {},
+      );
       outbox = threaded;
       closers.push(() => threaded.close());
       publisher = createJetStreamPublisher({ ...natsOptions(config), onState: onUplinkState });

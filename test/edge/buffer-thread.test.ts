@@ -1,8 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { type BufferThreadHandlers, parseEdgeConfig, SqliteOutbox, startBufferThread } from '@fieldbeam/edge';
+import {
+  type BufferThreadHandlers,
+  createEdgeAgent,
+  parseEdgeConfig,
+  SqliteOutbox,
+  startBufferThread,
+} from '@fieldbeam/edge';
 import type { Observation } from '@fieldbeam/protocol';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TempDir, tempDir } from '../harness/index.js';
 
@@ -138,5 +147,61 @@ describe('the buffer thread', () => {
         script: script('no-file.mjs', `throw new Error('unable to open database file');`),
       }),
     ).rejects.toThrow(/unable to open database file/);
+  });
+
+  it('the agent logs a failing buffer thread with its cause and stops, and the reading waiting on it is not acknowledged', async () => {
+    const lines: { level: number; msg: string; err?: string; code?: string }[] = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    );
+    const fatal: Error[] = [];
+    const agent = await createEdgeAgent(
+      parseEdgeConfig(
+        {
+          edge: 'gw',
+          data_dir: join(dir.path, 'data'),
+          nats: { servers: ['nats://127.0.0.1:1'] },
+          mqtt: { host: '127.0.0.1', port: 0 },
+          http: { host: '127.0.0.1', port: 0 },
+          clock: { sync_check: 'none' },
+          sensors: [{ topic: 'a/+station/v', decoder: { type: 'number', variable: 'x:v', unit: '1' } }],
+        },
+        {},
+      ),
+      log,
+      {
+        onFatal: (err) => fatal.push(err),
+        bufferThreadScript: script(
+          'agent-throws.mjs',
+          `${READY}\nparentPort.on('message', (m) => { if (m.t === 'appends') throw new Error('the card stopped answering'); });`,
+        ),
+      },
+    );
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.mqttPort}`, { reconnectPeriod: 0 });
+    try {
+      const acked = client.publishAsync('a/s1/v', '1.5', { qos: 1 }).then(
+        () => true,
+        () => false,
+      );
+      const t0 = Date.now();
+      while (fatal.length === 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+      expect(fatal.map((e) => e.message)).toEqual([expect.stringContaining('the card stopped answering')]);
+      const line = lines.find((l) => l.msg.startsWith('BUFFER THREAD FAILED'));
+      expect(line).toMatchObject({ level: 60, code: 'FB_EDGE_BUFFER_THREAD' });
+      expect(line?.err).toContain('the card stopped answering');
+      expect(agent.alive()).toBe(false);
+      // Refused, so no PUBACK: the connection ends without one.
+      client.end(true);
+      expect(await acked).toBe(false);
+    } finally {
+      client.end(true);
+      await agent.close();
+    }
   });
 });
