@@ -493,6 +493,9 @@ export class FaultSystem {
       servers: this.natsUrls,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // On a cluster node cut off by a partition, move to another like the collector does.
+      pingInterval: 10_000,
+      maxPingOut: 3,
       // With authorization on, the test looks at the consumer as the collector does, with its key.
       ...(this.identityDir
         ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(collectorSeed(this.identityDir))) }
