@@ -210,10 +210,21 @@ async function fill(
   messages: Iterable<Outgoing>,
 ): Promise<{ messages: number; readings: number; payloadBytes: number; msgIdBytes: number }> {
   const js = jetstream(nc);
+  // A shared machine can hold a PubAck up for seconds: publish again (the msg id makes it once).
+  const publish = async (m: Outgoing): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await js.publish(subjects.obs(m.edge), m.data, { msgID: m.msgId, timeout: 20_000 });
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
+  };
   const inflight: Promise<unknown>[] = [];
   const out = { messages: 0, readings: 0, payloadBytes: 0, msgIdBytes: 0 };
   for (const m of messages) {
-    inflight.push(js.publish(subjects.obs(m.edge), m.data, { msgID: m.msgId }));
+    inflight.push(publish(m));
     out.messages++;
     out.readings += m.readings;
     out.payloadBytes += m.data.length;
@@ -294,6 +305,8 @@ interface RunResult {
   payload_bytes_per_reading: number;
   stream_bytes_per_msg: number;
   pg_bytes_per_row: number;
+  /** ingest_batches (one row per message), edge_seq_ranges and edge_buffers, per message. */
+  pg_bookkeeping_bytes_per_msg: number;
   commit_ms_mean: number;
   rounds: number;
   /** Transactions Postgres committed while the rate was measured, per second: ingest rounds and bookkeeping. */
@@ -320,12 +333,22 @@ interface Ctx {
   extraEnv: Record<string, string>;
 }
 
+/**
+ * A metric summed over the collectors. A collector busy on a loaded machine may miss the scrape's
+ * 5 s timeout: it is asked again, for up to a minute, before the run fails.
+ */
 const sumOf = async (collectors: readonly CollectorProcess[], name: string) => {
   let sum = 0;
   for (const c of collectors) {
-    const m = await c.metrics();
-    if (!m) throw new Error(`collector ${c.name} does not answer /metrics:\n${c.process?.output() ?? ''}`);
-    sum += metricSum(m, name);
+    for (let attempt = 1; ; attempt++) {
+      const m = await c.metrics();
+      if (m) {
+        sum += metricSum(m, name);
+        break;
+      }
+      if (attempt >= 12 || !c.running)
+        throw new Error(`collector ${c.name} does not answer /metrics:\n${c.process?.output() ?? ''}`);
+    }
   }
   return sum;
 };
@@ -333,7 +356,7 @@ const sumOf = async (collectors: readonly CollectorProcess[], name: string) => {
 /** Empties what one run leaves: the stream's messages, the ingest tables, dirty pages. */
 async function reset(ctx: Ctx): Promise<void> {
   await ctx.jsm.streams.purge(streams.OBS.name);
-  await ctx.pool.query('TRUNCATE observations, edge_seq_ranges, edge_buffers, dead_letters');
+  await ctx.pool.query('TRUNCATE observations, ingest_batches, edge_seq_ranges, edge_buffers, dead_letters');
   const admin = new pg.Client(ctx.postgres.superuserUrl);
   await admin.connect();
   await admin.query('CHECKPOINT').finally(() => admin.end());
@@ -347,12 +370,15 @@ async function pgCommits(pool: pg.Pool): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
-async function observationBytes(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ b: string }>(
-    `SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) AS b FROM pg_inherits
-     WHERE inhparent = 'observations'::regclass`,
+/** Bytes on disk (indexes included) of the observations' partitions, and of ingest's per-message bookkeeping. */
+async function tableBytes(pool: pg.Pool): Promise<{ observations: number; bookkeeping: number }> {
+  const { rows } = await pool.query<{ o: string; b: string }>(
+    `SELECT (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits
+             WHERE inhparent = 'observations'::regclass) AS o,
+            pg_total_relation_size('ingest_batches') + pg_total_relation_size('edge_seq_ranges')
+              + pg_total_relation_size('edge_buffers') AS b`,
   );
-  return Number(rows[0]?.b ?? 0);
+  return { observations: Number(rows[0]?.o ?? 0), bookkeeping: Number(rows[0]?.b ?? 0) };
 }
 
 async function runOnce(ctx: Ctx, shape: Shape, k: number, flags: ScaleFlags): Promise<RunResult> {
@@ -432,6 +458,7 @@ async function runOnce(ctx: Ctx, shape: Shape, k: number, flags: ScaleFlags): Pr
       throw new Error(`stored ${rows[0]?.n} of ${filled.readings} readings, ${rows[0]?.d} dead letters`);
     const rate = (filled.readings - head) / seconds;
     const ranges = await ctx.pool.query<{ n: string }>('SELECT count(*) AS n FROM edge_seq_ranges');
+    const bytes = await tableBytes(ctx.pool);
     return {
       shape,
       collectors: k,
@@ -444,7 +471,8 @@ async function runOnce(ctx: Ctx, shape: Shape, k: number, flags: ScaleFlags): Pr
       payload_bytes_per_msg: Math.round(filled.payloadBytes / filled.messages),
       payload_bytes_per_reading: Math.round((filled.payloadBytes / filled.readings) * 100) / 100,
       stream_bytes_per_msg: Math.round(streamBytes / filled.messages),
-      pg_bytes_per_row: Math.round((await observationBytes(ctx.pool)) / filled.readings),
+      pg_bytes_per_row: Math.round(bytes.observations / filled.readings),
+      pg_bookkeeping_bytes_per_msg: Math.round(bytes.bookkeeping / filled.messages),
       commit_ms_mean: Math.round((commitSum / Math.max(1, commitCount)) * 10_000) / 10,
       rounds,
       pg_commits_per_s: Math.round(commits / seconds),
@@ -571,6 +599,7 @@ export async function runCloudScaleBench(argv: string[]): Promise<void> {
       obs_stream_replicas: (await jsm.streams.info(streams.OBS.name)).config.num_replicas,
       ingest_fetch: 64,
       ingest_parallel: 2,
+      ingest_decode_threads: 2,
       copy_limit_obs_per_s: copy ?? null,
       live_edges: flags.liveEdges,
       summary: summarise(runs),
