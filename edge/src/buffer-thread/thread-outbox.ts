@@ -35,12 +35,14 @@ export interface BufferThreadHandlers {
 }
 
 /**
- * Appends are handed over at most once per this interval: a message costs about as much as tens of
- * readings (measured here: some 20 us of CPU for a message and its answer), so under load a message
- * carries the readings of a whole interval, while a lone reading after a quiet spell goes at once.
- * The buffer commits at most every `buffer.commit_window_ms` (2 ms) anyway.
+ * The hand-off is paced by the buffer's commits: a group goes over at once when the buffer thread has
+ * committed everything sent before, and otherwise when its next commit is reported (or after this
+ * long, should that report not come: appends held back under `block` have none). A message and its
+ * answer cost about as much CPU as tens of readings (some 20 us, measured here) and each wakes the
+ * other thread, so under load there is one message each way per commit; a lone reading after a quiet
+ * spell goes at once.
  */
-const HANDOFF_MS = 1;
+const HANDOFF_MAX_WAIT_MS = 2;
 
 /** A thread asked to close that has not said it is done after this long is stopped. */
 const EXIT_GRACE_MS = 10_000;
@@ -118,8 +120,10 @@ export class ThreadOutbox implements Outbox {
   private readonly waiting = new Map<number, Waiter>();
   private outgoing: AppendRequest[] = [];
   private outgoingRejects: { id: number; entry: RejectEntry }[] = [];
-  private scheduled = false;
-  private lastSentMs = 0;
+  /** The send to come, if one is scheduled (a timer while a commit is awaited, else an immediate). */
+  private scheduled: { timer: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | undefined;
+  /** A group was sent and no commit has been reported since. */
+  private awaitingCommit = false;
   private failed: EdgeError | undefined;
   private closing: Promise<void> | undefined;
   private closedByThread: (() => void) | undefined;
@@ -268,20 +272,23 @@ export class ThreadOutbox implements Outbox {
     });
   }
 
-  /** One message per `HANDOFF_MS` at most, whatever the number of appends in it. */
+  /** See `HANDOFF_MAX_WAIT_MS`. */
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = true;
-    const wait = this.lastSentMs + HANDOFF_MS - performance.now();
-    // After a quiet spell, at the end of this turn of the event loop (with whatever else it brings).
-    if (wait <= 0) setImmediate(() => this.send());
-    else setTimeout(() => this.send(), wait);
+    // When idle, at the end of this turn of the event loop (with whatever else it brings).
+    this.scheduled = this.awaitingCommit
+      ? { timer: setTimeout(() => this.send(), HANDOFF_MAX_WAIT_MS) }
+      : { immediate: setImmediate(() => this.send()) };
   }
 
   private send(): void {
-    this.scheduled = false;
-    this.lastSentMs = performance.now();
+    if (this.scheduled) {
+      if ('timer' in this.scheduled) clearTimeout(this.scheduled.timer);
+      else clearImmediate(this.scheduled.immediate);
+      this.scheduled = undefined;
+    }
     if (this.failed || (this.outgoing.length === 0 && this.outgoingRejects.length === 0)) return;
+    this.awaitingCommit = true;
     const { group, transfer } = packAppends(this.outgoing, this.outgoingRejects);
     this.outgoing = [];
     this.outgoingRejects = [];
@@ -296,6 +303,9 @@ export class ThreadOutbox implements Outbox {
     switch (m.t) {
       case 'settled': {
         this.last = m.report;
+        // A commit: what gathered meanwhile goes over now.
+        this.awaitingCommit = false;
+        if (this.scheduled) this.send();
         for (let i = 0; i < m.ids.length; i++) {
           const id = m.ids[i] as number;
           const w = this.waiting.get(id);
