@@ -7,7 +7,7 @@
  * edge.quick.json (`--quick`), edge.profile.json (`--profile`, agent under `--cpu-prof`).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,12 +186,10 @@ async function agentOn(
   opts: Options,
   phase: string,
 ): Promise<{ agent: BenchAgent; stop: () => Promise<void> }> {
+  // One folder per phase with node's own file names: every thread writes a profile of its own
+  // (the buffer thread too), and --cpu-prof-name would give them all one name.
   const nodeArgs = opts.profile
-    ? [
-        '--cpu-prof',
-        `--cpu-prof-dir=${join(resultsDir, 'edge-profiles')}`,
-        `--cpu-prof-name=agent-${phase}.cpuprofile`,
-      ]
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'edge-profiles', phase)}`]
     : opts.agentNodeArgs;
   const agent = await startBenchAgent(dir, agentConfig(nats.url, opts.agentOverride), {
     nodeArgs,
@@ -706,18 +704,27 @@ async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
   }
 }
 
+/**
+ * The phase's profiles, one per thread (node names them CPU.<date>.<time>.<pid>.<thread id>.<seq>),
+ * moved to agent-<phase>.cpuprofile (the main thread) and agent-<phase>.thread<id>.cpuprofile (the
+ * buffer thread), each summarised beside it.
+ */
 async function collectProfile(opts: Options, phase: string, profiles: ProfileSummary[]): Promise<void> {
   if (!opts.profile) return;
   const dir = join(resultsDir, 'edge-profiles');
-  const file = readdirSync(dir).find((f) => f === `agent-${phase}.cpuprofile`);
-  if (!file) {
-    log(`  no profile written for ${phase}`);
-    return;
+  const phaseDir = join(dir, phase);
+  const files = existsSync(phaseDir) ? readdirSync(phaseDir).filter((f) => f.endsWith('.cpuprofile')) : [];
+  if (files.length === 0) log(`  no profile written for ${phase}`);
+  for (const f of files) {
+    const tid = Number(f.split('.')[4]);
+    const name = tid === 0 ? `agent-${phase}` : `agent-${phase}.thread${tid}`;
+    renameSync(join(phaseDir, f), join(dir, `${name}.cpuprofile`));
+    const s = summarizeCpuProfile(join(dir, `${name}.cpuprofile`), 30);
+    profiles.push(s);
+    writeFileSync(join(dir, `${name}.summary.txt`), `${formatProfileSummary(s)}\n`);
+    log(formatProfileSummary(s));
   }
-  const s = summarizeCpuProfile(join(dir, file), 30);
-  profiles.push(s);
-  writeFileSync(join(dir, `agent-${phase}.summary.txt`), `${formatProfileSummary(s)}\n`);
-  log(formatProfileSummary(s));
+  rmSync(phaseDir, { recursive: true, force: true });
 }
 
 /** Which agent was measured: the commit, and the agent's files that differ from it (edge/dist is built from the working tree). */
