@@ -107,7 +107,11 @@ const sections = {
   data_dir: text(1, 30),
   nats: fc.record(
     {
-      servers: fc.array(text(1, 30), { minLength: 1, maxLength: 3 }),
+      // Server URLs as given: an entry with commas is a list of them (split, so not kept as one value).
+      servers: fc.array(fc.stringMatching(/^nats:\/\/[a-z][a-z0-9.-]{0,20}:[1-9]\d{0,3}$/), {
+        minLength: 1,
+        maxLength: 3,
+      }),
       user: text(),
       pass: text(),
       ack_timeout_ms: positive,
