@@ -484,7 +484,7 @@ describe.each([
     );
     expect(audit.stdout).toContain('temperature 2026-01-10T10:00:00Z');
     expect(audit.stdout).toMatch(
-      /batches that touched it \(audit\):\n(\s+\S+\s+FB_OBS:\d+\s+edge gw-\S+\s+new rows \d+\n)+/,
+      /batches that touched it \(audit\):\n(\s+\S+\s+FB_OBS:\d+\s+edge gw-\S+\s+new rows \d+\s+round \d+\s+traces \d+[^\n]*\n)+/,
     );
     const before = (await versions('temperature')).filter((r) => r.window_start.getTime() === T0 + H).length;
     const rebuilt = await run(
