@@ -17,13 +17,13 @@ describe('settings in --help', () => {
     expect(unknownSettingsInHelp()).toEqual([]);
   });
 
-  it('shows only the settings asked for, in the schema order, wrapped', () => {
+  it('shows only the settings asked for, in the schema order, wrapped, a default on one line', () => {
     const help = settingsHelp(['FB_DATA_DIR', 'DATABASE_URL'], 60);
     expect(help.split('\n').slice(2)).toEqual([
       '  DATABASE_URL  any PostgreSQL; unset: an embedded Postgres',
       '                in $FB_DATA_DIR/postgres',
-      "  FB_DATA_DIR   the collector's data folder (default:",
-      '                /var/lib/fieldbeam-cloud)',
+      "  FB_DATA_DIR   the collector's data folder",
+      '                (default: /var/lib/fieldbeam-cloud)',
     ]);
     expect(settingNames[0]).toBe('NATS_URL');
   });

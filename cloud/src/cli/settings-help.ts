@@ -104,16 +104,20 @@ export function settingsHelp(names: readonly string[] = settingNames, width = 10
   const indent = Math.max(...shown.map((n) => n.length)) + 4;
   const lines = shown.map((n) => {
     const d = defaultOf(n);
-    const text = `${SETTINGS[n]?.[1] ?? 'see cloud/README.md'}${d === '-' ? '' : ` (default: ${d})`}`;
-    return `  ${n.padEnd(indent - 2)}${wrap(text, width - indent).join(`\n${' '.repeat(indent)}`)}`;
+    // The default stays on one line, as `(default: X)`, so it reads (and greps) as one piece.
+    const words = [
+      ...(SETTINGS[n]?.[1] ?? 'see cloud/README.md').split(' '),
+      ...(d === '-' ? [] : [`(default: ${d})`]),
+    ];
+    return `  ${n.padEnd(indent - 2)}${wrap(words, width - indent).join(`\n${' '.repeat(indent)}`)}`;
   });
   return ['', 'Environment (cloud/README.md has every detail):', ...lines].join('\n');
 }
 
-function wrap(text: string, width: number): string[] {
+function wrap(words: readonly string[], width: number): string[] {
   const lines: string[] = [];
   let line = '';
-  for (const word of text.split(' ')) {
+  for (const word of words) {
     if (line && line.length + 1 + word.length > width) {
       lines.push(line);
       line = word;
