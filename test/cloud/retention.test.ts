@@ -157,9 +157,18 @@ describe('pruning the bookkeeping tables', () => {
     await db?.end();
   });
 
+  /** An ingest_batches row (the message a trace and a window's audit reach) ingested `daysAgo`. */
+  const insertBatch = (streamSeq: number, daysAgo: number) =>
+    db.query(
+      `INSERT INTO ingest_batches (stream_seq, edge, buffer_id, seq_first, seq_last, observations, inserted,
+                                   round, ingested, time_min, time_max, traces)
+       VALUES ($1, 'e', 'b', 1, 1, 1, 1, 1, now() - $2 * interval '1 day', now(), now(), '{}')`,
+      [streamSeq, daysAgo],
+    );
+
   /** Old rows: past every default retention; new rows: within every one. */
   async function seed(): Promise<void> {
-    await db.query('TRUNCATE dead_letters, dataset_builds, window_marks');
+    await db.query('TRUNCATE dead_letters, dataset_builds, window_marks, ingest_batches');
     for (let i = 0; i < 5; i++) {
       await db.query(
         `INSERT INTO dead_letters (subject, reason, at) VALUES ('fb.obs.e', 'old', now() - interval '31 days')`,
@@ -174,6 +183,7 @@ describe('pruning the bookkeeping tables', () => {
          VALUES ('d', '2026-01-01', $1, 'e', 0, now() - interval '91 days')`,
         [`old-${i}`],
       );
+      await insertBatch(i, 91);
     }
     // A build whose process died long ago (never finished) and one running now.
     await db.query(
@@ -194,6 +204,7 @@ describe('pruning the bookkeeping tables', () => {
          VALUES ('d', '2026-02-01', $1, 'e', 0, now() - interval '89 days')`,
         [`new-${i}`],
       );
+      await insertBatch(100 + i, 89);
     }
   }
 
@@ -202,6 +213,9 @@ describe('pruning the bookkeeping tables', () => {
     dataset_builds: (await db.query('SELECT owner, version FROM dataset_builds ORDER BY owner, version'))
       .rows,
     window_marks: (await db.query('SELECT batch FROM window_marks ORDER BY batch')).rows.map((r) => r.batch),
+    ingest_batches: (await db.query('SELECT stream_seq FROM ingest_batches ORDER BY stream_seq')).rows.map(
+      (r) => Number(r.stream_seq),
+    ),
   });
 
   it('deletes rows past their retention and keeps the newer ones, a bounded batch at a time', async () => {
@@ -210,10 +224,10 @@ describe('pruning the bookkeeping tables', () => {
     const rounds = [];
     for (let i = 0; i < 4; i++) rounds.push(await pruneOnce(db, retention, { batchRows: 2, maxBatches: 1 }));
     expect(rounds.map((r) => r.pruned)).toEqual([
-      { window_marks: 2, dataset_builds: 2, dead_letters: 2 },
-      { window_marks: 2, dataset_builds: 2, dead_letters: 2 },
-      { window_marks: 1, dataset_builds: 2, dead_letters: 1 },
-      { window_marks: 0, dataset_builds: 0, dead_letters: 0 },
+      { window_marks: 2, ingest_batches: 2, dataset_builds: 2, dead_letters: 2 },
+      { window_marks: 2, ingest_batches: 2, dataset_builds: 2, dead_letters: 2 },
+      { window_marks: 1, ingest_batches: 1, dataset_builds: 2, dead_letters: 1 },
+      { window_marks: 0, ingest_batches: 0, dataset_builds: 0, dead_letters: 0 },
     ]);
     expect(await left()).toEqual({
       dead_letters: ['new', 'new', 'new'],
@@ -224,6 +238,7 @@ describe('pruning the bookkeeping tables', () => {
         { owner: 'live', version: 1 },
       ],
       window_marks: ['new-0', 'new-1', 'new-2'],
+      ingest_batches: [100, 101, 102],
     });
   });
 
@@ -237,12 +252,17 @@ describe('pruning the bookkeeping tables', () => {
     );
     try {
       const r = await pruner.runNow();
-      expect(r?.pruned).toEqual({ window_marks: 5, dataset_builds: 6, dead_letters: 8 });
+      expect(r?.pruned).toEqual({ window_marks: 5, ingest_batches: 5, dataset_builds: 6, dead_letters: 8 });
     } finally {
       await pruner.close();
     }
     const counted = (await metrics.retentionPruned.get()).values.map((v) => [v.labels.table, v.value]);
-    expect(Object.fromEntries(counted)).toEqual({ window_marks: 5, dataset_builds: 6, dead_letters: 8 });
+    expect(Object.fromEntries(counted)).toEqual({
+      window_marks: 5,
+      ingest_batches: 5,
+      dataset_builds: 6,
+      dead_letters: 8,
+    });
     expect((await metrics.retentionRounds.get()).values).toEqual([
       expect.objectContaining({ labels: { outcome: 'pruned' }, value: 1 }),
     ]);

@@ -6,18 +6,26 @@ import { PRUNE_BATCH_ROWS, type Retention } from './retention-settings.js';
 /** Held by the collector pruning right now; the others skip their round. */
 const PRUNE_LOCK = 727010;
 
-export type PrunedTable = 'window_marks' | 'dataset_builds' | 'dead_letters';
+export type PrunedTable = 'window_marks' | 'ingest_batches' | 'dataset_builds' | 'dead_letters';
 
 /**
  * One bounded delete per table: at most `$2` rows older than `now() - $1 ms`. dead_letters and
  * dataset_builds walk their id (bigserial, so the oldest rows come first and the scan stops early);
  * window_marks has no id, and its oldest rows sit first in the heap, where a limited scan finds them.
+ * ingest_batches (what a trace and a window's audit reach a message by) goes with the window audit, and
+ * walks its stream sequence, which grows with the ingest time.
  */
 const DELETES: Record<PrunedTable, { retention: keyof Retention; sql: string }> = {
   window_marks: {
     retention: 'windowMarksMs',
     sql: `DELETE FROM window_marks WHERE ctid = ANY(ARRAY(
             SELECT ctid FROM window_marks WHERE at < now() - $1 * interval '1 ms' LIMIT $2))`,
+  },
+  ingest_batches: {
+    retention: 'windowMarksMs',
+    sql: `DELETE FROM ingest_batches WHERE stream_seq IN (
+            SELECT stream_seq FROM ingest_batches
+             WHERE ingested < now() - $1 * interval '1 ms' ORDER BY stream_seq LIMIT $2)`,
   },
   dataset_builds: {
     retention: 'datasetBuildsMs',
@@ -60,7 +68,12 @@ export async function pruneOnce(
   const batchRows = options.batchRows ?? PRUNE_BATCH_ROWS;
   const maxBatches = options.maxBatches ?? 100;
   const pauseMs = options.pauseMs ?? 20;
-  const pruned: Record<PrunedTable, number> = { window_marks: 0, dataset_builds: 0, dead_letters: 0 };
+  const pruned: Record<PrunedTable, number> = {
+    window_marks: 0,
+    ingest_batches: 0,
+    dataset_builds: 0,
+    dead_letters: 0,
+  };
   const client = await pool.connect();
   let locked = false;
   try {
