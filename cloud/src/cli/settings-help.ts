@@ -35,7 +35,10 @@ const SETTINGS: Readonly<Record<string, readonly [defaultValue: string, meaning:
   FB_DATASETS_MAX_AGE: [STREAM_DEFAULTS.FB_DATASETS_MAX_AGE ?? '', 'age limit of FB_DATASETS'],
   FB_STATUS_MAX_BYTES: [STREAM_DEFAULTS.FB_STATUS_MAX_BYTES ?? '', 'size of the FB_STATUS stream'],
   FB_STATUS_MAX_AGE: [STREAM_DEFAULTS.FB_STATUS_MAX_AGE ?? '', 'age limit of FB_STATUS (heartbeats)'],
-  FB_RETAIN_WINDOW_MARKS: [DEFAULT_RETENTION.windowMarks, 'how long the window audit (window_marks) is kept'],
+  FB_RETAIN_WINDOW_MARKS: [
+    DEFAULT_RETENTION.windowMarks,
+    'how long the window audit (window_marks, ingest_batches) is kept',
+  ],
   FB_RETAIN_DATASET_BUILDS: [
     DEFAULT_RETENTION.datasetBuilds,
     'how long build attempts (dataset_builds) are kept',
