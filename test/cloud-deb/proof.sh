@@ -202,6 +202,9 @@ pnpm exec tsc -b cloud
 pi_time_end host-setup
 
 pi_time_start build
+# The commit and the uncommitted changes the build reads (deploy/cloud/build.sh: cloud/, protocol/).
+checkout_state() { echo "$(git rev-parse HEAD) $(git diff HEAD -- cloud protocol | sha256sum)"; }
+BUILD_STATE=$(checkout_state)
 if [ "${FB_CLOUD_SKIP_BUILD:-0}" = 1 ] && ls "$FB_CLOUD_OUT"/fieldbeam-cloud_*_amd64.deb >/dev/null 2>&1; then
   pi_log "reusing the .deb in $FB_CLOUD_OUT (FB_CLOUD_SKIP_BUILD=1)"
 else
@@ -216,6 +219,10 @@ deb_checks() {
   local deb="$FB_CLOUD_OUT/$deb_file" x="$work/deb-x" nm pg
   if [ "${FB_CLOUD_REPRODUCIBLE:-0}" = 1 ]; then
     if FB_CLOUD_FORCE=1 FB_CLOUD_OUT="$work/rebuild" bash deploy/cloud/build.sh >"$logs/rebuild.log" 2>&1; then
+      # Same inputs or no comparison: a commit between the two builds changes every file's time
+      # (SOURCE_DATE_EPOCH), and changes to cloud/ or protocol/ the compiled collector.
+      [ "$(checkout_state)" = "$BUILD_STATE" ] ||
+        pi_log "the checkout changed during the two builds (a commit, or cloud/ or protocol/ edited): they cannot match"
       check "reproducible: a second build gives the same .deb (sha256 $(sha256sum "$deb" | cut -c1-12))" \
         cmp -s "$deb" "$work/rebuild/$deb_file"
     else
