@@ -82,9 +82,9 @@ describe("as a user who may not read the agent's files", () => {
   };
 
   it('status, check and rejects say to run them as root or the service user, as the package lays out the config', () => {
-    // As the package installs it: /etc/fieldbeam root:fieldbeam 0750, edge.yaml 0640.
+    // As the package installs it: /etc/fieldbeam root:root 0755, edge.yaml root:fieldbeam 0640.
     const etc = join(dir.path, 'etc');
-    mkdirSync(etc, { mode: 0o750 });
+    mkdirSync(etc, { mode: 0o755 });
     const config = join(etc, 'edge.yaml');
     writeFileSync(config, JSON.stringify({ edge: 'gw-perm', nats: { servers: ['nats://127.0.0.1:4222'] } }), {
       mode: 0o640,

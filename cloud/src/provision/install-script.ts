@@ -73,7 +73,7 @@ fieldbeam_install() {
     return 1
   fi
   mkdir -p -m 0755 /usr/local/sbin
-  mkdir -p -m 0750 /etc/fieldbeam
+  mkdir -p -m 0755 /etc/fieldbeam
   umask 077
   # 0600 (root) until the package has created the fieldbeam group; the first-boot script then
   # gives the group read access.

@@ -3,8 +3,8 @@ import { EdgeError, EdgeErrorCode } from '../errors.js';
 
 /**
  * The user the Debian package runs the agent as. With root, it is the only user that can read the
- * agent's files: the config and NATS seed (`root:fieldbeam 0640` in a `0750` folder) and the buffer
- * (in `/var/lib/fieldbeam`, `0750`, written under `UMask=0027`).
+ * agent's files: the config and NATS seed (`root:fieldbeam 0640`, in the `0755` folder that the
+ * collector's package shares) and the buffer (in `/var/lib/fieldbeam`, `0750`, under `UMask=0027`).
  */
 export const SERVICE_USER = 'fieldbeam';
 
