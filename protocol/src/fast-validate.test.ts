@@ -67,7 +67,11 @@ const observation = (edge: string) =>
 /** A batch's buffer account, valid or nearly so. */
 const bufferAccount = fc.record(
   {
-    id: fc.string({ minLength: 0, maxLength: 66 }),
+    id: fc.oneof(
+      fc.string({ minLength: 0, maxLength: 66 }),
+      fc.stringMatching(/^[A-Za-z0-9._-]{1,66}$/),
+      fc.constantFrom('ab\u0000cd', 'a b', 'a/b', 'é'),
+    ),
     start: fc.integer({ min: -1, max: 3 }),
     dropped: fc.oneof(
       fc.array(fc.tuple(fc.integer({ min: -1, max: 5 }), fc.integer({ min: -1, max: 5 })), { maxLength: 3 }),
@@ -123,7 +127,7 @@ const validBatch = fc.string({ minLength: 1, maxLength: 20 }).chain((edge) =>
     sent: iso,
     buffer: fc.record(
       {
-        id: fc.string({ minLength: 1, maxLength: 64 }),
+        id: fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/),
         start: fc.integer({ min: 1, max: 1000 }),
         dropped: fc.array(
           fc.tuple(fc.nat(1000), fc.nat(1000)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)]),

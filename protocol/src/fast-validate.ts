@@ -1,4 +1,4 @@
-import { bufferLimits } from './messages.js';
+import { BUFFER_ID_PATTERN, bufferLimits } from './messages.js';
 import { isIsoTime, textProblem } from './observation.js';
 import { batchLimits } from './streams.js';
 import { isTraceId } from './trace-context.js';
@@ -113,7 +113,7 @@ export function fastValidEnvelope(
 /** The batch's optional buffer account (`BatchBuffer`). */
 function bufferOk(x: unknown): boolean {
   if (!isObject(x) || !onlyKeys(x, BUFFER_KEYS)) return false;
-  if (typeof x.id !== 'string' || x.id.length < 1 || x.id.length > 64) return false;
+  if (typeof x.id !== 'string' || !BUFFER_ID_PATTERN.test(x.id)) return false;
   if (!seq(x.start) || x.start < 1) return false;
   const d = x.dropped;
   if (d === undefined) return true;

@@ -20,10 +20,17 @@ const SeqRange = z
  * accept batches with and without it (agents of earlier versions send none); a collector of an earlier
  * version refuses it (the batch schema is strict), so the collector is upgraded before the edges.
  */
+/** What a batch's buffer id may be (`BatchBuffer.id`): the fast validator checks the same. */
+export const BUFFER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
 export const BatchBuffer = z
   .object({
-    /** The buffer file's random id: a replaced file starts a new sequence space under a new id. */
-    id: z.string().min(1).max(64),
+    /**
+     * The buffer file's random id: a replaced file starts a new sequence space under a new id. Letters,
+     * digits, `.`, `_` and `-` only: it is stored as text and named in logs (a NUL, which Postgres text
+     * cannot hold, would fail every ingest round that carried it).
+     */
+    id: z.string().regex(BUFFER_ID_PATTERN, 'expected 1 to 64 letters, digits, ".", "_" or "-"'),
     /**
      * The first sequence number this id accounts for: 1 for a file made by an agent that sends this
      * field; for a file from an earlier version, the first number it handed out after the upgrade.

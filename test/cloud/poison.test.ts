@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type Collector, createCollector, loadCloudConfig } from '@fieldbeam/cloud';
-import { type Observation, observationId, subjects } from '@fieldbeam/protocol';
-import { jetstream } from '@nats-io/jetstream';
+import { type Observation, observationId, streams, subjects } from '@fieldbeam/protocol';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -189,5 +189,68 @@ describe('poison isolation in ingest', () => {
     expect(await metric('time_range')).toBe(1);
     expect(await metric('id_mismatch')).toBe(301);
     expect(await metric('database')).toBe(1);
+  });
+  it('sets aside a batch whose buffer id Postgres cannot hold, and acknowledges the rounds beside it', async () => {
+    // The buffer id is stored with the batch's sequence ranges: a NUL there once failed every round
+    // that carried it, redelivered for ever with the other edges' batches of the round.
+    const now = Date.now();
+    const enc = new TextEncoder();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const js = jetstream(nc);
+      const batch = (edge: string, first: number, buffer: { id: string; start: number }) => ({
+        v: 1,
+        edge,
+        seq: [first, first],
+        sent: new Date().toISOString(),
+        buffer,
+        observations: [obs(edge, 'st-n', now - 4 * MIN + first * 1000, first)],
+      });
+      const acks: Promise<unknown>[] = [
+        js.publish(
+          subjects.obs('gw-nulbuf'),
+          enc.encode(JSON.stringify(batch('gw-nulbuf', 1, { id: 'ab\u0000cd', start: 1 }))),
+          {
+            msgID: 'gw-nulbuf:nul:1',
+          },
+        ),
+      ];
+      for (let i = 1; i <= 5; i++)
+        acks.push(
+          js.publish(
+            subjects.obs('gw-beside'),
+            enc.encode(JSON.stringify(batch('gw-beside', i, { id: 'b1', start: 1 }))),
+            {
+              msgID: `gw-beside:b1:${i}`,
+            },
+          ),
+        );
+      await Promise.all(acks);
+      await waitFor('the batches beside it stored', async () => {
+        const r = await db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM observations WHERE edge = 'gw-beside'",
+        );
+        return r.rows[0]?.n === 5 ? true : undefined;
+      });
+      const dead = await waitFor('its dead letter', async () => {
+        const r = await db.query<{ reason: string }>(
+          "SELECT reason FROM dead_letters WHERE subject = 'fb.obs.gw-nulbuf'",
+        );
+        return r.rows.length > 0 ? r.rows : undefined;
+      });
+      expect(dead).toHaveLength(1);
+      expect(dead[0]?.reason).toMatch(/buffer\.id/);
+      // Every message acknowledged: none waits for a redelivery.
+      const jsm = await jetstreamManager(nc);
+      const consumers = await jsm.consumers.list(streams.OBS.name).next();
+      await waitFor('nothing left unacknowledged', async () => {
+        const infos = await Promise.all(consumers.map((c) => jsm.consumers.info(streams.OBS.name, c.name)));
+        return infos.every((c) => c.num_ack_pending === 0 && c.num_pending === 0) ? true : undefined;
+      });
+    } finally {
+      await nc.close();
+    }
+    const stored = await db.query("SELECT count(*)::int AS n FROM observations WHERE edge = 'gw-nulbuf'");
+    expect(stored.rows[0]).toEqual({ n: 0 });
   });
 });
