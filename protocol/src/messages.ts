@@ -12,6 +12,9 @@ const SeqRange = z
   .tuple([Seq, Seq])
   .refine((r) => r[0] <= r[1], { message: 'a range must not start after its end' });
 
+/** What a batch's buffer id may be (`BatchBuffer.id`): the fast validator checks the same. */
+export const BUFFER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
 /**
  * Which buffer file a batch's sequence numbers belong to, so that the collector can prove its
  * completeness per edge (every number from `start` on either arrived, was dropped as the edge says, or
@@ -20,9 +23,6 @@ const SeqRange = z
  * accept batches with and without it (agents of earlier versions send none); a collector of an earlier
  * version refuses it (the batch schema is strict), so the collector is upgraded before the edges.
  */
-/** What a batch's buffer id may be (`BatchBuffer.id`): the fast validator checks the same. */
-export const BUFFER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-
 export const BatchBuffer = z
   .object({
     /**
