@@ -222,15 +222,21 @@ export async function startIngest(
   );
 
   async function fetchRound(): Promise<Round | undefined> {
-    const { msgs, failed } = await pullSome(consumer, opts.fetch, log, { consumer: opts.consumer });
+    // Each message goes to a decode thread as it arrives, so decoding overlaps the rest of the fetch.
+    const window = timeWindow(Date.now(), acceptedTime);
+    const decoding: Promise<DecodedMessage>[] = [];
+    const { msgs, failed } = await pullSome(consumer, opts.fetch, log, { consumer: opts.consumer }, (m) => {
+      const p = decoder.decode(m.subject, m.data, window);
+      p.catch(() => {}); // handled below, with the rest of the round
+      decoding.push(p);
+    });
     if (msgs.length === 0) {
       if (failed && !abort.signal.aborted) await pause(1000);
       return undefined;
     }
-    const window = timeWindow(Date.now(), acceptedTime);
     let decoded: DecodedMessage[];
     try {
-      decoded = await Promise.all(msgs.map((m) => decoder.decode(m.subject, m.data, window)));
+      decoded = await Promise.all(decoding);
     } catch (err) {
       // A decode thread died under the round: it comes back, and a new thread takes it.
       log.error(

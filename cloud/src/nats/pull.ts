@@ -59,11 +59,16 @@ export async function pullSome(
   max: number,
   log: Logger,
   context: Record<string, unknown>,
+  /** Told of each message as it arrives, so work on it can start before the fetch ends. */
+  onMessage?: (m: JsMsg) => void,
 ): Promise<{ msgs: JsMsg[]; failed: boolean }> {
   const msgs: JsMsg[] = [];
   try {
     const iter = await consumer.fetch({ max_messages: max, expires: 1000 });
-    for await (const m of iter) msgs.push(m);
+    for await (const m of iter) {
+      msgs.push(m);
+      onMessage?.(m);
+    }
     return { msgs, failed: false };
   } catch (err) {
     log.warn({ ...context, err: (err as Error).message, received: msgs.length }, 'fetch failed');
