@@ -103,7 +103,16 @@ const reporter = setInterval(() => {
   const now = report();
   const a = now.stats;
   const b = last.stats;
-  if (a.depth === b.depth && a.acked === b.acked && a.bytes === b.bytes && a.dropped === b.dropped) return;
+  // The oldest row's time too: acknowledged rows are deleted a moment after the ack that changed the
+  // counters, and the age the heartbeat shows must follow that delete.
+  if (
+    a.depth === b.depth &&
+    a.acked === b.acked &&
+    a.bytes === b.bytes &&
+    a.dropped === b.dropped &&
+    a.oldestReceivedMs === b.oldestReceivedMs
+  )
+    return;
   last = now;
   post({ t: 'report', report: now });
 }, REPORT_INTERVAL_MS);

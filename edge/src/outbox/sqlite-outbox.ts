@@ -425,7 +425,9 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
       depth: this.buffer.depth,
       bytes: this.buffer.bytes,
       capacityBytes: this.capacity,
-      oldestReceivedMs: this.closed ? null : this.buffer.oldestReceivedMs(),
+      // An empty buffer has no oldest unsent reading, even while the rows an ack took wait for their
+      // delete (part of the next commit).
+      oldestReceivedMs: this.closed || this.buffer.depth === 0 ? null : this.buffer.oldestReceivedMs(),
       dropped: this.meta.dropped,
       quarantined: this.meta.quarantined,
       appended: this.buffer.appended,
