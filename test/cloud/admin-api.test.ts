@@ -41,6 +41,8 @@ beforeAll(async () => {
   const datasetsFile = join(dir.path, 'datasets.yaml');
   writeFileSync(datasetsFile, DATASETS);
   db = new pg.Pool({ connectionString: postgres.url });
+  // Idle connections end when Postgres stops at the end: not an error of the test.
+  db.on('error', () => {});
   const common = { natsUrl: nats.url, databaseUrl: postgres.url };
   guarded = await startCollectorProcess({
     ...common,
