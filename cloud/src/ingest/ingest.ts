@@ -6,10 +6,10 @@ import { CloudError, CloudErrorCode } from '../errors.js';
 import { type CompletenessTracker, roundSpans, type SeqSpan } from '../fleet/completeness.js';
 import type { CloudMetrics } from '../metrics.js';
 import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
-import { type RejectedObservation, type RejectKind, timeWindow } from './batch-check.js';
+import { type RejectedObservation, type RejectKind, type TimeWindow, timeWindow } from './batch-check.js';
 import { type EncodedRows, rowCount, rowObservation, sliceRows } from './copy-binary.js';
-import type { BatchHead, BatchSummary, DecodedMessage } from './decode-batch.js';
-import { startDecoder } from './decode-pool.js';
+import { type BatchHead, type BatchSummary, type DecodedMessage, decodeForCommit } from './decode-batch.js';
+import { DecodeInterrupted, type Decoder, startDecoder } from './decode-pool.js';
 import { isolateFailures } from './isolate.js';
 import {
   type CommitResult,
@@ -44,6 +44,8 @@ export interface IngestOptions {
    * keeps that work on the main thread.
    */
   decodeThreads?: number;
+  /** The decode threads' program instead of the collector's own (tests make threads that die). */
+  decodeScript?: string | URL;
 }
 
 /** Decode threads by default: with two, decoding keeps up with what Postgres stores on a small box. */
@@ -64,9 +66,16 @@ interface Accepted {
   guilty: number;
 }
 
+/**
+ * Why something was set aside, as the dead-letter metric's `reason`: a validation kind, or `decode`
+ * (decoding the message failed, or ended a decode thread, on every delivery up to
+ * {@link DECODE_DELIVERIES} and once more on the main thread).
+ */
+type DeadKind = RejectKind | 'decode';
+
 /** A dead letter with why each thing in it was set aside, for the metric. */
 interface Rejection extends DeadLetter {
-  kinds: RejectKind[];
+  kinds: DeadKind[];
   /** The trace-id of the observation set aside, for the log line. */
   trace?: string | undefined;
 }
@@ -106,6 +115,68 @@ function observationsDeadLetter(msg: JsMsg, rejected: readonly RejectedObservati
 const INGEST_ACK_WAIT_MS = 15_000;
 
 const encoder = new TextEncoder();
+
+/**
+ * Deliveries of a message whose decoding fails (it ends a decode thread, or throws) before it gets one
+ * last try on the main thread and, failing that too, becomes a dead letter: a message that breaks the
+ * decoder is never redelivered for ever, and a thread that died of something else has had its chances.
+ */
+export const DECODE_DELIVERIES = 3;
+
+/** Tries of a message whose thread ended while decoding others, before it is handed back (nak). */
+const DECODE_TRIES = 3;
+
+/**
+ * Decodes one message whose first decoding failed. One that only waited on a thread that ended is
+ * decoded again at once (on another thread, or here while none runs). One whose decoding failed
+ * itself is handed back for redelivery, alone, until its {@link DECODE_DELIVERIES}th delivery; then it
+ * is decoded on the main thread once, and if that fails too it becomes a dead letter. Returns
+ * `undefined` for a message handed back.
+ */
+async function decodeAgain(
+  decoder: Decoder,
+  msg: JsMsg,
+  window: TimeWindow,
+  first: unknown,
+  log: Logger,
+): Promise<{ decoded: DecodedMessage } | { dead: Rejection } | undefined> {
+  let err = first;
+  for (let i = 0; i < DECODE_TRIES && err instanceof DecodeInterrupted; i++) {
+    try {
+      return { decoded: await decoder.decode(msg.subject, msg.data, window) };
+    } catch (e) {
+      err = e;
+    }
+  }
+  const why = (err as Error).message ?? String(err);
+  const deliveries = msg.info.deliveryCount;
+  if (err instanceof DecodeInterrupted || deliveries < DECODE_DELIVERIES) {
+    log.warn(
+      { subject: msg.subject, seq: msg.seq, deliveries, err: why },
+      'decoding a message failed; it alone will be redelivered',
+    );
+    msg.nak(1000 * deliveries);
+    return undefined;
+  }
+  // The last check, here: a thread may have died of something else than this message.
+  let reason: string;
+  try {
+    const decoded = decodeForCommit(msg.subject, msg.data, window);
+    if (decoded.ok) return { decoded };
+    reason = `decoding failed on ${deliveries} deliveries (${why}); on the main thread: ${decoded.reason}`;
+  } catch (e) {
+    reason = `decoding failed on ${deliveries} deliveries (${why}) and on the main thread: ${(e as Error).message}`;
+  }
+  return {
+    dead: {
+      kinds: ['decode'],
+      subject: msg.subject,
+      streamSeq: msg.seq,
+      reason,
+      payload: msg.data.subarray(0, 64 * 1024),
+    },
+  };
+}
 
 const isDataRefused = (err: unknown) => err instanceof CloudError && err.code === CloudErrorCode.DATA_REFUSED;
 
@@ -217,9 +288,10 @@ export async function startIngest(
   const abort = new AbortController();
   const acceptedTime = opts.acceptedTime ?? DEFAULT_ACCEPTED_TIME;
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const decoder = startDecoder(opts.decodeThreads ?? DEFAULT_DECODE_THREADS, (err) =>
-    log.error({ err: err.message }, 'a decode thread failed; it is replaced'),
-  );
+  const decoder = startDecoder(opts.decodeThreads ?? DEFAULT_DECODE_THREADS, {
+    onThreadEnd: (err) => log.error({ err: err.message }, 'a decode thread ended'),
+    ...(opts.decodeScript ? { script: opts.decodeScript } : {}),
+  });
 
   async function fetchRound(): Promise<Round | undefined> {
     // Each message goes to a decode thread as it arrives, so decoding overlaps the rest of the fetch.
@@ -234,23 +306,40 @@ export async function startIngest(
       if (failed && !abort.signal.aborted) await pause(1000);
       return undefined;
     }
-    let decoded: DecodedMessage[];
-    try {
-      decoded = await Promise.all(decoding);
-    } catch (err) {
-      // A decode thread died under the round: it comes back, and a new thread takes it.
-      log.error(
-        { err: (err as Error).message, messages: msgs.length },
-        'decoding failed; messages will be redelivered',
-      );
-      metrics.ingestErrors.inc();
-      for (const m of msgs) m.nak(1000);
-      return undefined;
-    }
-    const accepted: Accepted[] = [];
+    // A decoding that failed fails only its own message: the others of the round go on.
+    const settled = await Promise.allSettled(decoding);
+    const kept: JsMsg[] = [];
+    /** Each kept message's decoding; `undefined` for one already set aside whole. */
+    const decoded: (DecodedMessage | undefined)[] = [];
     const dead: Rejection[] = [];
-    msgs.forEach((msg, i) => {
-      const checked = decoded[i] as DecodedMessage;
+    for (const [i, msg] of msgs.entries()) {
+      const s = settled[i] as PromiseSettledResult<DecodedMessage>;
+      if (s.status === 'fulfilled') {
+        kept.push(msg);
+        decoded.push(s.value);
+        continue;
+      }
+      const again = await decodeAgain(decoder, msg, window, s.reason, log);
+      if (!again) {
+        metrics.ingestErrors.inc();
+        continue;
+      }
+      kept.push(msg);
+      if ('decoded' in again) decoded.push(again.decoded);
+      else {
+        dead.push(again.dead);
+        decoded.push(undefined);
+        log.error(
+          { subject: msg.subject, seq: msg.seq, reason: again.dead.reason },
+          'message set aside to dead letters: decoding it failed on every try',
+        );
+      }
+    }
+    if (kept.length === 0) return undefined;
+    const accepted: Accepted[] = [];
+    kept.forEach((msg, i) => {
+      const checked = decoded[i];
+      if (!checked) return;
       if (!checked.ok) {
         dead.push({
           kinds: ['message'],
@@ -281,7 +370,7 @@ export async function startIngest(
         );
       }
     });
-    return { msgs, accepted, dead };
+    return { msgs: kept, accepted, dead };
   }
 
   /** Commits the round; when Postgres refuses some of its data, isolates it and commits the rest. */
