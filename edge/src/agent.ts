@@ -73,7 +73,8 @@ export async function createEdgeAgent(
     bufferThreadScript?: URL;
   } = {},
 ): Promise<EdgeAgent> {
-  const closers: (() => Promise<void>)[] = [];
+  const parts: ShutdownParts = { pollers: [], intake: [], buffer: [], connection: [] };
+  const closers = parts.intake;
   let closing: Promise<void> | undefined;
   const startedMs = Date.now();
   const metrics = createEdgeMetrics();
@@ -113,23 +114,33 @@ export async function createEdgeAgent(
             );
             onFatal(err);
           },
+          onCloseIncomplete: (detail) =>
+            log.warn(
+              { detail },
+              'buffer thread stopped before it finished closing: what it acknowledged is on disk, what stayed unsent is sent after the restart',
+            ),
         },
         opts.bufferThreadScript ? { script: opts.bufferThreadScript } : {},
       );
       outbox = threaded;
-      closers.push(() => threaded.close());
+      parts.buffer.push(() => threaded.close());
       publisher = createJetStreamPublisher({ ...natsOptions(config), onState: onUplinkState });
-      closers.push(() => publisher.close());
+      parts.connection.push(() => publisher.close());
     } else {
       const local = openOutbox(config, capacityBytes, outboxEvents);
       outbox = local;
-      closers.push(() => local.close());
       const uplink = startUplink(config, local, uplinkEvents, {
         ...natsOptions(config),
         onState: onUplinkState,
       });
       publisher = uplink.publisher;
-      closers.push(() => uplink.close());
+      // As on the buffer thread: the batches in flight for a bounded time, the file (committing what
+      // is queued), then the connection.
+      parts.buffer.push(async () => {
+        await uplink.stopSending();
+        await local.close();
+        await uplink.close();
+      });
     }
     // /metrics reads the buffer's depth and oldest unsent reading when scraped, as /healthz does.
     metrics.observeBuffer(() => outbox.stats());
@@ -323,7 +334,7 @@ export async function createEdgeAgent(
       });
     }, config.status_interval_ms);
     heartbeat.unref();
-    closers.push(async () => clearInterval(heartbeat));
+    parts.pollers.push(async () => clearInterval(heartbeat));
 
     const health = () => {
       const s = status();
@@ -406,7 +417,7 @@ export async function createEdgeAgent(
       onReload();
     };
     central.watch(() => publisher.connection(), applySensors);
-    closers.push(() => central.close());
+    parts.pollers.push(() => central.close());
     const reloadSensors = (sensors: readonly SensorConfig[], autoRegister?: AutoRegisterConfig) => {
       localAuto = autoRegister ?? localAuto;
       central.setLocal({ sensors, autoRegister: localAuto });
@@ -444,7 +455,7 @@ export async function createEdgeAgent(
       },
       { log: log.child({ control: true }), requests: metrics.controlRequests },
     );
-    closers.push(() => control.close());
+    parts.pollers.push(() => control.close());
 
     return {
       edge: config.edge,
@@ -465,12 +476,12 @@ export async function createEdgeAgent(
         }
       },
       close() {
-        closing ??= unwind(closers, log);
+        closing ??= shutdown(parts, log);
         return closing;
       },
     };
   } catch (err) {
-    await unwind(closers, log);
+    await shutdown(parts, log);
     throw err;
   }
 }
@@ -489,12 +500,35 @@ export function effectiveCapacity(configured: number, diskFree: number | null): 
   return Math.min(configured, Math.max(16 * 1024 * 1024, diskFree - DISK_RESERVE));
 }
 
-async function unwind(closers: (() => Promise<void>)[], log: Logger): Promise<void> {
-  for (const close of closers.reverse()) {
+type Closer = () => Promise<void>;
+
+/** What the agent closes, by when in the shutdown. */
+interface ShutdownParts {
+  /** What polls or answers over NATS (central config, control): stopped at once, each bounded. */
+  pollers: Closer[];
+  /** Sources, status HTTP, heartbeats, clock: closed in reverse order of their start. */
+  intake: Closer[];
+  /** The buffer (on its thread, with its uplink): after intake, beside the pollers. */
+  buffer: Closer[];
+  /** The main thread's NATS connection (drained for a bounded time): once the pollers are done. */
+  connection: Closer[];
+}
+
+/**
+ * Stops the agent so that a SIGTERM loses nothing acknowledged, even through a blackholed uplink:
+ * the pollers stop at the start, intake stops (its appends in progress are still answered), then the
+ * buffer commits what is queued while the connections drain, each for a bounded time (see
+ * `close-bound.ts`), so the whole stays well within the safety stop in `run-command.ts`.
+ */
+async function shutdown(parts: ShutdownParts, log: Logger): Promise<void> {
+  const run = async (close: Closer) => {
     try {
       await close();
     } catch (err) {
       log.error({ err }, 'error while closing');
     }
-  }
+  };
+  const pollers = Promise.all(parts.pollers.map(run));
+  for (const close of parts.intake.reverse()) await run(close);
+  await Promise.all([...parts.buffer.map(run), pollers.then(() => Promise.all(parts.connection.map(run)))]);
 }

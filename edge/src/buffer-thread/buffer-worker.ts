@@ -148,11 +148,15 @@ port.on('message', (m: ToBufferThread) => {
       if (closing) return;
       closing = true;
       clearInterval(reporter);
-      // The forwarder first (waiting for the batches in flight and their deletes), then the file,
-      // which commits the appends still queued: their sources are waiting for the answer.
+      // The forwarder first (the batches in flight get a bounded time for their acks: through a
+      // blackholed uplink none come), then the file, which commits the appends still queued (their
+      // sources are waiting for the answer) and the deletes of what was acknowledged, then the
+      // connection (drained for a bounded time). Rows whose ack did not come stay, sent after the
+      // restart. The appends go on committing meanwhile, as always.
       void (async () => {
-        await uplink.close();
+        await uplink.stopSending();
         await outbox.close();
+        await uplink.close();
         // Their settlements go out before the thread says it is done.
         await new Promise((r) => setImmediate(r));
         if (replyQueued) sendSettled();

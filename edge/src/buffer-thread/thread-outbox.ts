@@ -32,6 +32,12 @@ export interface BufferThreadHandlers {
    * been refused. The agent must stop: without the thread nothing is stored or sent.
    */
   onFatal(err: EdgeError): void;
+  /**
+   * At close, the thread did not say it was done within `EXIT_GRACE_MS` (or ended before saying so)
+   * and was stopped. Not a failure: the file commits nothing it has not acknowledged, and what stayed
+   * unsent stays in it, sent after the restart.
+   */
+  onCloseIncomplete?(detail: string): void;
 }
 
 /**
@@ -44,8 +50,13 @@ export interface BufferThreadHandlers {
  */
 const HANDOFF_MAX_WAIT_MS = 2;
 
-/** A thread asked to close that has not said it is done after this long is stopped. */
-const EXIT_GRACE_MS = 10_000;
+/**
+ * A thread asked to close that has not said it is done after this long is stopped. Its own steps are
+ * bounded well below this (the batches in flight, then the drain: see `buffer-worker.ts`), and it
+ * stays below the agent's 15 s safety stop (`run-command.ts`), so a stop through a dead uplink is
+ * still a clean one.
+ */
+export const EXIT_GRACE_MS = 8000;
 
 interface Waiter {
   resolve(value: never): void;
@@ -127,6 +138,7 @@ export class ThreadOutbox implements Outbox {
   private failed: EdgeError | undefined;
   private closing: Promise<void> | undefined;
   private closedByThread: (() => void) | undefined;
+  private graceRanOut = false;
 
   constructor(
     private readonly worker: Worker,
@@ -153,7 +165,12 @@ export class ThreadOutbox implements Outbox {
       ),
     );
     worker.on('exit', (code) => {
-      if (this.closing && this.closedByThread === undefined) return;
+      if (this.closing) {
+        // Stopped at close (the grace ran out) or ended before saying it was done: appends not yet
+        // answered were not acknowledged to their sources, which send them again.
+        if (this.closedByThread !== undefined) this.abandon(code);
+        return;
+      }
       this.fail(
         new EdgeError(
           EdgeErrorCode.BUFFER_THREAD,
@@ -248,7 +265,10 @@ export class ThreadOutbox implements Outbox {
       const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
       this.post({ t: 'close' });
       // Once it says so, the file is closed and its connection drained: nothing is left to lose.
-      const grace = setTimeout(() => void this.worker.terminate(), EXIT_GRACE_MS);
+      const grace = setTimeout(() => {
+        this.graceRanOut = true;
+        void this.worker.terminate();
+      }, EXIT_GRACE_MS);
       await Promise.race([closed, exited]);
       clearTimeout(grace);
       await this.worker.terminate();
@@ -341,6 +361,18 @@ export class ThreadOutbox implements Outbox {
       case 'ready':
         return;
     }
+  }
+
+  /** The thread ended during close without saying it was done: see `onCloseIncomplete`. */
+  private abandon(code: number): void {
+    this.closedByThread = undefined;
+    const detail = this.graceRanOut
+      ? `the buffer thread did not finish closing within ${EXIT_GRACE_MS} ms and was stopped`
+      : `the buffer thread ended while closing (code ${code})`;
+    const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, detail, true);
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+    this.handlers.onCloseIncomplete?.(detail);
   }
 
   /** The thread is gone: nothing waiting on it will be answered, and the agent must stop. */

@@ -12,6 +12,7 @@ import { type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { sensorStates } from '../control/sensor-states.js';
+import { DRAIN_BOUND_MS, settlesWithin } from '../forward/close-bound.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { AutoRegisterStatus } from '../sources/auto-register.js';
 import type { SensorReadingState } from '../sources/sensor-map.js';
@@ -322,7 +323,10 @@ export function createCentralSensors(opts: CentralSensorsOptions): CentralSensor
       closedNow();
       if (pending) clearImmediate(pending);
       stopWatch();
-      await watching.catch(() => {});
+      // The poll loop ends at once (its reads race `closing`); a step still waiting on the server
+      // (opening the bucket) is not awaited past the bound: through a blackholed uplink it would wait
+      // for its own timeout.
+      await settlesWithin(watching, DRAIN_BOUND_MS);
     },
   };
 }

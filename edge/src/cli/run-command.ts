@@ -4,6 +4,9 @@ import { loadEdgeConfig } from '../config.js';
 import { formatStatusLine } from '../status.js';
 import { createSystemdNotifier, loadNotifyTransport, startServiceNotifications } from '../systemd-notify.js';
 
+/** The stop's last resort: past this the process exits with status 1. */
+const SAFETY_STOP_MS = 15_000;
+
 /**
  * `fieldbeam-edge run`: the agent until SIGTERM or SIGINT. SIGHUP reloads the sensors from the config
  * file; under systemd (Type=notify, WatchdogSec=) it sends READY=1, keep-alives while alive and
@@ -34,8 +37,12 @@ export async function runAgent(configFile: string, log: Logger): Promise<number>
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
-      // A second signal, or a stuck close, must not keep a service manager waiting forever.
-      setTimeout(() => process.exit(1), 15_000).unref();
+      // A stuck close must not keep a service manager waiting forever. The agent's own steps are
+      // bounded well below this (see `shutdown` in agent.ts), so reaching it is a fault.
+      setTimeout(() => {
+        log.fatal({ afterMs: SAFETY_STOP_MS }, 'the agent did not stop in time; exiting');
+        process.exit(1);
+      }, SAFETY_STOP_MS).unref();
       const stopping = service.stopping();
       void agent
         .close()

@@ -13,6 +13,7 @@ import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EdgeConfigError } from '../errors.js';
+import { DRAIN_BOUND_MS, settlesWithin } from '../forward/close-bound.js';
 import type { KeptReject } from '../outbox/outbox.js';
 import { ControlRefusal, parseControlRequest } from './control-request.js';
 import type { ReloadOutcome } from './reload.js';
@@ -114,8 +115,10 @@ export function startControlService(
       if (closed) return;
       closed = true;
       wake();
-      await service?.stop().catch(() => undefined);
-      await running;
+      // Stopping drains the endpoints' subscriptions, which waits for the server: through a
+      // blackholed uplink it would never end. The agent closes the connection after this.
+      if (service) await settlesWithin(service.stop(), DRAIN_BOUND_MS);
+      await settlesWithin(running, DRAIN_BOUND_MS);
     },
   };
 }

@@ -2,6 +2,7 @@ import { streams } from '@fieldbeam/protocol';
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import { EdgeError, EdgeErrorCode } from '../errors.js';
+import { DRAIN_BOUND_MS, drainThenClose, settlesWithin } from './close-bound.js';
 import type { Publisher } from './publisher.js';
 
 export interface JetStreamPublisherOptions {
@@ -27,6 +28,7 @@ export interface JetStreamPublisher extends Publisher {
    * config); never settles if the publisher is closed first. The client reconnects it by itself.
    */
   connection(): Promise<NatsConnection>;
+  /** Drains the connection for a bounded time (`DRAIN_BOUND_MS`), then closes it. */
   close(): Promise<void>;
 }
 
@@ -140,8 +142,9 @@ export function createJetStreamPublisher(opts: JetStreamPublisherOptions): JetSt
       closed = true;
       wake?.();
       reconnected?.resolve();
-      await connecting;
-      if (nc) await nc.drain().catch(() => nc?.close());
+      // A first connection still being made is closed by its loop when it comes (see `connecting`).
+      await settlesWithin(connecting, DRAIN_BOUND_MS);
+      if (nc) await drainThenClose(nc);
     },
   };
 }

@@ -5,6 +5,7 @@ import type { EdgeConfig } from '../config.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { OutboxQueue } from '../outbox/outbox.js';
 import { redactUrl } from '../redact.js';
+import { settlesWithin } from './close-bound.js';
 import { defaultForwarderOptions, type Forwarder, startForwarder } from './forwarder.js';
 import {
   createJetStreamPublisher,
@@ -12,6 +13,12 @@ import {
   type JetStreamPublisherOptions,
 } from './jetstream-publisher.js';
 import { createUplinkErrorLog } from './uplink-error-log.js';
+
+/**
+ * How long the batches in flight are waited for at shutdown. Through a blackholed uplink their acks
+ * never come; each publish would end at `ack_timeout_ms`, but a stop must not wait that long.
+ */
+export const IN_FLIGHT_GRACE_MS = 3000;
 
 /**
  * What the forwarder reports, as plain values: on the buffer thread they are posted to the main
@@ -79,7 +86,14 @@ export function uplinkStateFor(
 export interface Uplink {
   readonly publisher: JetStreamPublisher;
   readonly forwarder: Forwarder;
-  /** Stops the forwarder (waiting for the batches in flight), then the connection. */
+  /**
+   * Stops the forwarder: no new batches, and those in flight are given up to `IN_FLIGHT_GRACE_MS` for
+   * their acks (an ack coming later, while the connection drains, still deletes its rows if the buffer
+   * is open). False when some were still unacknowledged: their rows stay in the buffer, sent again
+   * after the restart. Idempotent.
+   */
+  stopSending(): Promise<boolean>;
+  /** `stopSending`, then the connection (drained for a bounded time, then closed). */
   close(): Promise<void>;
 }
 
@@ -128,11 +142,17 @@ export function startUplink(
       },
     },
   );
+  let stopping: Promise<boolean> | undefined;
+  const stopSending = () => {
+    stopping ??= settlesWithin(forwarder.close(), IN_FLIGHT_GRACE_MS);
+    return stopping;
+  };
   return {
     publisher,
     forwarder,
+    stopSending,
     async close() {
-      await forwarder.close();
+      await stopSending();
       await publisher.close();
     },
   };
