@@ -28,7 +28,7 @@ export function createCloudMetrics(build = buildInfo()) {
     }),
     deadLetters: new Counter({
       name: 'fb_cloud_ingest_dead_letters_total',
-      help: 'Messages and observations set aside in the dead_letters table, by reason (message, schema, text, time_invalid, time_range, id_mismatch, database)',
+      help: 'Messages and observations set aside in the dead_letters table, by reason (message, schema, text, time_invalid, time_range, id_mismatch, database, decode)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -45,6 +45,22 @@ describe('decode pool', () => {
     }
   });
 
+  it("bounds each thread's memory: a message that exhausts it ends the thread, not the process", async () => {
+    const d = startDecoder(1, { script, restartDelayMs: 10, resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    try {
+      const err = await d.decode('fb.obs.gw.hog', bytes, window).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DecodeThreadDied);
+      expect(err).toMatchObject({
+        outOfMemory: true,
+        message: expect.stringMatching(/ERR_WORKER_OUT_OF_MEMORY/),
+      });
+      await until(() => d.alive() === 1);
+      await expect(d.decode('fb.obs.gw', bytes, window)).resolves.toMatchObject({ reason: 'seen fb.obs.gw' });
+    } finally {
+      await d.close();
+    }
+  });
+
   it('decodes on the calling thread while no thread runs', async () => {
     const d = startDecoder(1, { script, restartDelayMs: 60_000 });
     try {

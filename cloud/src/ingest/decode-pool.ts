@@ -26,6 +26,13 @@ interface Thread {
  */
 export class DecodeThreadDied extends Error {
   override readonly name = 'DecodeThreadDied';
+  constructor(
+    message: string,
+    /** It ran out of its heap (`DECODE_THREAD_LIMITS`): not a message to decode on the main thread. */
+    readonly outOfMemory: boolean,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -50,6 +57,8 @@ export interface DecoderOptions {
   onThreadEnd?: (err: Error) => void;
   /** The thread's program instead of `decode-worker.js` (tests make threads that die). */
   script?: string | URL;
+  /** The threads' memory bounds instead of `DECODE_THREAD_LIMITS`. */
+  resourceLimits?: ResourceLimits;
   /** First pause before a dead thread is replaced; doubles while replacements die unused. */
   restartDelayMs?: number;
 }
@@ -104,6 +113,7 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
   const file = opts.script ?? (decodeThreadsAvailable() ? WORKER_FILE : undefined);
   if (threads <= 0 || !file) return inlineDecoder();
   const baseDelay = opts.restartDelayMs ?? 100;
+  const limits = opts.resourceLimits ?? DECODE_THREAD_LIMITS;
   let nextId = 1;
   let closing = false;
   /** One slot per thread; empty while its replacement waits. */
@@ -116,7 +126,7 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
   const spawn = (slot: number): void => {
     // No inherited flags: a test runner's `--conditions development` would point the thread's
     // package imports at TypeScript sources it cannot load.
-    const worker = new Worker(file, { execArgv: [], resourceLimits: DECODE_THREAD_LIMITS });
+    const worker = new Worker(file, { execArgv: [], resourceLimits: limits });
     const t: Thread = { worker, pending: new Map() };
     let cause: Error | undefined;
     worker.on('message', (m: Reply) => {
@@ -141,7 +151,10 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
       for (const p of t.pending.values()) {
         p.reject(
           first
-            ? new DecodeThreadDied(`the decode thread ended while decoding this message (${why})`)
+            ? new DecodeThreadDied(
+                `the decode thread ended while decoding this message (${why})`,
+                (cause as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY',
+              )
             : new DecodeInterrupted(`the decode thread ended while decoding another message (${why})`),
         );
         first = false;

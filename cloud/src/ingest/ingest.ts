@@ -9,7 +9,7 @@ import { ensureDurable, keepWorking, pullSome } from '../nats/pull.js';
 import { type RejectedObservation, type RejectKind, type TimeWindow, timeWindow } from './batch-check.js';
 import { type EncodedRows, rowCount, rowObservation, sliceRows } from './copy-binary.js';
 import { type BatchHead, type BatchSummary, type DecodedMessage, decodeForCommit } from './decode-batch.js';
-import { DecodeInterrupted, type Decoder, startDecoder } from './decode-pool.js';
+import { DecodeInterrupted, type Decoder, DecodeThreadDied, startDecoder } from './decode-pool.js';
 import { isolateFailures } from './isolate.js';
 import {
   type CommitResult,
@@ -158,9 +158,12 @@ async function decodeAgain(
     msg.nak(1000 * deliveries);
     return undefined;
   }
-  // The last check, here: a thread may have died of something else than this message.
+  // The last check, here: a thread may have died of something else than this message. Not for one
+  // that ran a thread out of memory: here it would take the collector with it.
   let reason: string;
   try {
+    if (err instanceof DecodeThreadDied && err.outOfMemory)
+      throw new Error('not tried, as it ran the decode thread out of memory');
     const decoded = decodeForCommit(msg.subject, msg.data, window);
     if (decoded.ok) return { decoded };
     reason = `decoding failed on ${deliveries} deliveries (${why}); on the main thread: ${decoded.reason}`;
