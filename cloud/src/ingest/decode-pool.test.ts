@@ -61,6 +61,24 @@ describe('decode pool', () => {
     }
   });
 
+  it('pauses longer before each replacement of a thread that died unused, until one answers', async () => {
+    const ended: string[] = [];
+    const d = startDecoder(1, { script, restartDelayMs: 10, onThreadEnd: (e) => ended.push(e.message) });
+    const poisonOnce = async () => {
+      await until(() => d.alive() === 1);
+      await d.decode('fb.obs.gw.poison', bytes, window).catch(() => {});
+    };
+    try {
+      for (let i = 0; i < 3; i++) await poisonOnce();
+      await until(() => d.alive() === 1);
+      await d.decode('fb.obs.gw', bytes, window);
+      await poisonOnce();
+      expect(ended.map((m) => m.match(/replaced in (\d+) ms/)?.[1])).toEqual(['10', '20', '40', '10']);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('decodes on the calling thread while no thread runs', async () => {
     const d = startDecoder(1, { script, restartDelayMs: 60_000 });
     try {

@@ -119,7 +119,8 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
   /** One slot per thread; empty while its replacement waits. */
   const slots: (Thread | undefined)[] = [];
   const timers = new Set<NodeJS.Timeout>();
-  let delay = baseDelay;
+  /** Each slot's next pause before a replacement: doubled by a thread dying before it answered. */
+  const delays: number[] = [];
   /** For the moments when no thread runs. */
   const here = inlineDecoder();
 
@@ -130,7 +131,7 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
     const t: Thread = { worker, pending: new Map() };
     let cause: Error | undefined;
     worker.on('message', (m: Reply) => {
-      delay = baseDelay; // a thread that answers is a working one
+      delays[slot] = baseDelay; // a thread that answers is a working one
       const p = t.pending.get(m.id);
       if (!p) return;
       t.pending.delete(m.id);
@@ -161,6 +162,7 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
       }
       t.pending.clear();
       if (closing) return;
+      const delay = delays[slot] ?? baseDelay;
       opts.onThreadEnd?.(new Error(`decode thread ended (${why}); it is replaced in ${delay} ms`));
       const timer = setTimeout(() => {
         timers.delete(timer);
@@ -168,7 +170,7 @@ export function startDecoder(threads: number, opts: DecoderOptions = {}): Decode
       }, delay);
       timer.unref();
       timers.add(timer);
-      delay = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
+      delays[slot] = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
     });
     // Idle threads do not keep the collector's process alive.
     worker.unref();
