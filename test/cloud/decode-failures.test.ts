@@ -98,9 +98,14 @@ describe('a message that kills the decode thread', () => {
     );
     expect(dead.rows).toHaveLength(1);
     expect(dead.rows[0]?.subject).toBe(subjects.obs('gw-bad'));
-    expect(dead.rows[0]?.reason).toMatch(
-      /^decoding failed on 3 deliveries \(the decode thread ended while decoding this message \(exit code 3\)\); on the main thread: /,
-    );
+    // At least 3 deliveries: one can also end while it only waited behind another message whose thread
+    // died (not held against it), or come again after the ack wait on a busy machine.
+    const reason =
+      /^decoding failed on (\d+) deliveries \(the decode thread ended while decoding this message \(exit code 3\)\); on the main thread: /.exec(
+        dead.rows[0]?.reason ?? '',
+      );
+    expect(reason, dead.rows[0]?.reason).not.toBeNull();
+    expect(Number(reason?.[1])).toBeGreaterThanOrEqual(3);
     const counted = (await metrics.deadLetters.get()).values.find((v) => v.labels.reason === 'decode');
     expect(counted?.value).toBe(1);
   });

@@ -46,71 +46,75 @@ export interface CommitResult {
 }
 
 /**
- * Writes text to a COPY ... FROM STDIN in chunks of about `chunk` characters. Stops writing as soon
- * as the server refuses the COPY (e.g. a key violation) and rejects with the server's error.
+ * A `COPY ... FROM STDIN` being written: `write` waits while the stream is full, and neither waits nor
+ * writes once the server has refused the COPY (e.g. a key violation); `end` then rejects with the
+ * server's error.
  */
+function copyStream(client: pg.PoolClient | pg.Client, sql: string) {
+  const stream = client.query(copyFrom(sql));
+  let failed = false;
+  const done = new Promise<void>((resolve, reject) => {
+    stream.once('finish', resolve);
+    stream.once('error', (err) => {
+      failed = true;
+      reject(err);
+    });
+  });
+  const settled = done.then(
+    () => {},
+    () => {},
+  );
+  return {
+    get failed() {
+      return failed;
+    },
+    async write(chunk: string | Uint8Array): Promise<void> {
+      if (!failed && !stream.write(chunk))
+        await Promise.race([new Promise((r) => stream.once('drain', r)), settled]);
+    },
+    end(last: string | Uint8Array): Promise<void> {
+      if (!failed) stream.end(last);
+      return done;
+    },
+  };
+}
+
+/** Writes text to a COPY ... FROM STDIN in chunks of about `chunk` characters (see `copyStream`). */
 export async function copyLines(
   client: pg.PoolClient | pg.Client,
   sql: string,
   lines: Iterable<string>,
   chunk = 256 * 1024,
 ): Promise<void> {
-  const stream = client.query(copyFrom(sql));
-  let failed = false;
-  const done = new Promise<void>((resolve, reject) => {
-    stream.once('finish', resolve);
-    stream.once('error', (err) => {
-      failed = true;
-      reject(err);
-    });
-  });
-  const settled = done.then(
-    () => {},
-    () => {},
-  );
+  const copy = copyStream(client, sql);
   let buf = '';
   for (const line of lines) {
-    if (failed) break;
+    if (copy.failed) break;
     buf += line;
     if (buf.length >= chunk) {
-      if (!stream.write(buf)) await Promise.race([new Promise((r) => stream.once('drain', r)), settled]);
+      await copy.write(buf);
       buf = '';
     }
   }
-  if (!failed) stream.end(buf);
-  await done;
+  await copy.end(buf);
 }
 
 /**
  * Writes binary COPY rows to a `COPY ... FROM STDIN (FORMAT binary)`: the header, each chunk as it
- * is (no copy), the trailer. Stops as soon as the server refuses the COPY and rejects with its error.
+ * is (no copy), the trailer (see `copyStream`).
  */
 export async function copyBinary(
   client: pg.PoolClient | pg.Client,
   sql: string,
   chunks: Iterable<Uint8Array>,
 ): Promise<void> {
-  const stream = client.query(copyFrom(sql));
-  let failed = false;
-  const done = new Promise<void>((resolve, reject) => {
-    stream.once('finish', resolve);
-    stream.once('error', (err) => {
-      failed = true;
-      reject(err);
-    });
-  });
-  const settled = done.then(
-    () => {},
-    () => {},
-  );
-  stream.write(COPY_BINARY_HEADER);
+  const copy = copyStream(client, sql);
+  await copy.write(COPY_BINARY_HEADER);
   for (const chunk of chunks) {
-    if (failed) break;
-    if (chunk.length === 0) continue;
-    if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), settled]);
+    if (copy.failed) break;
+    if (chunk.length > 0) await copy.write(chunk);
   }
-  if (!failed) stream.end(COPY_BINARY_TRAILER);
-  await done;
+  await copy.end(COPY_BINARY_TRAILER);
 }
 
 /**
