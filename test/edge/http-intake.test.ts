@@ -63,7 +63,9 @@ beforeAll(async () => {
         },
         max_body_bytes: MAX_BODY,
         max_concurrent: CONCURRENT,
-        body_timeout_ms: 1500,
+        // Long enough that the slow requests below still hold the intake when the test's own request
+        // comes, however busy the machine; the 408 test waits that long.
+        body_timeout_ms: 5000,
       },
       sensors: [
         {
@@ -320,10 +322,14 @@ describe('POST /ingest/<topic>', () => {
         return { closed, text: () => text };
       }),
     );
-    const over = await waitFor('the intake full of slow requests', async () => {
-      const a = await post('sensors/barn/temperature', '1');
-      return a.status === 429 ? a : undefined;
-    });
+    const over = await waitFor(
+      'the intake full of slow requests',
+      async () => {
+        const a = await post('sensors/barn/temperature', '1');
+        return a.status === 429 ? a : undefined;
+      },
+      4000,
+    );
     expect(over.body.error).toMatch(/max_concurrent/);
     expect(over.headers.get('retry-after')).toBe('1');
     for (const s of slow) await s.closed;
@@ -332,7 +338,7 @@ describe('POST /ingest/<topic>', () => {
     expect(await readMetric(edge.httpPort, 'fb_edge_http_intake_requests_total', 'outcome="timeout"')).toBe(
       CONCURRENT,
     );
-  });
+  }, 60_000);
 
   it('answers 429 with Retry-After while the buffer is full under block, then 201 after it drains: nothing lost', async () => {
     await proxy.setMode('refuse');
