@@ -369,9 +369,13 @@ export async function runPiSuite(argv: string[]): Promise<void> {
   const v = result.vmrss_mb;
   const rows = [
     ['emulated arm64 agent (qemu-user; NOT Raspberry Pi figures)', 'value'],
-    ['MQTT QoS 1 readings/s acknowledged (PUBACK, in the buffer)', fmt(result.mqtt_puback_per_s)],
-    ['  buffered/s (agent /metrics)', fmt(result.buffered_per_s)],
-    ['  JetStream-acknowledged/s (agent /metrics)', fmt(result.jetstream_acked_per_s)],
+    ['MQTT QoS 1 messages/s acknowledged (PUBACK, in the buffer)', fmt(result.mqtt_puback_per_s)],
+    ['  readings buffered/s (agent /metrics)', fmt(result.buffered_per_s)],
+    ['  readings JetStream-acknowledged/s (agent /metrics)', fmt(result.jetstream_acked_per_s)],
+    [
+      '  readings per message',
+      fmt((result.buffered_per_s ?? Number.NaN) / (result.mqtt_puback_per_s ?? Number.NaN), 1),
+    ],
     [
       '  publish -> PUBACK p50 / p99 ms',
       `${fmt(result.publish_to_puback_ms.p50)} / ${fmt(result.publish_to_puback_ms.p99)}`,
@@ -401,7 +405,8 @@ export async function runPiSuite(argv: string[]): Promise<void> {
     `\nEmulated: qemu-user translates every arm64 instruction (about 10x slower than native here) and its
 translation cache is part of VmRSS (2-4x larger). A Raspberry Pi's own speed and memory differ; use these
 to compare builds with each other, not with a Pi. ${opts.publishers} publishers x window ${opts.window},
-payload and sensor as in pnpm bench edge; stop: SIGTERM, clean exit ${end.stopped?.cleanExit ? 'yes' : 'NO'}.\n`,
+the payload of pnpm bench edge, taken by the sensor 'edge add --sensor bench/+station/env=json'
+provisions, which makes each numeric field a reading (pnpm bench edge maps one); stop: SIGTERM, clean exit ${end.stopped?.cleanExit ? 'yes' : 'NO'}.\n`,
   );
   const defaults = !opts.quick && opts.measureS === 20 && opts.publishers === 2 && opts.window === 1000;
   const out = {
