@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { FolderObjectStore, type ObjectStore, S3ObjectStore } from '@fieldbeam/cloud';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3Server, startS3rver, type TempDir, tempDir } from '../harness/index.js';
@@ -74,6 +76,26 @@ describe.each(adapters)('object store contract: %s', (_name, make) => {
     const chunks: Buffer[] = [];
     for await (const c of s?.body ?? []) chunks.push(c as Buffer);
     expect(Buffer.compare(Buffer.concat(chunks), big)).toBe(0);
+  });
+
+  it('puts a file as it is read: small, and larger than an S3 part (a multipart upload)', async () => {
+    // 8 MiB is the S3 store's part: 11 MiB goes in two parts, the last one short.
+    for (const [name, size] of [
+      ['small', 1000],
+      ['large', 11 * 1024 * 1024 + 7],
+    ] as const) {
+      const bytes = randomBytes(size);
+      const file = join(dir.path, `${name}-upload.bin`);
+      writeFileSync(file, bytes);
+      expect(store.putFile).toBeTypeOf('function');
+      await store.putFile?.(`files/${name}.arrow`, file, 'application/vnd.apache.arrow.file');
+      expect(await store.head(`files/${name}.arrow`)).toEqual({ key: `files/${name}.arrow`, size });
+      expect(Buffer.compare(Buffer.from((await store.get(`files/${name}.arrow`)) ?? []), bytes)).toBe(0);
+    }
+    await expect(store.putFile?.('files/none.arrow', join(dir.path, 'missing.bin'))).rejects.toThrow(
+      /ENOENT/,
+    );
+    expect(await store.head('files/none.arrow')).toBeUndefined();
   });
 
   it('lists by prefix, sorted, with sizes, and nothing outside the prefix', async () => {
