@@ -101,8 +101,58 @@ export class RowWriter {
   }
 
   private timestamp(iso: string): void {
+    this.timestampField(this.ms(iso));
+  }
+
+  /*
+   * Field by field, for encoders that hold a batch's columns rather than observation objects
+   * (v2-rows.ts): `startRow`, then one call per field in the field table's order, then `endRow`.
+   */
+
+  /** Starts a row of all the field table's fields. */
+  startRow(): void {
+    this.offsets.push(this.p);
+    this.ensure(2);
+    this.buf.writeInt16BE(FIELDS.length, this.p);
+    this.p += 2;
+  }
+
+  /** A field already encoded, its length word included (see {@link encodedText}). */
+  encodedField(field: Uint8Array): void {
+    this.ensure(field.length);
+    this.buf.set(field, this.p);
+    this.p += field.length;
+  }
+
+  /** A text field of one-byte characters only (a hex id): no UTF-8 encoding to do. */
+  latin1Field(s: string): void {
+    this.ensure(4 + s.length);
+    this.buf.writeInt32BE(s.length, this.p);
+    this.buf.write(s, this.p + 4, 'latin1');
+    this.p += 4 + s.length;
+  }
+
+  nullField(): void {
+    this.ensure(4);
+    this.buf.writeInt32BE(-1, this.p);
+    this.p += 4;
+  }
+
+  float8Field(v: number): void {
+    this.ensure(12);
+    this.buf.writeInt32BE(8, this.p);
+    this.buf.writeDoubleBE(v, this.p + 4);
+    this.p += 12;
+  }
+
+  textArrayField(items: readonly string[]): void {
+    this.textArray(items);
+  }
+
+  /** A timestamptz field from epoch milliseconds. */
+  timestampField(epochMs: number): void {
     // Microseconds as int64, exactly: split the milliseconds so no product passes 2^53.
-    const ms = this.ms(iso) - PG_EPOCH_MS;
+    const ms = epochMs - PG_EPOCH_MS;
     const a = Math.floor(ms / TWO_32);
     const b = (ms - a * TWO_32) * 1000;
     const carry = Math.floor(b / TWO_32);
@@ -157,15 +207,16 @@ export class RowWriter {
 
   /** Appends one observation as a row. */
   write(o: Observation): void {
-    this.offsets.push(this.p);
-    this.ensure(2);
-    this.buf.writeInt16BE(FIELDS.length, this.p);
-    this.p += 2;
+    this.startRow();
     for (let i = 0; i < FIELDS.length; i++) {
       const f = FIELDS[i] as ObservationField;
       this.field(f, f.of(o));
     }
-    const time = o.time;
+    this.endRow(o.time);
+  }
+
+  /** Ends a row begun by `startRow`: `time` (its wire time) names the partition it needs. */
+  endRow(time: string): void {
     if (!time.startsWith(this.month)) {
       this.month = time.slice(0, 7);
       this.months.add(this.month);
@@ -184,6 +235,15 @@ export class RowWriter {
     this.month = '\u0000';
     return out;
   }
+}
+
+/** A text field's bytes with their length word, for {@link RowWriter.encodedField}. */
+export function encodedText(s: string): Uint8Array {
+  const bytes = Buffer.from(s, 'utf8');
+  const out = Buffer.allocUnsafe(4 + bytes.length);
+  out.writeInt32BE(bytes.length, 0);
+  bytes.copy(out, 4);
+  return out;
 }
 
 function appendEnd(offsets: Uint32Array, end: number): Uint32Array {

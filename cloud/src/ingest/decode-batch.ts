@@ -1,7 +1,8 @@
-import type { ObservationBatch } from '@fieldbeam/protocol';
+import { edgeOfObsSubject, isBatchV2, type ObservationBatch } from '@fieldbeam/protocol';
 import { type BatchTraces, batchTraces } from '../db/ingest-batches.js';
 import { checkBatch, type RejectedObservation, type TimeWindow } from './batch-check.js';
 import { type EncodedRows, RowWriter } from './copy-binary.js';
+import { v2Rows } from './v2-rows.js';
 
 /** What a `DataAvailable` event says of a batch's good observations. */
 export interface BatchSummary {
@@ -35,6 +36,22 @@ export type DecodedMessage =
 
 /** Decodes, validates and encodes one message; the work a decode thread does, or the main thread with none. */
 export function decodeForCommit(
+  subject: string,
+  data: Uint8Array,
+  window: TimeWindow,
+  writer = new RowWriter(),
+): DecodedMessage {
+  // What edges send: a v2 batch of good readings goes from its columns to rows (v2-rows.ts).
+  const edge = isBatchV2(data) ? edgeOfObsSubject(subject) : undefined;
+  const plain = edge === undefined ? undefined : v2Rows(data, edge, window, writer);
+  return plain ?? decodeObjects(subject, data, window, writer);
+}
+
+/**
+ * The general path: the message as observation objects, each checked (`checkBatch`), the good ones
+ * encoded. Every message the plain v2 path does not take comes here.
+ */
+export function decodeObjects(
   subject: string,
   data: Uint8Array,
   window: TimeWindow,
