@@ -10,6 +10,7 @@ import { type RejectedObservation, type RejectKind, type TimeWindow, timeWindow 
 import { type EncodedRows, rowCount, rowObservation, sliceRows } from './copy-binary.js';
 import { type BatchHead, type BatchSummary, type DecodedMessage, decodeForCommit } from './decode-batch.js';
 import { DecodeInterrupted, type Decoder, DecodeThreadDied, startDecoder } from './decode-pool.js';
+import { fetchSize } from './fetch-size.js';
 import { isolateFailures } from './isolate.js';
 import {
   type CommitResult,
@@ -296,15 +297,25 @@ export async function startIngest(
     ...(opts.decodeScript ? { script: opts.decodeScript } : {}),
   });
 
+  /** Messages the consumer still held after the last fetch (its last message says); see `fetchSize`. */
+  let waiting: number | undefined;
+
   async function fetchRound(): Promise<Round | undefined> {
     // Each message goes to a decode thread as it arrives, so decoding overlaps the rest of the fetch.
     const window = timeWindow(Date.now(), acceptedTime);
     const decoding: Promise<DecodedMessage>[] = [];
-    const { msgs, failed } = await pullSome(consumer, opts.fetch, log, { consumer: opts.consumer }, (m) => {
-      const p = decoder.decode(m.subject, m.data, window);
-      p.catch(() => {}); // handled below, with the rest of the round
-      decoding.push(p);
-    });
+    const { msgs, failed } = await pullSome(
+      consumer,
+      fetchSize(opts.fetch, waiting),
+      log,
+      { consumer: opts.consumer },
+      (m) => {
+        const p = decoder.decode(m.subject, m.data, window);
+        p.catch(() => {}); // handled below, with the rest of the round
+        decoding.push(p);
+      },
+    );
+    waiting = msgs.at(-1)?.info.pending;
     if (msgs.length === 0) {
       if (failed && !abort.signal.aborted) await pause(1000);
       return undefined;
