@@ -16,6 +16,8 @@ import {
   parseDatasets,
 } from '@fieldbeam/cloud';
 import {
+  type BatchEncoding,
+  encodeBatchV2,
   type Observation,
   type ObservationBatch,
   observationId,
@@ -35,6 +37,8 @@ import {
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
+import { clusterCpuSeconds, postmasterPid } from './lib/pg-cpu.js';
+import { cpuSeconds } from './lib/proc.js';
 
 const N = Number(process.env.BENCH_CLOUD_N ?? 1_000_000);
 const STATIONS = 200;
@@ -43,13 +47,20 @@ const VARIABLES = ['air_temperature', 'relative_humidity'];
 const WINDOW_START = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 86_400_000;
 const WINDOW_MS = 3_600_000;
 const BUILD_RUNS = 3;
+/**
+ * How the stream is filled: `v2` (columns + zstd, what edges send by default) or `v1` (JSON), as
+ * `BENCH_CLOUD_ENCODING` says.
+ */
+const ENCODING: BatchEncoding = process.env.BENCH_CLOUD_ENCODING === 'v1' ? 'v1' : 'v2';
+/** Observations per batch, as an edge sends them: `forward.v2_batch_observations` (2,000) or v1's 500. */
+const BATCH = ENCODING === 'v2' ? 2000 : 500;
 
 const results = join(dirname(fileURLToPath(import.meta.url)), '../results');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * N distinct readings, all inside one one-hour window: STATIONS x VARIABLES x time steps, ten edges.
- * Yields them as edge batches of 500 in the order live edges would fill them (time-ordered overall,
+ * Yields them as edge batches of BATCH in the order live edges would fill them (time-ordered overall,
  * edges interleaved), so the stream and the COPY baseline see the same rows in the same order. Nothing
  * is kept: a million observation objects would slow every GC of this process.
  */
@@ -84,9 +95,9 @@ function* observationBatches(): Generator<{ edge: string; first: number; observa
           lat: 46 + s / 1000,
           lon: 7 + s / 1000,
         });
-        if (list.length === 500) {
+        if (list.length === BATCH) {
           const first = (sent.get(edge) ?? 0) + 1;
-          sent.set(edge, first + 499);
+          sent.set(edge, first + BATCH - 1);
           open.delete(edge);
           yield { edge, first, observations: list };
         }
@@ -113,8 +124,10 @@ async function preload(nats: NatsServer): Promise<number> {
         sent: new Date().toISOString(),
         observations,
       };
+      const { observations: _, ...head } = batch;
+      const data = ENCODING === 'v2' ? encodeBatchV2(head, observations) : enc.encode(JSON.stringify(batch));
       inflight.push(
-        js.publish(subjects.obs(edge), enc.encode(JSON.stringify(batch)), {
+        js.publish(subjects.obs(edge), data, {
           msgID: `${edge}:bench:${first}-${last}`,
         }),
       );
@@ -168,21 +181,30 @@ async function count(pool: pg.Pool): Promise<number> {
  */
 async function measureIngest(nats: NatsServer, postgres: TestPostgres, dataDir: string, consumer: string) {
   const port = await freePort();
+  const pgPid = postmasterPid(postgres.port);
+  const pgCpu0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
+  // BENCH_CLOUD_PROFILE=<dir>: the collector (and its decode threads) under --cpu-prof.
+  const profile = process.env.BENCH_CLOUD_PROFILE;
   const started = performance.now();
-  const proc = spawnProcess(process.execPath, [builtCli.cloud, 'run'], {
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      DATABASE_URL: postgres.url,
-      FB_DATA_DIR: dataDir,
-      FB_HTTP_PORT: String(port),
-      FB_INGEST_CONSUMER: consumer,
-      LOG_LEVEL: 'warn',
+  const proc = spawnProcess(
+    process.execPath,
+    [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), builtCli.cloud, 'run'],
+    {
+      env: {
+        ...process.env,
+        NATS_URL: nats.url,
+        DATABASE_URL: postgres.url,
+        FB_DATA_DIR: dataDir,
+        FB_HTTP_PORT: String(port),
+        FB_INGEST_CONSUMER: consumer,
+        LOG_LEVEL: 'warn',
+      },
     },
-  });
+  );
   // The first answer of /metrics: the collector is up (its start, module loading and connections
   // behind it), for the steady rate beside the one from the process's start.
-  let up: { at: number; done: number } | undefined;
+  let up: { at: number; done: number; cpu: number } | undefined;
+  const cpuNow = () => (proc.child.pid ? cpuSeconds(proc.child.pid) : Number.NaN);
   try {
     for (;;) {
       if (proc.child.exitCode !== null) throw new Error(`collector exited:\n${proc.output()}`);
@@ -191,7 +213,7 @@ async function measureIngest(nats: NatsServer, postgres: TestPostgres, dataDir: 
         () => '',
       );
       const done = Number(/^fb_cloud_ingest_observations_total (\d+)/m.exec(text)?.[1] ?? 0);
-      if (text && !up) up = { at: performance.now(), done };
+      if (text && !up) up = { at: performance.now(), done, cpu: cpuNow() };
       if (done >= N) {
         const now = performance.now();
         const rate = N / ((now - started) / 1000);
@@ -200,7 +222,16 @@ async function measureIngest(nats: NatsServer, postgres: TestPostgres, dataDir: 
           .split('\n')
           .filter((l) => /^fb_cloud_ingest_(rounds_total|commit_seconds_(sum|count))/.test(l));
         process.stdout.write(`  ${lines.join('\n  ')}\n`);
-        return { rate, steady };
+        // CPU per observation: a figure the load on the box moves less than a rate.
+        const cpu = cpuNow();
+        const collectorUs = (cpu * 1e6) / N;
+        // From the first answer of /metrics: without the process's start (module loading, connections).
+        const collectorSteadyUs = up ? ((cpu - up.cpu) * 1e6) / (N - up.done) : collectorUs;
+        const postgresUs = pgPid ? ((clusterCpuSeconds(pgPid) - pgCpu0) * 1e6) / N : Number.NaN;
+        process.stdout.write(
+          `  CPU per observation: collector ${collectorUs.toFixed(2)} us (${collectorSteadyUs.toFixed(2)} once up), Postgres ${postgresUs.toFixed(2)} us\n`,
+        );
+        return { rate, steady, collectorUs, collectorSteadyUs, postgresUs };
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -222,10 +253,11 @@ export async function runCloudSuite(argv: string[]): Promise<void> {
     await (await import('./cloud-scale.js')).runCloudScaleBench(argv);
     return;
   }
-  await runCloudBench();
+  // `pnpm bench cloud --ingest`: the COPY peers and ingest only (no replay, no build).
+  await runCloudBench({ ingestOnly: argv.includes('--ingest') });
 }
 
-export async function runCloudBench(): Promise<Record<string, unknown>> {
+export async function runCloudBench(opts: { ingestOnly?: boolean } = {}): Promise<Record<string, unknown>> {
   // The box may be shared: the load average before and after says how much the figures can be trusted.
   const loadBefore = loadavg().map((l) => Math.round(l * 100) / 100);
   const dir = tempDir('fieldbeam-bench-cloud-');
@@ -234,18 +266,28 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
   pool.on('error', () => {}); // idle connections dropped when Postgres stops at the end
   try {
     await migrate(pool);
-    process.stdout.write(`pre-loading the OBS stream with ${N} observations...\n`);
+    process.stdout.write(`pre-loading the OBS stream with ${N} observations (${ENCODING} batches)...\n`);
     const messages = await preload(nats);
 
     // Peers in the same run: raw COPY of the same rows, in the same order, into the same table. First
     // binary COPY on as many connections as the collector commits on (what ingest is measured
     // against), then text COPY on one connection (the figure reported before ingest wrote binary).
     await pool.query('SELECT fb_ensure_observation_partitions($1, $1)', [new Date(WINDOW_START)]);
-    const copySeconds = await binaryCopyPeer(pool);
+    const pgPid = postmasterPid(postgres.port);
+    const pgUs = async (work: () => Promise<unknown>) => {
+      const c0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
+      await work();
+      return pgPid ? ((clusterCpuSeconds(pgPid) - c0) * 1e6) / N : Number.NaN;
+    };
+    let copySeconds = 0;
+    const copyPgUs = await pgUs(async () => {
+      copySeconds = await binaryCopyPeer(pool);
+    });
     if ((await count(pool)) !== N) throw new Error('binary COPY baseline did not store every row');
     await pool.query('TRUNCATE observations');
     const client = await pool.connect();
     let textCopySeconds: number;
+    let textCopyPgUs: number;
     try {
       const lines = function* () {
         for (const b of observationBatches()) for (const o of b.observations) yield observationCopyLine(o);
@@ -253,7 +295,9 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
       // Text made before timing starts, so this is the database's figure, not the generator's.
       const text: string[] = [...lines()];
       const t = performance.now();
-      await copyLines(client, `COPY observations (${INGEST_COLUMNS}) FROM STDIN`, text);
+      textCopyPgUs = await pgUs(() =>
+        copyLines(client, `COPY observations (${INGEST_COLUMNS}) FROM STDIN`, text),
+      );
       textCopySeconds = (performance.now() - t) / 1000;
       text.length = 0;
     } finally {
@@ -267,14 +311,56 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
     await admin.query('CHECKPOINT').finally(() => admin.end());
 
     process.stdout.write('ingest (collector, idempotent COPY + ON CONFLICT)...\n');
-    const { rate: ingest, steady: ingestSteady } = await measureIngest(
-      nats,
-      postgres,
-      dir.path,
-      'bench-ingest',
-    );
+    const {
+      rate: ingest,
+      steady: ingestSteady,
+      collectorUs,
+      collectorSteadyUs,
+      postgresUs,
+    } = await measureIngest(nats, postgres, dir.path, 'bench-ingest');
     const stored = await count(pool);
     if (stored !== N) throw new Error(`ingest stored ${stored} of ${N}`);
+    const copy = N / copySeconds;
+    const textCopy = N / textCopySeconds;
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    const ingestFigures = {
+      encoding: ENCODING,
+      observations: N,
+      streamMessages: messages,
+      ingest_obs_per_s: Math.round(ingest),
+      ingest_steady_obs_per_s: Math.round(ingestSteady),
+      copy_limit_obs_per_s: Math.round(copy),
+      copy_limit_how: `binary COPY on ${PEER_CONNECTIONS} connections (the collector's default parallel commits)`,
+      copy_text_1conn_obs_per_s: Math.round(textCopy),
+      ingest_vs_copy: r2(ingest / copy),
+      ingest_steady_vs_copy: r2(ingestSteady / copy),
+      ingest_vs_text_copy_1conn: r2(ingest / textCopy),
+      ingest_steady_vs_text_copy_1conn: r2(ingestSteady / textCopy),
+      cpu_us_per_obs: {
+        collector: r2(collectorUs),
+        collector_once_up: r2(collectorSteadyUs),
+        postgres_ingest: r2(postgresUs),
+        postgres_binary_copy: r2(copyPgUs),
+        postgres_text_copy: r2(textCopyPgUs),
+      },
+    };
+    if (opts.ingestOnly) {
+      const out = {
+        suite: 'cloud --ingest',
+        measuredAt: new Date().toISOString(),
+        machine: {
+          cpus: cpus().length,
+          node: process.version,
+          loadavgBefore: loadBefore,
+          loadavgAfter: loadavg().map((l) => r2(l)),
+        },
+        ...ingestFigures,
+      };
+      mkdirSync(results, { recursive: true });
+      writeFileSync(join(results, 'cloud-ingest.json'), `${JSON.stringify(out, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\nwritten to bench/results/cloud-ingest.json\n`);
+      return out;
+    }
     process.stdout.write('replay (a second consumer over the same stream: every row a conflict)...\n');
     const { rate: replay } = await measureIngest(nats, postgres, dir.path, 'bench-replay');
     if ((await count(pool)) !== N) throw new Error('replay changed the row count');
@@ -328,8 +414,6 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
       });
     }
     const build = median(runs.map((r) => r.total));
-    const copy = N / copySeconds;
-    const textCopy = N / textCopySeconds;
     const out = {
       suite: 'cloud',
       measuredAt: new Date().toISOString(),
@@ -341,16 +425,7 @@ export async function runCloudBench(): Promise<Record<string, unknown>> {
         loadavgBefore: loadBefore,
         loadavgAfter: loadavg().map((l) => Math.round(l * 100) / 100),
       },
-      observations: N,
-      streamMessages: messages,
-      ingest_obs_per_s: Math.round(ingest),
-      copy_limit_obs_per_s: Math.round(copy),
-      copy_limit_how: `binary COPY on ${PEER_CONNECTIONS} connections (the collector's default parallel commits)`,
-      copy_text_1conn_obs_per_s: Math.round(textCopy),
-      ingest_vs_text_copy_1conn: Math.round((ingest / textCopy) * 100) / 100,
-      ingest_vs_copy: Math.round((ingest / copy) * 100) / 100,
-      ingest_steady_obs_per_s: Math.round(ingestSteady),
-      ingest_steady_vs_copy: Math.round((ingestSteady / copy) * 100) / 100,
+      ...ingestFigures,
       replay_obs_per_s: Math.round(replay),
       build_1m_rows_s: Math.round(build * 1000) / 1000,
       build_runs: runs.map((r) => ({
