@@ -164,6 +164,10 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
     if (datasets.length > 0) {
       log.info({ datasets: datasets.map((d) => d.name), objects: objects.describe }, 'datasets configured');
       const prefix = config.FB_COORDINATOR_CONSUMER ?? 'datasets';
+      const names = (config.FB_EXPORTERS ?? 'geoparquet,api')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) as ExporterName[];
       builder = await startBuilder(
         { pool, windows, store: objects, js, log, metrics },
         {
@@ -173,6 +177,8 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
           leaseMs: config.FB_BUILD_LEASE_MS ?? 60_000,
           ...(config.FB_BUILD_MAX_ATTEMPTS ? { maxAttempts: config.FB_BUILD_MAX_ATTEMPTS } : {}),
           ...(config.FB_BUILD_RETRY_MS ? { firstRetryMs: config.FB_BUILD_RETRY_MS } : {}),
+          // The build writes the GeoParquet from the batches it holds; the exporter then takes it.
+          geoParquet: names.includes('geoparquet'),
         },
       );
       const b = builder;
@@ -183,10 +189,6 @@ export async function createCollector(config: CloudConfig, log: Logger): Promise
       );
       closers.push(() => coordinator.close());
       consumers.push({ stream: streams.EVENTS.name, consumer: coordinator });
-      const names = (config.FB_EXPORTERS ?? 'geoparquet,api')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean) as ExporterName[];
       const exporters = await startExporters(
         { js, jsm, pool, store: objects, log, metrics },
         {

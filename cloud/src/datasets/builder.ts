@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import { insertDeadLetters } from '../db/dead-letters.js';
 import { databaseError } from '../db/pg-errors.js';
 import { CloudError, CloudErrorCode } from '../errors.js';
+import { PARQUET_CONTENT_TYPE } from '../export/geoparquet.js';
+import { type GeoParquetFile, openGeoParquetFile } from '../export/geoparquet-file.js';
 import type { CloudMetrics } from '../metrics.js';
 import { asCloudError, describeError, retryDelayMs } from '../retry.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -26,16 +28,28 @@ export function datasetObjectKey(dataset: string, windowStart: Date, version: nu
   return `datasets/${dataset}/${windowKey(windowStart.getTime())}/${version}.${ext}`;
 }
 
+/** What a build wrote: the version's Arrow object, and its GeoParquet when the build made it too. */
+export interface BuiltWindow extends BuiltVersion {
+  /** The GeoParquet object (`<version>.parquet`), or why the build left it to the exporter. */
+  parquet?: { key: string; bytes: number } | { skipped: string };
+}
+
 /**
  * Builds one window into an Arrow IPC file in the object store and returns what was written. Pure
  * work: no lease or bookkeeping (the builder loop and the benchmark both call it).
+ *
+ * With `geoParquet`, the same batches are written as GeoParquet while the window is read (the
+ * encoder runs while Postgres sends the next slices) and put next to the Arrow object, where the
+ * GeoParquet exporter finds it instead of reading the Arrow object back. A GeoParquet the build
+ * cannot encode is left to the exporter, which dead-letters it with its reason.
  */
 export async function buildWindowObject(
   pool: pg.Pool,
   store: ObjectStore,
   def: DatasetDef,
   w: { windowStart: Date; windowEnd: Date; version: number; generation: number; provisional: boolean },
-): Promise<BuiltVersion> {
+  opts: { geoParquet?: boolean } = {},
+): Promise<BuiltWindow> {
   const started = performance.now();
   const metadata = new Map([
     ['fieldbeam:dataset', def.name],
@@ -57,44 +71,77 @@ export async function buildWindowObject(
   const key = datasetObjectKey(def.name, w.windowStart, w.version);
   const dir = await mkdtemp(join(tmpdir(), 'fieldbeam-build-'));
   try {
-    const { rows, sha256, path } = await writeArrowFile(window, join(dir, 'window.arrow'), (err) =>
-      databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`),
+    const parquetPath = join(dir, 'window.parquet');
+    const { rows, sha256, path, parquet } = await writeArrowFile(
+      window,
+      join(dir, 'window.arrow'),
+      opts.geoParquet ? parquetPath : undefined,
+      (err) => databaseError(err, `reading window ${w.windowStart.toISOString()} of ${def.name}`),
     );
-    // Sent from the file where the store can (nothing held in memory); otherwise as one buffer.
-    const putFile = store.putFile?.bind(store);
-    const bytes = putFile ? undefined : await readFile(path);
-    const size = bytes ? bytes.byteLength : (await stat(path)).size;
-    await (putFile
-      ? putFile(key, path, ARROW_CONTENT_TYPE)
-      : store.put(key, bytes as Buffer, ARROW_CONTENT_TYPE)
-    ).catch((err: unknown) => {
+    const size = await putFile(store, key, path, ARROW_CONTENT_TYPE);
+    const built: BuiltWindow = { key, rows, bytes: size, sha256, buildMs: 0 };
+    if (parquet && 'skipped' in parquet) built.parquet = parquet;
+    else if (parquet) {
+      // After the Arrow object: a GeoParquet is never there without the object it was made from.
+      const pkey = datasetObjectKey(def.name, w.windowStart, w.version, 'parquet');
+      built.parquet = { key: pkey, bytes: await putFile(store, pkey, parquetPath, PARQUET_CONTENT_TYPE) };
+    }
+    built.buildMs = performance.now() - started;
+    return built;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Puts a local file (sent from the file where the store can: nothing held in memory); its size. */
+async function putFile(store: ObjectStore, key: string, path: string, contentType: string): Promise<number> {
+  const putFile = store.putFile?.bind(store);
+  const bytes = putFile ? undefined : await readFile(path);
+  const size = bytes ? bytes.byteLength : (await stat(path)).size;
+  await (putFile ? putFile(key, path, contentType) : store.put(key, bytes as Buffer, contentType)).catch(
+    (err: unknown) => {
       throw new CloudError(
         CloudErrorCode.OBJECT_STORE,
         `object store: writing ${key} failed: ${(err as Error)?.message ?? String(err)}`,
         true,
         { cause: err },
       );
-    });
-    return { key, rows, bytes: size, sha256, buildMs: performance.now() - started };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    },
+  );
+  return size;
 }
 
 /**
  * Writes a window's batches to an Arrow IPC file at `path` as they are read (one slice in memory at a
- * time, dictionaries sent as deltas), hashing the bytes on the way. The file format keeps its schema
- * in the footer, written last: that is what lets the value column's CF metadata (which depends on
- * every row) be complete although the rows were never all in memory.
+ * time, dictionaries sent as deltas), hashing the bytes on the way; with `parquetPath`, to a
+ * GeoParquet file there too. The file format keeps its schema in the footer, written last: that is
+ * what lets the value column's CF metadata (which depends on every row) be complete although the
+ * rows were never all in memory (the GeoParquet's footer is rewritten with it the same way).
  */
 async function writeArrowFile(
   window: WindowBatches,
   path: string,
+  parquetPath: string | undefined,
   readFailure: (err: unknown) => Error,
-): Promise<{ rows: number; sha256: string; path: string }> {
+): Promise<{
+  rows: number;
+  sha256: string;
+  path: string;
+  parquet?: { written: true } | { skipped: string };
+}> {
   const writer = new RecordBatchFileWriter();
   const hash = createHash('sha256');
   const fd = openSync(path, 'w');
+  let geo: GeoParquetFile | undefined = parquetPath ? openGeoParquetFile(parquetPath) : undefined;
+  let skipped: string | undefined;
+  // The GeoParquet is the exporter's to make when the build cannot: an encoder failure stops only it.
+  const dropParquet = async (err: unknown): Promise<undefined> => {
+    skipped ??= `GeoParquet encoding failed: ${(err as Error)?.message ?? String(err)}`;
+    const g = geo;
+    geo = undefined;
+    await g?.abort();
+    return undefined;
+  };
   // Written as they come, synchronously: the queue is emptied each time the reader awaits a slice.
   const drained = (async () => {
     for await (const chunk of writer) {
@@ -126,6 +173,8 @@ async function writeArrowFile(
         );
       }
       rows += next.value.numRows;
+      // Waits for the encoder to take the batch (it encodes while the next slices arrive).
+      if (geo) await geo.write(next.value).catch(dropParquet);
       // Lets the file writes catch up so encoded batches do not pile up in the writer's queue.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -138,8 +187,16 @@ async function writeArrowFile(
     failure ??= err;
   });
   closeSync(fd);
+  let parquet: { written: true } | { skipped: string } | undefined;
+  if (parquetPath) {
+    if (failure) await geo?.abort();
+    else {
+      await geo?.close(window.schema).catch(dropParquet);
+      parquet = skipped ? { skipped } : { written: true };
+    }
+  }
   if (failure) throw failure;
-  return { rows, sha256: hash.digest('hex'), path };
+  return { rows, sha256: hash.digest('hex'), path, ...(parquet ? { parquet } : {}) };
 }
 
 export interface BuilderOptions {
@@ -152,6 +209,8 @@ export interface BuilderOptions {
   maxAttempts?: number;
   /** Wait before a failed build's first retry (ms), doubling per try up to 5 min; default 1000. */
   firstRetryMs?: number;
+  /** Builds write the GeoParquet too (when the GeoParquet exporter runs); see `buildWindowObject`. */
+  geoParquet?: boolean;
 }
 
 export interface Builder {
@@ -293,10 +352,10 @@ export async function startBuilder(
       Math.max(100, Math.floor(opts.leaseMs / 3)),
     );
     const timer = metrics.buildSeconds.startTimer({ dataset: def.name });
-    let built: BuiltVersion;
+    let built: BuiltWindow;
     let ours: boolean;
     try {
-      built = await buildWindowObject(pool, store, def, claim);
+      built = await buildWindowObject(pool, store, def, claim, { geoParquet: opts.geoParquet ?? false });
       clearInterval(renew);
       ours = await windows.complete(claim, opts.owner, built, def.grace).catch((err: unknown) => {
         throw databaseError(err, 'recording the build');
@@ -318,6 +377,9 @@ export async function startBuilder(
     metrics.builds.inc({ dataset: def.name, outcome: 'built' });
     metrics.buildRows.inc({ dataset: def.name }, built.rows);
     log1.info({ rows: built.rows, key: built.key, ms: Math.round(built.buildMs) }, 'window built');
+    if (built.parquet && 'skipped' in built.parquet) {
+      log1.warn({ err: built.parquet.skipped }, 'GeoParquet left to the exporter');
+    }
     // Recorded but not announced: any builder announces it again later (see `unannounced`).
     await announce({ ...claim, ...built }).catch((err: Error) =>
       log1.warn({ err: err.message }, 'DataSetAvailable publish failed; will retry'),

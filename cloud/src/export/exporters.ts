@@ -203,10 +203,21 @@ function requireDataset(datasets: ReadonlySet<string>, e: DataSetAvailable): voi
   }
 }
 
-/** GeoParquet next to the Arrow object: `datasets/<name>/<window>/<version>.parquet`. */
+/**
+ * GeoParquet next to the Arrow object: `datasets/<name>/<window>/<version>.parquet`. A build that ran
+ * with the GeoParquet exporter configured wrote it already, from the same batches, before announcing
+ * the version (each build has its own version, so an object under that key is that build's): it is
+ * taken as it is. Otherwise (an older build, or one whose encoder failed) the Arrow object is read
+ * back and encoded here.
+ */
 export function geoParquetExport(store: ObjectStore, datasets: ReadonlySet<string>): ExportFn {
   return async (e) => {
     requireDataset(datasets, e);
+    const key = datasetObjectKey(e.dataset, new Date(e.start), e.version, 'parquet');
+    const built = await store.head(key).catch((err: unknown) => {
+      throw storeFailure(`reading ${key}`)(err);
+    });
+    if (built) return { key, rows: e.rows, bytes: built.size };
     const dir = await mkdtemp(join(tmpdir(), 'fieldbeam-export-'));
     let encoded: { parquet: Uint8Array; rows: number };
     try {
@@ -233,7 +244,6 @@ export function geoParquetExport(store: ObjectStore, datasets: ReadonlySet<strin
         false,
       );
     }
-    const key = datasetObjectKey(e.dataset, new Date(e.start), e.version, 'parquet');
     await store.put(key, parquet, PARQUET_CONTENT_TYPE).catch((err: unknown) => {
       throw storeFailure(`writing ${key}`)(err);
     });

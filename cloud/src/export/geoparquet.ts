@@ -112,17 +112,156 @@ function geoSchema(source: Schema): Schema {
   return new Schema([...source.fields, new Field('geometry', new Binary(), true)], source.metadata);
 }
 
-/** A batch with its `geometry` column added (WKB points from lon/lat). */
-function withGeometry(schema: Schema, batch: RecordBatch): RecordBatch {
+/** A batch with its `geometry` column added (WKB points from lon/lat), and the box of its points. */
+function withGeometry(schema: Schema, batch: RecordBatch): { batch: RecordBatch; bbox: Bbox | null } {
   const { lon, lat } = lonLat(batch);
-  return new RecordBatch(
-    schema,
-    makeData({
-      type: new Struct(schema.fields),
-      length: batch.numRows,
-      children: [...batch.data.children, pointsWkb(lon, lat).data],
-    }),
-  );
+  const points = pointsWkb(lon, lat);
+  return {
+    batch: new RecordBatch(
+      schema,
+      makeData({
+        type: new Struct(schema.fields),
+        length: batch.numRows,
+        children: [...batch.data.children, points.data],
+      }),
+    ),
+    bbox: points.bbox,
+  };
+}
+
+/** The schema as one encapsulated IPC message (what Arrow's Parquet writers keep in `ARROW:schema`). */
+function schemaMessage(schema: Schema): Buffer {
+  const stream = Buffer.from(tableToIPC(new Table(schema), 'stream'));
+  // The stream's first message (continuation marker, length, flatbuffer); the end marker left off.
+  return stream.subarray(0, 8 + stream.readInt32LE(4));
+}
+
+/**
+ * GeoParquet written from record batches as they come (a window build's own, while it reads the
+ * next slices), each batch with its geometry crossing into the wasm Parquet writer alone; the file's
+ * bytes go to `out` as row groups fill. The writer takes its metadata when it starts, but a
+ * window's bounding box and its value column's CF metadata are known only after the last batch:
+ * `close` hands back the final `geo` and `ARROW:schema` values, which `setParquetKeyValues` puts in
+ * the file's footer. Memory holds one batch waiting and the writer's row group.
+ */
+export class GeoParquetStream {
+  private readonly schema: Schema;
+  /** A batch's IPC stream waiting for the writer to take it; null: the end. */
+  private readonly queue: (Uint8Array | null)[] = [];
+  private wake: (() => void) | undefined;
+  private taken: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private failure: unknown;
+  /** The box of the points written so far. */
+  private seen: Bbox | null = null;
+  rows = 0;
+
+  /**
+   * `bbox`, when the box is known before the rows (and the source schema is final): the file is
+   * written with its final metadata and `close` returns nothing to put in the footer.
+   */
+  constructor(
+    source: Schema,
+    private readonly out: (chunk: Uint8Array) => void,
+    private readonly bbox?: Bbox | null,
+  ) {
+    this.schema = geoSchema(source);
+  }
+
+  /** Queues a batch; resolves once the writer has taken it (so batches do not pile up). */
+  async write(batch: RecordBatch): Promise<void> {
+    if (batch.numRows === 0) return;
+    this.check();
+    // Serialised now: its schema's metadata is what the writer started with, whatever comes later.
+    const { batch: geo, bbox } = withGeometry(this.schema, batch);
+    this.seen = unionBbox(this.seen, bbox);
+    this.queue.push(tableToIPC(new Table(this.schema, [geo]), 'stream'));
+    this.rows += batch.numRows;
+    if (!this.running) {
+      this.running = this.run();
+      // Its failure reaches the caller through write, close or abort, whichever comes next.
+      this.running.catch(() => undefined);
+    }
+    this.wake?.();
+    while (this.queue.length > 0 && this.failure === undefined) {
+      await new Promise<void>((resolve) => {
+        this.taken = resolve;
+      });
+    }
+    this.check();
+  }
+
+  /**
+   * Ends the file; `final` is the source schema as it stands after the last batch (the box is that
+   * of the points written, unless given at the start). Returns the
+   * key-value entries the footer must carry (see `setParquetKeyValues`), or none when the file was
+   * written whole here (no batch had rows: an empty file with the final metadata).
+   */
+  async close(final: Schema): Promise<Map<string, string> | undefined> {
+    const geo = geoMetadata(this.bbox === undefined ? this.seen : this.bbox);
+    if (!this.running) {
+      this.out(writeFile(new Table(geoSchema(final)), geo));
+      return undefined;
+    }
+    this.queue.push(null);
+    this.wake?.();
+    await this.running;
+    this.check();
+    if (this.bbox !== undefined) return undefined;
+    return new Map([
+      ['geo', JSON.stringify(geo)],
+      ['ARROW:schema', schemaMessage(geoSchema(final)).toString('base64')],
+    ]);
+  }
+
+  /** Stops the writer (the build failed); the bytes written so far are of no use. */
+  async abort(): Promise<void> {
+    this.failure ??= new Error('aborted');
+    this.queue.length = 0;
+    this.queue.push(null);
+    this.wake?.();
+    await this.running?.catch(() => undefined);
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async run(): Promise<void> {
+    const input = new ReadableStream(
+      {
+        pull: async (controller) => {
+          while (this.queue.length === 0) {
+            await new Promise<void>((resolve) => {
+              this.wake = resolve;
+            });
+          }
+          const ipc = this.queue.shift() as Uint8Array | null;
+          this.taken?.();
+          if (ipc === null) {
+            controller.close();
+            return;
+          }
+          const one = WasmTable.fromIPCStream(ipc);
+          for (const rb of one.recordBatches()) controller.enqueue(rb);
+          one.free();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    try {
+      // Unless the box is known, provisional metadata: the final values go in the footer at the end.
+      const output: ReadableStream<Uint8Array> = await transformParquetStream(
+        input,
+        writerProperties(geoMetadata(this.bbox ?? null)),
+      );
+      for await (const chunk of output as unknown as AsyncIterable<Uint8Array>) this.out(chunk);
+    } catch (err) {
+      this.failure ??= err;
+      this.taken?.();
+      throw err;
+    }
+  }
 }
 
 /**
@@ -130,9 +269,10 @@ function withGeometry(schema: Schema, batch: RecordBatch): RecordBatch {
  * points from lon/lat, WGS84 = the default OGC:CRS84), the `geo` file metadata, ZSTD compression.
  *
  * Streamed batch by batch: the file is read a batch at a time (random access, its dictionaries from
- * the footer), once to find the bounding box (the `geo` metadata is set before the first row group)
- * and once to write, each batch alone (with its geometry) crossing into the Parquet writer, which
- * writes row groups as they fill. Memory holds a batch and a row group, whatever the window's rows.
+ * the footer) and each batch goes alone (with its geometry) into the Parquet writer, which writes
+ * row groups as they fill. The bounding box comes from the file's footer, where the build wrote it
+ * (a file built before it was recorded there takes a first pass over its batches). Memory holds a
+ * batch and a row group, whatever the window's rows.
  */
 export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Uint8Array; rows: number }> {
   const batches = async function* (): AsyncGenerator<RecordBatch> {
@@ -144,61 +284,30 @@ export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Ui
       await fh.close();
     }
   };
-  // The box from the file's footer, where the build wrote it; a file built before the box was
-  // recorded there takes a first pass over its batches instead.
   const head = await fileSchema(path);
   let bbox = bboxFromMetadata(head.metadata);
   if (bbox === undefined) {
     bbox = null;
     for await (const b of batches()) bbox = unionBbox(bbox, batchBbox(b));
   }
-  const geo = geoMetadata(bbox);
-  const schema = geoSchema(head);
-  const it = batches();
-  // The first batch with rows, before the writer starts: a window without any gets an empty file.
-  let first: RecordBatch | undefined;
-  for (;;) {
-    const next = await it.next();
-    if (next.done) break;
-    if (next.value.numRows > 0) {
-      first = next.value;
-      break;
-    }
-  }
-  if (!first) return { parquet: writeFile(new Table(schema), geo), rows: 0 };
-  let rows = 0;
-  const input = new ReadableStream({
-    async pull(controller) {
-      for (;;) {
-        const batch = first ?? (await it.next()).value;
-        first = undefined;
-        if (!batch) {
-          controller.close();
-          return;
-        }
-        if (batch.numRows === 0) continue;
-        rows += batch.numRows;
-        // The only way into the wasm writer is IPC: one batch (and its dictionaries) at a time.
-        const one = WasmTable.fromIPCStream(
-          tableToIPC(new Table(schema, [withGeometry(schema, batch)]), 'stream'),
-        );
-        for (const rb of one.recordBatches()) controller.enqueue(rb);
-        one.free();
-        return;
-      }
-    },
-    async cancel() {
-      await it.return(undefined);
-    },
-  });
-  const output: ReadableStream<Uint8Array> = await transformParquetStream(input, writerProperties(geo));
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of output as unknown as AsyncIterable<Uint8Array>) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
+  const parquet = new GeoParquetStream(
+    head,
+    (chunk) => {
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    },
+    bbox,
+  );
+  try {
+    for await (const b of batches()) await parquet.write(b);
+  } catch (err) {
+    await parquet.abort();
+    throw err;
   }
-  return { parquet: concat(chunks, size), rows };
+  await parquet.close(head);
+  return { parquet: concat(chunks, size), rows: parquet.rows };
 }
 
 /** The schema of an Arrow IPC file, from its footer (with the metadata written last). */
@@ -240,7 +349,7 @@ export function arrowToGeoParquet(arrowFile: Uint8Array): { parquet: Uint8Array;
   }
   const out = new Table(
     schema,
-    source.batches.map((b) => withGeometry(schema, b)),
+    source.batches.map((b) => withGeometry(schema, b).batch),
   );
   return { parquet: writeFile(out, geo), rows: source.numRows };
 }
