@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type Observation, observationId } from '@fieldbeam/protocol';
 import type Database from 'better-sqlite3';
 import { CLOCK_RESTAMPED, CLOCK_UNSYNCED } from './outbox.js';
+import { unpackRow } from './row-form.js';
 import { ROW_OVERHEAD } from './schema.js';
 
 /** CLOCK_MONOTONIC in ms: libuv's hrtime is the system's monotonic clock, shared by every process of a boot. */
@@ -47,6 +48,8 @@ interface UnsyncedRow {
   obs: string;
   mono_ms: number;
   bytes: number;
+  /** How `obs` is stored (see row-form.ts). */
+  form: number | null;
 }
 
 /**
@@ -61,9 +64,10 @@ export class ClockRestamp {
   constructor(db: Database.Database) {
     this.stmt = {
       unsynced: db.prepare<[string, number], UnsyncedRow>(
-        'SELECT seq, obs, mono_ms, bytes FROM outbox WHERE mono_ms IS NOT NULL AND boot_id = ? AND seq > ? ORDER BY seq',
+        'SELECT seq, obs, mono_ms, bytes, form FROM outbox WHERE mono_ms IS NOT NULL AND boot_id = ? AND seq > ? ORDER BY seq',
       ),
-      restamp: db.prepare('UPDATE outbox SET obs = ?, bytes = ?, mono_ms = NULL WHERE seq = ?'),
+      // Rewritten whole (form NULL): rare, and a re-stamped reading's received differs from its time.
+      restamp: db.prepare('UPDATE outbox SET obs = ?, bytes = ?, mono_ms = NULL, form = NULL WHERE seq = ?'),
     };
   }
 
@@ -79,7 +83,7 @@ export class ClockRestamp {
   apply(rows: readonly UnsyncedRow[], offsetMs: number): number {
     let delta = 0;
     for (const r of rows) {
-      const obs = restamp(JSON.parse(r.obs) as Observation, r.mono_ms + offsetMs);
+      const obs = restamp(JSON.parse(unpackRow(r.obs, r.form)) as Observation, r.mono_ms + offsetMs);
       const text = JSON.stringify(obs);
       const bytes = Buffer.byteLength(text) + ROW_OVERHEAD;
       delta += bytes - r.bytes;

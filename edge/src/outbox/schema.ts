@@ -19,7 +19,10 @@ const SCHEMA = `
     -- Monotonic clock (ms since boot) at receipt, for readings stamped while the wall clock was
     -- not yet synchronised (NULL otherwise): they are re-stamped once it is.
     mono_ms INTEGER,
-    boot_id TEXT
+    boot_id TEXT,
+    -- How obs is stored (see row-form.ts): NULL for the JSON text as it is (as earlier versions wrote
+    -- every row), or a form with a part left out that reading the row puts back.
+    form INTEGER
   );
   -- The latest QoS 1/2 MQTT delivery per client and packet id, written in the same transaction as its
   -- readings, so that a re-delivery after a lost PUBACK is acknowledged without being stored twice
@@ -72,6 +75,10 @@ export const REJECT_OVERHEAD = 64;
 
 /** Brings tables written by an earlier version up to date. Runs at open, after `SCHEMA`. */
 function migrate(db: Database.Database): void {
+  const outbox = new Set((db.pragma('table_info(outbox)') as { name: string }[]).map((c) => c.name));
+  // Files from before rows were stored in a compact form: their rows keep their whole text (form NULL)
+  // and are sent as they are. Adding a column rewrites no row.
+  if (!outbox.has('form')) db.exec('ALTER TABLE outbox ADD COLUMN form INTEGER');
   const columns = new Set((db.pragma('table_info(rejects)') as { name: string }[]).map((c) => c.name));
   // Files from before rejects were bounded by bytes: their rows were kept whole.
   if (!columns.has('payload_bytes')) db.exec('ALTER TABLE rejects ADD COLUMN payload_bytes INTEGER');
@@ -84,9 +91,50 @@ function migrate(db: Database.Database): void {
   ).run();
 }
 
+/**
+ * The buffer file's page size. Each commit rewrites whole pages: the last, partly filled page of the
+ * readings, a page or two of the delivery log per client, the table of sequence numbers and the first
+ * page, each once as a WAL frame and again at the checkpoint. With 2 KiB pages instead of SQLite's
+ * 4 KiB, a commit of one reading writes about a third less, one of twenty (10,000 readings/s) a third
+ * less, and one of 500 (full speed) about 5% less (measured through this buffer with deliveries).
+ */
+export const PAGE_SIZE = 2048;
+
+/** Files holding up to this much are rebuilt with `PAGE_SIZE` at open (a `VACUUM`, done in well under a second on a card). */
+const PAGE_SIZE_REBUILD_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Gives the file `PAGE_SIZE`: a new file takes it as it is created; an existing file with another page
+ * size (made by an earlier version) is rebuilt by a `VACUUM`, which keeps every row and is atomic
+ * under its rollback journal, but only while it is small: a large backlog keeps its page size, and is
+ * rebuilt at a later start once it has drained. A rebuild that cannot run (another connection holds
+ * the file) is left for a later start; the file works the same either way.
+ */
+function settlePageSize(db: Database.Database): void {
+  const size = db.pragma('page_size', { simple: true }) as number;
+  if (size === PAGE_SIZE) return;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  if (pages === 0) {
+    db.pragma(`page_size = ${PAGE_SIZE}`);
+    return;
+  }
+  // What is in use: the pages a drained backlog left free cost the rebuild nothing (it drops them).
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  if ((pages - free) * size > PAGE_SIZE_REBUILD_MAX_BYTES) return;
+  try {
+    // The page size of a file in WAL mode cannot change: the rebuild runs under a rollback journal.
+    db.pragma('journal_mode = DELETE');
+    db.pragma(`page_size = ${PAGE_SIZE}`);
+    db.exec('VACUUM');
+  } catch {
+    // Busy: the file keeps its page size until a later start.
+  }
+}
+
 function tryOpen(path: string, synchronous: string): Database.Database {
   const db = new Database(path);
   try {
+    settlePageSize(db);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     db.exec(SCHEMA);

@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3';
 import { BOOT_ID, unsyncedMonoMs } from './clock-restamp.js';
 import { DroppedRanges } from './dropped-ranges.js';
 import type { OutboxBatch } from './outbox.js';
+import { packRow, unpackRow } from './row-form.js';
 import { ROW_OVERHEAD } from './schema.js';
 
 /** A reading as it is written to the buffer. */
@@ -80,10 +81,10 @@ export class SqliteBuffer {
     this.bytes = totals.b;
     this.stmt = {
       insert: db.prepare(
-        'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id, form) VALUES (?, ?, ?, ?, ?, ?)',
       ),
-      take: db.prepare<[number, number], { seq: number; obs: string; bytes: number }>(
-        'SELECT seq, obs, bytes FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
+      take: db.prepare<[number, number], { seq: number; obs: string; bytes: number; form: number | null }>(
+        'SELECT seq, obs, bytes, form FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
       sumRange: db.prepare<[number, number], Removed>(
         'SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM outbox WHERE seq BETWEEN ? AND ?',
@@ -106,10 +107,22 @@ export class SqliteBuffer {
     return this.capacity - this.bytes - incoming;
   }
 
-  /** Writes rows. Runs inside the commit. */
+  /**
+   * Writes rows, each in its stored form (see `packRow`); `bytes` still counts the whole text, so the
+   * capacity means what it meant. Runs inside the commit.
+   */
   insert(rows: readonly BufferRow[]): void {
-    for (const r of rows)
-      this.stmt.insert.run(r.obs, r.bytes, r.receivedMs, r.monoMs, r.monoMs === null ? null : BOOT_ID);
+    for (const r of rows) {
+      const p = packRow(r.obs);
+      this.stmt.insert.run(
+        p.obs,
+        r.bytes,
+        r.receivedMs,
+        r.monoMs,
+        r.monoMs === null ? null : BOOT_ID,
+        p.form,
+      );
+    }
   }
 
   /** Counts rows once the commit that wrote them is done. */
@@ -173,10 +186,11 @@ export class SqliteBuffer {
     let last = 0;
     let takenBytes = 0;
     for (const r of rows) {
+      const text = unpackRow(r.obs, r.form);
       // The first row always goes, even alone, so one large reading can never wedge the buffer.
-      if (texts.length > 0 && (size + r.obs.length + 1 > room || takenBytes + r.bytes > budget)) break;
-      texts.push(r.obs);
-      size += r.obs.length + 1;
+      if (texts.length > 0 && (size + text.length + 1 > room || takenBytes + r.bytes > budget)) break;
+      texts.push(text);
+      size += text.length + 1;
       takenBytes += r.bytes;
       last = r.seq;
     }
