@@ -38,7 +38,16 @@ export interface Origin {
   trace?: string | undefined;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** The last time formatted: readings arriving together mostly share their millisecond (and a Date each costs). */
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+const iso = (ms: number) => {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
+};
 
 /** Epoch ms the wire's ISO form can carry (years 1970..9999). */
 const MAX_TIME_MS = 253_402_300_799_999;
@@ -65,19 +74,28 @@ export function toObservation(
   opts: ObservationOptions = {},
 ): Observation {
   let sensorTime = reading.timeMs;
-  const flags: string[] = [];
-  if (sensorTime === undefined) flags.push('edge_time');
+  /** What the time is, when it is not the sensor's own. */
+  let flag: string | undefined;
+  if (sensorTime === undefined) flag = 'edge_time';
   else if (!Number.isInteger(sensorTime) || sensorTime < 0 || sensorTime > MAX_TIME_MS) {
     sensorTime = undefined;
-    flags.push('time_invalid');
+    flag = 'time_invalid';
   } else if (opts.acceptedTime && timeRangeProblem(sensorTime, receivedMs, opts.acceptedTime)) {
     sensorTime = undefined;
-    flags.push('time_out_of_range');
+    flag = 'time_out_of_range';
   }
   const timeMs = sensorTime ?? receivedMs;
   const time = iso(timeMs);
   const sensor = reading.sensor ?? origin.sensor;
-  const quality = [...(reading.quality ?? []), ...flags];
+  const given = reading.quality;
+  const quality =
+    given !== undefined && given.length > 0
+      ? flag === undefined
+        ? [...given]
+        : [...given, flag]
+      : flag === undefined
+        ? undefined
+        : [flag];
   const obs: Observation = {
     id: observationId({
       source: origin.source,
@@ -102,7 +120,7 @@ export function toObservation(
   if (origin.lat !== undefined) obs.lat = origin.lat;
   if (origin.lon !== undefined) obs.lon = origin.lon;
   if (origin.alt !== undefined) obs.alt = origin.alt;
-  if (quality.length > 0) obs.quality = quality;
+  if (quality !== undefined) obs.quality = quality;
   // Last, as in the schema: the id above does not depend on it.
   if (origin.trace !== undefined) obs.trace = origin.trace;
   return obs;
@@ -114,19 +132,25 @@ export function toObservation(
  * Such a reading is rejected at the edge, with this reason, rather than dead-lettered later.
  */
 export function observationProblem(o: Observation): string | undefined {
-  const fields: [string, string | undefined][] = [
-    ['station', o.station],
-    ['sensor', o.sensor],
-    ['variable', o.variable],
-    ['text', o.text],
-    ['unit', o.unit],
-    ...(o.quality ?? []).map((q): [string, string] => ['quality', q]),
-  ];
-  for (const [field, value] of fields) {
-    const problem = value === undefined ? undefined : textProblem(value);
-    if (problem !== undefined) return `${field} of ${JSON.stringify(o.variable)} ${problem}`;
+  // Field by field, without building a list of them: this runs for every reading.
+  const problem =
+    fieldProblem(o, 'station', o.station) ??
+    fieldProblem(o, 'sensor', o.sensor) ??
+    fieldProblem(o, 'variable', o.variable) ??
+    fieldProblem(o, 'text', o.text) ??
+    fieldProblem(o, 'unit', o.unit);
+  if (problem !== undefined || o.quality === undefined) return problem;
+  for (const q of o.quality) {
+    const p = fieldProblem(o, 'quality', q);
+    if (p !== undefined) return p;
   }
   return undefined;
+}
+
+/** What is wrong with one text field of an observation, in `observationProblem`'s words. */
+function fieldProblem(o: Observation, field: string, value: string | undefined): string | undefined {
+  const problem = value === undefined ? undefined : textProblem(value);
+  return problem === undefined ? undefined : `${field} of ${JSON.stringify(o.variable)} ${problem}`;
 }
 
 /**

@@ -115,10 +115,15 @@ const RULES: Readonly<Record<string, Rule>> = {
   'W m-2': same('W m-2'),
 };
 
+/** Characters of spelling variants: one test spares most units the four replacements (run per reading). */
+const VARIANT_CHARS = /[µμ³²^]/;
+
 /** Spelling variants that mean the same symbol: micro signs, superscripts, `Ohm`, `kOhm`. */
 function normalise(unit: string): string {
-  const u = unit.trim().replace(/[µμ]/g, 'u').replace(/³/g, '3').replace(/²/g, '2').replace(/\^/g, '');
-  if (/^k?ohm$/i.test(u)) return u.toLowerCase();
+  let u = unit.trim();
+  if (VARIANT_CHARS.test(u))
+    u = u.replace(/[µμ]/g, 'u').replace(/³/g, '3').replace(/²/g, '2').replace(/\^/g, '');
+  if ((u.length === 3 || u.length === 4) && /^k?ohm$/i.test(u)) return u.toLowerCase();
   return u;
 }
 

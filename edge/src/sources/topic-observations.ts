@@ -79,30 +79,34 @@ export function createTopicObservations(deps: TopicObservationsDeps, channel: st
         };
         const unsynced = deps.clockUnsynced();
         // The accepted range is measured from the edge's clock, so it waits until that clock is synced.
-        const acceptedTime = unsynced ? undefined : deps.acceptedTime;
-        const problems: string[] = [];
-        const observations = outcome.readings
-          .map((r) => {
-            const timed =
-              r.timeMs === undefined && carrierTimeMs !== undefined ? { ...r, timeMs: carrierTimeMs } : r;
-            return toObservation(
-              origin,
-              unsynced && timed.timeMs === undefined
-                ? { ...timed, quality: [...(timed.quality ?? []), CLOCK_UNSYNCED] }
-                : timed,
-              receivedMs,
-              { acceptedTime },
-            );
-          })
-          .filter((o) => {
-            const problem = observationProblem(o);
-            if (problem !== undefined) problems.push(problem);
-            return problem === undefined;
-          });
-        const restamped = observations.filter((o) => o.quality?.includes('time_out_of_range')).length;
+        const options = { acceptedTime: unsynced ? undefined : deps.acceptedTime };
+        // One pass, no intermediate arrays: this runs for every message.
+        let problems: string[] | undefined;
+        let restamped = 0;
+        const observations: Observation[] = [];
+        for (const r of outcome.readings) {
+          const timed =
+            r.timeMs === undefined && carrierTimeMs !== undefined ? { ...r, timeMs: carrierTimeMs } : r;
+          const o = toObservation(
+            origin,
+            unsynced && timed.timeMs === undefined
+              ? { ...timed, quality: [...(timed.quality ?? []), CLOCK_UNSYNCED] }
+              : timed,
+            receivedMs,
+            options,
+          );
+          const problem = observationProblem(o);
+          if (problem !== undefined) {
+            problems ??= [];
+            problems.push(problem);
+            continue;
+          }
+          if (o.quality?.includes('time_out_of_range')) restamped++;
+          observations.push(o);
+        }
         if (restamped > 0) metrics.timeOutOfRange.inc(restamped);
         // Text Postgres cannot store is refused here, reading by reading; the rest of the message is kept.
-        const refused = problems.length > 0 ? problems.join('; ') : undefined;
+        const refused = problems?.join('; ');
         if (observations.length === 0) return { kind: 'rejected', reject: 'text', reason: refused ?? '' };
         return refused === undefined
           ? { kind: 'observations', observations }
