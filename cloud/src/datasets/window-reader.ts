@@ -10,7 +10,6 @@ import {
   TimestampMillisecond,
 } from 'apache-arrow';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { type FieldType, WINDOW_FIELDS } from '../ingest/observation-fields.js';
 import { isAggregated, readAggregatedWindow } from './aggregate.js';
 import {
@@ -24,28 +23,15 @@ import {
 } from './arrow-columns.js';
 import { BBOX_METADATA, type Bbox, bboxOf, unionBbox } from './bbox.js';
 import { CF_COORDINATES, cfValueMetadata } from './cf.js';
+import { CopyOut } from './copy-out.js';
 import type { DatasetDef } from './dataset-config.js';
 import { datasetWhere, inlineLiteral } from './dataset-filter.js';
 
 /** PG's binary timestamps count microseconds from 2000-01-01 UTC. */
 const PG_EPOCH_MS = 946_684_800_000;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
-/** More bytes than any one row can take (rows come from batches of at most 256 KiB). */
-const TUPLE_BOUND = 512 * 1024;
-
 /** The columns of a dataset window, in file order (the field table's window fields). */
 export const WINDOW_COLUMNS: readonly string[] = WINDOW_FIELDS.map((f) => f.name);
-
-/** Whether the row whose fields start at `p` is entirely inside `buf`. */
-function complete(buf: Buffer, p: number, fields: number): boolean {
-  let q = p;
-  for (let f = 0; f < fields; f++) {
-    if (q + 4 > buf.length) return false;
-    q += 4 + Math.max(buf.readInt32BE(q), 0);
-    if (q > buf.length) return false;
-  }
-  return true;
-}
 
 /** How a window column is built from its binary COPY field: by the field's Postgres type. */
 enum Kind {
@@ -104,66 +90,34 @@ class WindowDecoder {
   private col(name: string): WindowColumn {
     return this.cols[WINDOW_COLUMNS.indexOf(name)] as WindowColumn;
   }
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
   private headerDone = false;
   private ended = false;
   rows = 0;
 
-  /** Takes a chunk of the COPY stream; decodes once enough has gathered. */
-  push(chunk: Buffer): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= 2 * TUPLE_BOUND) this.decode(false);
-  }
-
-  /** Decodes what is left once the stream has ended. */
-  finish(): void {
-    this.decode(true);
-    if (this.pendingBytes > 0) throw new Error('COPY stream ended inside a row');
-  }
-
-  private decode(final: boolean): void {
-    const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
-    let p = 0;
+  /**
+   * Takes one CopyData message's body, `b[start, end)`: a row (the first one after the stream's
+   * header; the last message is the trailer).
+   */
+  row(b: Buffer, dv: DataView, start: number, end: number): void {
+    let p = start;
     if (!this.headerDone) {
-      if (buf.length < 19 || buf.length < 19 + buf.readInt32BE(15)) {
-        this.keep(buf, 0);
-        return;
-      }
-      if (!buf.subarray(0, 11).equals(SIGNATURE)) throw new Error('not a binary COPY stream');
-      p = 19 + buf.readInt32BE(15);
+      if (end - p < 19 || !b.subarray(p, p + 11).equals(SIGNATURE))
+        throw new Error('not a binary COPY stream');
+      p += 19 + dv.getInt32(p + 15);
       this.headerDone = true;
+      if (p >= end) return;
     }
-    // Rows are bounded (an observation comes in a batch of at most 256 KiB), so while more than that
-    // is buffered a row is surely complete; only near the end is each row measured before decoding.
-    const safe = buf.length - TUPLE_BOUND;
-    // DataView reads compile to plain loads; Buffer's readInt32BE/readDoubleBE are calls per field.
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    while (p + 2 <= buf.length) {
-      const fields = dv.getInt16(p);
-      if (fields === -1) {
-        this.ended = true;
-        p += 2;
-        break;
-      }
-      if (fields !== WINDOW_COLUMNS.length) {
-        throw new Error(`expected ${WINDOW_COLUMNS.length} fields, got ${fields}`);
-      }
-      if (p >= safe && !complete(buf, p + 2, fields)) break;
-      p = this.tuple(buf, dv, p + 2);
-      this.rows++;
+    const fields = dv.getInt16(p);
+    if (fields === -1) {
+      this.ended = true;
+      return;
     }
-    if (!final || p < buf.length) this.keep(buf, p);
-  }
-
-  private keep(buf: Buffer, from: number): void {
-    if (from >= buf.length) return;
-    const rest = buf.subarray(from);
-    this.pending = [rest];
-    this.pendingBytes = rest.length;
+    if (fields !== WINDOW_COLUMNS.length) {
+      throw new Error(`expected ${WINDOW_COLUMNS.length} fields, got ${fields}`);
+    }
+    const q = this.tuple(b, dv, p + 2);
+    if (q !== end) throw new Error(`a COPY row of ${end - p} bytes decoded as ${q - p}`);
+    this.rows++;
   }
 
   private tuple(b: Buffer, dv: DataView, start: number): number {
@@ -250,25 +204,9 @@ async function readSlice(pool: pg.Pool, def: DatasetDef, start: Date, end: Date,
     // Nor a sequential scan: a slice is a small part of the window, and a planner that takes the
     // whole table for one would read it once per slice (a window alone in its partition, say).
     await client.query('SET LOCAL enable_seqscan = off');
-    const stream = client.query(copyTo(sql));
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', (chunk: Buffer) => {
-        try {
-          decoder.push(chunk);
-        } catch (err) {
-          stream.destroy(err as Error);
-        }
-      });
-      stream.once('end', () => {
-        try {
-          decoder.finish();
-          resolve();
-        } catch (err) {
-          reject(err);
-        }
-      });
-      stream.once('error', reject);
-    });
+    const copy = new CopyOut(sql, (b, dv, start, end) => decoder.row(b, dv, start, end));
+    client.query(copy);
+    await copy.done;
     await client.query('COMMIT');
   } catch (err) {
     broken = err as Error;
