@@ -43,7 +43,13 @@ const uplinkEvents: UplinkEvents = {
   error: (...args) => post({ t: 'uplink', event: { name: 'error', args } }),
 };
 
-const outbox = openOutbox(config, capacityBytes, outboxEvents);
+// Each group is committed as it comes: the main thread gathers while a commit runs and spaces the
+// groups by `buffer.commit_window_ms` (see `ThreadOutbox`); a window here too would add a second wait.
+const outbox = openOutbox(
+  { ...config, buffer: { ...config.buffer, commit_window_ms: 0 } },
+  capacityBytes,
+  outboxEvents,
+);
 const uplink = startUplink(config, outbox, uplinkEvents, natsOptions(config, 'uplink'));
 
 function report(): BufferReport {

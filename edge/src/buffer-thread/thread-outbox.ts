@@ -41,12 +41,16 @@ export interface BufferThreadHandlers {
 }
 
 /**
- * The hand-off is paced by the buffer's commits: a group goes over at once when the buffer thread has
- * committed everything sent before, and otherwise when its next commit is reported (or after this
- * long, should that report not come: appends held back under `block` have none). A message and its
- * answer cost about as much CPU as tens of readings (some 20 us, measured here) and each wakes the
- * other thread, so under load there is one message each way per commit; a lone reading after a quiet
- * spell goes at once.
+ * The hand-off is the group commit of the threaded agent: appends gather here while the buffer
+ * thread commits, and a group goes over once the commit before it is reported and at least
+ * `buffer.commit_window_ms` after the group before it; the buffer thread commits each group as it
+ * comes (its own window is 0). A lone reading after a quiet spell therefore goes over and is committed
+ * at once, and under load there is one message each way and one commit per window at most. The wait
+ * is here and not also on the buffer thread: waiting on both sides made a reading wait for the commit
+ * in progress, then a whole window on the other side, about twice the window at 1,000 readings/s. A
+ * message and its answer cost about as much CPU as tens of readings (some 20 us, measured here) and
+ * each wakes the other thread. Should a commit's report not come (appends held back under `block`
+ * have none), the group goes over after this long.
  */
 const HANDOFF_MAX_WAIT_MS = 2;
 
@@ -100,7 +104,16 @@ export function startBufferThread(
         void worker.terminate();
         return;
       }
-      resolve(new ThreadOutbox(worker, m.bufferId, m.bufferStart, m.report, handlers));
+      resolve(
+        new ThreadOutbox(
+          worker,
+          m.bufferId,
+          m.bufferStart,
+          m.report,
+          handlers,
+          config.buffer.commit_window_ms,
+        ),
+      );
     };
     worker.on('message', starting);
   });
@@ -135,6 +148,8 @@ export class ThreadOutbox implements Outbox {
   private scheduled: { timer: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | undefined;
   /** A group was sent and no commit has been reported since. */
   private awaitingCommit = false;
+  /** When the last group went over (`performance.now()`), for `commitWindowMs`. */
+  private lastSendMs = Number.NEGATIVE_INFINITY;
   private failed: EdgeError | undefined;
   private closing: Promise<void> | undefined;
   private closedByThread: (() => void) | undefined;
@@ -146,6 +161,8 @@ export class ThreadOutbox implements Outbox {
     readonly bufferStart: number,
     private last: BufferReport,
     private readonly handlers: BufferThreadHandlers,
+    /** The least time between two groups (`buffer.commit_window_ms`): see `HANDOFF_MAX_WAIT_MS`. */
+    private readonly commitWindowMs = 0,
   ) {
     worker.on('message', (m: FromBufferThread) => this.receive(m));
     worker.on('error', (err) =>
@@ -295,20 +312,32 @@ export class ThreadOutbox implements Outbox {
   /** See `HANDOFF_MAX_WAIT_MS`. */
   private schedule(): void {
     if (this.scheduled) return;
+    const wait = this.lastSendMs + this.commitWindowMs - performance.now();
+    if (this.awaitingCommit) {
+      // The commit's report sends it (see `receive`); this only bounds the wait for a report.
+      const bound = Math.max(wait, HANDOFF_MAX_WAIT_MS);
+      this.scheduled = { timer: setTimeout(() => this.send(), bound) };
+      return;
+    }
     // When idle, at the end of this turn of the event loop (with whatever else it brings).
-    this.scheduled = this.awaitingCommit
-      ? { timer: setTimeout(() => this.send(), HANDOFF_MAX_WAIT_MS) }
-      : { immediate: setImmediate(() => this.send()) };
+    this.scheduled =
+      wait > 0
+        ? { timer: setTimeout(() => this.send(), wait) }
+        : { immediate: setImmediate(() => this.send()) };
+  }
+
+  private unschedule(): void {
+    if (!this.scheduled) return;
+    if ('timer' in this.scheduled) clearTimeout(this.scheduled.timer);
+    else clearImmediate(this.scheduled.immediate);
+    this.scheduled = undefined;
   }
 
   private send(): void {
-    if (this.scheduled) {
-      if ('timer' in this.scheduled) clearTimeout(this.scheduled.timer);
-      else clearImmediate(this.scheduled.immediate);
-      this.scheduled = undefined;
-    }
+    this.unschedule();
     if (this.failed || (this.outgoing.length === 0 && this.outgoingRejects.length === 0)) return;
     this.awaitingCommit = true;
+    this.lastSendMs = performance.now();
     const { group, transfer } = packAppends(this.outgoing, this.outgoingRejects);
     this.outgoing = [];
     this.outgoingRejects = [];
@@ -323,9 +352,12 @@ export class ThreadOutbox implements Outbox {
     switch (m.t) {
       case 'settled': {
         this.last = m.report;
-        // A commit: what gathered meanwhile goes over now.
+        // A commit: what gathered meanwhile goes over, once the window since the last group is over.
         this.awaitingCommit = false;
-        if (this.scheduled) this.send();
+        if (this.scheduled) {
+          this.unschedule();
+          this.schedule();
+        }
         for (let i = 0; i < m.ids.length; i++) {
           const id = m.ids[i] as number;
           const w = this.waiting.get(id);
