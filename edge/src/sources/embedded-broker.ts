@@ -195,7 +195,9 @@ export async function startEmbeddedBroker(
     else log.debug({ client: client?.id, err: err.message }, 'mqtt client error');
   });
 
-  const server: Server = createServer((socket) => {
+  // No Nagle: a PUBACK is a few bytes written as its commit ends, and held back behind an unacknowledged
+  // earlier one it would wait for the sensor's delayed ACK (tens of ms), which its next message then waits on.
+  const server: Server = createServer({ noDelay: true }, (socket) => {
     if (pending.size >= opts.maxPendingConnections) {
       refuse(
         'pending_limit',
