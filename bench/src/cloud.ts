@@ -380,13 +380,20 @@ export async function runCloudBench(opts: { ingestOnly?: boolean } = {}): Promis
     }[] = [];
     for (let version = 1; version <= BUILD_RUNS; version++) {
       const t0 = performance.now();
-      const built = await buildWindowObject(pool, store, def, {
-        windowStart: new Date(WINDOW_START),
-        windowEnd: new Date(WINDOW_START + WINDOW_MS),
-        version,
-        generation: 1,
-        provisional: false,
-      });
+      // As a collector running the GeoParquet exporter builds: the GeoParquet written by the build.
+      const built = await buildWindowObject(
+        pool,
+        store,
+        def,
+        {
+          windowStart: new Date(WINDOW_START),
+          windowEnd: new Date(WINDOW_START + WINDOW_MS),
+          version,
+          generation: 1,
+          provisional: false,
+        },
+        { geoParquet: true },
+      );
       const t1 = performance.now();
       const exported = await geoParquetExport(
         store,
