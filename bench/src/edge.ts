@@ -204,6 +204,8 @@ interface PublisherSpec {
   rate: number;
   window: number;
   recordTimes?: boolean;
+  /** See `PublisherArgs.noDelay`: on in the paced phases, which measure latency. */
+  noDelay?: boolean;
 }
 
 interface LoadRun<P> {
@@ -249,6 +251,7 @@ async function runLoad<P extends { t: number }>(opts: {
           durationMs: totalMs,
           maxMessages,
           recordTimes: p.recordTimes === true,
+          noDelay: p.noDelay === true,
         }),
       );
     }
@@ -439,6 +442,7 @@ async function phasePaced(
         rate: totalRate / pubs,
         window: opts.window,
         recordTimes: true,
+        noDelay: true,
       })),
       warmupS,
       measureS: seconds,
@@ -467,7 +471,7 @@ async function phasePaced(
     const s = summarize(lat);
     return {
       method:
-        'publish time taken in the publisher process just before client.publish(); PubAck time = when a core NATS subscriber on fb.obs.<edge> and _INBOX.> sees the JetStream PubAck sent to the agent for the batch holding that reading (same host clock); first second excluded',
+        'publish time taken in the publisher process just before client.publish(), its socket without Nagle (TCP_NODELAY, see edge-load-publisher.ts); PubAck time = when a core NATS subscriber on fb.obs.<edge> and _INBOX.> sees the JetStream PubAck sent to the agent for the batch holding that reading (same host clock); first second excluded',
       offered_per_s: totalRate,
       publishers: pubs,
       window_s: round(run.windowS),
@@ -573,7 +577,7 @@ async function phasePeerAedes(opts: Options) {
     const paced = await runLoad({
       label: 'peer-aedes @1k',
       url: `mqtt://127.0.0.1:${port}`,
-      publishers: [{ id: 'p0', rate: 1000, window: opts.window, recordTimes: true }],
+      publishers: [{ id: 'p0', rate: 1000, window: opts.window, recordTimes: true, noDelay: true }],
       warmupS: 1,
       measureS: opts.quick ? 3 : 5,
       probe,
@@ -596,7 +600,7 @@ async function phasePeerAedes(opts: Options) {
 async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
   const n = opts.drainReadings;
   log(
-    `drain: prefill ${fmt(n)} readings into the buffer file with SqliteOutbox, then start the agent with the uplink up`,
+    `drain: prefill ${fmt(n)} readings into the buffer file with SqliteOutbox, then start the agent (${opts.agentNodeArgs.join(' ') || 'no node flags'}) with the uplink up`,
   );
   const dir = tempDir('fieldbeam-bench-edge-');
   const removeDir = track(async () => dir.remove());
@@ -793,7 +797,8 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
       details.peer_one_thread = await phaseIngest(oneThread(opts), profiles, 'peer-one-thread');
     if (want('peer-nats')) details.peer_nats_mqtt = await phasePeerNats(opts);
     if (want('peer-aedes')) details.peer_aedes = await phasePeerAedes(opts);
-    if (want('drain')) details.drain = await phaseDrain(opts, profiles);
+    // With the unit's heap flags: the target is the memory the agent ships with.
+    if (want('drain')) details.drain = await phaseDrain(unitFlags(opts), profiles);
     if (want('floods')) details.floods = await runFloods({ quick: opts.quick, log, track, natsWithStreams });
   } finally {
     await stopAll();
@@ -809,7 +814,10 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     rss_mb_at_10k: d.load_10k?.rss_mb_max ?? null,
     rss_mb_at_10k_unit_flags: d.load_10k_unit_flags?.rss_mb_max ?? null,
     rss_mb_max_during_drain: d.drain?.rss_mb_max ?? null,
-    bytes_written_per_reading: d.ingest?.write_bytes_per_reading ?? null,
+    // At a paced 10,000 readings/s the commits are the same size on every box; at full speed their size
+    // (and with it the bytes per reading) follows whatever rate the box reached (details.ingest has it).
+    bytes_written_per_reading:
+      d.load_10k?.write_bytes_per_reading ?? d.ingest?.write_bytes_per_reading ?? null,
     peer_nats_mqtt_msgs_per_s: d.peer_nats_mqtt?.stored_per_s ?? null,
     peer_aedes_qos1_msgs_per_s: d.peer_aedes?.publishes_per_s ?? null,
     peer_one_thread_msgs_per_s: d.peer_one_thread?.jetstream_acked_per_s ?? null,
@@ -895,7 +903,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     targets: Object.fromEntries(Object.entries(targets).map(([k, t]) => [k, t.target ?? null])),
     notes: {
       bytes_written_per_reading:
-        '/proc/<agent pid>/io write_bytes (bytes sent to the storage layer: SQLite WAL frames and checkpoints, fsync FULL) over the ingest window / readings committed in it; wchar (all write syscalls incl. sockets) is in details.ingest.wchar_per_reading',
+        '/proc/<agent pid>/io write_bytes (bytes sent to the storage layer: SQLite WAL frames and checkpoints, fsync FULL) / readings committed, over the window of the rss10k phase (paced at 10,000/s), or of the ingest phase when rss10k did not run; the ingest phase figure and its wchar (all write syscalls incl. sockets) are in details.ingest',
       latency_p99_ms_at_1k: details.latency_1k ? d.latency_1k.method : undefined,
       rss: 'VmRSS of the agent process from /proc/<pid>/status, sampled every 200 ms; rss_mb_at_10k is the max over the measured window',
     },
