@@ -79,6 +79,9 @@ function migrate(db: Database.Database): void {
   // Files from before rows were stored in a compact form: their rows keep their whole text (form NULL)
   // and are sent as they are. Adding a column rewrites no row.
   if (!outbox.has('form')) db.exec('ALTER TABLE outbox ADD COLUMN form INTEGER');
+  // Files from before readings taken with an unsynced clock were re-stamped: none of their rows was.
+  if (!outbox.has('mono_ms')) db.exec('ALTER TABLE outbox ADD COLUMN mono_ms INTEGER');
+  if (!outbox.has('boot_id')) db.exec('ALTER TABLE outbox ADD COLUMN boot_id TEXT');
   const columns = new Set((db.pragma('table_info(rejects)') as { name: string }[]).map((c) => c.name));
   // Files from before rejects were bounded by bytes: their rows were kept whole.
   if (!columns.has('payload_bytes')) db.exec('ALTER TABLE rejects ADD COLUMN payload_bytes INTEGER');
