@@ -132,7 +132,8 @@ export class DictValues {
       for (const c of bucket) if (sameBytes(this.values[c] as Uint8Array, buf, start, len)) return c;
     }
     const code = this.values.length;
-    this.values.push(buf.slice(start, start + len));
+    // A copy (`Buffer#slice` is a view): the value outlives the socket chunk it was read from.
+    this.values.push(Uint8Array.prototype.slice.call(buf, start, start + len));
     if (bucket) bucket.push(code);
     else this.byHash.set(h, [code]);
     this.vector = undefined;
