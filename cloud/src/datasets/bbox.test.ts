@@ -22,6 +22,11 @@ describe('bounding box of points', () => {
     expect(bboxOf(floats([1], [0]), floats([1]))).toBeNull();
   });
 
+  it('takes every row when neither column has a null, and gives none for no rows', () => {
+    expect(bboxOf(floats([7, -3, 8]), floats([46, 10, 47]))).toEqual([-3, 10, 8, 47]);
+    expect(bboxOf(floats([]), floats([]))).toBeNull();
+  });
+
   it('joins boxes, an absent one leaving the other', () => {
     expect(unionBbox(null, [1, 2, 3, 4])).toEqual([1, 2, 3, 4]);
     expect(unionBbox([0, 5, 2, 6], [1, 2, 3, 4])).toEqual([0, 2, 3, 6]);

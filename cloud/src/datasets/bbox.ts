@@ -17,6 +17,22 @@ const valid = (d: Data, i: number) =>
 export function bboxOf(lon: Data, lat: Data): Bbox | null {
   const xs = lon.values as Float64Array;
   const ys = lat.values as Float64Array;
+  if (lon.length > 0 && !(lon.nullBitmap && lon.nullCount > 0) && !(lat.nullBitmap && lat.nullCount > 0)) {
+    // No nulls (the common case): a plain pass, no bitmap look-up per row.
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (let i = 0; i < lon.length; i++) {
+      const x = xs[i] as number;
+      const y = ys[i] as number;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+    return [x0, y0, x1, y1];
+  }
   let box: Bbox | null = null;
   for (let i = 0; i < lon.length; i++) {
     if (!(valid(lon, i) && valid(lat, i))) continue;
