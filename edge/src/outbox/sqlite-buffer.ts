@@ -32,6 +32,28 @@ export function toRows(
   });
 }
 
+/**
+ * Rows per multi-row INSERT, largest first: a statement of 32 rows costs about half as much per row as
+ * 32 statements of one (1.7 -> 0.9 µs a row, mostly better-sqlite3's cost per call), and a commit
+ * under load carries hundreds of rows.
+ */
+const INSERT_CHUNKS = [32, 8] as const;
+const ROW_COLUMNS = '(obs, bytes, received_ms, mono_ms, boot_id, form)';
+const ROW_PARAMS = '(?, ?, ?, ?, ?, ?)';
+/** Parameters per row in `ROW_PARAMS`. */
+const ROW_ARITY = 6;
+
+/** Puts a row's values for `ROW_PARAMS` into `args` from `at`, its text in its stored form (`packRow`). */
+function rowArgs(r: BufferRow, args: unknown[], at: number): void {
+  const p = packRow(r.obs);
+  args[at] = p.obs;
+  args[at + 1] = r.bytes;
+  args[at + 2] = r.receivedMs;
+  args[at + 3] = r.monoMs;
+  args[at + 4] = r.monoMs === null ? null : BOOT_ID;
+  args[at + 5] = p.form;
+}
+
 /** Rows and bytes removed by an ack. */
 export interface Removed {
   n: number;
@@ -80,9 +102,12 @@ export class SqliteBuffer {
     this.depth = totals.n;
     this.bytes = totals.b;
     this.stmt = {
-      insert: db.prepare(
-        'INSERT INTO outbox (obs, bytes, received_ms, mono_ms, boot_id, form) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
+      insert: db.prepare(`INSERT INTO outbox ${ROW_COLUMNS} VALUES ${ROW_PARAMS}`),
+      insertMany: INSERT_CHUNKS.map((n) => ({
+        n,
+        stmt: db.prepare(`INSERT INTO outbox ${ROW_COLUMNS} VALUES ${Array(n).fill(ROW_PARAMS).join(', ')}`),
+        args: new Array<unknown>(n * ROW_ARITY),
+      })),
       take: db.prepare<[number, number], { seq: number; obs: string; bytes: number; form: number | null }>(
         'SELECT seq, obs, bytes, form FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
@@ -112,16 +137,18 @@ export class SqliteBuffer {
    * capacity means what it meant. Runs inside the commit.
    */
   insert(rows: readonly BufferRow[]): void {
-    for (const r of rows) {
-      const p = packRow(r.obs);
-      this.stmt.insert.run(
-        p.obs,
-        r.bytes,
-        r.receivedMs,
-        r.monoMs,
-        r.monoMs === null ? null : BOOT_ID,
-        p.form,
-      );
+    let i = 0;
+    // In chunks (rows of one VALUES list take their sequence numbers in order), the rest one by one.
+    for (const chunk of this.stmt.insertMany) {
+      for (; i + chunk.n <= rows.length; i += chunk.n) {
+        for (let k = 0; k < chunk.n; k++) rowArgs(rows[i + k] as BufferRow, chunk.args, k * ROW_ARITY);
+        chunk.stmt.run(chunk.args);
+      }
+    }
+    const args = new Array<unknown>(ROW_ARITY);
+    for (; i < rows.length; i++) {
+      rowArgs(rows[i] as BufferRow, args, 0);
+      this.stmt.insert.run(args);
     }
   }
 

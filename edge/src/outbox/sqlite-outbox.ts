@@ -307,6 +307,8 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
         this.buffer.applyDeletes();
         rejects = this.rejects.writePending();
         const dropped = this.buffer.makeRoom(incoming);
+        // The readings of all admitted appends, in order, go in together: fewer statements (see `insert`).
+        const rows: BufferRow[] = [];
         for (const p of admitted) {
           const d = p.delivery;
           if (d) {
@@ -319,8 +321,9 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
             this.deliveries.remember(d, now);
           }
           if (p.retained && p.retainedCheck) this.retained.remember(p.retainedCheck, p.retained.payloadHash);
-          this.buffer.insert(p.rows);
+          for (const r of p.rows) rows.push(r);
         }
+        this.buffer.insert(rows);
         this.meta.writeCounters(dropped);
         this.deliveries.pruneIfDue(now);
         return dropped;
