@@ -76,8 +76,11 @@ export class CopyOut {
   private forward(): void {
     const stream = this.connection?.stream;
     if (!stream) return;
-    let chunk: Buffer | null;
-    while (!this.detached && (chunk = stream.read() as Buffer | null) !== null) this.parse(chunk);
+    while (!this.detached) {
+      const chunk = stream.read() as Buffer | null;
+      if (chunk === null) return;
+      this.parse(chunk);
+    }
   }
 
   private parse(chunk: Buffer): void {
