@@ -214,10 +214,14 @@ export class SqliteBuffer {
     let takenBytes = 0;
     for (const r of rows) {
       const text = unpackRow(r.obs, r.form);
+      // Bytes, as the message limits count them: the row's UTF-8 size is in `bytes` (a text's length
+      // counts UTF-16 units, a third of the bytes of most CJK text, and a batch so measured would be
+      // over the limit and set aside whole by the collector). Never less than the length.
+      const textBytes = Math.max(text.length, r.bytes - ROW_OVERHEAD);
       // The first row always goes, even alone, so one large reading can never wedge the buffer.
-      if (texts.length > 0 && (size + text.length + 1 > room || takenBytes + r.bytes > budget)) break;
+      if (texts.length > 0 && (size + textBytes + 1 > room || takenBytes + r.bytes > budget)) break;
       texts.push(text);
-      size += text.length + 1;
+      size += textBytes + 1;
       takenBytes += r.bytes;
       last = r.seq;
     }
