@@ -55,12 +55,17 @@ interface BuildRun {
   geoparquet_bytes: number;
   rss_before_mb: number;
   peak_rss_mb: number;
+  cpu_us_per_row: number;
+  geoparquet_in_build: boolean;
 }
 
 /**
  * `pnpm bench cloud --build [rows,rows,...]`: a window of each size (default 1M, 5M, 10M rows) built into
  * its Arrow object and exported as GeoParquet, each run in a fresh process whose peak RSS is reported.
  * Build memory is bounded by slices, so the peak should stay flat while the time grows linearly.
+ * Builds write the GeoParquet themselves (as a collector running the GeoParquet exporter does);
+ * `BENCH_BUILD_GEOPARQUET=exporter` measures the older path instead, the exporter reading the Arrow
+ * object back. `cpu_us_per_row` is the build process's CPU, less moved by other work than the time.
  */
 export async function runCloudBuildBench(argv: string[]): Promise<Record<string, unknown>> {
   const sizes = argv.length > 0 ? argv.map(Number) : [1_000_000, 5_000_000, 10_000_000];
@@ -96,7 +101,7 @@ export async function runCloudBuildBench(argv: string[]): Promise<Record<string,
         const r = JSON.parse(last) as BuildRun;
         if (r.rows !== n) throw new Error(`build wrote ${r.rows} rows of ${n}`);
         process.stdout.write(
-          `  ${n} rows: build ${r.arrow_s.toFixed(2)} s + GeoParquet ${r.geoparquet_s.toFixed(2)} s = ${r.total_s.toFixed(2)} s, peak RSS ${r.peak_rss_mb} MB\n`,
+          `  ${n} rows: build ${r.arrow_s.toFixed(2)} s + GeoParquet ${r.geoparquet_s.toFixed(2)} s = ${r.total_s.toFixed(2)} s, peak RSS ${r.peak_rss_mb} MB, CPU ${r.cpu_us_per_row} µs/row${r.geoparquet_in_build ? ' (GeoParquet in the build)' : ''}\n`,
         );
         done.push(r);
       }
@@ -107,6 +112,8 @@ export async function runCloudBuildBench(argv: string[]): Promise<Record<string,
         arrow_s: Math.round(median.arrow_s * 1000) / 1000,
         geoparquet_s: Math.round(median.geoparquet_s * 1000) / 1000,
         peak_rss_mb: Math.max(...done.map((r) => r.peak_rss_mb)),
+        cpu_us_per_row: median.cpu_us_per_row,
+        geoparquet_in_build: median.geoparquet_in_build,
         arrow_bytes: median.arrow_bytes,
         geoparquet_bytes: median.geoparquet_bytes,
         runs: done,

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type RecordBatch, type Schema, Table, tableToIPC } from 'apache-arrow';
-import { GeoParquetStream } from './geoparquet.js';
+import { encodeGeoBatch, GeoParquetStream } from './geoparquet.js';
 import type { FromThread, ToThread } from './geoparquet-thread.js';
 import { setParquetKeyValues } from './parquet-footer.js';
 
@@ -48,12 +48,12 @@ function inlineFile(path: string): GeoParquetFile {
   const out = (chunk: Uint8Array) => writeSync(fd, chunk);
   return {
     async write(batch) {
-      stream ??= new GeoParquetStream(batch.schema, out);
+      stream ??= new GeoParquetStream(out);
       await stream.write(batch);
     },
     async close(final) {
       try {
-        const footer = await (stream ?? new GeoParquetStream(final, out)).close(final);
+        const footer = await (stream ?? new GeoParquetStream(out)).close(final);
         closeFd();
         if (footer) await setParquetKeyValues(path, footer);
       } finally {
@@ -108,8 +108,11 @@ function threadFile(script: string, path: string): GeoParquetFile {
   };
   return {
     async write(batch) {
-      const { data, transfer } = transferable(tableToIPC(new Table(batch.schema, [batch]), 'stream'));
-      await ask({ batch: data }, transfer);
+      if (batch.numRows === 0) return;
+      // The geometry and the IPC stream made here: the thread hands the bytes to the encoder as they are.
+      const { ipc, rows, bbox } = encodeGeoBatch(batch);
+      const { data, transfer } = transferable(ipc);
+      await ask({ batch: { ipc: data, rows, bbox } }, transfer);
     },
     async close(final) {
       try {

@@ -1,15 +1,15 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { tableFromIPC } from 'apache-arrow';
-import { GeoParquetStream } from './geoparquet.js';
+import { type GeoBatch, GeoParquetStream } from './geoparquet.js';
 import { setParquetKeyValues } from './parquet-footer.js';
 
 /**
- * The GeoParquet encoder's thread (see geoparquet-file.ts): batches come as IPC streams and go into
- * the wasm Parquet writer here, so the encoding runs beside the thread that reads the window. It
+ * The GeoParquet encoder's thread (see geoparquet-file.ts): batches come encoded (geometry added, as
+ * IPC streams) and go into the wasm Parquet writer here, so the encoding runs beside the thread that reads the window. It
  * answers `taken` once the writer has taken a batch, and `done` or `error` at the end.
  */
-export type ToThread = { batch: Uint8Array } | { end: Uint8Array } | { abort: true };
+export type ToThread = { batch: GeoBatch } | { end: Uint8Array } | { abort: true };
 export type FromThread = { taken: true } | { done: true } | { error: string };
 
 const port = parentPort;
@@ -32,16 +32,13 @@ async function handle(m: ToThread): Promise<void> {
     return;
   }
   if ('batch' in m) {
-    const batch = tableFromIPC(m.batch).batches[0];
-    if (batch) {
-      stream ??= new GeoParquetStream(batch.schema, (chunk) => writeSync(fd, chunk));
-      await stream.write(batch);
-    }
+    stream ??= new GeoParquetStream((chunk) => writeSync(fd, chunk));
+    await stream.writeEncoded(m.batch);
     post({ taken: true });
     return;
   }
   const final = tableFromIPC(m.end).schema;
-  const s = stream ?? new GeoParquetStream(final, (chunk) => writeSync(fd, chunk));
+  const s = stream ?? new GeoParquetStream((chunk) => writeSync(fd, chunk));
   const footer = await s.close(final);
   closeFile();
   if (footer) await setParquetKeyValues(path, footer);

@@ -136,6 +136,23 @@ function schemaMessage(schema: Schema): Buffer {
   return stream.subarray(0, 8 + stream.readInt32LE(4));
 }
 
+/** A batch with its geometry, as the IPC stream the Parquet writer takes, and the box of its points. */
+export interface GeoBatch {
+  ipc: Uint8Array;
+  rows: number;
+  bbox: Bbox | null;
+}
+
+/**
+ * Encodes a batch for the Parquet writer. Serialised now: its schema's metadata is what it is at this
+ * moment (the same for every batch of a window until the last has been read), whatever comes later.
+ */
+export function encodeGeoBatch(batch: RecordBatch): GeoBatch {
+  const schema = geoSchema(batch.schema);
+  const { batch: geo, bbox } = withGeometry(schema, batch);
+  return { ipc: tableToIPC(new Table(schema, [geo]), 'stream'), rows: batch.numRows, bbox };
+}
+
 /**
  * GeoParquet written from record batches as they come (a window build's own, while it reads the
  * next slices), each batch with its geometry crossing into the wasm Parquet writer alone; the file's
@@ -145,7 +162,6 @@ function schemaMessage(schema: Schema): Buffer {
  * the file's footer. Memory holds one batch waiting and the writer's row group.
  */
 export class GeoParquetStream {
-  private readonly schema: Schema;
   /** A batch's IPC stream waiting for the writer to take it; null: the end. */
   private readonly queue: (Uint8Array | null)[] = [];
   private wake: (() => void) | undefined;
@@ -161,22 +177,22 @@ export class GeoParquetStream {
    * written with its final metadata and `close` returns nothing to put in the footer.
    */
   constructor(
-    source: Schema,
     private readonly out: (chunk: Uint8Array) => void,
     private readonly bbox?: Bbox | null,
-  ) {
-    this.schema = geoSchema(source);
-  }
+  ) {}
 
   /** Queues a batch; resolves once the writer has taken it (so batches do not pile up). */
   async write(batch: RecordBatch): Promise<void> {
-    if (batch.numRows === 0) return;
+    if (batch.numRows > 0) await this.writeEncoded(encodeGeoBatch(batch));
+  }
+
+  /** `write` of a batch already encoded (by another thread, say). */
+  async writeEncoded(b: GeoBatch): Promise<void> {
+    if (b.rows === 0) return;
     this.check();
-    // Serialised now: its schema's metadata is what the writer started with, whatever comes later.
-    const { batch: geo, bbox } = withGeometry(this.schema, batch);
-    this.seen = unionBbox(this.seen, bbox);
-    this.queue.push(tableToIPC(new Table(this.schema, [geo]), 'stream'));
-    this.rows += batch.numRows;
+    this.seen = unionBbox(this.seen, b.bbox);
+    this.queue.push(b.ipc);
+    this.rows += b.rows;
     if (!this.running) {
       this.running = this.run();
       // Its failure reaches the caller through write, close or abort, whichever comes next.
@@ -292,14 +308,10 @@ export async function arrowFileToGeoParquet(path: string): Promise<{ parquet: Ui
   }
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const parquet = new GeoParquetStream(
-    head,
-    (chunk) => {
-      chunks.push(chunk);
-      size += chunk.byteLength;
-    },
-    bbox,
-  );
+  const parquet = new GeoParquetStream((chunk) => {
+    chunks.push(chunk);
+    size += chunk.byteLength;
+  }, bbox);
   try {
     for await (const b of batches()) await parquet.write(b);
   } catch (err) {
