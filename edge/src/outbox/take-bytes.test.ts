@@ -16,7 +16,7 @@ beforeEach(() => {
     capacityBytes: 256 * 1024 * 1024,
     policy: 'block',
     commitWindowMs: 0,
-    synchronous: 'OFF',
+    synchronous: 'NORMAL',
     keepRejects: 10,
   });
 });
