@@ -184,8 +184,10 @@ export class CopyOut {
     // The socket is pg's again whatever happened (a dead socket, an error from the server).
     if (!this.detached && this.connection) {
       this.detached = true;
-      this.connection.stream.removeListener('readable', this.onReadable);
-      if (this.pgData) this.connection.stream.on('data', this.pgData);
+      const stream = this.connection.stream;
+      stream.removeListener('readable', this.onReadable);
+      if (this.pgData) stream.on('data', this.pgData);
+      process.nextTick(() => stream.resume());
     }
     this.reject(this.failed ?? err);
   }
