@@ -65,7 +65,7 @@ beforeAll(async () => {
         max_concurrent: CONCURRENT,
         // Long enough that the slow requests below still hold the intake when the test's own request
         // comes, however busy the machine; the 408 test waits that long.
-        body_timeout_ms: 5000,
+        body_timeout_ms: 15_000,
       },
       sensors: [
         {
@@ -328,7 +328,7 @@ describe('POST /ingest/<topic>', () => {
         const a = await post('sensors/barn/temperature', '1');
         return a.status === 429 ? a : undefined;
       },
-      4000,
+      12_000,
     );
     expect(over.body.error).toMatch(/max_concurrent/);
     expect(over.headers.get('retry-after')).toBe('1');
