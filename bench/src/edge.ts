@@ -21,8 +21,10 @@ import { AckObserver } from './edge-ack-observer.js';
 import { floodRows, runFloods, unitLimits } from './edge-floods.js';
 import { type ChildMessage, type NodeChild, startNodeChild } from './lib/child.js';
 import { formatProfileSummary, type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js';
+import { GcTrace, type IsolateGc } from './lib/gc-trace.js';
 import { CpuMeter, ioCounters, machineBusySeconds, RssSampler } from './lib/proc.js';
 import { type BenchAgent, type BenchNats, startBenchAgent, startBenchNats } from './lib/servers.js';
+import { smapsBreakdown } from './lib/smaps.js';
 import { fmt, monoMs, round, type Summary, sleep, summarize } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
 
@@ -85,6 +87,8 @@ interface Options {
   agentOverride: Record<string, unknown>;
   /** Extra node flags for the agent (`--agent-node-args "--max-semi-space-size=4"`). */
   agentNodeArgs: string[];
+  /** The latency phase's agent under `--trace-gc`, its pauses counted per isolate (`--gc-trace`). */
+  gcTrace: boolean;
   warmupS: number;
   latencyS: number;
   rssS: number;
@@ -105,13 +109,14 @@ function options(argv: string[]): Options {
       'ingest-s': { type: 'string' },
       'agent-json': { type: 'string' },
       'agent-node-args': { type: 'string' },
+      'gc-trace': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
   });
   if (values.help) {
     process.stdout.write(`pnpm bench edge [--quick] [--profile] [--only=PHASES] [--drain-readings=N] [--ingest-s=S]
-                [--agent-json=JSON] [--agent-node-args="FLAGS"]
+                [--agent-json=JSON] [--agent-node-args="FLAGS"] [--gc-trace]
 
 Phases: ingest, latency, rss10k, rss10k-unit, peer-one-thread, peer-nats, peer-aedes, drain, floods (default: all,
 about 8 minutes).
@@ -125,6 +130,12 @@ floods: hostile MQTT clients (pre-login CONNECT and idle-socket floods, oversize
                    profiles and summaries go to bench/results/edge-profiles/
 --agent-json       merged into the agent's config, e.g. '{"buffer":{"commit_window_ms":0}}'
 --agent-node-args  extra node flags for the agent, e.g. "--max-semi-space-size=2 --max-old-space-size=64"
+--gc-trace         run the latency phase's agent with node --trace-gc and count its GC pauses per isolate
+                   (main thread, buffer thread) in the measured window: count, > 2 ms, > 5 ms, longest,
+                   per second (details.latency_1k.gc); off by default, as tracing adds its own output
+Every RSS phase (latency, rss10k, rss10k-unit, drain) ends with the agent's /proc/<pid>/smaps grouped into
+the node binary, other files (shared libraries, better-sqlite3), anonymous memory and the rest, next to the
+V8 heaps of the main and the buffer thread (details.<phase>.memory_breakdown_mb).
 Results: bench/results/edge.json for a full standard run, edge.profile.json with --profile, and
 edge.quick.json for any other run (quick, partial, or with agent overrides).
 `);
@@ -138,6 +149,7 @@ edge.quick.json for any other run (quick, partial, or with agent overrides).
     ingestS: Number(values['ingest-s'] ?? (q ? 5 : 30)),
     agentOverride: values['agent-json'] ? (JSON.parse(values['agent-json']) as Record<string, unknown>) : {},
     agentNodeArgs: values['agent-node-args'] ? values['agent-node-args'].split(' ').filter(Boolean) : [],
+    gcTrace: values['gc-trace'] === true,
     warmupS: q ? 2 : 3,
     latencyS: q ? 5 : 20,
     rssS: q ? 5 : 15,
@@ -190,7 +202,7 @@ async function agentOn(
   // (the buffer thread too), and --cpu-prof-name would give them all one name.
   const nodeArgs = opts.profile
     ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'edge-profiles', phase)}`]
-    : opts.agentNodeArgs;
+    : [...opts.agentNodeArgs, ...(traceGc(opts, phase) ? ['--trace-gc'] : [])];
   const agent = await startBenchAgent(dir, agentConfig(nats.url, opts.agentOverride), {
     nodeArgs,
     waitMs: 180_000,
@@ -308,6 +320,9 @@ interface AgentProbe {
   heapUsedMb: number;
   heapTotalMb: number;
   externalMb: number;
+  /** The buffer thread's V8 heap used / total, MiB (its latest report). */
+  threadHeapUsedMb: number;
+  threadHeapTotalMb: number;
 }
 
 async function probeAgent(agent: BenchAgent): Promise<AgentProbe> {
@@ -327,7 +342,30 @@ async function probeAgent(agent: BenchAgent): Promise<AgentProbe> {
     heapUsedMb: (m.get('nodejs_heap_size_used_bytes') ?? Number.NaN) / 1024 ** 2,
     heapTotalMb: (m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2,
     externalMb: (m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2,
+    threadHeapUsedMb: (m.get('fb_edge_buffer_thread_heap_used_bytes') ?? Number.NaN) / 1024 ** 2,
+    threadHeapTotalMb: (m.get('fb_edge_buffer_thread_heap_total_bytes') ?? Number.NaN) / 1024 ** 2,
   };
+}
+
+/** Only the latency phase is traced: its tail is the target the pauses may explain. */
+const traceGc = (opts: Options, phase: string) => opts.gcTrace && phase === 'latency';
+
+/**
+ * Where the agent's RSS sits now (smaps), next to the V8 heaps from its /metrics: the main thread's
+ * (prom-client's defaults) and the buffer thread's (its own gauges). Both heaps are in `anonymous_mb`.
+ */
+function memoryBreakdown(pid: number, p: AgentProbe) {
+  const smaps = smapsBreakdown(pid);
+  return smaps
+    ? {
+        ...smaps,
+        main_heap_used_mb: round(p.heapUsedMb),
+        main_heap_total_mb: round(p.heapTotalMb),
+        main_external_mb: round(p.externalMb),
+        buffer_thread_heap_used_mb: round(p.threadHeapUsedMb),
+        buffer_thread_heap_total_mb: round(p.threadHeapTotalMb),
+      }
+    : undefined;
 }
 
 const heap = (p: AgentProbe) => ({
@@ -432,6 +470,7 @@ async function phasePaced(
   const observer = await AckObserver.start(nats.url, EDGE);
   const stopObserver = track(() => observer.close());
   const rss = new RssSampler(agent.pid);
+  const gc = traceGc(opts, label) ? new GcTrace(agent.process.child.stdout) : undefined;
   try {
     const warmupS = 1;
     const run = await runLoad<AgentProbe>({
@@ -451,7 +490,9 @@ async function phasePaced(
         `JetStream-acked ${fmt(perS(a.forwarded, b.forwarded, a.t, b.t))}/s, depth ${fmt(b.readings - b.forwarded)}, rss ${fmt(rss.last)} MB`,
       pids: { agent: agent.pid, nats: nats.pid },
     });
-    const rssWindowStart = performance.now() - run.windowS * 1000;
+    const windowEnd = performance.now();
+    const rssWindowStart = windowEnd - run.windowS * 1000;
+    const memory = memoryBreakdown(agent.pid, run.last);
     // Let the last PubAcks arrive.
     await sleep(1000);
     const lat: number[] = [];
@@ -486,6 +527,18 @@ async function phasePaced(
       rss_mb_end: round(rss.last),
       rss_mb_idle_before_load: round(rss.samples[0]?.mb ?? Number.NaN),
       memory_at_end: heap(run.last),
+      memory_breakdown_mb: memory,
+      ...(gc
+        ? {
+            gc: {
+              method:
+                "agent under node --trace-gc; its lines on stdout stamped on arrival, those of the measured window counted per isolate; pause = the collection's own pause (incremental marking steps of a Mark-Compact are not in it)",
+              window_s: round(run.windowS),
+              unparsed_lines: gc.unparsed,
+              isolates: gc.summary(rssWindowStart, windowEnd),
+            },
+          }
+        : {}),
       write_bytes_per_reading: round(
         (run.last.writeBytes - run.first.writeBytes) / (run.last.readings - run.first.readings),
       ),
@@ -662,6 +715,7 @@ async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
         firstMoved && end.at > firstMoved.at
           ? ((firstMoved.depth - end.depth) * 1000) / (end.at - firstMoved.at)
           : 0;
+      const memory = memoryBreakdown(agent.pid, await probeAgent(agent));
       const m = await agent.metrics();
       const nc = await connect({ servers: nats.url });
       const info = await (await jetstreamManager(nc)).streams.info(streams.OBS.name);
@@ -691,6 +745,7 @@ async function phaseDrain(opts: Options, profiles: ProfileSummary[]) {
           heap_total_mb: round((m.get('nodejs_heap_size_total_bytes') ?? Number.NaN) / 1024 ** 2),
           external_mb: round((m.get('nodejs_external_memory_bytes') ?? Number.NaN) / 1024 ** 2),
         },
+        memory_breakdown_mb: memory,
         cpu_cores: cores(cpuUse),
         prefill: {
           s: round(Number(filled.ms) / 1000),
@@ -898,6 +953,7 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
       build: agentBuild(),
       config: agentConfig('nats://127.0.0.1:<port>', opts.agentOverride),
       node_args: opts.agentNodeArgs,
+      ...(opts.gcTrace ? { latency_node_args: ['--trace-gc'] } : {}),
     },
     metrics,
     targets: Object.fromEntries(Object.entries(targets).map(([k, t]) => [k, t.target ?? null])),
@@ -915,7 +971,8 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     !opts.quick &&
     !opts.only &&
     Object.keys(opts.agentOverride).length === 0 &&
-    opts.agentNodeArgs.length === 0;
+    opts.agentNodeArgs.length === 0 &&
+    !opts.gcTrace;
   const name = opts.profile ? 'edge.profile.json' : standard ? 'edge.json' : 'edge.quick.json';
   writeFileSync(join(resultsDir, name), `${JSON.stringify(out, null, 2)}\n`);
   process.stdout.write(`\n${formatTable(rows)}\n\n`);
@@ -936,6 +993,25 @@ export async function runEdgeSuite(argv: string[]): Promise<void> {
     process.stdout.write(
       `at 10k/s: JetStream-acked ${fmt(d.load_10k.jetstream_acked_per_s)}/s, publish->PubAck p50 ${l.p50} / p99 ${l.p99} ms, ${fmt(d.load_10k.write_bytes_per_reading)} B written per reading; CPU ${JSON.stringify(d.load_10k.cpu_cores)}\n`,
     );
+  }
+  for (const [phase, key] of [
+    ['latency', 'latency_1k'],
+    ['rss10k', 'load_10k'],
+    ['rss10k-unit', 'load_10k_unit_flags'],
+    ['drain', 'drain'],
+  ] as const) {
+    const b = d[key]?.memory_breakdown_mb;
+    if (!b) continue;
+    process.stdout.write(
+      `memory ${phase} at end: RSS ${fmt(b.total_mb, 1)} MB = node binary ${fmt(b.node_binary_mb, 1)} + other files ${fmt(b.other_files_mb, 1)} + anonymous ${fmt(b.anonymous_mb, 1)} + rest ${fmt(b.other_mb, 1)}; V8 heaps (used / total) main ${fmt(b.main_heap_used_mb, 1)} / ${fmt(b.main_heap_total_mb, 1)}, buffer thread ${fmt(b.buffer_thread_heap_used_mb, 1)} / ${fmt(b.buffer_thread_heap_total_mb, 1)}, external ${fmt(b.main_external_mb, 1)} MB\n`,
+    );
+  }
+  if (d.latency_1k?.gc) {
+    const parts = Object.entries(d.latency_1k.gc.isolates as Record<string, IsolateGc>).map(
+      ([id, g]) =>
+        `${g.first_seen === 1 ? 'main' : `isolate ${g.first_seen}`} (${id}) ${g.pauses} pauses (${g.per_s}/s), ${g.over_2ms} > 2 ms, ${g.over_5ms} > 5 ms, longest ${g.longest_ms} ms, heap ${g.heap_used_mb}/${g.heap_committed_mb} MB`,
+    );
+    process.stdout.write(`gc @1k over ${d.latency_1k.gc.window_s} s: ${parts.join('; ')}\n`);
   }
   if (d.drain) {
     process.stdout.write(
