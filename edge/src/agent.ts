@@ -123,6 +123,7 @@ export async function createEdgeAgent(
         opts.bufferThreadScript ? { script: opts.bufferThreadScript } : {},
       );
       outbox = threaded;
+      metrics.observeBufferThreadHeap(() => threaded.threadHeap());
       parts.buffer.push(() => threaded.close());
       publisher = createJetStreamPublisher({ ...natsOptions(config), onState: onUplinkState });
       parts.connection.push(() => publisher.close());

@@ -32,4 +32,16 @@ describe('the agent metrics', () => {
     expect(age).toBeGreaterThanOrEqual(3600);
     expect(age).toBeLessThan(3600 + 600);
   });
+
+  it("show the buffer thread's heap as it last reported it", async () => {
+    const m = createEdgeMetrics();
+    let heap: { used: number; total: number } | undefined;
+    m.observeBufferThreadHeap(() => heap);
+    // Before its first report (and on one thread) the gauges stay at prom-client's 0.
+    expect(await m.registry.metrics()).toContain('fb_edge_buffer_thread_heap_used_bytes 0\n');
+    heap = { used: 5_000_000, total: 8_000_000 };
+    const text = await m.registry.metrics();
+    expect(text).toContain('fb_edge_buffer_thread_heap_used_bytes 5000000\n');
+    expect(text).toContain('fb_edge_buffer_thread_heap_total_bytes 8000000\n');
+  });
 });

@@ -12,6 +12,8 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
   collectDefaultMetrics({ register: registry });
   /** The buffer, read at scrape time; unset until the agent has opened it. */
   let buffer: (() => Pick<OutboxStats, 'depth' | 'bytes' | 'oldestReceivedMs'>) | undefined;
+  /** The buffer thread's heap as it last reported it; unset on one thread (`forward.thread: false`). */
+  let threadHeap: (() => { used: number; total: number } | undefined) | undefined;
   const readBuffer = () => {
     try {
       return buffer?.();
@@ -31,6 +33,10 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
     /** Lets the buffer gauges read `stats` at every scrape. */
     observeBuffer(stats: () => Pick<OutboxStats, 'depth' | 'bytes' | 'oldestReceivedMs'>): void {
       buffer = stats;
+    },
+    /** Lets the buffer thread's heap gauges read its latest report at every scrape. */
+    observeBufferThreadHeap(heap: () => { used: number; total: number } | undefined): void {
+      threadHeap = heap;
     },
     received: new Counter({
       name: 'fb_edge_messages_received_total',
@@ -195,6 +201,24 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
         const s = readBuffer();
         if (s)
           this.set(s.oldestReceivedMs === null ? 0 : Math.max(0, (Date.now() - s.oldestReceivedMs) / 1000));
+      },
+    }),
+    threadHeapUsed: new Gauge({
+      name: 'fb_edge_buffer_thread_heap_used_bytes',
+      help: "V8 heap used by the buffer thread's isolate (nodejs_heap_size_used_bytes is the main thread's)",
+      registers: [registry],
+      collect() {
+        const h = threadHeap?.();
+        if (h) this.set(h.used);
+      },
+    }),
+    threadHeapTotal: new Gauge({
+      name: 'fb_edge_buffer_thread_heap_total_bytes',
+      help: "V8 heap committed by the buffer thread's isolate (nodejs_heap_size_total_bytes is the main thread's)",
+      registers: [registry],
+      collect() {
+        const h = threadHeap?.();
+        if (h) this.set(h.total);
       },
     }),
     uplink: new Gauge({

@@ -74,6 +74,10 @@ describe('the buffer thread', () => {
     const box = await startBufferThread(cfg, 64 * 1024 * 1024, h);
     await box.append([obs(0)]);
     expect(box.stats().depth).toBe(1);
+    // Its own heap comes with each report (prom-client's defaults see only the main thread's).
+    const heap = box.threadHeap();
+    expect(heap?.used).toBeGreaterThan(0);
+    expect(heap?.total).toBeGreaterThanOrEqual(heap?.used ?? Number.POSITIVE_INFINITY);
     // Appends made just before close, still to be handed over: each is committed and answered.
     const pending = Array.from({ length: 500 }, (_, i) => box.appendOnce([obs(i + 1)]));
     await box.close();

@@ -13,6 +13,7 @@
  * Failure: anything thrown here ends the thread with an error, which makes the agent log it and exit
  * non-zero (see `startBufferThread`); there is no half-alive agent without its buffer.
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { EdgeError } from '../errors.js';
 import { natsOptions, startUplink, type UplinkEvents } from '../forward/uplink.js';
@@ -53,10 +54,13 @@ const outbox = openOutbox(
 const uplink = startUplink(config, outbox, uplinkEvents, natsOptions(config, 'uplink'));
 
 function report(): BufferReport {
+  // This isolate's heap (well under a microsecond to read), for fb_edge_buffer_thread_heap_*.
+  const h = getHeapStatistics();
   return {
     stats: outbox.stats(),
     duplicates: outbox.duplicateDeliveries,
     retainedRepeats: outbox.retainedRepeatDeliveries,
+    heap: { used: h.used_heap_size, total: h.total_heap_size },
   };
 }
 

@@ -15,6 +15,8 @@ export interface BufferReport {
   stats: OutboxStats;
   duplicates: number;
   retainedRepeats: number;
+  /** The buffer thread's own V8 heap (its isolate's, bytes): prom-client's defaults show only the main thread's. */
+  heap?: { used: number; total: number };
 }
 
 /** Requests answered by the buffer thread (other than appends). */

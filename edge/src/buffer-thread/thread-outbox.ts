@@ -272,6 +272,11 @@ export class ThreadOutbox implements Outbox {
     return this.last.stats;
   }
 
+  /** The buffer thread's V8 heap as of its latest report (bytes). */
+  threadHeap(): { used: number; total: number } | undefined {
+    return this.last.heap;
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.failed) return;
