@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type AppendRequest, packAppends, unpackAppends } from './handoff.js';
+import { ROW_OVERHEAD } from '../outbox/schema.js';
+import { type AppendRequest, outgoingRows, packAppends, unpackAppends } from './handoff.js';
 
 const row = (obs: string, monoMs: number | null = null) => ({
   obs,
-  bytes: Buffer.byteLength(obs) + 40,
+  bytes: Buffer.byteLength(obs) + ROW_OVERHEAD,
   receivedMs: 1_700_000_000_123,
   monoMs,
 });
@@ -62,5 +63,42 @@ describe('hand-off of appends to the buffer thread', () => {
     expect(group.strs).toHaveLength(0);
     expect(group.json.length).toBe(many.reduce((s, a) => s + (a.rows[0]?.obs.length ?? 0), 0));
     expect(unpackAppends(group).map((a) => a.rows[0]?.obs)).toEqual(many.map((a) => a.rows[0]?.obs));
+  });
+
+  it('counts each row in UTF-8 bytes as it writes it, across groups larger than its scratch space', () => {
+    const texts = ['{"t":"é ✓ 𝄞"}', `{"big":"${'ü'.repeat(300_000)}"}`, '{"v":1}'];
+    const first = packAppends(texts.map((t, i) => ({ id: i, rows: [row(t)], noWait: false })));
+    const kept = [...first.group.json];
+    const second = packAppends([{ id: 9, rows: [row('{"other":"bytes"}')], noWait: false }]);
+    expect([...first.group.json]).toEqual(kept);
+    expect(Buffer.from(first.group.json).toString('utf8')).toBe(texts.join(''));
+    const back = unpackAppends(first.group);
+    expect(back.map((a) => a.rows[0])).toEqual(texts.map((t) => row(t)));
+    expect(unpackAppends(second.group)[0]?.rows[0]?.obs).toBe('{"other":"bytes"}');
+  });
+
+  it('makes the rows of an append from its observations, the clock-unsynced ones with their monotonic time', () => {
+    const base = {
+      id: 'a'.repeat(64),
+      source: 'mqtt',
+      edge: 'e',
+      station: 's',
+      variable: 'v',
+      value: 1,
+      unit: '1',
+      time: '2026-01-01T00:00:00.000Z',
+      received: '2026-01-01T00:00:00.000Z',
+    };
+    const rows = outgoingRows([base, { ...base, quality: ['edge_time', 'clock_unsynced'] }], 1_000, 77);
+    expect(rows).toEqual([
+      { obs: JSON.stringify(base), receivedMs: 1_000, monoMs: null },
+      {
+        obs: JSON.stringify({ ...base, quality: ['edge_time', 'clock_unsynced'] }),
+        receivedMs: 1_000,
+        monoMs: 77,
+      },
+    ]);
+    const [a] = unpackAppends(packAppends([{ id: 1, rows, noWait: false }]).group);
+    expect(a?.rows.map((r) => r.bytes)).toEqual(rows.map((r) => Buffer.byteLength(r.obs) + ROW_OVERHEAD));
   });
 });

@@ -1,4 +1,7 @@
+import type { Observation } from '@fieldbeam/protocol';
+import { unsyncedMonoMs } from '../outbox/clock-restamp.js';
 import type { DeliveryOutcome, MqttDelivery, RejectEntry, RetainedState } from '../outbox/outbox.js';
+import { ROW_OVERHEAD } from '../outbox/schema.js';
 import type { BufferRow } from '../outbox/sqlite-buffer.js';
 
 /** One append as the main thread hands it to the buffer thread: rows made by `toRows`. */
@@ -10,6 +13,30 @@ export interface AppendRequest {
   retained?: RetainedState | undefined;
   /** `appendOrRefuse`: refused with BUFFER_FULL rather than kept waiting for room. */
   noWait: boolean;
+}
+
+/** A row as the main thread queues it: its size in bytes is counted when it is packed. */
+export type OutgoingRow = Omit<BufferRow, 'bytes'>;
+
+/** An append as the main thread queues it (see `outgoingRows`). */
+export type OutgoingAppend = Omit<AppendRequest, 'rows'> & { rows: readonly OutgoingRow[] };
+
+/**
+ * The rows of one append, all received at `receivedMs` (`monoMs` on the monotonic clock): each
+ * observation's JSON, made once here on the thread that built it. Their UTF-8 size is not measured
+ * here: `packAppends` learns it from the bytes it writes.
+ */
+export function outgoingRows(
+  observations: readonly Observation[],
+  receivedMs: number,
+  monoMs: number,
+): OutgoingRow[] {
+  const rows: OutgoingRow[] = new Array(observations.length);
+  for (let i = 0; i < observations.length; i++) {
+    const o = observations[i] as Observation;
+    rows[i] = { obs: JSON.stringify(o), receivedMs, monoMs: unsyncedMonoMs(o, monoMs) };
+  }
+  return rows;
 }
 
 /**
@@ -36,12 +63,28 @@ const MAY_BE_RESEND = 4;
 const RETAINED = 8;
 const REPLAYED = 16;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * Where rows are written as UTF-8 while a group is packed: kept between groups (and grown), so a
+ * group costs one exact-size copy for the transfer, not a joined string and its encoding. A scratch
+ * grown past `SCRATCH_KEEP` by a burst is let go after use.
+ */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+const SCRATCH_KEEP = 4 * 1024 * 1024;
+
+/** `scratch` with room for `need` more bytes after `used`, what was written kept. */
+function room(used: number, need: number): Buffer {
+  if (scratch.length - used >= need) return scratch;
+  const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, used + need));
+  scratch.copy(grown, 0, 0, used);
+  scratch = grown;
+  return grown;
+}
 
 /** Packs appends (and rejects) into one group; `transfer` lists the buffers to move with it. */
 export function packAppends(
-  appends: readonly AppendRequest[],
+  appends: readonly OutgoingAppend[],
   rejects: { id: number; entry: RejectEntry }[] = [],
 ): { group: AppendGroup; transfer: ArrayBuffer[] } {
   let rowCount = 0;
@@ -53,10 +96,9 @@ export function packAppends(
   const nums = new Float64Array(appends.length * HEAD + rowCount * ROW);
   const hashes = new Uint8Array(hashBytes);
   const strs: string[] = [];
-  const texts: string[] = new Array(rowCount);
   let n = 0;
   let h = 0;
-  let t = 0;
+  let used = 0;
   for (const a of appends) {
     const d = a.delivery;
     const r = a.retained;
@@ -82,16 +124,22 @@ export function packAppends(
       h += r.payloadHash.length;
     }
     for (const row of a.rows) {
-      texts[t++] = row.obs;
-      nums[n++] = row.obs.length;
-      nums[n++] = row.bytes;
+      const text = row.obs;
+      // At most 3 bytes per UTF-16 unit. The rows are cut apart again by their lengths in characters,
+      // which a UTF-8 round trip keeps (JSON.stringify escapes lone surrogates, so every text is well
+      // formed and its bytes are those of the same text joined to the others).
+      const into = room(used, text.length * 3);
+      const written = into.write(text, used);
+      used += written;
+      nums[n++] = text.length;
+      nums[n++] = written + ROW_OVERHEAD;
       nums[n++] = row.receivedMs;
       nums[n++] = row.monoMs ?? Number.NaN;
     }
   }
-  // One string, one encoding pass: the rows are cut apart again by their lengths in characters,
-  // which a UTF-8 round trip keeps (JSON.stringify escapes lone surrogates, so every text is well formed).
-  const json = encoder.encode(texts.join(''));
+  // A copy of exactly the bytes written, in a buffer of its own that can be transferred.
+  const json = new Uint8Array(scratch.buffer, scratch.byteOffset, used).slice();
+  if (scratch.length > SCRATCH_KEEP) scratch = Buffer.allocUnsafeSlow(64 * 1024);
   return {
     group: { json, nums, strs, hashes, rejects },
     transfer: [json.buffer as ArrayBuffer, nums.buffer as ArrayBuffer, hashes.buffer as ArrayBuffer],

@@ -14,8 +14,13 @@ import type {
   RejectEntry,
   RetainedState,
 } from '../outbox/outbox.js';
-import { toRows } from '../outbox/sqlite-buffer.js';
-import { type AppendRequest, OUTCOME_CODES, packAppends, type SettledError } from './handoff.js';
+import {
+  OUTCOME_CODES,
+  type OutgoingAppend,
+  outgoingRows,
+  packAppends,
+  type SettledError,
+} from './handoff.js';
 import type {
   BufferCall,
   BufferReport,
@@ -142,7 +147,7 @@ function dispatchEvent(handlers: BufferThreadHandlers, m: FromBufferThread): boo
 export class ThreadOutbox implements Outbox {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
-  private outgoing: AppendRequest[] = [];
+  private outgoing: OutgoingAppend[] = [];
   private outgoingRejects: { id: number; entry: RejectEntry }[] = [];
   /** The send to come, if one is scheduled (a timer while a commit is awaited, else an immediate). */
   private scheduled: { timer: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | undefined;
@@ -224,7 +229,7 @@ export class ThreadOutbox implements Outbox {
     if (refused) return Promise.reject(refused);
     if (observations.length === 0) return Promise.resolve('stored');
     // Serialised here, on the thread that made them: the buffer thread stores the texts as they come.
-    const rows = toRows(observations, Date.now(), monotonicMs());
+    const rows = outgoingRows(observations, Date.now(), monotonicMs());
     const id = this.nextId++;
     this.outgoing.push({ id, rows, delivery, retained, noWait });
     this.schedule();
