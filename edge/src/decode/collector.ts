@@ -77,8 +77,11 @@ export class ReadingCollector {
     if (timeMs !== undefined && timeOk) r.timeMs = timeMs;
     if (!timeOk) flags.push('time_invalid');
     if (opts.sensor !== undefined && opts.sensor !== '') r.sensor = opts.sensor;
-    const quality = [...new Set([...(this.defaults.quality ?? []), ...(opts.quality ?? []), ...flags])];
-    if (quality.length > 0) r.quality = quality;
+    const given = this.defaults.quality?.length ?? 0;
+    // Most readings carry no flag: no set or arrays made for them (this runs for every reading).
+    if (given > 0 || (opts.quality?.length ?? 0) > 0 || flags.length > 0) {
+      r.quality = [...new Set([...(this.defaults.quality ?? []), ...(opts.quality ?? []), ...flags])];
+    }
     this.readings.push(r);
   }
 }

@@ -20,6 +20,10 @@ describe('resolvePath', () => {
 
   it('finds keys that contain dots by matching the keys the object has', () => {
     expect(resolvePath(doc, 'SDS0X1.PM2.5')).toEqual({ found: true, value: 2.1 });
+    // A plain key is only ever itself, and only the object's own.
+    expect(resolvePath(doc, 'SDS0X1')).toEqual({ found: true, value: doc.SDS0X1 });
+    expect(resolvePath(doc, 'constructor')).toEqual({ found: false });
+    expect(resolvePath({ n: null }, 'n')).toEqual({ found: true, value: null });
     expect(resolvePath(doc, 'SDS0X1.PM10')).toEqual({ found: true, value: 4.7 });
   });
 
@@ -163,5 +167,9 @@ describe('numberDecoder', () => {
       kind: 'rejected',
       reason: 'payload is not valid UTF-8 text',
     });
+    // The text decoder is shared by all messages: one that failed leaves nothing behind for the next.
+    const decode = jsonFieldsDecoder({ fields: { t: { variable: 'v', unit: '' } } });
+    expect(decode({ ...input(''), payload: Uint8Array.of(0x7b, 0xe2, 0x82) }).kind).toBe('rejected');
+    expect(decode(input('{"t":1.5}'))).toMatchObject({ kind: 'readings', readings: [{ value: 1.5 }] });
   });
 });

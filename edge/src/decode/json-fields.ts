@@ -24,6 +24,8 @@ const AUTO_MAX_DEPTH = 6;
 
 /** A JSON object whose named fields carry numbers, e.g. `{"temperature": 21.5, "humidity": 40}`. */
 export function jsonFieldsDecoder(opts: JsonFieldsOptions = {}): Decoder {
+  // Listed once here, not per message.
+  const fields = opts.fields === undefined ? undefined : Object.entries(opts.fields);
   return ({ payload }) => {
     const text = utf8(payload);
     if (text === undefined) return { kind: 'rejected', reason: 'payload is not valid UTF-8 text' };
@@ -36,7 +38,7 @@ export function jsonFieldsDecoder(opts: JsonFieldsOptions = {}): Decoder {
     const time = timeAt?.found ? readTime(timeAt.value, { timeZone: opts.timeZone }) : { quality: [] };
     const out = new ReadingCollector(time);
 
-    if (opts.fields === undefined) {
+    if (fields === undefined) {
       for (const [path, raw] of leaves(doc, AUTO_MAX_DEPTH)) {
         if (path === opts.time) continue;
         if (out.readings.length >= AUTO_MAX_READINGS) {
@@ -49,7 +51,7 @@ export function jsonFieldsDecoder(opts: JsonFieldsOptions = {}): Decoder {
       return out.outcome();
     }
 
-    for (const [field, spec] of Object.entries(opts.fields)) {
+    for (const [field, spec] of fields) {
       const hit = resolvePath(doc, field);
       if (!hit.found) continue;
       const raw = hit.value;

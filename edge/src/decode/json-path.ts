@@ -20,6 +20,10 @@ export function resolvePath(doc: unknown, path: string): Lookup {
     return resolvePath(doc[index], stripDot(path.slice(m[0].length)));
   }
   if (!isObject(doc)) return NOT_FOUND;
+  // A path without `.` or `[` can only be a key of its own (the common case, looked up per message).
+  if (path.indexOf('.') < 0 && path.indexOf('[') < 0) {
+    return Object.hasOwn(doc, path) ? { found: true, value: doc[path] } : NOT_FOUND;
+  }
   const candidates = Object.keys(doc)
     .filter((k) => path === k || path.startsWith(`${k}.`) || path.startsWith(`${k}[`))
     .sort((a, b) => b.length - a.length);

@@ -23,3 +23,28 @@ describe('SensorMap last reading times', () => {
     ]);
   });
 });
+
+describe('SensorMap topic matches', () => {
+  it('gives each topic its own captures, message after message, past the topics it keeps', () => {
+    const map = new SensorMap([
+      {
+        topic: 'x/+station/+sensor/t',
+        decoder: { type: 'number', variable: 'air_temperature', unit: 'Cel' },
+      },
+    ]);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 1500; i++) {
+        const m = map.decode(`x/st${i}/s${i}/t`, bytes('1'), 1000);
+        expect(m.matched && m.origin).toEqual({ station: `st${i}`, sensor: `s${i}` });
+      }
+      expect(map.decode('x/st1/t', bytes('1'), 1000)).toEqual({ matched: false });
+      expect(map.decode(`x/${'l'.repeat(300)}/s/t`, bytes('1'), 1000)).toMatchObject({
+        matched: true,
+        origin: { station: 'l'.repeat(300), sensor: 's' },
+      });
+    }
+    const route = map.route('x/a/b/t');
+    expect(Object.isFrozen(route?.captures)).toBe(true);
+    expect(map.route('x/a/b/t')?.captures).toEqual({ station: 'a', sensor: 'b' });
+  });
+});

@@ -28,6 +28,18 @@ export interface SensorRoute {
   config: SensorConfig;
 }
 
+interface Found {
+  route: SensorRoute;
+  compiled: CompiledSensor;
+}
+
+/**
+ * Topics whose match is kept: at most this many (all are let go when full, so a flood of new topics
+ * costs a match each, as without the cache), each at most this long.
+ */
+const FOUND_MAX = 1024;
+const FOUND_MAX_TOPIC = 256;
+
 export type SensorMatch =
   | { matched: false }
   | { matched: true; origin?: Omit<Origin, 'edge' | 'source'>; outcome: DecodeOutcome };
@@ -39,6 +51,8 @@ export type SensorMatch =
  */
 export class SensorMap {
   private readonly sensors: CompiledSensor[];
+  /** The match of each topic seen lately (`find`); a new map (a reload) starts with none. */
+  private readonly found = new Map<string, Found | null>();
 
   /** `previous`: the map this one replaces (reload), whose sensors' last reading times carry over by topic. */
   constructor(
@@ -69,11 +83,24 @@ export class SensorMap {
     return this.find(topic)?.route;
   }
 
-  private find(topic: string): { route: SensorRoute; compiled: CompiledSensor } | undefined {
+  private find(topic: string): Found | undefined {
+    // Sensors publish on few topics, again and again: each one's match is kept (null: none matched).
+    const cached = this.found.get(topic);
+    if (cached !== undefined) return cached ?? undefined;
+    const found = this.match(topic);
+    if (topic.length <= FOUND_MAX_TOPIC) {
+      if (this.found.size >= FOUND_MAX) this.found.clear();
+      this.found.set(topic, found ?? null);
+    }
+    return found;
+  }
+
+  private match(topic: string): Found | undefined {
     for (const s of this.sensors) {
       const captures = s.pattern.match(topic);
       if (!captures) continue;
-      const route: SensorRoute = { decoder: s.decoder, captures, config: s.config };
+      // Shared by every message on the topic (see `find`): frozen, so no decoder can change it for the next.
+      const route: SensorRoute = { decoder: s.decoder, captures: Object.freeze(captures), config: s.config };
       if (s.config.station) route.station = s.config.station;
       const sensor = s.config.sensor ?? captures.sensor;
       if (sensor) route.sensor = sensor;
