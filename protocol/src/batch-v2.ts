@@ -246,6 +246,18 @@ export function batchV2Body(head: BatchHead, observations: readonly (string | un
   return JSON.stringify(body);
 }
 
+/**
+ * The output buffer a compression call takes from node's Buffer pool: by default 16 KiB per call,
+ * whatever the size of the batch. A sender of small batches (an edge at 1,000 readings/s sends one
+ * every commit or two) then churns through 64 KiB pool slabs, off-heap memory that V8 counts toward
+ * its limits: in the edge's buffer thread that started a full mark-compact about once a second. Sized
+ * to the body instead (compressed JSON is smaller than its text; a larger output only takes a second
+ * chunk), within zlib's bounds.
+ */
+function outputChunkBytes(bodyBytes: number): number {
+  return Math.min(constants.Z_DEFAULT_CHUNK, Math.max(constants.Z_MIN_CHUNK, bodyBytes + 64));
+}
+
 /** A whole v2 message: tag and compressed body. */
 export function encodeBatchV2(
   head: BatchHead,
@@ -254,10 +266,14 @@ export function encodeBatchV2(
 ): Uint8Array {
   const codec = opts.codec ?? 'zstd';
   const body = Buffer.from(batchV2Body(head, observations), 'utf8');
+  const chunkSize = outputChunkBytes(body.length);
   const packed =
     codec === 'zstd'
-      ? zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: opts.level ?? 3 } })
-      : deflateRawSync(body, { level: opts.level ?? 6 });
+      ? zstdCompressSync(body, {
+          chunkSize,
+          params: { [constants.ZSTD_c_compressionLevel]: opts.level ?? 3 },
+        })
+      : deflateRawSync(body, { chunkSize, level: opts.level ?? 6 });
   const out = new Uint8Array(3 + packed.length);
   out[0] = BATCH_V2_MAGIC;
   out[1] = BATCH_V2_VERSION;
