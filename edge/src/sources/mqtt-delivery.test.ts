@@ -10,6 +10,10 @@ describe('deliveryHash', () => {
       ['bench/st/env', Buffer.from('{"seq":1}')],
       ['stations/Zürich/☃', Buffer.from([0, 255, 128, 10])],
       ['', Buffer.alloc(0)],
+      // Larger than the reused input space, then a short one after a long one: nothing left over.
+      ['big/☃', Buffer.alloc(20_000, 7)],
+      ['a/b', Buffer.alloc(16_000, 9)],
+      ['a/b', Buffer.from('x')],
     ] as const) {
       const expected = createHash('sha256')
         .update(Buffer.from(topic))
