@@ -644,3 +644,56 @@ describe('SqliteOutbox: the buffer account the collector proves completeness wit
     await box.close();
   });
 });
+
+describe('SqliteOutbox WAL checkpoints', () => {
+  type Checkpoint = { frames: number; checkpointed: number; idle: boolean };
+
+  it('checkpoints after the commit that crosses the threshold is answered, and keeps the log bounded', async () => {
+    const events: string[] = [];
+    const checkpoints: Checkpoint[] = [];
+    const box = open({
+      walCheckpointPages: 64,
+      onCheckpoint: (c) => {
+        checkpoints.push(c);
+        events.push('checkpoint');
+      },
+    });
+    const walPath = join(dir, 'buf.sqlite-wal');
+    let largestWal = 0;
+    for (let i = 0; i < 400; i++) {
+      await box.append([obs(2 * i), obs(2 * i + 1)]).then(() => events.push('stored'));
+      largestWal = Math.max(largestWal, statSync(walPath).size);
+      // Deletes of acknowledged rows are commits too.
+      const b = box.take(10, 1e6);
+      if (b) box.ack(b.first, b.last);
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(checkpoints.length).toBeGreaterThan(2);
+    // Every frame copied: nothing else reads the file.
+    for (const c of checkpoints) expect(c.checkpointed).toBe(c.frames);
+    // Bounded near the threshold (64 pages of 2 KiB) where SQLite's own default (1,000 pages) lets it grow to 2 MB.
+    expect(largestWal).toBeLessThan(256 * 1024);
+    await box.close();
+  });
+
+  it('a commit that crosses the threshold answers its appends before the checkpoint runs', async () => {
+    const events: string[] = [];
+    const box = open({ walCheckpointPages: 1, onCheckpoint: () => events.push('checkpoint') });
+    // One commit of five appends: the first commit of the file crosses a threshold of one page.
+    await Promise.all([1, 2, 3, 4, 5].map((i) => box.append([obs(i)]).then(() => events.push('stored'))));
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual(['stored', 'stored', 'stored', 'stored', 'stored', 'checkpoint']);
+    await box.close();
+  });
+
+  it('checkpoints a log left with frames once no commit comes', async () => {
+    const checkpoints: Checkpoint[] = [];
+    const box = open({ onCheckpoint: (c) => checkpoints.push(c) });
+    await box.append([obs(1), obs(2)]);
+    expect(checkpoints).toEqual([]);
+    await vi.waitFor(() => expect(checkpoints.length).toBe(1), { timeout: 10_000, interval: 100 });
+    expect(checkpoints[0]).toMatchObject({ idle: true });
+    expect(checkpoints[0]?.frames).toBeGreaterThan(0);
+    await box.close();
+  });
+});

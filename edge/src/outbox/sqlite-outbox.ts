@@ -18,7 +18,7 @@ import type {
 } from './outbox.js';
 import { type RejectLimit, RejectTable } from './reject-table.js';
 import { pendingKey, type RetainedCheck, RetainedTable } from './retained-table.js';
-import { openBufferDatabase } from './schema.js';
+import { openBufferDatabase, PAGE_SIZE } from './schema.js';
 import { type BufferRow, SqliteBuffer, toRows } from './sqlite-buffer.js';
 
 export interface SqliteOutboxOptions {
@@ -45,6 +45,13 @@ export interface SqliteOutboxOptions {
    * holds readings). For tests and measurements.
    */
   onCommit?: (commit: { readings: number; rejects: number; synced: boolean }) => void;
+  /**
+   * Called after each WAL checkpoint with the frames the log held and how many it copied into the
+   * file. For tests and measurements.
+   */
+  onCheckpoint?: (checkpoint: { frames: number; checkpointed: number; idle: boolean }) => void;
+  /** Pages written to the WAL (as estimated, see `walPages`) after which it is checkpointed (default `WAL_CHECKPOINT_PAGES`). */
+  walCheckpointPages?: number;
   /** Called with the number of rows dropped by `drop_oldest`. */
   onDrop?: (count: number) => void;
   /** Called when the file at start was unreadable and was moved aside to `movedTo`. */
@@ -75,6 +82,21 @@ export interface SqliteOutboxOptions {
 
 /** How long rejects wait for a commit of readings to join before they are committed on their own. */
 const REJECT_COMMIT_DELAY_MS = 50;
+
+/**
+ * The WAL is checkpointed once commits have written about this many pages to it (8 MiB of 2 KiB
+ * pages), by the buffer itself after the commit's appends are answered, not by SQLite inside the
+ * commit that crosses its own threshold (see `checkpointSoon`). A checkpoint costs mostly its two
+ * syncs (the log, then the file), whatever the number of pages, so fewer and larger ones stall fewer
+ * readings; the log on disk stays within about this size.
+ */
+export const WAL_CHECKPOINT_PAGES = 4096;
+
+/** Pages a commit writes beyond its rows: the table of sequence numbers, the counters, an index page or two. */
+const COMMIT_PAGES = 4;
+
+/** A log left with frames after a burst is checkpointed once no commit came for this long. */
+const WAL_IDLE_CHECKPOINT_MS = 1000;
 
 interface Pending {
   rows: BufferRow[];
@@ -123,11 +145,25 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
   private rejectTimer: NodeJS.Timeout | undefined;
   private nextAppend: { promise: Promise<void>; resolve: () => void } | undefined;
   private closed = false;
+  /** Pages written to the WAL since the last checkpoint, estimated from what the commits wrote. */
+  private walPages = 0;
+  private checkpointQueued = false;
+  private readonly walCheckpointPages: number;
+  private readonly idleCheckpoint: NodeJS.Timeout;
   private duplicates = 0;
   private retainedRepeats = 0;
 
   constructor(private readonly opts: SqliteOutboxOptions) {
     this.db = openBufferDatabase(opts.path, opts.synchronous, opts.onCorruptFile);
+    // Checkpoints are run by `checkpointSoon`, after a commit's appends are answered: SQLite's own
+    // runs inside the commit that crosses its threshold, so the sensors of that commit waited for it.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.walCheckpointPages = opts.walCheckpointPages ?? WAL_CHECKPOINT_PAGES;
+    // Unref'd: it never holds the process open on its own.
+    this.idleCheckpoint = setInterval(() => {
+      if (this.walPages > 0 && Date.now() - this.lastCommitMs >= WAL_IDLE_CHECKPOINT_MS)
+        this.checkpoint(true);
+    }, WAL_IDLE_CHECKPOINT_MS).unref();
     const rejectBudget = Math.floor(opts.capacityBytes * (opts.rejectShare ?? 0.05));
     this.capacity = opts.capacityBytes - rejectBudget;
     this.rejects = new RejectTable(this.db, {
@@ -254,6 +290,41 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
     } finally {
       this.db.pragma(`synchronous = ${this.opts.synchronous}`);
     }
+    this.wrote(0);
+  }
+
+  /** Counts a commit's pages into the WAL estimate; past the threshold, a checkpoint follows it. */
+  private wrote(bytes: number): void {
+    this.walPages += COMMIT_PAGES + Math.ceil(bytes / PAGE_SIZE);
+    if (this.walPages >= this.walCheckpointPages) this.checkpointSoon();
+  }
+
+  /**
+   * Checkpoints once the commit's answers are out: their promise reactions (the buffer thread's reply
+   * to the main thread, a PUBACK) run before an immediate does. A commit that comes meanwhile waits for
+   * it, as it waited inside SQLite's; the appends of the commit that crossed the threshold do not.
+   */
+  private checkpointSoon(): void {
+    if (this.checkpointQueued) return;
+    this.checkpointQueued = true;
+    setImmediate(() => {
+      this.checkpointQueued = false;
+      this.checkpoint(false);
+    });
+  }
+
+  /**
+   * A PASSIVE checkpoint (never waits for a reader or writer): copies the log into the file with the
+   * syncs `synchronous` asks for, as SQLite's automatic one did; the next commit starts the log over.
+   */
+  private checkpoint(idle: boolean): void {
+    if (this.closed) return;
+    const [r] = this.db.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
+    const frames = r?.log ?? 0;
+    const checkpointed = r?.checkpointed ?? 0;
+    // Frames a reader kept it from copying stay counted, so the next commit tries again.
+    this.walPages = Math.max(0, frames - checkpointed);
+    this.opts.onCheckpoint?.({ frames, checkpointed, idle });
   }
 
   /** Commits everything queued in one transaction, making room first according to the policy. */
@@ -354,6 +425,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
       p.resolve('stored');
     }
     this.opts.onCommit?.({ readings, rejects, synced });
+    this.wrote(incoming);
     if (!synced) return;
     const waiting = this.nextAppend;
     this.nextAppend = undefined;
@@ -376,6 +448,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
       this.deleteTimer ??= setTimeout(() => this.flushDeletes(), 50);
     } else {
       removed = this.db.transaction(() => this.buffer.removeRange(first, last))();
+      this.wrote(0);
     }
     this.buffer.acknowledged(removed);
     if (this.blocked.length > 0) this.schedule();
@@ -391,6 +464,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
     const rows = this.clock.pending(this.buffer.takenThrough);
     if (rows.length === 0) return 0;
     this.buffer.bytes += this.db.transaction(() => this.clock.apply(rows, offsetMs))();
+    this.wrote(rows.length * 256);
     return rows.length;
   }
 
@@ -445,6 +519,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
     if (this.deleteTimer) clearTimeout(this.deleteTimer);
     if (this.rejectTimer) clearTimeout(this.rejectTimer);
     this.flushDeletes();
+    clearInterval(this.idleCheckpoint);
     this.closed = true;
     const err = new EdgeError(EdgeErrorCode.BUFFER_CLOSED, 'buffer closed while waiting for space', true);
     for (const p of this.blocked) p.reject(err);
