@@ -175,6 +175,11 @@ export function createEdgeMetrics(build: BuildInfo = buildInfo()) {
       help: 'Unreadable buffer files moved aside at start',
       registers: [registry],
     }),
+    bufferCheckpointFailures: new Counter({
+      name: 'fb_edge_buffer_checkpoint_failures_total',
+      help: 'WAL checkpoints of the buffer file that failed (tried again after the next commit)',
+      registers: [registry],
+    }),
     depth: new Gauge({
       name: 'fb_edge_buffer_depth',
       help: 'Observations waiting in the buffer',

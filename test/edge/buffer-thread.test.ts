@@ -49,6 +49,7 @@ function handlers() {
       deliveryClientsForgotten: () => {},
       retainedTopicsForgotten: () => {},
       dropped: () => {},
+      checkpointFailed: () => {},
     },
     uplink: { sent: () => {}, unexpectedDuplicate: () => {}, error: () => {} },
     onFatal: (err) => fatal.push(err),

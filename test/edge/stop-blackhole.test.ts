@@ -112,6 +112,7 @@ describe('the buffer thread closing behind a blackholed uplink', () => {
         deliveryClientsForgotten: () => {},
         retainedTopicsForgotten: () => {},
         dropped: () => {},
+        checkpointFailed: () => {},
       },
       uplink: { sent: (n) => sent.push(n), unexpectedDuplicate: () => {}, error: () => {} },
       onFatal: (err) => fatal.push(err),

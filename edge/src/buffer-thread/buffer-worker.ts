@@ -37,6 +37,7 @@ const outboxEvents: OutboxEvents = {
   retainedTopicsForgotten: (...args) =>
     post({ t: 'outbox', event: { name: 'retainedTopicsForgotten', args } }),
   dropped: (...args) => post({ t: 'outbox', event: { name: 'dropped', args } }),
+  checkpointFailed: (...args) => post({ t: 'outbox', event: { name: 'checkpointFailed', args } }),
 };
 const uplinkEvents: UplinkEvents = {
   sent: (...args) => post({ t: 'uplink', event: { name: 'sent', args } }),

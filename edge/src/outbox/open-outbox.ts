@@ -15,6 +15,7 @@ export interface OutboxEvents {
   deliveryClientsForgotten(count: number): void;
   retainedTopicsForgotten(count: number): void;
   dropped(count: number): void;
+  checkpointFailed(message: string): void;
 }
 
 /** The buffer's events counted in `metrics` and logged. */
@@ -33,6 +34,13 @@ export function outboxEventsFor(metrics: EdgeMetrics, log: Logger): OutboxEvents
     dropped: (n) => {
       metrics.dropped.inc(n);
       log.warn({ dropped: n }, 'buffer full: dropped oldest readings (policy drop_oldest)');
+    },
+    checkpointFailed: (message) => {
+      metrics.bufferCheckpointFailures.inc();
+      log.warn(
+        { err: message },
+        'buffer WAL checkpoint failed (is the card full or failing?); readings stay committed in the log, tried again after the next commit',
+      );
     },
   };
 }
@@ -59,5 +67,6 @@ export function openOutbox(config: EdgeConfig, capacityBytes: number, events: Ou
     retainedMaxTopics: config.mqtt.max_retained_topics,
     onRetainedTopicsForgotten: (n) => events.retainedTopicsForgotten(n),
     onDrop: (n) => events.dropped(n),
+    onCheckpointFailed: (err) => events.checkpointFailed(err.message),
   });
 }

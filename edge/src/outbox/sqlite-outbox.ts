@@ -50,6 +50,8 @@ export interface SqliteOutboxOptions {
    * file. For tests and measurements.
    */
   onCheckpoint?: (checkpoint: { frames: number; checkpointed: number; idle: boolean }) => void;
+  /** Called when a WAL checkpoint failed (the card full or failing); the next commit tries again. */
+  onCheckpointFailed?: (err: Error) => void;
   /** Pages written to the WAL (as estimated, see `walPages`) after which it is checkpointed (default `WAL_CHECKPOINT_PAGES`). */
   walCheckpointPages?: number;
   /** Called with the number of rows dropped by `drop_oldest`. */
@@ -147,6 +149,12 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
   private closed = false;
   /** Pages written to the WAL since the last checkpoint, estimated from what the commits wrote. */
   private walPages = 0;
+  /**
+   * Bytes of the acknowledged rows whose delete waits for a commit: a delete rewrites the pages that
+   * held them, as many as their insert wrote, which the WAL estimate must count (a backlog drains
+   * thousands of rows a batch).
+   */
+  private deletingBytes = 0;
   private checkpointQueued = false;
   private readonly walCheckpointPages: number;
   private readonly idleCheckpoint: NodeJS.Timeout;
@@ -290,7 +298,8 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
     } finally {
       this.db.pragma(`synchronous = ${this.opts.synchronous}`);
     }
-    this.wrote(0);
+    this.wrote(this.deletingBytes);
+    this.deletingBytes = 0;
   }
 
   /** Counts a commit's pages into the WAL estimate; past the threshold, a checkpoint follows it. */
@@ -319,9 +328,20 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
    */
   private checkpoint(idle: boolean): void {
     if (this.closed) return;
-    const [r] = this.db.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
+    let r: { log: number; checkpointed: number } | undefined;
+    try {
+      [r] = this.db.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
+    } catch (err) {
+      // It runs from a timer, outside any caller: thrown, it would stop the buffer (SQLite ignored a
+      // failed automatic checkpoint). The commits are in the log all the same; the count stays, so
+      // the next commit tries again.
+      this.opts.onCheckpointFailed?.(err as Error);
+      return;
+    }
     const frames = r?.log ?? 0;
     const checkpointed = r?.checkpointed ?? 0;
+    // -1: it could not run (another connection checkpointing): nothing copied, the count stays.
+    if (frames < 0) return;
     // Frames a reader kept it from copying stay counted, so the next commit tries again.
     this.walPages = Math.max(0, frames - checkpointed);
     this.opts.onCheckpoint?.({ frames, checkpointed, idle });
@@ -372,6 +392,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
     /** Deliveries committed by this transaction: a re-delivery of one can be in the same batch. */
     const delivered = new Set<string>();
     let rejects = 0;
+    let droppedRows = 0;
     if (!synced) this.db.pragma('synchronous = NORMAL');
     try {
       const write = this.db.transaction(() => {
@@ -400,6 +421,7 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
         return dropped;
       });
       const dropped = write();
+      droppedRows = dropped;
       if (dropped > 0) {
         this.meta.dropped += dropped;
         this.opts.onDrop?.(dropped);
@@ -425,7 +447,9 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
       p.resolve('stored');
     }
     this.opts.onCommit?.({ readings, rejects, synced });
-    this.wrote(incoming);
+    // The commit also deleted the acknowledged rows, and as many bytes of the oldest as it dropped for room.
+    this.wrote(incoming + this.deletingBytes + (droppedRows > 0 ? incoming : 0));
+    this.deletingBytes = 0;
     if (!synced) return;
     const waiting = this.nextAppend;
     this.nextAppend = undefined;
@@ -446,9 +470,10 @@ export class SqliteOutbox implements Outbox, OutboxQueue {
       // The delete itself waits for the next commit (or 50 ms): a commit of its own per batch would
       // cost an fsync each, the largest cost of draining a backlog.
       this.deleteTimer ??= setTimeout(() => this.flushDeletes(), 50);
+      this.deletingBytes += removed.b;
     } else {
       removed = this.db.transaction(() => this.buffer.removeRange(first, last))();
-      this.wrote(0);
+      this.wrote(removed.b);
     }
     this.buffer.acknowledged(removed);
     if (this.blocked.length > 0) this.schedule();
