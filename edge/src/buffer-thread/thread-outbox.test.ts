@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import type { Observation } from '@fieldbeam/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RejectEntry } from '../outbox/outbox.js';
 import { toObservation } from '../readings.js';
 import type { BufferReport, FromBufferThread, ToBufferThread } from './messages.js';
 import { ThreadOutbox } from './thread-outbox.js';
@@ -31,8 +32,10 @@ const report: BufferReport = {
 /** Stands in for the buffer thread: records the groups posted to it; `commit` answers them. */
 class FakeThread extends EventEmitter {
   groups: number[][] = [];
+  rejects: RejectEntry[] = [];
   postMessage(m: ToBufferThread): void {
     if (m.t !== 'appends') return;
+    for (const r of m.group.rejects) this.rejects.push(r.entry);
     const ids: number[] = [];
     for (let n = 0; n < m.group.nums.length; ) {
       ids.push(m.group.nums[n] as number);
@@ -62,12 +65,34 @@ describe('hand-off to the buffer thread (the group commit of the threaded agent)
     vi.useRealTimers();
   });
 
-  const start = (windowMs: number) => {
+  const start = (windowMs: number, rejectPayloadBytes?: number) => {
     const thread = new FakeThread();
     const handlers = { outbox: {}, uplink: {}, onFatal: () => {} } as never;
-    const outbox = new ThreadOutbox(thread as unknown as Worker, 'b', 0, report, handlers, windowMs);
+    const outbox = new ThreadOutbox(
+      thread as unknown as Worker,
+      'b',
+      0,
+      report,
+      handlers,
+      windowMs,
+      rejectPayloadBytes,
+    );
     return { thread, outbox };
   };
+
+  it("hands over only the bytes of a reject's payload the log keeps, with its size as received", async () => {
+    const { thread, outbox } = start(0, 4096);
+    // A view of a larger buffer, as a payload cut from a socket read is.
+    const socketRead = Buffer.alloc(300 * 1024, 0x7b);
+    const payload = socketRead.subarray(1024, 1024 + 200 * 1024);
+    void outbox.recordReject({ source: 'mqtt', topic: 't/x', reason: 'not JSON', payload });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(thread.rejects).toHaveLength(1);
+    const sent = thread.rejects[0] as RejectEntry;
+    expect(sent.payload.byteLength).toBe(4096);
+    expect(sent.payload.buffer.byteLength).toBe(4096);
+    expect(sent.payloadLength).toBe(200 * 1024);
+  });
 
   it('sends a reading after a quiet spell at once, and what came during its commit one window after it, not a window after the commit', async () => {
     const { thread, outbox } = start(100);

@@ -117,6 +117,7 @@ export function startBufferThread(
           m.report,
           handlers,
           config.buffer.commit_window_ms,
+          config.buffer.reject_payload_bytes,
         ),
       );
     };
@@ -168,6 +169,8 @@ export class ThreadOutbox implements Outbox {
     private readonly handlers: BufferThreadHandlers,
     /** The least time between two groups (`buffer.commit_window_ms`): see `HANDOFF_MAX_WAIT_MS`. */
     private readonly commitWindowMs = 0,
+    /** The bytes of a reject's payload the log keeps (`buffer.reject_payload_bytes`). */
+    private readonly rejectPayloadBytes = Number.POSITIVE_INFINITY,
   ) {
     worker.on('message', (m: FromBufferThread) => this.receive(m));
     worker.on('error', (err) =>
@@ -242,9 +245,13 @@ export class ThreadOutbox implements Outbox {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const id = this.nextId++;
-    // A copy of its own (`Buffer#slice` would be a view): the payload may be a view of a large socket
-    // buffer, which would be cloned whole.
-    this.outgoingRejects.push({ id, entry: { ...entry, payload: new Uint8Array(entry.payload) } });
+    // Only the bytes the log keeps cross to the thread, as a copy of their own (`Buffer#slice` would
+    // be a view of a socket buffer, cloned whole): a sensor sending large garbage fast would otherwise
+    // have every payload cloned into the thread's heap, hundreds of MB a second, beyond the unit's
+    // MemoryMax.
+    const payload = new Uint8Array(entry.payload.subarray(0, this.rejectPayloadBytes));
+    const payloadLength = entry.payloadLength ?? entry.payload.length;
+    this.outgoingRejects.push({ id, entry: { ...entry, payload, payloadLength } });
     this.schedule();
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: never) => void, reject });

@@ -161,8 +161,10 @@ export interface RejectEntry {
   topic: string;
   /** What was wrong with it, for a person: names the cause and, where there is one, the fix. */
   reason: string;
-  /** As received; the log keeps only its first bytes (see `RejectLog`). */
+  /** As received, or its first bytes; the log keeps only its first bytes (see `RejectLog`). */
   payload: Uint8Array;
+  /** The size as received, when `payload` holds only its first bytes. */
+  payloadLength?: number;
 }
 
 /** A reject as the log kept it. */

@@ -100,7 +100,7 @@ export class RejectTable {
         topic,
         reason,
         payload,
-        payloadBytes: entry.payload.length,
+        payloadBytes: entry.payloadLength ?? entry.payload.length,
         bytes,
         resolve,
         reject,

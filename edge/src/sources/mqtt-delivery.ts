@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { MqttDelivery } from '../outbox/outbox.js';
 
 /**
@@ -60,6 +60,7 @@ export class ConnectionDeliveries {
 /** Where `deliveryHash` lays out its input: reused, as it runs for every QoS 1 message. */
 const SCRATCH_BYTES = 16 * 1024;
 const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+const ZERO = new Uint8Array(1);
 
 /**
  * The first 16 bytes of SHA-256 over topic, a zero byte and payload: what a re-delivery repeats exactly.
@@ -67,11 +68,14 @@ const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
  * input and the hex form about 0.2 µs, and this runs for every QoS 1 message on the main thread.
  */
 export function deliveryHash(topic: string, payload: Uint8Array): Buffer {
-  // At most 3 bytes per UTF-16 unit of the topic: a message that may not fit gets a buffer of its own.
-  const input =
-    topic.length * 3 + 1 + payload.length <= SCRATCH_BYTES
-      ? scratch
-      : Buffer.allocUnsafe(Buffer.byteLength(topic) + 1 + payload.length);
+  // At most 3 bytes per UTF-16 unit of the topic. A message that may not fit is hashed in parts, not
+  // copied: a sensor flooding large payloads would otherwise cost a copy of each, off the V8 heap
+  // where it is collected late, on top of the packet's own buffer.
+  if (topic.length * 3 + 1 + payload.length > SCRATCH_BYTES) {
+    const parts = createHash('sha256').update(topic, 'utf8').update(ZERO).update(payload);
+    return parts.digest().subarray(0, 16);
+  }
+  const input = scratch;
   const topicLength = input.write(topic, 0, 'utf8');
   input[topicLength] = 0;
   input.set(payload, topicLength + 1);
