@@ -21,6 +21,7 @@ import {
 import mqtt, { type MqttClient } from 'mqtt';
 import { RssSampler } from './lib/proc.js';
 import { type BenchAgent, type BenchNats, startBenchAgent } from './lib/servers.js';
+import { smapsBreakdown } from './lib/smaps.js';
 import { fmt, round, sleep } from './lib/stats.js';
 
 const MiB = 1024 * 1024;
@@ -42,6 +43,8 @@ export interface FloodResult {
   vm_hwm_mb: number | null;
   rss_sampled_max_mb: number | null;
   rss_after_mb: number | null;
+  /** After the flood: where the RSS sits (smaps) and both threads' V8 heaps, for what a peak is made of. */
+  memory_after_mb?: Record<string, unknown>;
   counted: Record<string, number>;
 }
 
@@ -105,6 +108,13 @@ const COUNTED = [
   'fb_edge_rejected_total',
   'fb_edge_mqtt_denied_total',
   'fb_edge_mqtt_delivery_clients_forgotten_total',
+];
+
+/** The V8 heaps on /metrics: the main thread's (prom-client's defaults) and the buffer thread's. */
+const HEAPS = [
+  'nodejs_heap_size_total_bytes',
+  'nodejs_external_memory_bytes',
+  'fb_edge_buffer_thread_heap_total_bytes',
 ];
 
 const diff = (a: Record<string, number>, b: Record<string, number>) =>
@@ -193,6 +203,9 @@ export async function runFloods(ctx: FloodsContext): Promise<FloodsReport> {
     const took = (performance.now() - t0) / 1000;
     await sleep(500);
     const s = status(pid);
+    const heaps = await counters(agent, HEAPS);
+    const mb = (k: string) => round((heaps[k] ?? Number.NaN) / 1024 ** 2);
+    const smaps = smapsBreakdown(pid);
     const result: FloodResult = {
       flood: name,
       what,
@@ -200,11 +213,18 @@ export async function runFloods(ctx: FloodsContext): Promise<FloodsReport> {
       vm_hwm_mb: hwmReset ? round(s.hwmMb) : null,
       rss_sampled_max_mb: round(sampler.max()),
       rss_after_mb: round(s.rssMb),
+      memory_after_mb: {
+        node_binary: smaps?.node_binary_mb,
+        anonymous: smaps?.anonymous_mb,
+        main_heap_total: mb('nodejs_heap_size_total_bytes'),
+        main_external: mb('nodejs_external_memory_bytes'),
+        buffer_thread_heap_total: mb('buffer_thread_heap_total_bytes'),
+      },
       counted: diff(before, await counters(agent, COUNTED)),
     };
     floods.push(result);
     log(
-      `  ${name}: ${what}; peak ${fmt(result.vm_hwm_mb ?? result.rss_sampled_max_mb, 1)} MB (MemoryMax ${limits.memoryMaxMb}), after ${fmt(result.rss_after_mb, 1)} MB; ${JSON.stringify(result.counted)}`,
+      `  ${name}: ${what}; peak ${fmt(result.vm_hwm_mb ?? result.rss_sampled_max_mb, 1)} MB (MemoryMax ${limits.memoryMaxMb}), after ${fmt(result.rss_after_mb, 1)} MB ${JSON.stringify(result.memory_after_mb)}; ${JSON.stringify(result.counted)}`,
     );
   };
 
