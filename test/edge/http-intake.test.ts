@@ -305,39 +305,54 @@ describe('POST /ingest/<topic>', () => {
   });
 
   it('bounds requests at once (429) and the time a body may take (408)', async () => {
-    // Slow clients: headers promise 10 bytes, 2 arrive.
-    const slow = await Promise.all(
-      Array.from({ length: CONCURRENT }, async () => {
-        const socket = connect({ host: edge.host, port: edge.httpPort });
-        let text = '';
-        socket.setEncoding('latin1').on('data', (d: string) => {
-          text += d;
-        });
-        const closed = new Promise<void>((r) => socket.on('close', () => r()));
-        await new Promise<void>((r) => socket.once('connect', () => r()));
-        socket.write(
-          `POST /ingest/sensors/slow/temperature HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.script}\r\n` +
-            'Content-Length: 10\r\n\r\n21',
-        );
-        return { closed, text: () => text };
-      }),
+    const timeoutsBefore = await readMetric(
+      edge.httpPort,
+      'fb_edge_http_intake_requests_total',
+      'outcome="timeout"',
     );
+    // Slow clients: headers promise 10 bytes, 2 arrive.
+    const openSlow = async () => {
+      const socket = connect({ host: edge.host, port: edge.httpPort });
+      let text = '';
+      socket.setEncoding('latin1').on('data', (d: string) => {
+        text += d;
+      });
+      const closed = new Promise<void>((r) => socket.on('close', () => r()));
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write(
+        `POST /ingest/sensors/slow/temperature HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.script}\r\n` +
+          'Content-Length: 10\r\n\r\n21',
+      );
+      return { closed, text: () => text };
+    };
+    const slow = await Promise.all(Array.from({ length: CONCURRENT }, openSlow));
     const over = await waitFor(
       'the intake full of slow requests',
       async () => {
         const a = await post('sensors/barn/temperature', '1');
-        return a.status === 429 ? a : undefined;
+        if (a.status === 429) return a;
+        // A place was free: a request of an earlier test (its client gone, its answer written) still
+        // held one when the slow ones came, so one of them was refused, and has since let it go. One
+        // more slow request takes it.
+        if (slow.length < 3 * CONCURRENT) slow.push(await openSlow());
+        return undefined;
       },
       12_000,
     );
     expect(over.body.error).toMatch(/max_concurrent/);
     expect(over.headers.get('retry-after')).toBe('1');
     for (const s of slow) await s.closed;
-    for (const s of slow) expect(s.text()).toMatch(/^HTTP\/1\.1 408 /);
+    // Each slow request is answered: 408 when its body's time ran out, 429 if it came while full.
+    for (const s of slow) expect(s.text()).toMatch(/^HTTP\/1\.1 (408|429) /);
+    const timedOut = slow.filter((s) => s.text().startsWith('HTTP/1.1 408 ')).length;
+    expect(timedOut).toBeGreaterThanOrEqual(CONCURRENT - 1);
     stored(await post('sensors/barn/temperature', '2'), 1);
-    expect(await readMetric(edge.httpPort, 'fb_edge_http_intake_requests_total', 'outcome="timeout"')).toBe(
-      CONCURRENT,
-    );
+    // Counted: these, and a request of an earlier test if it timed out meanwhile.
+    const timeouts =
+      (await readMetric(edge.httpPort, 'fb_edge_http_intake_requests_total', 'outcome="timeout"')) -
+      timeoutsBefore;
+    expect(timeouts).toBeGreaterThanOrEqual(timedOut);
+    expect(timeouts).toBeLessThanOrEqual(timedOut + 1);
   }, 60_000);
 
   it('answers 429 with Retry-After while the buffer is full under block, then 201 after it drains: nothing lost', async () => {
