@@ -462,12 +462,13 @@ function observationsOf(body: unknown): { envelope: ObservationBatchEnvelope; se
   if (b.buffer !== undefined) envelope.buffer = b.buffer;
   // Anything else in the body is refused by the envelope schema, as in v1.
   for (const k in b) {
-    if (!BODY_KEYS.has(k)) throw new Malformed(`unknown field ${k}`);
+    if (!BATCH_V2_BODY_KEYS.has(k)) throw new Malformed(`unknown field ${k}`);
   }
   return { envelope: envelope as unknown as ObservationBatchEnvelope, sentIds: new Set(raw.keys()) };
 }
 
-const BODY_KEYS = new Set([
+/** Every field a v2 body may have: anything else makes the batch malformed. */
+export const BATCH_V2_BODY_KEYS: ReadonlySet<string> = new Set([
   'v',
   'edge',
   'seq',

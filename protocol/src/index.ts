@@ -8,6 +8,7 @@ export type {
 } from './batch-v2.js';
 export {
   BATCH_ENCODINGS,
+  BATCH_V2_BODY_KEYS,
   batchV2Body,
   batchV2Codecs,
   batchV2Limits,

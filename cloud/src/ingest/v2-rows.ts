@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import { inflateRawSync, zstdDecompressSync } from 'node:zlib';
 import {
+  BATCH_V2_BODY_KEYS,
   batchV2Codecs,
   batchV2Limits,
   fastValidEnvelope,
@@ -28,31 +29,6 @@ import { OBSERVATION_FIELDS } from './observation-fields.js';
 
 /** The canonical form's tag and the spelling of an absent key field (protocol/src/observation-id.ts). */
 const ID_TAG = '["fb-obs-1",';
-
-const BODY_KEYS = new Set([
-  'v',
-  'edge',
-  'seq',
-  'sent',
-  'buffer',
-  'n',
-  'dict',
-  'source',
-  'station',
-  'sensor',
-  'variable',
-  'unit',
-  'text',
-  'trace',
-  'lat',
-  'lon',
-  'alt',
-  'value',
-  'time',
-  'received',
-  'quality',
-  'raw',
-]);
 
 /** The fields this path writes, by number (a switch on numbers is a jump table); -1: unknown. */
 const KNOWN = [
@@ -165,7 +141,7 @@ export function v2Rows(
 ): DecodedMessage | undefined {
   const b = body(data);
   if (!b) return undefined;
-  for (const k in b) if (!BODY_KEYS.has(k)) return undefined;
+  for (const k in b) if (!BATCH_V2_BODY_KEYS.has(k)) return undefined;
   const n = b.n;
   if (b.v !== 2 || b.raw !== undefined || typeof n !== 'number' || !Number.isInteger(n)) return undefined;
   if (n < 1 || n > batchV2Limits.maxObservations || b.edge !== edge) return undefined;
